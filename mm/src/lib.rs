@@ -1,0 +1,58 @@
+//! memkern's memory-management logic, free of hardware.
+//!
+//! Everything here is plain safe Rust over indices so that it runs both inside the
+//! kernel and on the host, where `cargo test` checks it against models and
+//! `cargo bench` races it against other allocators. The kernel supplies the few
+//! things that need hardware (access to physical memory, page tables) through traits.
+//!
+//! - [`page`]: physical frame numbers, zones, flags and the 16-byte `struct Page`.
+//! - [`buddy`]: the zoned buddy allocator (orders 0..=10) with every page-level API.
+//! - [`slab`]: kmalloc, kmem_cache and mempool on top of the buddy allocator.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod page;
+pub use page::*;
+
+/// Access to physical memory for the parts of the logic that touch contents
+/// (zeroing, poisoning, free pointers). The kernel implements it over its direct
+/// map (with a temporary mapping for UNMAPPED frames); host tests over a `Vec<u8>`.
+pub trait PhysMem {
+    /// Kernel virtual address of physical address `phys` if it is in the direct map.
+    fn virt_of(&self, phys: u64) -> Option<u64>;
+    /// Physical address of direct-map virtual address `virt`, if it is one.
+    fn phys_of(&self, virt: u64) -> Option<u64>;
+    /// Sets `len` bytes at `phys` to `byte`.
+    fn fill(&mut self, phys: u64, len: usize, byte: u8);
+    /// Reads `buf.len()` bytes at `phys`.
+    fn read(&self, phys: u64, buf: &mut [u8]);
+    /// Writes `buf` at `phys`.
+    fn write(&mut self, phys: u64, buf: &[u8]);
+    /// Reads a little-endian u64 at `phys` (8-aligned).
+    fn read_u64(&self, phys: u64) -> u64 {
+        let mut b = [0u8; 8];
+        self.read(phys, &mut b);
+        u64::from_le_bytes(b)
+    }
+    /// Writes a little-endian u64 at `phys` (8-aligned).
+    fn write_u64(&mut self, phys: u64, v: u64) {
+        self.write(phys, &v.to_le_bytes());
+    }
+}
+
+/// `mm_stat()`: the memory picture in bytes (DragonOS `struct mm_stat_t`).
+///
+/// `total = used + free`; `cache_used + cache_free` is the memory held in slabs
+/// (counted in `used`); `available = free + cache_free`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct MmStat {
+    pub total: u64,
+    pub used: u64,
+    pub free: u64,
+    pub shared: u64,
+    pub cache_used: u64,
+    pub cache_free: u64,
+    pub available: u64,
+}
