@@ -56,3 +56,19 @@ pub struct MmStat {
     pub cache_free: u64,
     pub available: u64,
 }
+
+/// What the slab allocator needs from the page allocator. The buddy allocator
+/// implements it; slab unit tests may use a simpler one.
+pub trait PageProvider {
+    /// Allocates a naturally aligned block of 2^`order` pages from ZONE_DMA if
+    /// `dma`, else ZONE_NORMAL (falling back to DMA). The head page's state is
+    /// `PageState::Slab`; the slab allocator owns `slab_cache`, `count`, `next`,
+    /// `prev` of every page of the block from now on.
+    fn alloc_slab_block(&mut self, order: u32, dma: bool) -> Result<Pfn, MmError>;
+    /// Returns a block taken with `alloc_slab_block` (same order).
+    fn free_slab_block(&mut self, head: Pfn, order: u32) -> Result<(), MmError>;
+    /// The metadata of a frame, or `None` outside the managed range.
+    fn page(&self, pfn: Pfn) -> Option<&Page>;
+    /// Mutable metadata of a frame, or `None` outside the managed range.
+    fn page_mut(&mut self, pfn: Pfn) -> Option<&mut Page>;
+}
