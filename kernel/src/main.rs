@@ -1,1 +1,59 @@
-#![no_std] #![no_main] #[panic_handler] fn p(_: &core::panic::PanicInfo)->!{loop{}}
+//! memkern: a unikernel-style x86_64 kernel that owns its memory subsystem and
+//! lets a person poke at it live from a shell.
+//!
+//! Boot order: a loader entry (`boot::limine` or `boot::pvh`) calls [`early_init`]
+//! (serial console, GDT, IDT), builds a `BootInfo` and calls [`kmain`], which
+//! sets up memory, interrupts and then runs the shell forever.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod arch;
+mod boot;
+mod console;
+mod drivers;
+mod heap;
+mod kshell;
+mod platform;
+
+use boot::BootInfo;
+use spin::Once;
+
+/// The boot information, kept for `version` and the memory code.
+pub static BOOT: Once<BootInfo> = Once::new();
+
+/// First things on any boot path: a console for reports, then the CPU tables so
+/// every exception is caught.
+pub fn early_init() {
+    drivers::serial::init();
+    arch::gdt::init();
+    arch::idt::init();
+}
+
+/// The loader-independent kernel entry.
+pub fn kmain(mut info: BootInfo) -> ! {
+    info.finish();
+    let info = BOOT.call_once(|| info);
+    heap::init();
+    if let Some(fb) = info.framebuffer {
+        drivers::framebuffer::init(&fb, info.direct_map_offset + fb.phys);
+    }
+    drivers::keyboard::init();
+    arch::pic::init(info.direct_map_offset);
+    arch::pic::unmask(4);
+    arch::pic::unmask(1);
+    x86_64::instructions::interrupts::enable();
+    kshell::run(info)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
+    console::emergency_print(format_args!("\r\n!!! kernel panic: {}\r\n", info.message()));
+    if let Some(loc) = info.location() {
+        console::emergency_print(format_args!("    at {}:{}:{}\r\n", loc.file(), loc.line(), loc.column()));
+    }
+    platform::qemu_exit_failure();
+    arch::cpu::halt_forever()
+}

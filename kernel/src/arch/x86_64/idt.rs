@@ -1,0 +1,303 @@
+//! The IDT: a handler for every CPU exception vector, plus the PIC interrupts.
+//!
+//! Every exception is reported on the serial line: vector and name, the error code
+//! decoded, RIP, RSP, RFLAGS and, for page faults, CR2. Then:
+//! - `#BP` and `#DB` are traps: execution continues after the report;
+//! - if a shell command is running under [`super::recover::run_protected`] the
+//!   command is aborted and the shell comes back;
+//! - otherwise the machine stops (QEMU exits with the failure status).
+
+use super::{gdt, pic, recover};
+use crate::console::emergency_print as eprint;
+use core::arch::global_asm;
+use spin::Once;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::{InterruptDescriptorTable, PageFaultErrorCode};
+use x86_64::VirtAddr;
+
+/// Vector of the COM1 receive interrupt.
+pub const VEC_COM1: u8 = pic::PIC1_OFFSET + 4;
+/// Vector of the PS/2 keyboard interrupt.
+pub const VEC_KEYBOARD: u8 = pic::PIC1_OFFSET + 1;
+
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+
+/// How the handler ends after the report.
+#[derive(PartialEq, Eq)]
+enum After {
+    Continue,
+    RecoverOrStop,
+    Stop,
+}
+
+fn report(frame: &TrapFrame, name: &str, code: Option<u64>, after: After) -> Option<(u64, u64)> {
+    let vector = frame.vector as u8;
+    eprint(format_args!("\r\n!!! CPU exception {name} (vector {vector})\r\n"));
+    if let Some(code) = code {
+        eprint(format_args!("    error code {code:#x}"));
+        match vector {
+            14 => {
+                let pf = PageFaultErrorCode::from_bits_truncate(code);
+                eprint(format_args!(
+                    ": {}, {}, {}{}{}\r\n",
+                    if pf.contains(PageFaultErrorCode::PROTECTION_VIOLATION) { "protection violation" } else { "page not present" },
+                    if pf.contains(PageFaultErrorCode::CAUSED_BY_WRITE) { "write" } else { "read" },
+                    if pf.contains(PageFaultErrorCode::USER_MODE) { "user mode" } else { "kernel mode" },
+                    if pf.contains(PageFaultErrorCode::INSTRUCTION_FETCH) { ", instruction fetch" } else { "" },
+                    if pf.contains(PageFaultErrorCode::MALFORMED_TABLE) { ", reserved bit set" } else { "" },
+                ));
+            }
+            10 | 11 | 12 | 13 | 17 | 21 if code != 0 => {
+                let table = match (code >> 1) & 3 {
+                    0 => "GDT",
+                    2 => "LDT",
+                    _ => "IDT",
+                };
+                eprint(format_args!(
+                    ": selector index {} in {table}{}\r\n",
+                    (code >> 3) & 0x1fff,
+                    if code & 1 != 0 { ", external event" } else { "" }
+                ));
+            }
+            _ => eprint(format_args!("\r\n")),
+        }
+    }
+    if vector == 14 {
+        let cr2 = Cr2::read_raw();
+        eprint(format_args!("    CR2    {cr2:#018x}\r\n"));
+    }
+    eprint(format_args!(
+        "    RIP    {:#018x}  CS {:#x}\r\n    RSP    {:#018x}  SS {:#x}\r\n    RFLAGS {:#018x}\r\n",
+        frame.rip, frame.cs, frame.rsp, frame.ss, frame.rflags,
+    ));
+    let text_start = crate::boot::kernel_virt_base();
+    let rip = frame.rip;
+    if rip >= text_start && rip < crate::boot::text_end() {
+        eprint(format_args!("    RIP is kernel text +{:#x}\r\n", rip - text_start));
+    }
+    match after {
+        After::Continue => None,
+        After::RecoverOrStop => match recover::recovery_point() {
+            Some(p) => {
+                eprint(format_args!("    command aborted; the shell continues\r\n"));
+                Some(p)
+            }
+            None => stop(),
+        },
+        After::Stop => stop(),
+    }
+}
+
+fn stop() -> ! {
+    eprint(format_args!("    not recoverable: system halted\r\n"));
+    crate::platform::qemu_exit_failure();
+    super::cpu::halt_forever()
+}
+
+/// The registers the entry stubs save, in stack order, then what the CPU pushed.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// Vectors whose exceptions push an error code.
+const HAS_ERROR_CODE: [u8; 10] = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30];
+/// Number of vectors with an entry stub: all of them.
+const STUBS: usize = 256;
+
+// One 16-byte stub per vector: push a zero error code where the CPU pushes none,
+// push the vector number, then save every general register and call
+// `trap_dispatch` with a pointer to the resulting `TrapFrame`. The CPU aligns the
+// stack to 16 before pushing its frame, and 22 eight-byte words keep it aligned.
+global_asm!(
+    r#"
+    .pushsection .text.trap_entry, "ax"
+    .balign 16
+    .global trap_stubs
+trap_stubs:
+    .set i, 0
+    .rept 256
+    .balign 16
+    .if (i > 31) || (i != 8) && (i != 10) && (i != 11) && (i != 12) && (i != 13) && (i != 14) && (i != 17) && (i != 21) && (i != 29) && (i != 30)
+    push 0
+    .endif
+    push i
+    jmp trap_common
+    .set i, i + 1
+    .endr
+
+trap_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    mov rdi, rsp
+    cld
+    call {dispatch}
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+
+    .popsection
+    "#,
+    dispatch = sym trap_dispatch,
+);
+
+extern "C" {
+    /// The first stub; stub `v` starts `16 * v` bytes after it.
+    static trap_stubs: u8;
+}
+
+fn name_of(vector: u8) -> &'static str {
+    match vector {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI non-maskable interrupt",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range exceeded",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        9 => "coprocessor segment overrun",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack-segment fault",
+        13 => "#GP general protection fault",
+        14 => "#PF page fault",
+        16 => "#MF x87 floating-point error",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD floating-point error",
+        20 => "#VE virtualization exception",
+        21 => "#CP control protection",
+        28 => "#HV hypervisor injection",
+        29 => "#VC VMM communication",
+        30 => "#SX security exception",
+        _ => "reserved exception",
+    }
+}
+
+/// Called by the entry stubs for every vector.
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    match vector {
+        0..=31 => {
+            let code = HAS_ERROR_CODE.contains(&vector).then_some(frame.error_code);
+            let after = match vector {
+                1 | 2 | 3 => After::Continue,
+                8 | 18 => After::Stop,
+                _ => After::RecoverOrStop,
+            };
+            if let Some((rip, rsp)) = report(frame, name_of(vector), code, after) {
+                frame.rip = rip;
+                frame.rsp = rsp;
+            }
+            if vector == 3 {
+                eprint(format_args!("    breakpoint is a trap: execution continues\r\n"));
+            }
+        }
+        VEC_COM1 => {
+            crate::drivers::serial::on_interrupt();
+            pic::eoi(4);
+        }
+        VEC_KEYBOARD => {
+            crate::drivers::keyboard::on_interrupt();
+            pic::eoi(1);
+        }
+        v if v == pic::PIC1_OFFSET + 7 => {} // spurious IRQ 7: no EOI
+        v if v == pic::PIC2_OFFSET + 7 => pic::eoi(0), // spurious IRQ 15: EOI the cascade
+        v if v < pic::PIC2_OFFSET + 8 => pic::eoi(v - pic::PIC1_OFFSET),
+        _ => {} // the APIC's spurious vector and stray software interrupts
+    }
+}
+
+/// Builds and loads the IDT.
+pub fn init() {
+    let idt = IDT.call_once(|| {
+        let mut idt = InterruptDescriptorTable::new();
+        // SAFETY: only the address of the assembly label is taken.
+        let base = unsafe { core::ptr::addr_of!(trap_stubs) } as u64;
+        let addr = |v: usize| VirtAddr::new(base + 16 * v as u64);
+        // SAFETY: every stub is a valid interrupt entry that saves all registers
+        // and returns with iretq; the IST indices name distinct stacks set up in
+        // gdt::init, each used by one vector only.
+        unsafe {
+            idt.divide_error.set_handler_addr(addr(0));
+            idt.debug.set_handler_addr(addr(1));
+            idt.non_maskable_interrupt.set_handler_addr(addr(2)).set_stack_index(gdt::IST_NMI);
+            idt.breakpoint.set_handler_addr(addr(3));
+            idt.overflow.set_handler_addr(addr(4));
+            idt.bound_range_exceeded.set_handler_addr(addr(5));
+            idt.invalid_opcode.set_handler_addr(addr(6));
+            idt.device_not_available.set_handler_addr(addr(7));
+            idt.double_fault.set_handler_addr(addr(8)).set_stack_index(gdt::IST_DOUBLE_FAULT);
+            idt.invalid_tss.set_handler_addr(addr(10));
+            idt.segment_not_present.set_handler_addr(addr(11));
+            idt.stack_segment_fault.set_handler_addr(addr(12));
+            idt.general_protection_fault.set_handler_addr(addr(13));
+            idt.page_fault.set_handler_addr(addr(14)).set_stack_index(gdt::IST_PAGE_FAULT);
+            idt.x87_floating_point.set_handler_addr(addr(16));
+            idt.alignment_check.set_handler_addr(addr(17));
+            idt.machine_check.set_handler_addr(addr(18)).set_stack_index(gdt::IST_MACHINE_CHECK);
+            idt.simd_floating_point.set_handler_addr(addr(19));
+            idt.virtualization.set_handler_addr(addr(20));
+            idt.cp_protection_exception.set_handler_addr(addr(21));
+            idt.hv_injection_exception.set_handler_addr(addr(28));
+            idt.vmm_communication_exception.set_handler_addr(addr(29));
+            idt.security_exception.set_handler_addr(addr(30));
+            for v in 32..STUBS {
+                idt[v as u8].set_handler_addr(addr(v));
+            }
+        }
+        idt
+    });
+    idt.load();
+}

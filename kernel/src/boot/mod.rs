@@ -1,0 +1,314 @@
+//! Boot protocols and the one `BootInfo` they all produce.
+//!
+//! memkern boots two ways: from Limine (ISO, BIOS or UEFI; see [`limine`]) and from a
+//! Xen PVH entry (QEMU `-kernel`, microVMs; see [`pvh`]). Each turns what its loader
+//! says into a [`BootInfo`]; nothing after that knows which loader ran. The memory
+//! map is sanitized here: sorted, zero-length entries dropped, overlaps resolved in
+//! favour of the more restrictive kind, neighbours of one kind merged, and the
+//! kernel image reserved.
+//!
+//! No heap exists yet at this point, so everything here is fixed-capacity.
+
+pub mod limine;
+pub mod pvh;
+
+use core::fmt;
+
+/// Bytes of the boot stack both entry paths switch to.
+pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+/// Longest kernel command line kept.
+pub const CMDLINE_MAX: usize = 512;
+/// Most memory-map entries kept.
+pub const MEMMAP_MAX: usize = 128;
+
+#[repr(C, align(16))]
+struct Stack([u8; BOOT_STACK_SIZE]);
+
+#[no_mangle]
+static mut BOOT_STACK: Stack = Stack([0; BOOT_STACK_SIZE]);
+
+core::arch::global_asm!(
+    ".pushsection .bss.boot_stack_top, \"aw\", @nobits",
+    ".global BOOT_STACK_TOP",
+    "BOOT_STACK_TOP = BOOT_STACK + {size}",
+    ".popsection",
+    size = const BOOT_STACK_SIZE,
+);
+
+extern "C" {
+    /// One past the top of [`BOOT_STACK`] (defined in assembly above).
+    pub static BOOT_STACK_TOP: u8;
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+}
+
+/// The higher-half base the kernel is linked at (from linker.ld).
+pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
+
+/// Virtual address of the first byte of the kernel image.
+pub fn kernel_virt_base() -> u64 {
+    // SAFETY: only the address of a linker-defined symbol is taken.
+    unsafe { &__kernel_start as *const u8 as u64 }
+}
+
+/// Virtual address one past the kernel image (including bss).
+pub fn kernel_virt_end() -> u64 {
+    // SAFETY: only the address of a linker-defined symbol is taken.
+    unsafe { &__kernel_end as *const u8 as u64 }
+}
+
+/// End of the text section (page aligned).
+pub fn text_end() -> u64 {
+    // SAFETY: only the address of a linker-defined symbol is taken.
+    unsafe { &__text_end as *const u8 as u64 }
+}
+
+/// End of the rodata section (page aligned).
+pub fn rodata_end() -> u64 {
+    // SAFETY: only the address of a linker-defined symbol is taken.
+    unsafe { &__rodata_end as *const u8 as u64 }
+}
+
+/// Physical base of the image when loaded at its link-time physical address (PVH).
+pub fn kernel_phys_base_linked() -> u64 {
+    kernel_virt_base() - KERNEL_VMA
+}
+
+/// Which loader started the kernel.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BootPath {
+    /// Limine, from firmware that was BIOS.
+    LimineBios,
+    /// Limine, from UEFI firmware.
+    LimineUefi,
+    /// Xen PVH entry (QEMU -kernel, microVMs).
+    Pvh,
+}
+
+impl BootPath {
+    /// Short name for `version`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BootPath::LimineBios => "limine-bios",
+            BootPath::LimineUefi => "limine-uefi",
+            BootPath::Pvh => "pvh",
+        }
+    }
+}
+
+/// Kind of a physical memory region, most permissive first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+pub enum MemKind {
+    /// Free RAM.
+    Usable,
+    /// RAM holding loader structures; usable once the kernel no longer needs them.
+    BootReclaimable,
+    /// ACPI tables; reclaimable after they are parsed (memkern keeps them).
+    AcpiReclaimable,
+    /// The kernel image (and loader modules).
+    Kernel,
+    /// The framebuffer.
+    Framebuffer,
+    /// ACPI non-volatile storage.
+    AcpiNvs,
+    /// Faulty RAM.
+    Bad,
+    /// Anything else.
+    Reserved,
+}
+
+impl MemKind {
+    /// Lower-case name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemKind::Usable => "usable",
+            MemKind::BootReclaimable => "boot-reclaimable",
+            MemKind::AcpiReclaimable => "acpi-reclaimable",
+            MemKind::Kernel => "kernel",
+            MemKind::Framebuffer => "framebuffer",
+            MemKind::AcpiNvs => "acpi-nvs",
+            MemKind::Bad => "bad",
+            MemKind::Reserved => "reserved",
+        }
+    }
+    /// True if the region is RAM the page allocator may eventually manage.
+    pub fn is_ram(self) -> bool {
+        matches!(self, MemKind::Usable | MemKind::BootReclaimable | MemKind::AcpiReclaimable | MemKind::Kernel)
+    }
+}
+
+/// A physical range `[start, end)` of one kind.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct MemRegion {
+    pub start: u64,
+    pub end: u64,
+    pub kind: MemKind,
+}
+
+impl MemRegion {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+}
+
+/// A sanitized physical memory map with fixed capacity.
+#[derive(Clone)]
+pub struct MemoryMap {
+    entries: [MemRegion; MEMMAP_MAX],
+    len: usize,
+}
+
+impl MemoryMap {
+    /// An empty map.
+    pub const fn new() -> Self {
+        MemoryMap { entries: [MemRegion { start: 0, end: 0, kind: MemKind::Reserved }; MEMMAP_MAX], len: 0 }
+    }
+
+    /// The entries, sorted and non-overlapping once [`MemoryMap::sanitize`] ran.
+    pub fn entries(&self) -> &[MemRegion] {
+        &self.entries[..self.len]
+    }
+
+    /// Adds a raw entry (dropped if empty or if the map is full).
+    pub fn push(&mut self, r: MemRegion) {
+        if r.end > r.start && self.len < MEMMAP_MAX {
+            self.entries[self.len] = r;
+            self.len += 1;
+        }
+    }
+
+    /// Marks `[start, end)` as `kind`, overriding what was there (call sanitize after).
+    pub fn reserve(&mut self, start: u64, end: u64, kind: MemKind) {
+        self.push(MemRegion { start, end, kind });
+    }
+
+    /// Sorts, resolves overlaps (the more restrictive kind wins), drops empty
+    /// entries and merges touching entries of the same kind.
+    pub fn sanitize(&mut self) {
+        // Collect every boundary, then give each elementary interval the most
+        // restrictive kind of the entries covering it. O(n^2) on <= 128 entries.
+        let mut points = [0u64; MEMMAP_MAX * 2];
+        let mut np = 0;
+        for r in self.entries() {
+            points[np] = r.start;
+            points[np + 1] = r.end;
+            np += 2;
+        }
+        let points = &mut points[..np];
+        points.sort_unstable();
+        let mut out = MemoryMap::new();
+        for w in 0..np.saturating_sub(1) {
+            let (a, b) = (points[w], points[w + 1]);
+            if a == b {
+                continue;
+            }
+            let kind = self.entries().iter().filter(|r| r.start <= a && b <= r.end).map(|r| r.kind).max();
+            if let Some(kind) = kind {
+                match out.len.checked_sub(1).map(|i| &mut out.entries[i]) {
+                    Some(last) if last.end == a && last.kind == kind => last.end = b,
+                    _ => out.push(MemRegion { start: a, end: b, kind }),
+                }
+            }
+        }
+        *self = out;
+    }
+
+    /// Highest physical address of RAM, exclusive.
+    pub fn ram_end(&self) -> u64 {
+        self.entries().iter().filter(|r| r.kind.is_ram()).map(|r| r.end).max().unwrap_or(0)
+    }
+
+    /// Total bytes of the given kind.
+    pub fn bytes_of(&self, kind: MemKind) -> u64 {
+        self.entries().iter().filter(|r| r.kind == kind).map(|r| r.len()).sum()
+    }
+}
+
+impl Default for MemoryMap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A copy of the kernel command line.
+#[derive(Clone)]
+pub struct Cmdline {
+    buf: [u8; CMDLINE_MAX],
+    len: usize,
+}
+
+impl Cmdline {
+    /// Empty.
+    pub const fn new() -> Self {
+        Cmdline { buf: [0; CMDLINE_MAX], len: 0 }
+    }
+    /// Appends one byte (silently truncates at CMDLINE_MAX; non-ASCII becomes '?').
+    pub fn push(&mut self, b: u8) {
+        if self.len < CMDLINE_MAX {
+            self.buf[self.len] = if b.is_ascii() && !b.is_ascii_control() { b } else { b'?' };
+            self.len += 1;
+        }
+    }
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+    /// Value of `key=value`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.as_str().split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    }
+}
+
+impl Default for Cmdline {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for Cmdline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A linear framebuffer (32 bpp) as the loader set it up.
+#[derive(Clone, Copy, Debug)]
+pub struct FramebufferInfo {
+    pub phys: u64,
+    pub width: u32,
+    pub height: u32,
+    pub pitch: u32,
+    pub bpp: u16,
+}
+
+/// Everything the kernel needs from its loader, in one loader-independent form.
+#[derive(Clone)]
+pub struct BootInfo {
+    pub path: BootPath,
+    pub memory_map: MemoryMap,
+    /// Virtual address at which the loader's tables map physical address 0.
+    pub direct_map_offset: u64,
+    pub framebuffer: Option<FramebufferInfo>,
+    pub cmdline: Cmdline,
+    pub kernel_phys_base: u64,
+    pub kernel_virt_base: u64,
+    pub rsdp: Option<u64>,
+}
+
+impl BootInfo {
+    /// Physical address range of the kernel image.
+    pub fn kernel_phys_range(&self) -> (u64, u64) {
+        let len = kernel_virt_end() - self.kernel_virt_base;
+        (self.kernel_phys_base, self.kernel_phys_base + len)
+    }
+
+    /// Reserves the kernel image and sanitizes the map. Both paths call it.
+    pub fn finish(&mut self) {
+        let (s, e) = self.kernel_phys_range();
+        self.memory_map.reserve(s, e, MemKind::Kernel);
+        self.memory_map.sanitize();
+    }
+}
