@@ -15,6 +15,7 @@ mod console;
 mod drivers;
 mod heap;
 mod kshell;
+mod mm;
 mod platform;
 
 use boot::BootInfo;
@@ -36,11 +37,12 @@ pub fn kmain(mut info: BootInfo) -> ! {
     info.finish();
     let info = BOOT.call_once(|| info);
     heap::init();
+    mm::init(info);
     if let Some(fb) = info.framebuffer {
-        drivers::framebuffer::init(&fb, info.direct_map_offset + fb.phys);
+        drivers::framebuffer::init(&fb, mm::paging::DIRECT_MAP_BASE + fb.phys);
     }
     drivers::keyboard::init();
-    arch::pic::init(info.direct_map_offset);
+    arch::pic::init(mm::paging::DIRECT_MAP_BASE);
     arch::pic::unmask(4);
     arch::pic::unmask(1);
     x86_64::instructions::interrupts::enable();
