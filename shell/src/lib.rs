@@ -1,1 +1,162 @@
-pub fn placeholder(){}
+//! memkern's shell: the command language, free of hardware.
+//!
+//! The kernel owns one [`Shell`], shows the banner with
+//! [`Shell::banner_and_prompt`], then hands it every input byte with
+//! [`Shell::feed`]. Everything the shell does to the machine goes through the
+//! [`Kernel`] trait (`Platform + Mm`), which the kernel implements and host tests
+//! fake; output goes to the kernel's `core::fmt::Write` with `\r\n` line ends.
+//!
+//! - [`line`](mod@line): the line editor and history (bytes in, lines out).
+//! - [`parse`]: tokenizer, numbers, addresses, `#N` handle references.
+//! - [`handles`]: the handle table and [`Object`], every kind of object commands create.
+//! - [`cmd`]: the command table, [`cmd::Args`] helpers and the commands themselves.
+//! - [`kernel`]: the traits the kernel implements.
+//! - [`term`]: output conventions (prompt, `\r\n`, one-line errors).
+//!
+//! The kernel side, in short:
+//!
+//! ```
+//! use core::fmt;
+//! use shell::{Mm, Platform, Shell, Trap, VersionInfo};
+//!
+//! struct K; // the kernel's glue object
+//! impl fmt::Write for K {
+//!     fn write_str(&mut self, s: &str) -> fmt::Result {
+//!         Ok(()) // serial + framebuffer
+//!     }
+//! }
+//! impl Platform for K {
+//!     fn version_info(&self) -> VersionInfo {
+//!         VersionInfo { version: "0.1.0", boot: "limine", cmdline: String::new() }
+//!     }
+//!     fn clear_screen(&mut self) {}
+//!     fn reboot(&mut self) -> &'static str { "reset failed" }
+//!     fn poweroff(&mut self) -> &'static str { "still running" }
+//!     fn trap(&mut self, _t: Trap) -> Result<(), &'static str> { Ok(()) }
+//! }
+//! impl Mm for K {
+//!     fn mm_stat(&self) -> mm::MmStat { mm::MmStat::default() }
+//!     // kfree, free_pages, ...: override as they become available.
+//! }
+//!
+//! let (mut sh, mut k) = (Shell::new(), K);
+//! sh.banner_and_prompt(&mut k);
+//! for &byte in b"echo hi\r" {
+//!     sh.feed(byte, &mut k); // from the serial / keyboard input loop
+//! }
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod cmd;
+pub mod handles;
+pub mod kernel;
+pub mod line;
+pub mod parse;
+pub mod term;
+
+pub use cmd::{Args, CmdError, Command, Ctx, Target, COMMANDS};
+pub use handles::{Addr, HandleId, Handles, Object};
+pub use kernel::{
+    Kernel, KmallocObj, Mm, PageBlock, Platform, Trap, VersionInfo, ZoneStat, UNSUPPORTED,
+};
+pub use line::{Event, History, LineEditor, LineError, MAX_LINE};
+pub use term::PROMPT;
+
+#[doc(hidden)]
+pub use alloc::format as __format;
+
+use core::fmt::Write;
+
+/// The shell: line editor (with history) and handle table.
+#[derive(Debug, Default)]
+pub struct Shell {
+    editor: LineEditor,
+    handles: Handles,
+}
+
+impl Shell {
+    /// A shell with empty history and no handles.
+    pub fn new() -> Shell {
+        Shell::default()
+    }
+
+    /// Prints the one-line banner and the first prompt.
+    pub fn banner_and_prompt<K: Kernel>(&mut self, k: &mut K) {
+        let v = k.version_info();
+        let _ = write!(
+            k,
+            "memkern {} shell ({} boot). Type 'help' for commands.\r\n",
+            term::one_line(v.version),
+            term::one_line(v.boot)
+        );
+        let _ = k.write_str(PROMPT);
+    }
+
+    /// Handles one input byte: echoes it, and when a line ends runs it and prints
+    /// the prompt again.
+    pub fn feed<K: Kernel>(&mut self, byte: u8, k: &mut K) {
+        match self.editor.feed(byte) {
+            Event::Nothing => {}
+            Event::Echo(s) => {
+                let _ = k.write_str(&s);
+            }
+            Event::Cancel => {
+                let _ = k.write_str("^C\r\n");
+                let _ = k.write_str(PROMPT);
+            }
+            Event::Line(line) => {
+                let _ = k.write_str("\r\n");
+                match line {
+                    Ok(text) => {
+                        let _ = self.run_line(&text, k);
+                    }
+                    Err(e) => print_error(k, &CmdError::new(alloc::format!("{e}"))),
+                }
+                let _ = k.write_str(PROMPT);
+            }
+        }
+    }
+
+    /// Feeds every byte of `bytes`.
+    pub fn feed_bytes<K: Kernel>(&mut self, bytes: &[u8], k: &mut K) {
+        for &b in bytes {
+            self.feed(b, k);
+        }
+    }
+
+    /// Runs one command line (no echo, no prompt, not added to the history) and
+    /// prints its output or its `error: ` line. Useful for boot-time scripts.
+    pub fn run_line<K: Kernel>(&mut self, line: &str, k: &mut K) -> Result<(), CmdError> {
+        let result = {
+            let mut ctx = Ctx::new(k, &mut self.handles, self.editor.history());
+            cmd::run_line(&mut ctx, line)
+        };
+        if let Err(e) = &result {
+            print_error(k, e);
+        }
+        result
+    }
+
+    /// The live handles.
+    pub fn handles(&self) -> &Handles {
+        &self.handles
+    }
+
+    /// The handle table, for objects created outside a command.
+    pub fn handles_mut(&mut self) -> &mut Handles {
+        &mut self.handles
+    }
+
+    /// The lines entered so far.
+    pub fn history(&self) -> &History {
+        self.editor.history()
+    }
+}
+
+/// Prints `error: MSG` as exactly one line.
+fn print_error<W: Write + ?Sized>(w: &mut W, e: &CmdError) {
+    let _ = write!(w, "error: {}\r\n", term::one_line(e.message()));
+}

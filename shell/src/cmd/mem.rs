@@ -1,0 +1,122 @@
+//! Memory commands: memstat, handles, free.
+//!
+//! The commands that create objects (kmalloc, pages, ...) go here too: parse the
+//! arguments, call the `Mm` function, then `ctx.add(object.into())?` to give the
+//! result a handle and print its line.
+
+use super::{Args, CmdError, Ctx, Target};
+use crate::cmd_err;
+use crate::handles::{HandleId, Object};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use mm::Zone;
+
+/// `memstat`.
+pub fn memstat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    args.end()?;
+    let s = ctx.kernel.mm_stat();
+    for (name, value) in [
+        ("total", s.total),
+        ("used", s.used),
+        ("free", s.free),
+        ("shared", s.shared),
+        ("cache_used", s.cache_used),
+        ("cache_free", s.cache_free),
+        ("available", s.available),
+    ] {
+        writeln!(ctx, "{name}: {value}")?;
+    }
+    for zone in Zone::ALL {
+        if let Some(z) = ctx.kernel.zone_stat(zone) {
+            writeln!(
+                ctx,
+                "zone {zone}: total={} used={} free={}",
+                z.total, z.used, z.free
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `handles`.
+pub fn handles(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    args.end()?;
+    if ctx.handles.is_empty() {
+        writeln!(ctx, "no live handles")?;
+        return Ok(());
+    }
+    let lines: Vec<String> = ctx
+        .handles
+        .iter()
+        .map(|(id, o)| alloc::format!("{id} {o}"))
+        .collect();
+    for line in lines {
+        writeln!(ctx, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `free #N|ADDR|all`.
+pub fn free(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    if args.eat("all") {
+        args.end()?;
+        return free_all(ctx);
+    }
+    let target = args.handle_or_addr("#N|ADDR|all")?;
+    args.end()?;
+    let id = match target {
+        Target::Handle(id) => id,
+        Target::Addr(a) => ctx.handles.find_addr(a)?,
+    };
+    let obj = ctx.handles.get(id)?.clone();
+    release(ctx, id, &obj).map_err(|e| cmd_err!("cannot free {id} {}: {e}", obj.kind()))
+}
+
+/// Releases `obj` (handle `id`), forgets the handle and prints `freed #N ...`.
+fn release(ctx: &mut Ctx<'_>, id: HandleId, obj: &Object) -> Result<(), mm::MmError> {
+    obj.release(ctx.kernel)?;
+    // The handle was live a moment ago; removing it cannot fail.
+    let _ = ctx.handles.remove(id);
+    let _ = writeln!(ctx, "freed {id} {obj}");
+    Ok(())
+}
+
+/// `free all`: every live handle, newest first (objects before the caches and
+/// pools they came from). Handles that fail stay live and are named in the one
+/// error line.
+fn free_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
+    let all: Vec<(HandleId, Object)> = ctx
+        .handles
+        .iter()
+        .rev()
+        .map(|(id, o)| (id, o.clone()))
+        .collect();
+    if all.is_empty() {
+        writeln!(ctx, "no live handles")?;
+        return Ok(());
+    }
+    let mut failed = String::new();
+    let mut freed = 0usize;
+    for (id, obj) in &all {
+        match release(ctx, *id, obj) {
+            Ok(()) => freed += 1,
+            Err(e) => {
+                if !failed.is_empty() {
+                    failed.push_str(", ");
+                }
+                failed.push_str(&alloc::format!("{id} ({e})"));
+            }
+        }
+    }
+    if failed.is_empty() {
+        let s = if freed == 1 { "" } else { "s" };
+        writeln!(ctx, "freed {freed} handle{s}")?;
+        Ok(())
+    } else {
+        Err(cmd_err!(
+            "freed {freed} of {} handles; could not free {failed}",
+            all.len()
+        ))
+    }
+}

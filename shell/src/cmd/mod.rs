@@ -1,0 +1,278 @@
+//! The command table and how a line becomes a command call.
+//!
+//! Each [`Command`] is a name, a one-line usage, a one-line summary, a longer help
+//! text and a handler `fn(&mut Ctx, &mut Args) -> Result<(), CmdError>`. A handler
+//! reads its arguments through [`Args`], calls [`Args::end`], then acts through
+//! [`Ctx`] (the kernel, the handle table, the history) and prints with `writeln!`
+//! on the `Ctx`. Returning `Err` makes the shell print the one `error: ` line.
+//!
+//! Adding a command is one entry in [`COMMANDS`] plus one handler function
+//! (platform commands live in `cmd/base.rs`, memory commands in `cmd/mem.rs`).
+
+pub mod args;
+mod base;
+mod mem;
+
+pub use args::{Args, Target};
+
+use crate::handles::{HandleError, HandleId, Handles, Object};
+use crate::kernel::Kernel;
+use crate::line::History;
+use crate::parse::{self, ParseError};
+use crate::term;
+use alloc::string::String;
+use core::fmt;
+use mm::MmError;
+
+/// A command handler.
+pub type Handler = fn(&mut Ctx<'_>, &mut Args) -> Result<(), CmdError>;
+
+/// One shell command.
+#[derive(Debug)]
+pub struct Command {
+    /// What the user types (matched case-insensitively).
+    pub name: &'static str,
+    /// Synopsis starting with the name, e.g. `kmalloc SIZE [GFP...]`.
+    pub usage: &'static str,
+    /// One line for the `help` listing.
+    pub summary: &'static str,
+    /// More lines for `help CMD` (may be empty; `\n` separates lines).
+    pub help: &'static str,
+    /// The handler.
+    pub run: Handler,
+}
+
+/// Why a command failed: the text of its `error: ` line (without the prefix).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdError(String);
+
+impl CmdError {
+    /// An error with this message.
+    pub fn new(msg: impl Into<String>) -> CmdError {
+        CmdError(msg.into())
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<MmError> for CmdError {
+    fn from(e: MmError) -> CmdError {
+        CmdError(alloc::format!("{e}"))
+    }
+}
+
+impl From<ParseError> for CmdError {
+    fn from(e: ParseError) -> CmdError {
+        CmdError(alloc::format!("{e}"))
+    }
+}
+
+impl From<HandleError> for CmdError {
+    fn from(e: HandleError) -> CmdError {
+        CmdError(alloc::format!("{e}"))
+    }
+}
+
+impl From<fmt::Error> for CmdError {
+    fn from(_: fmt::Error) -> CmdError {
+        CmdError::new("console write failed")
+    }
+}
+
+/// `cmd_err!("bad {x}")` is `CmdError::new(format!("bad {x}"))`.
+#[macro_export]
+macro_rules! cmd_err {
+    ($($arg:tt)*) => { $crate::cmd::CmdError::new($crate::__format!($($arg)*)) };
+}
+
+/// What a handler works with. Write output with `writeln!(ctx, ...)`: `\n` becomes
+/// `\r\n` on the way out.
+pub struct Ctx<'a> {
+    /// The kernel's capabilities.
+    pub kernel: &'a mut dyn Kernel,
+    /// Objects created by commands.
+    pub handles: &'a mut Handles,
+    /// Lines entered so far.
+    pub history: &'a History,
+    last_cr: bool,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context over these parts.
+    pub fn new(
+        kernel: &'a mut dyn Kernel,
+        handles: &'a mut Handles,
+        history: &'a History,
+    ) -> Ctx<'a> {
+        Ctx {
+            kernel,
+            handles,
+            history,
+            last_cr: false,
+        }
+    }
+
+    /// Records a newly created object and prints its line `#N kind fields...`.
+    /// If no handle can be given out the object is released again.
+    pub fn add(&mut self, obj: Object) -> Result<HandleId, CmdError> {
+        match self.handles.insert(obj.clone()) {
+            Ok(id) => {
+                writeln!(self, "{id} {obj}")?;
+                Ok(id)
+            }
+            Err(e) => {
+                let _ = obj.release(self.kernel);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl fmt::Write for Ctx<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        term::write_crlf(self.kernel, s, &mut self.last_cr)
+    }
+}
+
+use core::fmt::Write as _;
+
+/// Every command, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "help",
+        usage: "help [CMD]",
+        summary: "list the commands, or explain one",
+        help: "Numbers: 4096, 0x1000, 1_000, and sizes 4K, 2M, 1G (powers of 1024).\n\
+               Handles: objects you create are #1, #2, ...; 'handles' lists them.",
+        run: base::help,
+    },
+    Command {
+        name: "echo",
+        usage: "echo [ARG...]",
+        summary: "print the arguments joined by one space",
+        help: "Double quotes keep spaces: echo \"a  b\" prints 'a  b'.",
+        run: base::echo,
+    },
+    Command {
+        name: "history",
+        usage: "history",
+        summary: "list the last lines entered, numbered",
+        help: "Up and Down walk the same list while editing a line.",
+        run: base::history,
+    },
+    Command {
+        name: "clear",
+        usage: "clear",
+        summary: "clear the screen",
+        help: "Sends ESC[2J ESC[H to the serial terminal and clears the framebuffer console.",
+        run: base::clear,
+    },
+    Command {
+        name: "version",
+        usage: "version",
+        summary: "print the kernel version, boot path and command line",
+        help: "",
+        run: base::version,
+    },
+    Command {
+        name: "reboot",
+        usage: "reboot",
+        summary: "reset the machine",
+        help: "Prints an error if the reset did not happen.",
+        run: base::reboot,
+    },
+    Command {
+        name: "poweroff",
+        usage: "poweroff",
+        summary: "power the machine off (QEMU: exit with success status)",
+        help: "Prints an error if the machine is still running afterwards.",
+        run: base::poweroff,
+    },
+    Command {
+        name: "trap",
+        usage: "trap de|ud|gp|pf|bp",
+        summary: "raise a CPU exception on purpose",
+        help:
+            "de: divide error (#DE)\nud: invalid opcode (#UD)\ngp: general protection fault (#GP)\n\
+               pf: page fault (#PF)\nbp: breakpoint (#BP); its handler returns to the shell",
+        run: base::trap,
+    },
+    Command {
+        name: "memstat",
+        usage: "memstat",
+        summary: "print mm_stat() and per-zone numbers, in bytes",
+        help: "One 'name: value' line for total, used, free, shared, cache_used, cache_free,\n\
+               available, then one 'zone NAME: total=.. used=.. free=..' line per zone.",
+        run: mem::memstat,
+    },
+    Command {
+        name: "handles",
+        usage: "handles",
+        summary: "list the live handles",
+        help: "Each line is '#N kind key=value...', as printed when the object was made.",
+        run: mem::handles,
+    },
+    Command {
+        name: "free",
+        usage: "free #N|ADDR|all",
+        summary: "release a handle's object with the matching free function",
+        help: "free #N: by handle. free ADDR: the handle whose virt (or else phys) address\n\
+               is ADDR. free all: every live handle, newest first.",
+        run: mem::free,
+    },
+];
+
+/// The command called `name` (any case).
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
+}
+
+/// Runs one line: tokenizes it, finds the command, calls its handler.
+/// A blank line does nothing.
+pub fn run_line(ctx: &mut Ctx<'_>, line: &str) -> Result<(), CmdError> {
+    let mut words = parse::tokenize(line)?.into_iter();
+    let Some(name) = words.next() else {
+        return Ok(());
+    };
+    let cmd = find(&name).ok_or_else(|| cmd_err!("unknown command '{name}' (try 'help')"))?;
+    let mut args = Args::new(cmd, words.collect());
+    (cmd.run)(ctx, &mut args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        for (i, c) in COMMANDS.iter().enumerate() {
+            assert!(
+                !c.name.is_empty() && c.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+            assert!(
+                c.usage == c.name || c.usage.starts_with(&alloc::format!("{} ", c.name)),
+                "{}",
+                c.usage
+            );
+            assert!(!c.summary.is_empty() && !c.summary.contains('\n'));
+            assert!(
+                COMMANDS[..i].iter().all(|d| d.name != c.name),
+                "duplicate {}",
+                c.name
+            );
+            assert!(core::ptr::eq(
+                find(&c.name.to_ascii_uppercase()).unwrap(),
+                c
+            ));
+        }
+        assert!(find("nope").is_none());
+    }
+}

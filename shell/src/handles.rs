@@ -1,0 +1,540 @@
+//! The handle table: every object a shell command creates is kept here as `#N`.
+//!
+//! Numbers count up from 1 and are never reused in one boot, so `#3` always means
+//! the same object or an error saying it was freed. [`Object`] lists every kind of
+//! object the kernel creates; its `Display` (kind word, then `key=value` fields) is
+//! the one place that decides how an object is shown, and [`Object::release`] the
+//! one place that decides which `Mm` function frees it.
+
+use crate::kernel::{KmallocObj, Mm, PageBlock};
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use mm::{MmError, PageFlags, Pfn, Zone};
+
+/// A handle number, shown as `#N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HandleId(pub u64);
+
+impl fmt::Display for HandleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// An address shown as `0x` and 16 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addr(pub u64);
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#018x}", self.0)
+    }
+}
+
+/// An optional address: `0x...` or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptAddr(pub Option<u64>);
+
+impl fmt::Display for OptAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(a) => Addr(a).fmt(f),
+            None => f.write_str("none"),
+        }
+    }
+}
+
+/// Something a shell command created and `free` must release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Object {
+    /// `kmalloc`/`kzalloc`: released with `kfree`.
+    Kmalloc {
+        virt: u64,
+        phys: u64,
+        size: u64,
+        obj: u64,
+    },
+    /// DragonOS `alloc_pages(zone, n, flags)`: released with `free_pages(pfn, n)`.
+    Pages {
+        pfn: Pfn,
+        n: u32,
+        zone: Zone,
+        flags: PageFlags,
+        virt: Option<u64>,
+    },
+    /// Linux `alloc_pages(gfp, order)`: released with `__free_pages(pfn, order)`.
+    LinuxPages {
+        pfn: Pfn,
+        order: u32,
+        zone: Zone,
+        virt: Option<u64>,
+    },
+    /// A `kmem_cache`: released with `kmem_cache_destroy`.
+    Cache { name: String, size: u64 },
+    /// `kmem_cache_alloc`: released with `kmem_cache_free`.
+    CacheObj { cache: String, virt: u64, phys: u64 },
+    /// A `mempool`: released with `mempool_destroy`.
+    Pool { name: String, min_nr: u64 },
+    /// `mempool_alloc`: released with `mempool_free`.
+    PoolObj { pool: String, virt: u64, phys: u64 },
+    /// `vmalloc`: released with `vfree`.
+    Vmalloc { virt: u64, size: u64 },
+    /// A mapping made by a `map` command: released with `mm_unmap(virt, len)`.
+    Mapping { virt: u64, phys: u64, len: u64 },
+    /// `ioremap`: released with `iounmap`.
+    Ioremap { virt: u64, phys: u64, len: u64 },
+    /// `request_region` (`io`) or `request_mem_region`: released with the
+    /// matching `release_*`.
+    Region { start: u64, len: u64, io: bool },
+}
+
+impl Object {
+    /// The kind word shown after the handle.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Kmalloc { .. } => "kmalloc",
+            Object::Pages { .. } => "pages",
+            Object::LinuxPages { .. } => "gfp_pages",
+            Object::Cache { .. } => "cache",
+            Object::CacheObj { .. } => "cache_obj",
+            Object::Pool { .. } => "mempool",
+            Object::PoolObj { .. } => "pool_obj",
+            Object::Vmalloc { .. } => "vmalloc",
+            Object::Mapping { .. } => "mapping",
+            Object::Ioremap { .. } => "ioremap",
+            Object::Region { .. } => "region",
+        }
+    }
+
+    /// The address `free ADDR` matches first: the virtual address, or the start
+    /// of a region. `None` for caches and pools.
+    pub fn primary_addr(&self) -> Option<u64> {
+        match *self {
+            Object::Kmalloc { virt, .. }
+            | Object::CacheObj { virt, .. }
+            | Object::PoolObj { virt, .. }
+            | Object::Vmalloc { virt, .. }
+            | Object::Mapping { virt, .. }
+            | Object::Ioremap { virt, .. } => Some(virt),
+            Object::Pages { virt, .. } | Object::LinuxPages { virt, .. } => virt,
+            Object::Region { start, .. } => Some(start),
+            Object::Cache { .. } | Object::Pool { .. } => None,
+        }
+    }
+
+    /// The physical address, where the object has one.
+    pub fn phys(&self) -> Option<u64> {
+        match *self {
+            Object::Kmalloc { phys, .. }
+            | Object::CacheObj { phys, .. }
+            | Object::PoolObj { phys, .. }
+            | Object::Mapping { phys, .. }
+            | Object::Ioremap { phys, .. } => Some(phys),
+            Object::Pages { pfn, .. } | Object::LinuxPages { pfn, .. } => Some(pfn.phys()),
+            _ => None,
+        }
+    }
+
+    /// Frees the object with the matching `Mm` function.
+    pub fn release<M: Mm + ?Sized>(&self, mm: &mut M) -> Result<(), MmError> {
+        match self {
+            Object::Kmalloc { virt, .. } => mm.kfree(*virt),
+            Object::Pages { pfn, n, .. } => mm.free_pages(*pfn, *n),
+            Object::LinuxPages { pfn, order, .. } => mm.free_pages_order(*pfn, *order),
+            Object::Cache { name, .. } => mm.kmem_cache_destroy(name),
+            Object::CacheObj { cache, virt, .. } => mm.kmem_cache_free(cache, *virt),
+            Object::Pool { name, .. } => mm.mempool_destroy(name),
+            Object::PoolObj { pool, virt, .. } => mm.mempool_free(pool, *virt),
+            Object::Vmalloc { virt, .. } => mm.vfree(*virt),
+            Object::Mapping { virt, len, .. } => mm.unmap(*virt, *len),
+            Object::Ioremap { virt, len, .. } => mm.iounmap(*virt, *len),
+            Object::Region { start, len, io } => mm.release_region(*start, *len, *io),
+        }
+    }
+}
+
+impl fmt::Display for Object {
+    /// `kind key=value ...`, e.g. `kmalloc size=80 obj=128 virt=0x... phys=0x...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())?;
+        match self {
+            Object::Kmalloc {
+                virt,
+                phys,
+                size,
+                obj,
+            } => {
+                write!(
+                    f,
+                    " size={size} obj={obj} virt={} phys={}",
+                    Addr(*virt),
+                    Addr(*phys)
+                )
+            }
+            Object::Pages {
+                pfn,
+                n,
+                zone,
+                flags,
+                virt,
+            } => write!(
+                f,
+                " n={n} zone={zone} pfn={pfn} phys={} virt={} flags={flags}",
+                Addr(pfn.phys()),
+                OptAddr(*virt)
+            ),
+            Object::LinuxPages {
+                pfn,
+                order,
+                zone,
+                virt,
+            } => {
+                write!(f, " order={order}")?;
+                if let Some(n) = 1u64.checked_shl(*order) {
+                    write!(f, " n={n}")?;
+                }
+                write!(
+                    f,
+                    " zone={zone} pfn={pfn} phys={} virt={}",
+                    Addr(pfn.phys()),
+                    OptAddr(*virt)
+                )
+            }
+            Object::Cache { name, size } => write!(f, " cache={name} size={size}"),
+            Object::CacheObj { cache, virt, phys } => {
+                write!(
+                    f,
+                    " cache={cache} virt={} phys={}",
+                    Addr(*virt),
+                    Addr(*phys)
+                )
+            }
+            Object::Pool { name, min_nr } => write!(f, " pool={name} min_nr={min_nr}"),
+            Object::PoolObj { pool, virt, phys } => {
+                write!(f, " pool={pool} virt={} phys={}", Addr(*virt), Addr(*phys))
+            }
+            Object::Vmalloc { virt, size } => write!(f, " size={size} virt={}", Addr(*virt)),
+            Object::Mapping { virt, phys, len } | Object::Ioremap { virt, phys, len } => {
+                write!(f, " len={len} virt={} phys={}", Addr(*virt), Addr(*phys))
+            }
+            Object::Region {
+                start,
+                len,
+                io: true,
+            } => write!(f, " space=io start={start:#06x} len={len}"),
+            Object::Region {
+                start,
+                len,
+                io: false,
+            } => {
+                write!(f, " space=mem start={} len={len}", Addr(*start))
+            }
+        }
+    }
+}
+
+impl From<KmallocObj> for Object {
+    fn from(k: KmallocObj) -> Object {
+        Object::Kmalloc {
+            virt: k.virt,
+            phys: k.phys,
+            size: k.size,
+            obj: k.obj,
+        }
+    }
+}
+
+impl From<PageBlock> for Object {
+    fn from(p: PageBlock) -> Object {
+        Object::Pages {
+            pfn: p.pfn,
+            n: p.n,
+            zone: p.zone,
+            flags: p.flags,
+            virt: p.virt,
+        }
+    }
+}
+
+/// Why a handle or address does not name a live object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HandleError {
+    /// No handle with this number was ever given out.
+    NoSuch(HandleId),
+    /// The handle existed and was freed.
+    Freed(HandleId),
+    /// No live handle has this address.
+    NoAddr(u64),
+    /// Several live handles have this address.
+    Ambiguous(u64, Vec<HandleId>),
+    /// All 2^64 - 1 numbers have been used.
+    Exhausted,
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleError::NoSuch(id) => write!(f, "no handle {id} (see 'handles')"),
+            HandleError::Freed(id) => write!(f, "handle {id} was already freed"),
+            HandleError::NoAddr(a) => write!(f, "no live handle at {} (see 'handles')", Addr(*a)),
+            HandleError::Ambiguous(a, ids) => {
+                write!(f, "{} matches several handles (", Addr(*a))?;
+                for (i, id) in ids.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{id}")?;
+                }
+                f.write_str("); free by handle")
+            }
+            HandleError::Exhausted => f.write_str("out of handle numbers"),
+        }
+    }
+}
+
+/// The live handles and the next number to give out.
+#[derive(Clone, Debug)]
+pub struct Handles {
+    live: BTreeMap<u64, Object>,
+    next: u64,
+}
+
+impl Default for Handles {
+    fn default() -> Handles {
+        Handles::new()
+    }
+}
+
+impl Handles {
+    /// An empty table; the first handle will be `#1`.
+    pub fn new() -> Handles {
+        Handles {
+            live: BTreeMap::new(),
+            next: 1,
+        }
+    }
+
+    /// Stores `obj` under a new number.
+    pub fn insert(&mut self, obj: Object) -> Result<HandleId, HandleError> {
+        let n = self.next;
+        self.next = n.checked_add(1).ok_or(HandleError::Exhausted)?;
+        self.live.insert(n, obj);
+        Ok(HandleId(n))
+    }
+
+    fn missing(&self, id: HandleId) -> HandleError {
+        if id.0 >= 1 && id.0 < self.next {
+            HandleError::Freed(id)
+        } else {
+            HandleError::NoSuch(id)
+        }
+    }
+
+    /// The live object behind `id`.
+    pub fn get(&self, id: HandleId) -> Result<&Object, HandleError> {
+        self.live.get(&id.0).ok_or_else(|| self.missing(id))
+    }
+
+    /// Forgets `id` (after its object was released) and returns its object.
+    pub fn remove(&mut self, id: HandleId) -> Result<Object, HandleError> {
+        match self.live.remove(&id.0) {
+            Some(o) => Ok(o),
+            None => Err(self.missing(id)),
+        }
+    }
+
+    /// The live handle whose object is at `addr`: a unique match on the virtual
+    /// address (or region start) wins, else a unique match on the physical address.
+    pub fn find_addr(&self, addr: u64) -> Result<HandleId, HandleError> {
+        let by = |f: fn(&Object) -> Option<u64>| -> Vec<HandleId> {
+            self.live
+                .iter()
+                .filter(|(_, o)| f(o) == Some(addr))
+                .map(|(&n, _)| HandleId(n))
+                .collect()
+        };
+        for ids in [by(Object::primary_addr), by(Object::phys)] {
+            match ids.len() {
+                0 => continue,
+                1 => return Ok(ids[0]),
+                _ => return Err(HandleError::Ambiguous(addr, ids)),
+            }
+        }
+        Err(HandleError::NoAddr(addr))
+    }
+
+    /// Live handles, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (HandleId, &Object)> + '_ {
+        self.live.iter().map(|(&n, o)| (HandleId(n), o))
+    }
+
+    /// Number of live handles.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True if no handle is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// How many handles were ever given out.
+    pub fn issued(&self) -> u64 {
+        self.next - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    fn km(virt: u64) -> Object {
+        Object::Kmalloc {
+            virt,
+            phys: virt - 0xffff_8000_0000_0000,
+            size: 80,
+            obj: 128,
+        }
+    }
+
+    #[test]
+    fn numbers_count_from_one_and_are_never_reused() {
+        let mut h = Handles::new();
+        let a = h.insert(km(0xffff_8000_0000_1000)).unwrap();
+        let b = h.insert(km(0xffff_8000_0000_2000)).unwrap();
+        assert_eq!((a, b), (HandleId(1), HandleId(2)));
+        h.remove(b).unwrap();
+        let c = h.insert(km(0xffff_8000_0000_3000)).unwrap();
+        assert_eq!(c, HandleId(3));
+        assert_eq!(h.get(b), Err(HandleError::Freed(b)));
+        assert_eq!(h.remove(b), Err(HandleError::Freed(b)));
+        assert_eq!(h.get(HandleId(9)), Err(HandleError::NoSuch(HandleId(9))));
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.issued(), 3);
+        assert_eq!(h.iter().map(|(id, _)| id.0).collect::<Vec<_>>(), [1, 3]);
+    }
+
+    #[test]
+    fn display_has_kind_and_fields() {
+        assert_eq!(
+            km(0xffff_8000_01e4_c080).to_string(),
+            "kmalloc size=80 obj=128 virt=0xffff800001e4c080 phys=0x0000000001e4c080"
+        );
+        let p = Object::Pages {
+            pfn: Pfn(0x1234),
+            n: 4,
+            zone: Zone::Unmapped,
+            flags: PageFlags::KERNEL | PageFlags::SHARED,
+            virt: None,
+        };
+        assert_eq!(
+            p.to_string(),
+            "pages n=4 zone=UNMAPPED pfn=0x1234 phys=0x0000000001234000 virt=none flags=KERNEL|SHARED"
+        );
+        let l = Object::LinuxPages {
+            pfn: Pfn(16),
+            order: 2,
+            zone: Zone::Dma,
+            virt: Some(0xffff_8000_0001_0000),
+        };
+        assert_eq!(
+            l.to_string(),
+            "gfp_pages order=2 n=4 zone=DMA pfn=0x10 phys=0x0000000000010000 virt=0xffff800000010000"
+        );
+        let huge = Object::LinuxPages {
+            pfn: Pfn(0),
+            order: 99,
+            zone: Zone::Dma,
+            virt: None,
+        };
+        assert!(huge.to_string().starts_with("gfp_pages order=99 zone=DMA"));
+        let r = Object::Region {
+            start: 0x3f8,
+            len: 8,
+            io: true,
+        };
+        assert_eq!(r.to_string(), "region space=io start=0x03f8 len=8");
+        let r = Object::Region {
+            start: 0xfee0_0000,
+            len: 4096,
+            io: false,
+        };
+        assert_eq!(
+            r.to_string(),
+            "region space=mem start=0x00000000fee00000 len=4096"
+        );
+        let all = [
+            Object::Cache {
+                name: "c".to_string(),
+                size: 24,
+            },
+            Object::CacheObj {
+                cache: "c".to_string(),
+                virt: 1,
+                phys: 2,
+            },
+            Object::Pool {
+                name: "p".to_string(),
+                min_nr: 4,
+            },
+            Object::PoolObj {
+                pool: "p".to_string(),
+                virt: 1,
+                phys: 2,
+            },
+            Object::Vmalloc { virt: 1, size: 2 },
+            Object::Mapping {
+                virt: 1,
+                phys: 2,
+                len: 3,
+            },
+            Object::Ioremap {
+                virt: 1,
+                phys: 2,
+                len: 3,
+            },
+        ];
+        for o in all {
+            let s = o.to_string();
+            assert!(s.starts_with(o.kind()), "{s}");
+            assert!(s.split(' ').skip(1).all(|kv| kv.contains('=')), "{s}");
+        }
+    }
+
+    #[test]
+    fn find_by_address_prefers_virtual_and_reports_ambiguity() {
+        let mut h = Handles::new();
+        let page = h
+            .insert(Object::Pages {
+                pfn: Pfn(0x100),
+                n: 1,
+                zone: Zone::Normal,
+                flags: PageFlags::EMPTY,
+                virt: Some(0xffff_8000_0010_0000),
+            })
+            .unwrap();
+        assert_eq!(h.find_addr(0xffff_8000_0010_0000), Ok(page));
+        assert_eq!(h.find_addr(0x10_0000), Ok(page), "by physical address");
+        let map = h
+            .insert(Object::Mapping {
+                virt: 0x4000_0000,
+                phys: 0x10_0000,
+                len: 4096,
+            })
+            .unwrap();
+        assert_eq!(h.find_addr(0x4000_0000), Ok(map));
+        assert_eq!(
+            h.find_addr(0x10_0000),
+            Err(HandleError::Ambiguous(0x10_0000, vec![page, map]))
+        );
+        assert_eq!(h.find_addr(7), Err(HandleError::NoAddr(7)));
+        assert_eq!(
+            HandleError::Ambiguous(0x10_0000, vec![page, map]).to_string(),
+            "0x0000000000100000 matches several handles (#1, #2); free by handle"
+        );
+    }
+}

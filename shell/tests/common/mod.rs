@@ -1,0 +1,164 @@
+//! A fake kernel for host tests: records every call and collects the output.
+#![allow(dead_code)]
+
+use mm::{MmError, MmStat, Pfn, Zone};
+use shell::{Mm, Platform, Shell, Trap, VersionInfo, ZoneStat};
+use std::fmt;
+
+/// Records calls, collects output, fails on request.
+#[derive(Default)]
+pub struct Fake {
+    /// Everything the shell wrote.
+    pub out: String,
+    /// Every kernel call, e.g. `kfree 0xffff800000001000`.
+    pub calls: Vec<String>,
+    /// Release calls on this address fail with `InvalidFree`.
+    pub fail_addr: Option<u64>,
+}
+
+impl fmt::Write for Fake {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.out.push_str(s);
+        Ok(())
+    }
+}
+
+impl Platform for Fake {
+    fn version_info(&self) -> VersionInfo {
+        VersionInfo {
+            version: "0.1.0",
+            boot: "pvh",
+            cmdline: "console=ttyS0 quiet".into(),
+        }
+    }
+    fn clear_screen(&mut self) {
+        self.calls.push("clear_screen".into());
+    }
+    fn reboot(&mut self) -> &'static str {
+        self.calls.push("reboot".into());
+        "no reset method worked"
+    }
+    fn poweroff(&mut self) -> &'static str {
+        self.calls.push("poweroff".into());
+        "isa-debug-exit not present"
+    }
+    fn trap(&mut self, trap: Trap) -> Result<(), &'static str> {
+        self.calls.push(format!("trap {}", trap.name()));
+        if trap == Trap::Bp {
+            Ok(())
+        } else {
+            Err("fake kernel cannot fault")
+        }
+    }
+}
+
+impl Fake {
+    fn record(&mut self, call: String, addr: u64) -> Result<(), MmError> {
+        self.calls.push(call);
+        if self.fail_addr == Some(addr) {
+            Err(MmError::InvalidFree(addr))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Mm for Fake {
+    fn mm_stat(&self) -> MmStat {
+        MmStat {
+            total: 134_217_728,
+            used: 8_388_608,
+            free: 125_829_120,
+            shared: 0,
+            cache_used: 4096,
+            cache_free: 12_288,
+            available: 125_841_408,
+        }
+    }
+    fn zone_stat(&self, zone: Zone) -> Option<ZoneStat> {
+        match zone {
+            Zone::Dma => Some(ZoneStat {
+                total: 16 << 20,
+                used: 1 << 20,
+                free: 15 << 20,
+            }),
+            Zone::Normal => Some(ZoneStat {
+                total: 112 << 20,
+                used: 7 << 20,
+                free: 105 << 20,
+            }),
+            Zone::Unmapped => None,
+        }
+    }
+    fn free_pages(&mut self, pfn: Pfn, n: u32) -> Result<(), MmError> {
+        self.record(format!("free_pages {pfn} {n}"), pfn.phys())
+    }
+    fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
+        self.record(format!("free_pages_order {pfn} {order}"), pfn.phys())
+    }
+    fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
+        self.record(format!("kfree {virt:#x}"), virt)
+    }
+    fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
+        self.record(format!("kmem_cache_free {cache} {virt:#x}"), virt)
+    }
+    fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
+        self.record(format!("kmem_cache_destroy {cache}"), 0)
+    }
+    fn vfree(&mut self, virt: u64) -> Result<(), MmError> {
+        self.record(format!("vfree {virt:#x}"), virt)
+    }
+    fn unmap(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
+        self.record(format!("unmap {virt:#x} {len}"), virt)
+    }
+    fn release_region(&mut self, start: u64, len: u64, io: bool) -> Result<(), MmError> {
+        self.record(format!("release_region {start:#x} {len} {io}"), start)
+    }
+}
+
+/// A shell that has printed its banner and first prompt, and its fake kernel.
+pub fn boot() -> (Shell, Fake) {
+    let mut sh = Shell::new();
+    let mut k = Fake::default();
+    sh.banner_and_prompt(&mut k);
+    (sh, k)
+}
+
+/// Feeds `input` and returns only the output it produced.
+pub fn type_in(sh: &mut Shell, k: &mut Fake, input: &[u8]) -> String {
+    let start = k.out.len();
+    sh.feed_bytes(input, k);
+    k.out[start..].to_string()
+}
+
+/// Types `line` + CR; returns the output lines after the echo line, without the
+/// final prompt (which is asserted to be there).
+pub fn run(sh: &mut Shell, k: &mut Fake, line: &str) -> Vec<String> {
+    let out = type_in(sh, k, format!("{line}\r").as_bytes());
+    let body = out
+        .strip_suffix(shell::PROMPT)
+        .unwrap_or_else(|| panic!("no prompt after {line:?}: {out:?}"));
+    let mut lines: Vec<String> = body.split("\r\n").map(String::from).collect();
+    assert_eq!(
+        lines.pop().as_deref(),
+        Some(""),
+        "output must end with CRLF: {out:?}"
+    );
+    assert_eq!(lines.remove(0), line, "echo of the typed line");
+    lines
+}
+
+/// Number of lines in `out` that start with `error: `.
+pub fn error_lines(out: &str) -> usize {
+    out.split("\r\n")
+        .filter(|l| l.starts_with("error: "))
+        .count()
+}
+
+/// Every `\n` in `out` comes right after `\r`.
+pub fn crlf_only(out: &str) -> bool {
+    let b = out.as_bytes();
+    b.iter()
+        .enumerate()
+        .all(|(i, &c)| c != b'\n' || (i > 0 && b[i - 1] == b'\r'))
+}
