@@ -1,24 +1,105 @@
-//! Glue between the hardware-free `shell` crate and the kernel.
+//! Glue between the hardware-free `shell` crate and the kernel: the console
+//! writer, the machine operations (`Platform`) and the memory API (`Mm`).
+//!
+//! Every input byte is fed to the shell under [`run_protected`], so a CPU
+//! exception caused by a command is reported, the command is abandoned with one
+//! `error:` line, and the shell comes back.
+
+use crate::arch::recover::run_protected;
 use crate::boot::BootInfo;
 use crate::drivers::input;
-use crate::kprint;
+use crate::mm::{physmem::DirectMap, with_buddy};
+use crate::{kprint, platform};
+use alloc::string::String;
+use core::fmt;
+use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, Zone};
+use shell::{Mm, PageBlock, Platform, Shell, Trap, VersionInfo, ZoneStat};
 
-pub fn run(info: &BootInfo) -> ! {
-    kprint!("\r\nmemkern {} ({})\r\n", env!("CARGO_PKG_VERSION"), info.path.name());
-    for r in info.memory_map.entries() {
-        kprint!("  {:#018x}-{:#018x} {}\r\n", r.start, r.end, r.kind.name());
+/// The kernel as the shell sees it.
+pub struct Glue {
+    info: &'static BootInfo,
+}
+
+impl fmt::Write for Glue {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        kprint!("{s}");
+        Ok(())
     }
-    kprint!("mm> ");
+}
+
+/// Raises one CPU exception on purpose.
+fn raise(t: Trap) {
+    // SAFETY (all arms): each instruction raises the named exception; the handler
+    // reports it and either returns (#BP) or aborts the protected command, so no
+    // state is corrupted: the faulting accesses read nothing and write nothing.
+    unsafe {
+        match t {
+            Trap::De => core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _),
+            Trap::Ud => core::arch::asm!("ud2"),
+            Trap::Gp => core::arch::asm!("mov rax, [rax]", in("rax") 0x8000_0000_0000_0000u64, lateout("rax") _),
+            Trap::Pf => core::arch::asm!("mov rax, [rax]", in("rax") 0xdead_b000u64, lateout("rax") _),
+            Trap::Bp => core::arch::asm!("int3"),
+        }
+    }
+}
+
+impl Platform for Glue {
+    fn version_info(&self) -> VersionInfo {
+        VersionInfo { version: env!("CARGO_PKG_VERSION"), boot: self.info.path.name(), cmdline: String::from(self.info.cmdline.as_str()) }
+    }
+    fn clear_screen(&mut self) {
+        crate::drivers::framebuffer::clear();
+    }
+    fn reboot(&mut self) -> &'static str {
+        platform::reboot()
+    }
+    fn poweroff(&mut self) -> &'static str {
+        platform::poweroff();
+        "no power-off method worked (no ACPI S5 support yet); it is safe to switch the machine off"
+    }
+    fn trap(&mut self, t: Trap) -> Result<(), &'static str> {
+        raise(t);
+        Ok(())
+    }
+}
+
+impl Mm for Glue {
+    fn mm_stat(&self) -> MmStat {
+        with_buddy(|b| b.mm_stat())
+    }
+    fn zone_stat(&self, zone: Zone) -> Option<ZoneStat> {
+        with_buddy(|b| {
+            let z = b.zone_stat(zone);
+            (z.present > 0).then(|| ZoneStat {
+                total: z.managed * 4096,
+                used: (z.managed - z.free) * 4096,
+                free: z.free * 4096,
+            })
+        })
+    }
+    fn alloc_pages(&mut self, zone: Zone, n: u32, flags: PageFlags) -> Result<PageBlock, MmError> {
+        let pfn = with_buddy(|b| b.alloc_pages_zone(zone, n as u64, flags))?;
+        Ok(PageBlock { pfn, n, zone, flags, virt: crate::mm::paging::phys_to_virt(pfn.phys()).filter(|_| zone != Zone::Unmapped) })
+    }
+    fn free_pages(&mut self, pfn: Pfn, n: u32) -> Result<(), MmError> {
+        with_buddy(|b| b.free_pages_count(pfn, n as u64))
+    }
+    fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
+        with_buddy(|b| b.__free_pages(pfn, order))
+    }
+}
+
+/// Runs the shell on the console forever.
+pub fn run(info: &'static BootInfo) -> ! {
+    let _ = DirectMap;
+    let _ = Gfp::KERNEL;
+    let mut glue = Glue { info };
+    let mut sh = Shell::new();
+    sh.banner_and_prompt(&mut glue);
     loop {
         let b = input::wait_byte();
-        if b == b'\r' {
-            kprint!("\r\nmm> ");
-        } else if b == b'q' {
-            crate::platform::poweroff();
-        } else if b == b'p' {
-            unsafe { core::ptr::read_volatile(0xdead_0000_0000 as *const u8) };
-        } else {
-            kprint!("{}", b as char);
+        if run_protected(|| sh.feed(b, &mut glue)).is_err() {
+            kprint!("error: command aborted by a CPU exception (report above)\r\n{}", shell::PROMPT);
         }
     }
 }

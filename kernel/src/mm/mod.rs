@@ -13,9 +13,37 @@
 
 pub mod bootmem;
 pub mod paging;
+pub mod physmem;
 
-use crate::boot::BootInfo;
+use crate::boot::{BootInfo, MemKind};
 use bootmem::BootAlloc;
+use mm::buddy::Buddy;
+use mm::{PageFlags, Pfn};
+use spin::Mutex;
+
+/// The buddy allocator over all of RAM.
+static BUDDY: Mutex<Option<Buddy<'static>>> = Mutex::new(None);
+
+/// Runs `f` with the buddy allocator locked. `f` must not allocate from the
+/// kernel heap (the heap may need this lock).
+pub fn with_buddy<R>(f: impl FnOnce(&mut Buddy<'static>) -> R) -> R {
+    let mut g = BUDDY.lock();
+    f(g.as_mut().expect("mm not initialised"))
+}
+
+/// Facts about the boot-time memory set-up, for `zoneinfo` and the README numbers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MmSetup {
+    pub lowmem: u64,
+    pub ram_end: u64,
+    pub mem_map_phys: u64,
+    pub mem_map_bytes: u64,
+    /// rdtsc cycles spent in [`init`].
+    pub init_cycles: u64,
+}
+
+/// Boot-time facts, set once by [`init`].
+pub static SETUP: spin::Once<MmSetup> = spin::Once::new();
 
 /// Default end of the direct map (and of ZONE_NORMAL): 1 GiB, so that `make run`'s
 /// 2 GiB has all three zones.
@@ -46,6 +74,7 @@ pub fn lowmem_limit(info: &BootInfo) -> u64 {
 
 /// Sets up the kernel's address space and physical-memory management.
 pub fn init(info: &BootInfo) {
+    let t0 = crate::arch::cpu::rdtsc();
     paging::set_loader_offset(info.direct_map_offset);
     let lowmem = lowmem_limit(info);
     let ram_end = info.memory_map.ram_end();
@@ -55,5 +84,64 @@ pub fn init(info: &BootInfo) {
     let mem_map_phys = alloc.alloc_contiguous(mem_map_bytes).expect("no room for mem_map");
     paging::build_and_switch(info, lowmem.min(ram_end.next_multiple_of(2 << 20)), &mut alloc);
     alloc.trim();
-    let _ = mem_map_phys;
+
+    // RAM the allocator manages: usable and boot-reclaimable memory (everything
+    // the loader left has been copied into BootInfo by now), plus the image.
+    let mut ram = [(Pfn(0), Pfn(0)); crate::boot::MEMMAP_MAX];
+    let mut nram = 0;
+    let mut reserved = [(Pfn(0), Pfn(0), PageFlags::EMPTY); crate::boot::MEMMAP_MAX + 8];
+    let mut nres = 0;
+    for r in info.memory_map.entries() {
+        let (s, e) = (r.start.div_ceil(4096) as u32, (r.end / 4096) as u32);
+        match r.kind {
+            MemKind::Usable | MemKind::BootReclaimable if s < e => {
+                ram[nram] = (Pfn(s), Pfn(e));
+                nram += 1;
+            }
+            MemKind::Kernel => {
+                let (s, e) = ((r.start / 4096) as u32, r.end.div_ceil(4096) as u32);
+                ram[nram] = (Pfn(s), Pfn(e));
+                nram += 1;
+                reserved[nres] = (Pfn(s), Pfn(e), PageFlags::KERNEL_INIT | PageFlags::KERNEL | PageFlags::PGT_MAPPED);
+                nres += 1;
+            }
+            _ => {}
+        }
+    }
+    // Merge touching RAM ranges (e.g. usable next to the image).
+    let ram = merge_ranges(&mut ram[..nram]);
+    for &(s, e) in alloc.used() {
+        reserved[nres] = (Pfn::containing(s), Pfn::containing(e + 4095), PageFlags::KERNEL_INIT | PageFlags::KERNEL | PageFlags::PGT_MAPPED);
+        nres += 1;
+    }
+    // SAFETY: [mem_map_phys, +mem_map_bytes) was taken from the boot allocator for
+    // this array alone, lies in the direct map, is suitably aligned (a page), and
+    // every bit pattern is a valid `Page`; it lives for the rest of the run.
+    let mem_map = unsafe {
+        core::slice::from_raw_parts_mut((paging::DIRECT_MAP_BASE + mem_map_phys) as *mut mm::Page, max_pfn as usize)
+    };
+    let buddy = Buddy::page_init(mem_map, Pfn::containing(lowmem), ram, &reserved[..nres]).expect("page_init");
+    *BUDDY.lock() = Some(buddy);
+    SETUP.call_once(|| MmSetup {
+        lowmem,
+        ram_end,
+        mem_map_phys,
+        mem_map_bytes,
+        init_cycles: crate::arch::cpu::rdtsc() - t0,
+    });
+}
+
+/// Sorts ranges and merges touching or overlapping ones, in place.
+fn merge_ranges(r: &mut [(Pfn, Pfn)]) -> &[(Pfn, Pfn)] {
+    r.sort_unstable();
+    let mut n = 0;
+    for i in 0..r.len() {
+        if n > 0 && r[i].0 <= r[n - 1].1 {
+            r[n - 1].1 = r[n - 1].1.max(r[i].1);
+        } else {
+            r[n] = r[i];
+            n += 1;
+        }
+    }
+    &r[..n]
 }
