@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod buddy;
 pub mod page;
 pub use page::*;
 

@@ -186,8 +186,10 @@ fn limine_uefi() -> Outcome {
     let r = with_vm(o, |vm| {
         let out = vm.ok("version")?;
         ensure(out.contains("limine-uefi"), || out.clone())?;
-        let out = vm.ok("trap pf")?;
-        ensure(out.contains("#PF page fault"), || out)
+        let out = vm.cmd("trap pf")?;
+        ensure(out.contains("#PF page fault") && out.contains("command aborted"), || out.clone())?;
+        let out = vm.ok("echo uefi alive")?;
+        ensure(out.contains("uefi alive"), || out)
     });
     let _ = std::fs::remove_file(copy);
     r
