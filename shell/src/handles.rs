@@ -64,10 +64,26 @@ pub enum Object {
         flags: PageFlags,
         virt: Option<u64>,
     },
-    /// Linux `alloc_pages(gfp, order)`: released with `__free_pages(pfn, order)`.
+    /// Linux `alloc_pages(gfp, order)`/`alloc_page(gfp)`: released with
+    /// `__free_pages(pfn, order)`.
     LinuxPages {
         pfn: Pfn,
         order: u32,
+        zone: Zone,
+        virt: Option<u64>,
+    },
+    /// Linux `__get_free_pages(gfp, order)`: released with `free_pages(virt, order)`;
+    /// with `single` (`__get_free_page`, `get_zeroed_page`) with `free_page(virt)`.
+    GfpAddr {
+        virt: u64,
+        pfn: Pfn,
+        order: u32,
+        zone: Zone,
+        single: bool,
+    },
+    /// MOS `page_alloc()`: one page, released with `page_decref(pfn)`.
+    MosPage {
+        pfn: Pfn,
         zone: Zone,
         virt: Option<u64>,
     },
@@ -97,6 +113,8 @@ impl Object {
             Object::Kmalloc { .. } => "kmalloc",
             Object::Pages { .. } => "pages",
             Object::LinuxPages { .. } => "gfp_pages",
+            Object::GfpAddr { .. } => "gfp_addr",
+            Object::MosPage { .. } => "mos_page",
             Object::Cache { .. } => "cache",
             Object::CacheObj { .. } => "cache_obj",
             Object::Pool { .. } => "mempool",
@@ -117,8 +135,11 @@ impl Object {
             | Object::PoolObj { virt, .. }
             | Object::Vmalloc { virt, .. }
             | Object::Mapping { virt, .. }
-            | Object::Ioremap { virt, .. } => Some(virt),
-            Object::Pages { virt, .. } | Object::LinuxPages { virt, .. } => virt,
+            | Object::Ioremap { virt, .. }
+            | Object::GfpAddr { virt, .. } => Some(virt),
+            Object::Pages { virt, .. }
+            | Object::LinuxPages { virt, .. }
+            | Object::MosPage { virt, .. } => virt,
             Object::Region { start, .. } => Some(start),
             Object::Cache { .. } | Object::Pool { .. } => None,
         }
@@ -132,17 +153,69 @@ impl Object {
             | Object::PoolObj { phys, .. }
             | Object::Mapping { phys, .. }
             | Object::Ioremap { phys, .. } => Some(phys),
-            Object::Pages { pfn, .. } | Object::LinuxPages { pfn, .. } => Some(pfn.phys()),
+            Object::Pages { pfn, .. }
+            | Object::LinuxPages { pfn, .. }
+            | Object::GfpAddr { pfn, .. }
+            | Object::MosPage { pfn, .. } => Some(pfn.phys()),
             _ => None,
         }
     }
 
-    /// Frees the object with the matching `Mm` function.
+    /// For a block from a page allocation API: its first frame and its number of
+    /// pages. `None` for every other kind.
+    pub fn page_block(&self) -> Option<(Pfn, u64)> {
+        match *self {
+            Object::Pages { pfn, n, .. } => Some((pfn, u64::from(n))),
+            Object::LinuxPages { pfn, order, .. } | Object::GfpAddr { pfn, order, .. } => {
+                Some((pfn, 1u64.checked_shl(order).unwrap_or(0)))
+            }
+            Object::MosPage { pfn, .. } => Some((pfn, 1)),
+            _ => None,
+        }
+    }
+
+    /// The memory the object owns that `dump`, `bzero` and `bcopy` may touch:
+    /// `Some((virt, bytes))`, with `virt == None` when it has no kernel virtual
+    /// address. `None` for kinds without memory of their own (caches, pools,
+    /// mappings of someone else's memory, I/O regions) or of unknown size.
+    pub fn memory(&self) -> Option<(Option<u64>, u64)> {
+        let page = mm::PAGE_SIZE as u64;
+        match *self {
+            Object::Kmalloc { virt, obj, .. } => Some((Some(virt), obj)),
+            Object::Vmalloc { virt, size } => Some((Some(virt), size)),
+            Object::Pages { virt, .. }
+            | Object::LinuxPages { virt, .. }
+            | Object::MosPage { virt, .. } => {
+                let (_, n) = self.page_block()?;
+                Some((virt, n.checked_mul(page)?))
+            }
+            Object::GfpAddr { virt, .. } => {
+                let (_, n) = self.page_block()?;
+                Some((Some(virt), n.checked_mul(page)?))
+            }
+            _ => None,
+        }
+    }
+
+    /// Frees the object with the matching `Mm` function. Page blocks drop one
+    /// reference; the `free` command refuses blocks with more than one (see
+    /// [`Object::page_block`]) so that no handle disappears while its pages stay
+    /// allocated.
     pub fn release<M: Mm + ?Sized>(&self, mm: &mut M) -> Result<(), MmError> {
         match self {
             Object::Kmalloc { virt, .. } => mm.kfree(*virt),
             Object::Pages { pfn, n, .. } => mm.free_pages(*pfn, *n),
             Object::LinuxPages { pfn, order, .. } => mm.free_pages_order(*pfn, *order),
+            Object::GfpAddr {
+                virt, single: true, ..
+            } => mm.free_page(*virt),
+            Object::GfpAddr {
+                virt,
+                order,
+                single: false,
+                ..
+            } => mm.free_pages_addr(*virt, *order),
+            Object::MosPage { pfn, .. } => mm.page_decref(*pfn).map(|_| ()),
             Object::Cache { name, .. } => mm.kmem_cache_destroy(name),
             Object::CacheObj { cache, virt, .. } => mm.kmem_cache_free(cache, *virt),
             Object::Pool { name, .. } => mm.mempool_destroy(name),
@@ -190,18 +263,20 @@ impl fmt::Display for Object {
                 order,
                 zone,
                 virt,
-            } => {
-                write!(f, " order={order}")?;
-                if let Some(n) = 1u64.checked_shl(*order) {
-                    write!(f, " n={n}")?;
-                }
-                write!(
-                    f,
-                    " zone={zone} pfn={pfn} phys={} virt={}",
-                    Addr(pfn.phys()),
-                    OptAddr(*virt)
-                )
-            }
+            } => write_order_block(f, *pfn, *order, *zone, *virt),
+            Object::GfpAddr {
+                virt,
+                pfn,
+                order,
+                zone,
+                ..
+            } => write_order_block(f, *pfn, *order, *zone, Some(*virt)),
+            Object::MosPage { pfn, zone, virt } => write!(
+                f,
+                " n=1 zone={zone} pfn={pfn} phys={} virt={}",
+                Addr(pfn.phys()),
+                OptAddr(*virt)
+            ),
             Object::Cache { name, size } => write!(f, " cache={name} size={size}"),
             Object::CacheObj { cache, virt, phys } => {
                 write!(
@@ -233,6 +308,26 @@ impl fmt::Display for Object {
             }
         }
     }
+}
+
+/// ` order=O n=N zone=Z pfn=P phys=A virt=V` of a block of 2^order pages.
+fn write_order_block(
+    f: &mut fmt::Formatter<'_>,
+    pfn: Pfn,
+    order: u32,
+    zone: Zone,
+    virt: Option<u64>,
+) -> fmt::Result {
+    write!(f, " order={order}")?;
+    if let Some(n) = 1u64.checked_shl(order) {
+        write!(f, " n={n}")?;
+    }
+    write!(
+        f,
+        " zone={zone} pfn={pfn} phys={} virt={}",
+        Addr(pfn.phys()),
+        OptAddr(virt)
+    )
 }
 
 impl From<KmallocObj> for Object {
@@ -445,6 +540,26 @@ mod tests {
             l.to_string(),
             "gfp_pages order=2 n=4 zone=DMA pfn=0x10 phys=0x0000000000010000 virt=0xffff800000010000"
         );
+        let g = Object::GfpAddr {
+            virt: 0xffff_8000_0001_0000,
+            pfn: Pfn(16),
+            order: 1,
+            zone: Zone::Dma,
+            single: false,
+        };
+        assert_eq!(
+            g.to_string(),
+            "gfp_addr order=1 n=2 zone=DMA pfn=0x10 phys=0x0000000000010000 virt=0xffff800000010000"
+        );
+        let m = Object::MosPage {
+            pfn: Pfn(0x1000),
+            zone: Zone::Normal,
+            virt: Some(0xffff_8000_0100_0000),
+        };
+        assert_eq!(
+            m.to_string(),
+            "mos_page n=1 zone=NORMAL pfn=0x1000 phys=0x0000000001000000 virt=0xffff800001000000"
+        );
         let huge = Object::LinuxPages {
             pfn: Pfn(0),
             order: 99,
@@ -503,6 +618,55 @@ mod tests {
             assert!(s.starts_with(o.kind()), "{s}");
             assert!(s.split(' ').skip(1).all(|kv| kv.contains('=')), "{s}");
         }
+    }
+
+    #[test]
+    fn page_blocks_and_memory() {
+        let pages = Object::Pages {
+            pfn: Pfn(0x20),
+            n: 3,
+            zone: Zone::Unmapped,
+            flags: PageFlags::EMPTY,
+            virt: None,
+        };
+        assert_eq!(pages.page_block(), Some((Pfn(0x20), 3)));
+        assert_eq!(pages.memory(), Some((None, 3 * 4096)));
+        let g = Object::GfpAddr {
+            virt: 0xffff_8000_0002_0000,
+            pfn: Pfn(0x20),
+            order: 2,
+            zone: Zone::Normal,
+            single: false,
+        };
+        assert_eq!(g.page_block(), Some((Pfn(0x20), 4)));
+        assert_eq!(g.memory(), Some((Some(0xffff_8000_0002_0000), 4 * 4096)));
+        assert_eq!(g.primary_addr(), Some(0xffff_8000_0002_0000));
+        assert_eq!(g.phys(), Some(0x2_0000));
+        let m = Object::MosPage {
+            pfn: Pfn(7),
+            zone: Zone::Dma,
+            virt: Some(1),
+        };
+        assert_eq!(m.page_block(), Some((Pfn(7), 1)));
+        assert_eq!(km(0xffff_8000_0000_1000).page_block(), None);
+        assert_eq!(
+            km(0xffff_8000_0000_1000).memory(),
+            Some((Some(0xffff_8000_0000_1000), 128))
+        );
+        let r = Object::Region {
+            start: 0x3f8,
+            len: 8,
+            io: true,
+        };
+        assert_eq!((r.page_block(), r.memory()), (None, None));
+        let huge = Object::LinuxPages {
+            pfn: Pfn(0),
+            order: 99,
+            zone: Zone::Dma,
+            virt: None,
+        };
+        assert_eq!(huge.page_block(), Some((Pfn(0), 0)));
+        assert_eq!(huge.memory(), Some((None, 0)));
     }
 
     #[test]

@@ -8,10 +8,17 @@
 //!   kernel can grow its implementation one function at a time.
 //! - [`Kernel`]: both together; what [`crate::Shell::feed`] takes. Implemented
 //!   automatically for every type that implements `Platform + Mm`.
+//!
+//! A kernel whose page allocator is [`mm::buddy::Buddy`] gets the read-only page
+//! queries ([`Mm::page_info`], [`Mm::page_summary`], [`Mm::mem_layout`],
+//! [`Mm::addr_to_pfn`]) from [`PageInfo::from_buddy`], [`PageSummary::from_buddy`],
+//! [`MemLayout::from_buddy`] and [`addr_to_pfn_in`], so the kernel and the host
+//! tests share one implementation.
 
 use alloc::string::String;
 use core::fmt;
-use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, Zone};
+use mm::buddy::{Buddy, DMA_END_PFN};
+use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
 /// The error a default [`Mm`] method returns.
 pub const UNSUPPORTED: MmError = MmError::Invalid("not supported by this kernel");
@@ -159,6 +166,183 @@ pub struct KmallocObj {
     pub obj: u64,
 }
 
+/// The physical layout the page commands draw and check against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemLayout {
+    /// One past the highest PFN the mem_map describes.
+    pub max_pfn: Pfn,
+    /// First PFN of ZONE_UNMAPPED: the end of the direct map (at least 16 MiB).
+    pub lowmem: Pfn,
+}
+
+impl MemLayout {
+    /// The layout of a buddy allocator.
+    pub fn from_buddy(b: &Buddy<'_>) -> MemLayout {
+        MemLayout {
+            max_pfn: b.max_pfn(),
+            lowmem: b.lowmem(),
+        }
+    }
+
+    /// The zone `pfn` belongs to by address.
+    pub fn zone_of(&self, pfn: Pfn) -> Zone {
+        if pfn.0 < DMA_END_PFN {
+            Zone::Dma
+        } else if pfn.0 < self.lowmem.0 {
+            Zone::Normal
+        } else {
+            Zone::Unmapped
+        }
+    }
+
+    /// The first PFN after the zone of `pfn` (at most `max_pfn`).
+    pub fn zone_end(&self, pfn: Pfn) -> Pfn {
+        let end = match self.zone_of(pfn) {
+            Zone::Dma => DMA_END_PFN,
+            Zone::Normal => self.lowmem.0,
+            Zone::Unmapped => self.max_pfn.0,
+        };
+        Pfn(end.min(self.max_pfn.0))
+    }
+}
+
+/// One `struct page` as the `page` command shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    /// The frame.
+    pub pfn: Pfn,
+    /// Its zone.
+    pub zone: Zone,
+    /// What it is used for.
+    pub state: PageState,
+    /// RAM from the boot memory map (reserved RAM included); `false` for holes.
+    pub ram: bool,
+    /// Block order of a `Free`, `Cached`, `Allocated` or `Slab` head, else 0.
+    pub order: u32,
+    /// Pages in the block a head stands for: the pages handed out for an
+    /// `Allocated` head (the DragonOS count, or 2^order), 2^order for `Free`,
+    /// `Cached` and `Slab` heads; 0 for `Tail` and `Reserved`.
+    pub n: u32,
+    /// Reference count (`page_count`) of an `Allocated` head, else 0.
+    pub refcount: u32,
+    /// The public page flags.
+    pub flags: PageFlags,
+    /// For a `Tail` frame: the head of its block.
+    pub head: Option<Pfn>,
+    /// `page_address(page)`: the kernel virtual address, `None` when there is none
+    /// (ZONE_UNMAPPED).
+    pub virt: Option<u64>,
+}
+
+impl PageInfo {
+    /// The `struct page` of `pfn` in a buddy allocator, with `page_address` from
+    /// `mem`. Error: `NotRam` beyond the mem_map.
+    pub fn from_buddy(b: &Buddy<'_>, pfn: Pfn, mem: &impl PhysMem) -> Result<PageInfo, MmError> {
+        let p = *b.page(pfn).ok_or(MmError::NotRam(pfn.phys()))?;
+        let state = p.state();
+        let block = 1u32 << p.order();
+        let (order, n, refcount) = match state {
+            PageState::Allocated => (p.order(), p.next, p.count),
+            PageState::Free | PageState::Cached | PageState::Slab => (p.order(), block, 0),
+            PageState::Tail | PageState::Reserved => (0, 0, 0),
+        };
+        Ok(PageInfo {
+            pfn,
+            zone: p.zone(),
+            state,
+            ram: b.is_ram(pfn),
+            order,
+            n,
+            refcount,
+            flags: p.flags(),
+            head: if state == PageState::Tail {
+                b.head_of(pfn)
+            } else {
+                None
+            },
+            virt: b.page_address(pfn, mem),
+        })
+    }
+}
+
+/// How the frames of a PFN range are used, in pages (for `pagemap`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageSummary {
+    /// In free-list blocks.
+    pub free: u64,
+    /// Free, held in a per-zone block cache (the per-CPU-pageset analogue).
+    pub cached: u64,
+    /// Handed out by a page allocation API (heads and their tails).
+    pub allocated: u64,
+    /// Owned by the slab allocator.
+    pub slab: u64,
+    /// RAM not under the allocator (kernel image, mem_map, page tables...).
+    pub reserved: u64,
+    /// Not RAM at all (holes, MMIO).
+    pub hole: u64,
+}
+
+impl PageSummary {
+    /// All pages counted.
+    pub fn total(&self) -> u64 {
+        self.free + self.cached + self.allocated + self.slab + self.reserved + self.hole
+    }
+
+    /// Summarises `[start, end)` (clipped to the mem_map) of a buddy allocator,
+    /// block by block: O(blocks + MAX_ORDER), not a lookup per page.
+    pub fn from_buddy(b: &Buddy<'_>, start: Pfn, end: Pfn) -> PageSummary {
+        let map = b.mem_map();
+        let end = end.0.min(map.len() as u32);
+        let mut s = PageSummary::default();
+        // RAM ranges are sorted: walk them alongside.
+        let mut ram = b.ram_ranges().peekable();
+        let mut pfn = start.0;
+        while pfn < end {
+            let p = map[pfn as usize];
+            let (head, hp) = match p.state() {
+                PageState::Tail => {
+                    let h = b.head_of(Pfn(pfn)).map_or(pfn, |h| h.0);
+                    (h, map[h as usize])
+                }
+                _ => (pfn, p),
+            };
+            let block = 1u32 << hp.order();
+            let (counter, run_end) = match hp.state() {
+                PageState::Free => (&mut s.free, head + block),
+                PageState::Allocated => (&mut s.allocated, head + hp.next.clamp(1, block)),
+                PageState::Slab => (&mut s.slab, head + block),
+                PageState::Cached => (&mut s.cached, head + block),
+                PageState::Tail => (&mut s.allocated, pfn + 1), // not reached
+                PageState::Reserved => {
+                    while ram.peek().is_some_and(|r| r.1 .0 <= pfn) {
+                        ram.next();
+                    }
+                    match ram.peek() {
+                        Some(&(rs, _)) if rs.0 <= pfn => (&mut s.reserved, pfn + 1),
+                        Some(&(rs, _)) => (&mut s.hole, rs.0),
+                        None => (&mut s.hole, end),
+                    }
+                }
+            };
+            let run_end = run_end.clamp(pfn + 1, end);
+            *counter += u64::from(run_end - pfn);
+            pfn = run_end;
+        }
+        s
+    }
+}
+
+/// The frame holding `addr` for [`Mm::addr_to_pfn`]: a direct-map virtual address
+/// (as `mem` translates it) or else a physical address below `b.max_pfn()`.
+pub fn addr_to_pfn_in(b: &Buddy<'_>, mem: &impl PhysMem, addr: u64) -> Result<Pfn, MmError> {
+    let phys = match mem.phys_of(addr) {
+        Some(p) => p,
+        None if addr < b.max_pfn().phys() => addr,
+        None => return Err(MmError::NotRam(addr)),
+    };
+    Ok(Pfn::containing(phys))
+}
+
 /// The memory-management API. The shell calls the release function matching each
 /// handle's kind (see [`crate::Object::release`]); allocation functions are called
 /// by the memory commands.
@@ -184,7 +368,8 @@ pub trait Mm {
     fn free_pages(&mut self, pfn: Pfn, n: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// Linux `__free_pages(page, order)`.
+    /// Linux `__free_pages(page, order)`: drops one reference of the block at `pfn`,
+    /// freeing it at 0.
     fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
@@ -222,6 +407,110 @@ pub trait Mm {
     }
     /// `release_region(start, len)` if `io`, else `release_mem_region(start, len)`.
     fn release_region(&mut self, start: u64, len: u64, io: bool) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+
+    // ---- Physical memory queries (buddyinfo, zoneinfo, page, pagemap) ----
+
+    /// One zone of the page allocator (`Buddy::zone_stat`): PFN span, present,
+    /// managed, free and cached pages, free-list blocks per order (`/proc/buddyinfo`,
+    /// `/proc/zoneinfo`). Empty zones are returned too, with `present == 0`.
+    fn zone_info(&self, zone: Zone) -> Result<mm::buddy::ZoneStat, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Size of the mem_map and the lowmem limit ([`MemLayout::from_buddy`]).
+    fn mem_layout(&self) -> Result<MemLayout, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// The `struct page` of `pfn` with its `page_address` ([`PageInfo::from_buddy`]).
+    fn page_info(&self, pfn: Pfn) -> Result<PageInfo, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// The frame holding `addr`: a direct-map virtual address is translated
+    /// (`virt_to_page`), anything else is taken as a physical address; `NotRam(addr)`
+    /// if it is neither ([`addr_to_pfn_in`]).
+    fn addr_to_pfn(&self, addr: u64) -> Result<Pfn, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// How the frames of `[start, end)` are used ([`PageSummary::from_buddy`]);
+    /// called once per `pagemap` cell, so it must not cost a call per page.
+    fn page_summary(&self, start: Pfn, end: Pfn) -> Result<PageSummary, MmError> {
+        Err(UNSUPPORTED)
+    }
+
+    // ---- Linux page API ----
+
+    /// Linux `alloc_pages(gfp_mask, order)`: 2^`order` pages, reference count 1;
+    /// honours `__GFP_ZERO` (`Buddy::alloc_pages_mem`). Returns the `struct page`
+    /// (its PFN). Released with `__free_pages` ([`Mm::free_pages_order`]).
+    fn alloc_pages_order(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `alloc_page(gfp_mask)` = `alloc_pages(gfp_mask, 0)`.
+    fn alloc_page(&mut self, gfp: Gfp) -> Result<Pfn, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `__get_free_pages(gfp_mask, order)`: 2^`order` pages of mapped memory;
+    /// returns their kernel virtual address. Released with `free_pages(addr, order)`
+    /// ([`Mm::free_pages_addr`]).
+    fn get_free_pages(&mut self, gfp: Gfp, order: u32) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `__get_free_page(gfp_mask)`: one page, by virtual address. Released
+    /// with `free_page(addr)` ([`Mm::free_page`]).
+    fn get_free_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `get_zeroed_page(gfp_mask)`: one zeroed page, by virtual address.
+    /// Released with `free_page(addr)` ([`Mm::free_page`]).
+    fn get_zeroed_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `free_pages(addr, order)`: `__free_pages` by kernel virtual address.
+    fn free_pages_addr(&mut self, virt: u64, order: u32) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `free_page(addr)` = `free_pages(addr, 0)`.
+    fn free_page(&mut self, virt: u64) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `get_page(page)`: one more reference on the allocated block at `pfn`;
+    /// returns the new reference count.
+    fn get_page(&mut self, pfn: Pfn) -> Result<u32, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `put_page(page)`: drops one reference; `Ok(true)` if that was the last
+    /// one and the block was freed.
+    fn put_page(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        Err(UNSUPPORTED)
+    }
+
+    // ---- MOS page API ----
+
+    /// MOS `page_alloc(&pp)`: one zeroed page of mapped memory, reference count 1
+    /// (`-E_NO_MEM` is `MmError::OutOfMemory`). Released with [`Mm::page_decref`].
+    fn page_alloc(&mut self) -> Result<Pfn, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// MOS `page_decref(pp)`: drops one reference, freeing the page at 0;
+    /// `Ok(true)` if it was freed.
+    fn page_decref(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        Err(UNSUPPORTED)
+    }
+
+    // ---- Memory contents (only ever called on memory of a live handle) ----
+
+    /// MOS `bzero(b, len)`: zeroes `len` bytes at kernel virtual address `virt`.
+    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// MOS `bcopy(src, dst, len)`: copies `len` bytes from `src` to `dst` (kernel
+    /// virtual addresses; the ranges do not overlap unless `src == dst`).
+    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Reads `buf.len()` bytes at kernel virtual address `virt` (for `dump`).
+    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
 }

@@ -60,7 +60,8 @@ pub mod term;
 pub use cmd::{Args, CmdError, Command, Ctx, Target, COMMANDS};
 pub use handles::{Addr, HandleId, Handles, Object};
 pub use kernel::{
-    Kernel, KmallocObj, Mm, PageBlock, Platform, Trap, VersionInfo, ZoneStat, UNSUPPORTED,
+    addr_to_pfn_in, Kernel, KmallocObj, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform,
+    Trap, VersionInfo, ZoneStat, UNSUPPORTED,
 };
 pub use line::{Event, History, LineEditor, LineError, MAX_LINE};
 pub use term::PROMPT;

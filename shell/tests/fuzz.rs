@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{boot, crlf_only, error_lines, Fake};
+use common::{boot, crlf_only, error_lines, machine, mem_map, run, Fake};
 use proptest::prelude::*;
 use shell::{Shell, PROMPT};
 
@@ -82,12 +82,122 @@ fn piece() -> impl Strategy<Value = Vec<u8>> {
         b"\x00",
         b"\xff",
         b"error: ",
+        b"pages ",
+        b"alloc_pages ",
+        b"get_free_pages ",
+        b"page_alloc",
+        b"get_page ",
+        b"put_page ",
+        b"page_decref ",
+        b"page ",
+        b"pfn=",
+        b"buddyinfo",
+        b"zoneinfo",
+        b"pagemap ",
+        b"dump ",
+        b"bzero ",
+        b"bcopy ",
+        b"DMA",
+        b"GFP_DMA",
+        b"0x0000000001000000",
     ];
     prop_oneof![
         3 => proptest::sample::select(words).prop_map(|w| w.to_vec()),
         1 => proptest::collection::vec(any::<u8>(), 0..8),
         1 => proptest::collection::vec(b'a'..=b'z', 250..300),
     ]
+}
+
+/// Gfp flag sets for the page command soup.
+const GFPS: [&str; 6] = [
+    "",
+    "GFP_DMA",
+    "__GFP_HIGHMEM",
+    "__GFP_ZERO",
+    "GFP_ATOMIC",
+    "GFP_DMA __GFP_ZERO",
+];
+
+/// One page-level command line, right or wrong, naming handles #1..#11.
+fn page_cmd() -> impl Strategy<Value = String> {
+    let h = 1u64..12;
+    let zones = ["DMA", "NORMAL", "UNMAPPED", "DMX", ""];
+    let flags = [
+        "",
+        "KERNEL",
+        "SHARED",
+        "PGT_MAPPED",
+        "DEVICE KERNEL_INIT",
+        "BOGUS",
+    ];
+    prop_oneof![
+        (1u64..=64, 0usize..5, 0usize..6)
+            .prop_map(move |(n, z, f)| format!("pages {n} {} {}", zones[z], flags[f])),
+        (0u32..=11, 0usize..6).prop_map(|(o, g)| format!("alloc_pages {o} {}", GFPS[g])),
+        (0usize..6).prop_map(|g| format!("alloc_page {}", GFPS[g])),
+        (0u32..=11, 0usize..6).prop_map(|(o, g)| format!("get_free_pages {o} {}", GFPS[g])),
+        Just("get_free_page".to_string()),
+        Just("get_zeroed_page GFP_DMA".to_string()),
+        Just("page_alloc".to_string()),
+        h.clone().prop_map(|n| format!("get_page #{n}")),
+        h.clone().prop_map(|n| format!("put_page #{n}")),
+        h.clone().prop_map(|n| format!("page_decref #{n}")),
+        h.clone().prop_map(|n| format!("free #{n}")),
+        Just("free all".to_string()),
+        (0u64..0x4100).prop_map(|p| format!("page {p:#x}")),
+        (0u64..0x4100).prop_map(|p| format!("put_page {p:#x}")),
+        h.clone().prop_map(|n| format!("page #{n}")),
+        (h.clone(), 0u64..9000, 0u64..300).prop_map(|(n, o, l)| format!("dump #{n} {o} {l}")),
+        (h.clone(), 0u64..9000, 0u64..9000).prop_map(|(n, o, l)| format!("bzero #{n} {o} {l}")),
+        (h.clone(), h.clone()).prop_map(|(a, b)| format!("bcopy #{a} #{b}")),
+        Just("pagemap".to_string()),
+        (0u64..0x4000, 1u64..0x400).prop_map(|(a, n)| format!("pagemap {a:#x} {:#x}", a + n)),
+        Just("buddyinfo".to_string()),
+        Just("zoneinfo".to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Page commands on the real allocator: an error changes nothing, the
+    /// allocator stays consistent, and once every reference is dropped, memory
+    /// is exactly as at boot.
+    #[test]
+    fn page_commands_never_leak_or_corrupt(cmds in proptest::collection::vec(page_cmd(), 0..60)) {
+        let mut map = mem_map();
+        let (mut sh, mut k) = machine(&mut map);
+        let boot = run(&mut sh, &mut k, "memstat");
+        for c in &cmds {
+            let (stat, live) = (k.b.mm_stat(), sh.handles().len());
+            let out = run(&mut sh, &mut k, c);
+            let errors = out.iter().filter(|l| l.starts_with("error: ")).count();
+            prop_assert!(errors <= 1, "{c}: {out:?}");
+            if errors == 1 {
+                prop_assert!(out.last().unwrap().starts_with("error: "), "{c}: {out:?}");
+                if c != "free all" {
+                    prop_assert_eq!(k.b.mm_stat(), stat, "{} changed memory: {:?}", c, out);
+                    prop_assert_eq!(sh.handles().len(), live, "{}", c);
+                }
+            }
+            if let Err(e) = k.b.check() {
+                prop_assert!(false, "{c}: {e}");
+            }
+        }
+        run(&mut sh, &mut k, "free all");
+        let ids: Vec<_> = sh.handles().iter().map(|(id, _)| id).collect();
+        for id in ids {
+            for _ in 0..100 {
+                if sh.handles().get(id).is_err() {
+                    break;
+                }
+                run(&mut sh, &mut k, &format!("put_page {id}"));
+            }
+        }
+        prop_assert!(sh.handles().is_empty());
+        prop_assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+        prop_assert!(k.b.check().is_ok());
+    }
 }
 
 proptest! {

@@ -166,14 +166,15 @@ impl Args {
         parse_zone(&w)
     }
 
-    /// An optional zone: consumed if the next word is a zone; left alone if there
-    /// is none or it is a page or gfp flag (for `pages N [ZONE] [FLAG...]`);
-    /// any other word is an unknown zone.
+    /// An optional zone: consumed if the next word is a zone (`DMA` is the zone,
+    /// not `GFP_DMA`); left alone if there is none or it is a page or gfp flag
+    /// (for `pages N [ZONE] [FLAG...]`); any other word is an unknown zone.
     pub fn opt_zone(&mut self) -> Result<Option<Zone>, CmdError> {
         let Some(w) = self.peek() else {
             return Ok(None);
         };
-        if PageFlags::parse(w).is_some() || Gfp::parse(w).is_some() {
+        let flag = PageFlags::parse(w).is_some() || Gfp::parse(w).is_some();
+        if flag && Zone::parse(w).is_none() {
             return Ok(None);
         }
         let z = parse_zone(w)?;
@@ -304,6 +305,9 @@ mod tests {
         let mut a = args("KERNEL shared");
         assert_eq!(a.opt_zone(), Ok(None));
         assert_eq!(a.page_flags(), Ok(PageFlags::KERNEL | PageFlags::SHARED));
+        let mut a = args("DMA KERNEL");
+        assert_eq!(a.opt_zone(), Ok(Some(Zone::Dma)), "DMA is the zone");
+        assert_eq!(a.page_flags(), Ok(PageFlags::KERNEL));
         let mut a = args("normal PGT_MAPPED BOGUS");
         assert_eq!(a.opt_zone(), Ok(Some(Zone::Normal)));
         assert_eq!(

@@ -7,14 +7,28 @@ use crate::parse::expected_list;
 use crate::term::{self, one_line};
 use core::fmt::Write;
 
+/// Widest usage that shares its line with the summary in the `help` listing;
+/// longer ones get a line of their own, so the listing fits 80 columns.
+pub const HELP_USAGE_WIDTH: usize = 19;
+
 /// `help [CMD]`.
 pub fn help(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let Some(name) = args.opt_word() else {
         args.end()?;
-        let width = COMMANDS.iter().map(|c| c.usage.len()).max().unwrap_or(0);
+        let width = COMMANDS
+            .iter()
+            .map(|c| c.usage.len())
+            .filter(|&w| w <= HELP_USAGE_WIDTH)
+            .max()
+            .unwrap_or(0);
         writeln!(ctx, "commands (type 'help CMD' for details):")?;
         for c in COMMANDS {
-            writeln!(ctx, "  {:width$}  {}", c.usage, c.summary)?;
+            if c.usage.len() <= width {
+                writeln!(ctx, "  {:width$}  {}", c.usage, c.summary)?;
+            } else {
+                writeln!(ctx, "  {}", c.usage)?;
+                writeln!(ctx, "  {:width$}  {}", "", c.summary)?;
+            }
         }
         return Ok(());
     };

@@ -1,8 +1,8 @@
 //! Memory commands: memstat, handles, free.
 //!
-//! The commands that create objects (kmalloc, pages, ...) go here too: parse the
+//! The commands that create objects (kmalloc, ...) go here too: parse the
 //! arguments, call the `Mm` function, then `ctx.add(object.into())?` to give the
-//! result a handle and print its line.
+//! result a handle and print its line. The page-level commands are in `pages.rs`.
 
 use super::{Args, CmdError, Ctx, Target};
 use crate::cmd_err;
@@ -10,7 +10,7 @@ use crate::handles::{HandleId, Object};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use mm::Zone;
+use mm::{PageState, Zone, PAGE_SIZE};
 
 /// `memstat`.
 pub fn memstat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
@@ -29,10 +29,15 @@ pub fn memstat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     }
     for zone in Zone::ALL {
         if let Some(z) = ctx.kernel.zone_stat(zone) {
+            let page = PAGE_SIZE as u64;
             writeln!(
                 ctx,
-                "zone {zone}: total={} used={} free={}",
-                z.total, z.used, z.free
+                "zone {zone}: total={} used={} free={} free_pages={} managed_pages={}",
+                z.total,
+                z.used,
+                z.free,
+                z.free / page,
+                z.total / page
             )?;
         }
     }
@@ -74,12 +79,30 @@ pub fn free(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
 }
 
 /// Releases `obj` (handle `id`), forgets the handle and prints `freed #N ...`.
-fn release(ctx: &mut Ctx<'_>, id: HandleId, obj: &Object) -> Result<(), mm::MmError> {
+fn release(ctx: &mut Ctx<'_>, id: HandleId, obj: &Object) -> Result<(), CmdError> {
+    check_single_reference(ctx, obj)?;
     obj.release(ctx.kernel)?;
     // The handle was live a moment ago; removing it cannot fail.
     let _ = ctx.handles.remove(id);
     let _ = writeln!(ctx, "freed {id} {obj}");
     Ok(())
+}
+
+/// Refuses to free a page block that holds more than one reference: the free
+/// function would only drop one, the handle would go and the pages would stay
+/// allocated with nobody to free them. (If the kernel cannot say, the free
+/// function decides.)
+fn check_single_reference(ctx: &Ctx<'_>, obj: &Object) -> Result<(), CmdError> {
+    let Some((pfn, _)) = obj.page_block() else {
+        return Ok(());
+    };
+    match ctx.kernel.page_info(pfn) {
+        Ok(p) if p.state == PageState::Allocated && p.refcount > 1 => Err(cmd_err!(
+            "page has {} references; put_page first",
+            p.refcount
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `free all`: every live handle, newest first (objects before the caches and

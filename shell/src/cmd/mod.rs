@@ -7,11 +7,13 @@
 //! on the `Ctx`. Returning `Err` makes the shell print the one `error: ` line.
 //!
 //! Adding a command is one entry in [`COMMANDS`] plus one handler function
-//! (platform commands live in `cmd/base.rs`, memory commands in `cmd/mem.rs`).
+//! (platform commands live in `cmd/base.rs`, memory commands in `cmd/mem.rs`,
+//! page-level commands in `cmd/pages.rs`).
 
 pub mod args;
 mod base;
 mod mem;
+pub mod pages;
 
 pub use args::{Args, Target};
 
@@ -210,7 +212,8 @@ pub static COMMANDS: &[Command] = &[
         usage: "memstat",
         summary: "print mm_stat() and per-zone numbers, in bytes",
         help: "One 'name: value' line for total, used, free, shared, cache_used, cache_free,\n\
-               available, then one 'zone NAME: total=.. used=.. free=..' line per zone.",
+               available (bytes), then one line per zone:\n\
+               'zone NAME: total=.. used=.. free=.. free_pages=.. managed_pages=..'.",
         run: mem::memstat,
     },
     Command {
@@ -228,7 +231,160 @@ pub static COMMANDS: &[Command] = &[
                is ADDR. free all: every live handle, newest first.",
         run: mem::free,
     },
+    Command {
+        name: "pages",
+        usage: "pages N [DMA|NORMAL|UNMAPPED] [FLAG...]",
+        summary: "DragonOS alloc_pages: N contiguous pages from a zone",
+        help: "N is 1..=63; the zone defaults to NORMAL (DMA: below 16 MiB; UNMAPPED: above\n\
+               the direct map, virt=none). FLAGs: PGT_MAPPED, KERNEL_INIT, DEVICE, KERNEL,\n\
+               SHARED (PAGE_ prefix allowed). free #N calls free_pages(page, N).",
+        run: pages::pages,
+    },
+    Command {
+        name: "alloc_pages",
+        usage: "alloc_pages ORDER [GFP...]",
+        summary: "Linux alloc_pages: 2^ORDER pages as a struct page",
+        help: GFP_HELP_STRUCT_PAGE,
+        run: pages::alloc_pages,
+    },
+    Command {
+        name: "alloc_page",
+        usage: "alloc_page [GFP...]",
+        summary: "Linux alloc_page: one page as a struct page",
+        help: "alloc_pages(gfp, 0); see 'help alloc_pages'.\n\
+               free #N calls __free_pages(page, 0).",
+        run: pages::alloc_page,
+    },
+    Command {
+        name: "get_free_pages",
+        usage: "get_free_pages ORDER [GFP...]",
+        summary: "Linux __get_free_pages: 2^ORDER pages by address",
+        help: "ORDER is 0..=10. Mapped memory only: NORMAL then DMA (GFP_DMA: DMA only;\n\
+               __GFP_HIGHMEM is ignored); an error if none is free. __GFP_ZERO zeroes.\n\
+               free #N calls free_pages(addr, ORDER).",
+        run: pages::get_free_pages,
+    },
+    Command {
+        name: "get_free_page",
+        usage: "get_free_page [GFP...]",
+        summary: "Linux __get_free_page: one page by address",
+        help: "__get_free_pages(gfp, 0). free #N calls free_page(addr).",
+        run: pages::get_free_page,
+    },
+    Command {
+        name: "get_zeroed_page",
+        usage: "get_zeroed_page [GFP...]",
+        summary: "Linux get_zeroed_page: one zeroed page by address",
+        help: "See the zeroes with 'dump #N'. free #N calls free_page(addr).",
+        run: pages::get_zeroed_page,
+    },
+    Command {
+        name: "page_alloc",
+        usage: "page_alloc",
+        summary: "MOS page_alloc: one zeroed page, refcount 1",
+        help: "Out of memory is MOS -E_NO_MEM. free #N (or page_decref #N) calls\n\
+               page_decref(page).",
+        run: pages::page_alloc,
+    },
+    Command {
+        name: "page_decref",
+        usage: "page_decref PFN|ADDR|#N",
+        summary: "MOS page_decref: drop a reference, free at 0",
+        help: REFCOUNT_HELP,
+        run: pages::page_decref,
+    },
+    Command {
+        name: "get_page",
+        usage: "get_page PFN|ADDR|#N",
+        summary: "Linux get_page: take a reference, print the new count",
+        help: REFCOUNT_HELP,
+        run: pages::get_page,
+    },
+    Command {
+        name: "put_page",
+        usage: "put_page PFN|ADDR|#N",
+        summary: "Linux put_page: drop a reference, free at 0",
+        help: REFCOUNT_HELP,
+        run: pages::put_page,
+    },
+    Command {
+        name: "page",
+        usage: "page PFN|ADDR|#N",
+        summary: "show one struct page: state, order, refcount, flags",
+        help: "Line 1: pfn, phys, virt (page_address, or none), zone. Line 2: state (free,\n\
+               allocated, tail, slab, reserved, cached), order and n (pages) of a block head,\n\
+               refcount, head (of a tail), flags, ram (no: a hole), handle (the owner).\n\
+               PFN: a number (0x1e4c) or pfn=N. ADDR: a physical or direct-map virtual\n\
+               address written as 0x + 16 hex digits, or phys=A, virt=A.\n\
+               #N: the first page of the handle's object.",
+        run: pages::page,
+    },
+    Command {
+        name: "buddyinfo",
+        usage: "buddyinfo",
+        summary: "free blocks per zone and order, as /proc/buddyinfo",
+        help: "Columns: orders 0..10 (blocks of 4 KiB .. 4 MiB). As in Linux, blocks held\n\
+               in the per-zone caches are not counted (zoneinfo shows them as cached).",
+        run: pages::buddyinfo,
+    },
+    Command {
+        name: "zoneinfo",
+        usage: "zoneinfo",
+        summary: "per zone: pfn/phys range, present, managed, free pages",
+        help: "Ranges are half-open (end excluded). present: RAM in the zone; managed: RAM\n\
+               under the allocator; free: free pages, the cached ones (per-zone caches)\n\
+               included. Then the lowmem limit (end of the direct map) and max_pfn.",
+        run: pages::zoneinfo,
+    },
+    Command {
+        name: "pagemap",
+        usage: "pagemap [START_PFN [END_PFN]]",
+        summary: "picture of physical memory by page state and zone",
+        help: "Default: all of the mem_map. One character per cell of 2^k pages, 48 cells\n\
+               per row, k chosen so that the range fits in about 32 rows. Each row starts\n\
+               with its physical address and zone (D DMA, N NORMAL, U UNMAPPED) and stays\n\
+               in one zone. Legend: . free  c cached  # allocated  S slab\n\
+               K reserved RAM (kernel image, mem_map...)  ' ' not RAM. A mixed cell shows\n\
+               the state of most of its pages (on a tie, the busier state).",
+        run: pages::pagemap,
+    },
+    Command {
+        name: "dump",
+        usage: "dump #N [OFFSET [LEN]]",
+        summary: "hex dump of a handle's memory (at most 256 bytes)",
+        help: "LEN defaults to 64 (at most 256; 16 bytes per line); offsets count from the\n\
+               start of the object. Works on kmalloc, pages, gfp_pages, gfp_addr, mos_page\n\
+               and vmalloc handles with a virtual address.",
+        run: pages::dump,
+    },
+    Command {
+        name: "bzero",
+        usage: "bzero #N [OFFSET [LEN]]",
+        summary: "MOS bzero: zero a handle's memory, or part of it",
+        help: "Default: from OFFSET (0) to the end of the object; the range must lie\n\
+               inside it. Same handles as 'dump'.",
+        run: pages::bzero,
+    },
+    Command {
+        name: "bcopy",
+        usage: "bcopy #SRC #DST [LEN]",
+        summary: "MOS bcopy: copy one handle's memory to another's",
+        help: "LEN defaults to the size of the smaller object and must fit in both.\n\
+               Same handles as 'dump'.",
+        run: pages::bcopy,
+    },
 ];
+
+const GFP_HELP_STRUCT_PAGE: &str =
+    "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\
+     __GFP_ZERO. Zones: NORMAL then DMA; GFP_DMA: DMA only; __GFP_HIGHMEM: UNMAPPED\n\
+     first (then virt=none). free #N calls __free_pages(page, ORDER).";
+
+const REFCOUNT_HELP: &str =
+    "Works on the first page of a block of a live handle (pages, gfp_pages,\n\
+     gfp_addr, mos_page): PFN (0x1e4c or pfn=N), ADDR (0x + 16 hex digits, phys=A,\n\
+     virt=A) or #N. When the last reference goes the pages are freed and the handle\n\
+     is retired. While a block holds more than one reference, free #N refuses it.";
 
 /// The command called `name` (any case).
 pub fn find(name: &str) -> Option<&'static Command> {

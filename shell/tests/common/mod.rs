@@ -1,9 +1,32 @@
-//! A fake kernel for host tests: records every call and collects the output.
+//! Fake kernels for host tests: [`Fake`] records every call and collects the
+//! output; [`Machine`] runs the real buddy allocator on simulated memory.
 #![allow(dead_code)]
 
+mod machine;
+
+pub use machine::*;
+
 use mm::{MmError, MmStat, Pfn, Zone};
-use shell::{Mm, Platform, Shell, Trap, VersionInfo, ZoneStat};
+use shell::{Kernel, Mm, Platform, Shell, Trap, VersionInfo, ZoneStat};
 use std::fmt;
+
+/// A test kernel that collects what the shell prints.
+pub trait Output: Kernel {
+    /// Everything the shell wrote so far.
+    fn out(&self) -> &str;
+}
+
+impl Output for Fake {
+    fn out(&self) -> &str {
+        &self.out
+    }
+}
+
+impl Output for Machine<'_> {
+    fn out(&self) -> &str {
+        &self.out
+    }
+}
 
 /// Records calls, collects output, fails on request.
 #[derive(Default)]
@@ -125,15 +148,15 @@ pub fn boot() -> (Shell, Fake) {
 }
 
 /// Feeds `input` and returns only the output it produced.
-pub fn type_in(sh: &mut Shell, k: &mut Fake, input: &[u8]) -> String {
-    let start = k.out.len();
+pub fn type_in<K: Output>(sh: &mut Shell, k: &mut K, input: &[u8]) -> String {
+    let start = k.out().len();
     sh.feed_bytes(input, k);
-    k.out[start..].to_string()
+    k.out()[start..].to_string()
 }
 
 /// Types `line` + CR; returns the output lines after the echo line, without the
 /// final prompt (which is asserted to be there).
-pub fn run(sh: &mut Shell, k: &mut Fake, line: &str) -> Vec<String> {
+pub fn run<K: Output>(sh: &mut Shell, k: &mut K, line: &str) -> Vec<String> {
     let out = type_in(sh, k, format!("{line}\r").as_bytes());
     let body = out
         .strip_suffix(shell::PROMPT)

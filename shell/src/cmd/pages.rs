@@ -1,0 +1,779 @@
+//! Page-level commands: the DragonOS, Linux and MOS page APIs, reference counts,
+//! `struct page` and zone reports, the physical memory map, and the memory of
+//! live handles (`dump`, `bzero`, `bcopy`).
+//!
+//! Every allocation becomes a handle whose release function is the one that
+//! matches the allocating function (see [`Object::release`]). Reference counts
+//! can only be changed on page blocks of live handles, so the shell never frees
+//! memory it did not allocate; when `put_page`/`page_decref` drops the last
+//! reference, the handle is retired at once so that it cannot be freed twice.
+
+use super::{Args, CmdError, Ctx};
+use crate::cmd_err;
+use crate::handles::{Addr, HandleId, Object, OptAddr};
+use crate::kernel::{PageInfo, PageSummary};
+use crate::parse::{self, ParseError};
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+use mm::buddy::{MAX_PAGES_PER_ALLOC, NR_ORDERS};
+use mm::{PageState, Pfn, Zone, MAX_ORDER, PAGE_SIZE};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+// ---------------------------------------------------------------------------
+// Allocation
+// ---------------------------------------------------------------------------
+
+/// `pages N [DMA|NORMAL|UNMAPPED] [FLAG...]`: DragonOS `alloc_pages(zone, n, flags)`.
+pub fn pages(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let n = args.number_in("N", 1, MAX_PAGES_PER_ALLOC)?;
+    let zone = args.opt_zone()?.unwrap_or(Zone::Normal);
+    let flags = args.page_flags()?;
+    args.end()?;
+    let n = u32::try_from(n).map_err(|_| CmdError::new("internal: N range"))?;
+    let block = ctx.kernel.alloc_pages(zone, n, flags)?;
+    ctx.add(block.into())?;
+    Ok(())
+}
+
+/// `alloc_pages ORDER [GFP...]`: Linux `alloc_pages(gfp, order)`.
+pub fn alloc_pages(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let order = order_arg(args)?;
+    let gfp = args.gfp()?;
+    args.end()?;
+    let pfn = ctx.kernel.alloc_pages_order(gfp, order)?;
+    add_struct_page(ctx, pfn, order)
+}
+
+/// `alloc_page [GFP...]`: Linux `alloc_page(gfp)`.
+pub fn alloc_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let gfp = args.gfp()?;
+    args.end()?;
+    let pfn = ctx.kernel.alloc_page(gfp)?;
+    add_struct_page(ctx, pfn, 0)
+}
+
+/// `get_free_pages ORDER [GFP...]`: Linux `__get_free_pages(gfp, order)`.
+pub fn get_free_pages(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let order = order_arg(args)?;
+    let gfp = args.gfp()?;
+    args.end()?;
+    let virt = ctx.kernel.get_free_pages(gfp, order)?;
+    add_page_addr(ctx, virt, order, false)
+}
+
+/// `get_free_page [GFP...]`: Linux `__get_free_page(gfp)`.
+pub fn get_free_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let gfp = args.gfp()?;
+    args.end()?;
+    let virt = ctx.kernel.get_free_page(gfp)?;
+    add_page_addr(ctx, virt, 0, true)
+}
+
+/// `get_zeroed_page [GFP...]`: Linux `get_zeroed_page(gfp)`.
+pub fn get_zeroed_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let gfp = args.gfp()?;
+    args.end()?;
+    let virt = ctx.kernel.get_zeroed_page(gfp)?;
+    add_page_addr(ctx, virt, 0, true)
+}
+
+/// `page_alloc`: MOS `page_alloc(&pp)`.
+pub fn page_alloc(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    args.end()?;
+    let pfn = ctx.kernel.page_alloc()?;
+    match ctx.kernel.page_info(pfn) {
+        Ok(info) => {
+            ctx.add(Object::MosPage {
+                pfn,
+                zone: info.zone,
+                virt: info.virt,
+            })?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = ctx.kernel.page_decref(pfn);
+            Err(cmd_err!(
+                "page_alloc gave pfn {pfn} but its struct page is unreadable ({e}); freed it again"
+            ))
+        }
+    }
+}
+
+fn order_arg(args: &mut Args) -> Result<u32, CmdError> {
+    let order = args.number_in("ORDER", 0, u64::from(MAX_ORDER))?;
+    u32::try_from(order).map_err(|_| CmdError::new("internal: ORDER range"))
+}
+
+/// Gives the `struct page` block `pfn` of `order` a `gfp_pages` handle; if its
+/// page cannot be read, frees it again with `__free_pages`.
+fn add_struct_page(ctx: &mut Ctx<'_>, pfn: Pfn, order: u32) -> Result<(), CmdError> {
+    match ctx.kernel.page_info(pfn) {
+        Ok(info) => {
+            ctx.add(Object::LinuxPages {
+                pfn,
+                order,
+                zone: info.zone,
+                virt: info.virt,
+            })?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = ctx.kernel.free_pages_order(pfn, order);
+            Err(cmd_err!(
+                "got pfn {pfn} but its struct page is unreadable ({e}); freed it again"
+            ))
+        }
+    }
+}
+
+/// Gives the pages at kernel address `virt` a `gfp_addr` handle; if the address
+/// does not resolve to a readable page, frees it again with the matching free.
+fn add_page_addr(ctx: &mut Ctx<'_>, virt: u64, order: u32, single: bool) -> Result<(), CmdError> {
+    let info = ctx
+        .kernel
+        .addr_to_pfn(virt)
+        .and_then(|pfn| ctx.kernel.page_info(pfn));
+    match info {
+        Ok(info) => {
+            ctx.add(Object::GfpAddr {
+                virt,
+                pfn: info.pfn,
+                order,
+                zone: info.zone,
+                single,
+            })?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = if single {
+                ctx.kernel.free_page(virt)
+            } else {
+                ctx.kernel.free_pages_addr(virt, order)
+            };
+            Err(cmd_err!(
+                "got {} but its struct page is unreadable ({e}); freed it again",
+                Addr(virt)
+            ))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// PFN|ADDR|#N arguments
+// ---------------------------------------------------------------------------
+
+/// What a `PFN|ADDR|#N` argument names.
+enum PageRef {
+    Handle(HandleId),
+    Pfn(u64),
+    Addr(u64),
+}
+
+/// Reads a `PFN|ADDR|#N` argument: `#N`; `pfn=X` or a bare number is a PFN;
+/// `phys=X`, `virt=X`, `addr=X` or a number written as `0x` + 16 hex digits (the
+/// way the shell prints addresses) is an address.
+fn page_ref(args: &mut Args) -> Result<PageRef, CmdError> {
+    let w = args.word("PFN|ADDR|#N")?;
+    if parse::is_handle_ref(&w) {
+        return Ok(PageRef::Handle(parse::parse_handle(&w)?));
+    }
+    let lower = w.to_ascii_lowercase();
+    if let Some(v) = lower.strip_prefix("pfn=") {
+        return Ok(PageRef::Pfn(parse::parse_number(v)?));
+    }
+    for key in ["phys=", "virt=", "addr="] {
+        if let Some(v) = lower.strip_prefix(key) {
+            return Ok(PageRef::Addr(parse::parse_addr(v)?));
+        }
+    }
+    let v = parse::parse_number(&w).map_err(|e| match e {
+        ParseError::BadNumber(_) => cmd_err!(
+            "bad PFN|ADDR|#N '{w}' (expected a PFN like 0x1e4c, an address like \
+             0x0000000001e4c000, or #N)"
+        ),
+        e => e.into(),
+    })?;
+    let hex = lower.strip_prefix("0x").unwrap_or("");
+    let digits = hex.bytes().filter(|&b| b != b'_').count();
+    if digits == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit() || b == b'_') {
+        Ok(PageRef::Addr(v))
+    } else {
+        Ok(PageRef::Pfn(v))
+    }
+}
+
+/// A PFN the user typed, checked against the mem_map when the kernel says how
+/// large it is.
+fn checked_pfn(ctx: &Ctx<'_>, v: u64) -> Result<Pfn, CmdError> {
+    let beyond = |max: u64| {
+        cmd_err!(
+            "pfn {v:#x} is beyond the last frame (max_pfn {max:#x}); write an address as \
+             0x + 16 hex digits or phys=ADDR"
+        )
+    };
+    let max = match ctx.kernel.mem_layout() {
+        Ok(layout) => u64::from(layout.max_pfn.0),
+        Err(_) => u64::from(u32::MAX),
+    };
+    match u32::try_from(v) {
+        Ok(pfn) if v < max => Ok(Pfn(pfn)),
+        _ => Err(beyond(max)),
+    }
+}
+
+/// The frame a `PFN|ADDR|#N` names, for `page`: any handle with a physical
+/// address works (its first page).
+fn any_pfn(ctx: &Ctx<'_>, r: PageRef) -> Result<Pfn, CmdError> {
+    match r {
+        PageRef::Pfn(v) => checked_pfn(ctx, v),
+        PageRef::Addr(a) => Ok(ctx.kernel.addr_to_pfn(a)?),
+        PageRef::Handle(id) => {
+            let obj = ctx.handles.get(id)?;
+            match (obj.page_block(), obj.phys()) {
+                (Some((pfn, _)), _) => Ok(pfn),
+                (None, Some(phys)) => Ok(Pfn::containing(phys)),
+                (None, None) => Err(cmd_err!(
+                    "{id} {} has no physical address; give a PFN or an address",
+                    obj.kind()
+                )),
+            }
+        }
+    }
+}
+
+/// The live handle whose page block contains `pfn`, with the block's first frame.
+fn block_of(ctx: &Ctx<'_>, pfn: Pfn) -> Option<(HandleId, Pfn)> {
+    ctx.handles.iter().find_map(|(id, o)| {
+        let (head, n) = o.page_block()?;
+        let off = u64::from(pfn.0).checked_sub(u64::from(head.0))?;
+        (off < n).then_some((id, head))
+    })
+}
+
+/// The first frame of a page block owned by a live handle, for the reference
+/// count commands, and that handle. Anything else is refused: the shell never
+/// changes reference counts of memory it did not allocate.
+fn owned_block(ctx: &Ctx<'_>, r: PageRef) -> Result<(Pfn, HandleId), CmdError> {
+    let pfn = match r {
+        PageRef::Handle(id) => {
+            let obj = ctx.handles.get(id)?;
+            return match obj.page_block() {
+                Some((pfn, _)) => Ok((pfn, id)),
+                None => Err(cmd_err!(
+                    "{id} is a {} handle, not a page block (expected pages, gfp_pages, \
+                     gfp_addr or mos_page)",
+                    obj.kind()
+                )),
+            };
+        }
+        PageRef::Pfn(v) => checked_pfn(ctx, v)?,
+        PageRef::Addr(a) => ctx.kernel.addr_to_pfn(a)?,
+    };
+    match block_of(ctx, pfn) {
+        Some((id, head)) if head == pfn => Ok((pfn, id)),
+        Some((id, head)) => Err(cmd_err!(
+            "pfn {pfn} is inside the block of {id}; its first page is pfn {head}"
+        )),
+        None => Err(cmd_err!(
+            "pfn {pfn} is not the first page of a block the shell allocated (see 'handles')"
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reference counts
+// ---------------------------------------------------------------------------
+
+/// `get_page PFN|ADDR|#N`: Linux `get_page(page)`.
+pub fn get_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let r = page_ref(args)?;
+    args.end()?;
+    let (pfn, _) = owned_block(ctx, r)?;
+    let count = ctx.kernel.get_page(pfn)?;
+    writeln!(ctx, "pfn={pfn} refcount={count}")?;
+    Ok(())
+}
+
+/// `put_page PFN|ADDR|#N`: Linux `put_page(page)`.
+pub fn put_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let r = page_ref(args)?;
+    args.end()?;
+    let (pfn, id) = owned_block(ctx, r)?;
+    let freed = ctx.kernel.put_page(pfn)?;
+    after_put(ctx, pfn, id, freed, "put_page")
+}
+
+/// `page_decref PFN|ADDR|#N`: MOS `page_decref(pp)`.
+pub fn page_decref(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let r = page_ref(args)?;
+    args.end()?;
+    let (pfn, id) = owned_block(ctx, r)?;
+    let freed = ctx.kernel.page_decref(pfn)?;
+    after_put(ctx, pfn, id, freed, "page_decref")
+}
+
+/// Prints the new count, or retires handle `id` whose pages were just freed.
+fn after_put(
+    ctx: &mut Ctx<'_>,
+    pfn: Pfn,
+    id: HandleId,
+    freed: bool,
+    func: &str,
+) -> Result<(), CmdError> {
+    if !freed {
+        match ctx.kernel.page_info(pfn) {
+            Ok(info) => writeln!(ctx, "pfn={pfn} refcount={}", info.refcount)?,
+            Err(_) => writeln!(ctx, "pfn={pfn} reference dropped")?,
+        }
+        return Ok(());
+    }
+    writeln!(ctx, "pfn={pfn} refcount=0: pages freed by {func}")?;
+    let obj = ctx.handles.remove(id)?;
+    writeln!(ctx, "retired {id} {obj}")?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Reports
+// ---------------------------------------------------------------------------
+
+/// `page PFN|ADDR|#N`: one `struct page`.
+pub fn page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let r = page_ref(args)?;
+    args.end()?;
+    let pfn = any_pfn(ctx, r)?;
+    let info = ctx.kernel.page_info(pfn)?;
+    let owner = block_of(ctx, pfn).map(|(id, _)| id);
+    print_page(ctx, &info, owner)
+}
+
+fn print_page(ctx: &mut Ctx<'_>, p: &PageInfo, owner: Option<HandleId>) -> Result<(), CmdError> {
+    writeln!(
+        ctx,
+        "pfn={} phys={} virt={} zone={}",
+        p.pfn,
+        Addr(p.pfn.phys()),
+        OptAddr(p.virt),
+        p.zone
+    )?;
+    let mut line = alloc::format!("state={}", p.state.name());
+    match p.state {
+        PageState::Free | PageState::Cached | PageState::Slab => {
+            let _ = write!(line, " order={} n={}", p.order, p.n);
+        }
+        PageState::Allocated => {
+            let _ = write!(line, " order={} n={} refcount={}", p.order, p.n, p.refcount);
+        }
+        PageState::Tail => {
+            if let Some(h) = p.head {
+                let _ = write!(line, " head={h}");
+            }
+        }
+        PageState::Reserved => {}
+    }
+    let _ = write!(
+        line,
+        " flags={} ram={}",
+        p.flags,
+        if p.ram { "yes" } else { "no" }
+    );
+    if let Some(id) = owner {
+        let _ = write!(line, " handle={id}");
+    }
+    writeln!(ctx, "{line}")?;
+    Ok(())
+}
+
+/// `buddyinfo`: `/proc/buddyinfo`, exactly.
+pub fn buddyinfo(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    args.end()?;
+    let mut lines = Vec::new();
+    for zone in Zone::ALL {
+        let z = ctx.kernel.zone_info(zone)?;
+        if z.present == 0 {
+            continue;
+        }
+        // seq_printf(m, "Node %d, zone %8s ", ...) then "%6lu " per order.
+        let mut line = alloc::format!("Node 0, zone {:>8} ", zone.name());
+        for n in z.nr_free.iter().take(NR_ORDERS) {
+            let _ = write!(line, "{n:>6} ");
+        }
+        lines.push(line);
+    }
+    for line in lines {
+        writeln!(ctx, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `zoneinfo`: every zone's span and page counts, and the lowmem limit.
+pub fn zoneinfo(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    args.end()?;
+    let layout = ctx.kernel.mem_layout()?;
+    let mut zones = Vec::new();
+    for zone in Zone::ALL {
+        zones.push((zone, ctx.kernel.zone_info(zone)?));
+    }
+    for (zone, z) in zones {
+        writeln!(ctx, "zone {zone}")?;
+        if z.present == 0 {
+            writeln!(ctx, "  empty (no RAM in this zone)")?;
+            continue;
+        }
+        writeln!(ctx, "  pfn: {}..{}", z.start_pfn, z.end_pfn)?;
+        writeln!(
+            ctx,
+            "  phys: {}..{}",
+            Addr(z.start_pfn.phys()),
+            Addr(z.end_pfn.phys())
+        )?;
+        for (name, pages) in [
+            ("present", z.present),
+            ("managed", z.managed),
+            ("free", z.free),
+            ("cached", z.cached),
+        ] {
+            writeln!(
+                ctx,
+                "  {name}: {pages} pages, {} bytes",
+                pages.saturating_mul(PAGE)
+            )?;
+        }
+    }
+    writeln!(
+        ctx,
+        "lowmem: pfn {} phys {} (ZONE_UNMAPPED starts here)",
+        layout.lowmem,
+        Addr(layout.lowmem.phys())
+    )?;
+    writeln!(
+        ctx,
+        "max_pfn: {} (the mem_map describes {})",
+        layout.max_pfn,
+        Size(u64::from(layout.max_pfn.0) * PAGE)
+    )?;
+    Ok(())
+}
+
+/// Cells per `pagemap` row.
+pub const PAGEMAP_CELLS: u32 = 48;
+/// Rows `pagemap` aims for (at most; zone boundaries may add two).
+pub const PAGEMAP_ROWS: u64 = 32;
+
+/// `pagemap [START_PFN [END_PFN]]`: a picture of physical memory.
+pub fn pagemap(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let start = args.opt_number("START_PFN")?;
+    let end = args.opt_number("END_PFN")?;
+    args.end()?;
+    let layout = ctx.kernel.mem_layout()?;
+    let max = u64::from(layout.max_pfn.0);
+    let start = start.unwrap_or(0);
+    let end = end.unwrap_or(max);
+    if end > max {
+        return Err(cmd_err!(
+            "END_PFN {end:#x} is beyond the last frame (max_pfn {max:#x})"
+        ));
+    }
+    if start >= end {
+        return Err(cmd_err!(
+            "START_PFN {start:#x} must be below END_PFN {end:#x}"
+        ));
+    }
+    // Both fit in u32: end <= max_pfn, a u32.
+    let (start, end) = (start as u32, end as u32);
+    let span = u64::from(end - start);
+    let per_row = u64::from(PAGEMAP_CELLS);
+    let cell = span
+        .div_ceil(PAGEMAP_ROWS * per_row)
+        .max(1)
+        .next_power_of_two();
+    let cell = u32::try_from(cell).unwrap_or(1 << 31);
+    writeln!(
+        ctx,
+        "pfn {:#x}..{:#x}: 1 cell = {} page{} ({}), 1 row = {} cells ({})",
+        start,
+        end,
+        cell,
+        if cell == 1 { "" } else { "s" },
+        Size(u64::from(cell) * PAGE),
+        PAGEMAP_CELLS,
+        Size(u64::from(cell) * u64::from(PAGEMAP_CELLS) * PAGE)
+    )?;
+    writeln!(
+        ctx,
+        "legend: . free  c cached  # allocated  S slab  K reserved RAM  ' ' not RAM"
+    )?;
+    writeln!(
+        ctx,
+        "a mixed cell shows the state of most of its pages; zones D, N, U"
+    )?;
+    let mut pfn = start;
+    while pfn < end {
+        let zone = layout.zone_of(Pfn(pfn));
+        let row_end = end
+            .min(layout.zone_end(Pfn(pfn)).0)
+            .min(pfn.saturating_add(cell.saturating_mul(PAGEMAP_CELLS)))
+            .max(pfn + 1);
+        let mut cells = String::with_capacity(PAGEMAP_CELLS as usize);
+        let mut c = pfn;
+        while c < row_end {
+            let c_end = row_end.min(c.saturating_add(cell));
+            let s = ctx.kernel.page_summary(Pfn(c), Pfn(c_end))?;
+            cells.push(cell_char(&s));
+            c = c_end;
+        }
+        writeln!(
+            ctx,
+            "{} {} |{cells}|",
+            Addr(Pfn(pfn).phys()),
+            zone_letter(zone)
+        )?;
+        pfn = row_end;
+    }
+    Ok(())
+}
+
+/// `D`, `N`, `U`.
+fn zone_letter(z: Zone) -> char {
+    match z {
+        Zone::Dma => 'D',
+        Zone::Normal => 'N',
+        Zone::Unmapped => 'U',
+    }
+}
+
+/// The character of a `pagemap` cell: the state with the most pages; on a tie
+/// the busier state (allocated, slab, reserved, cached, free, hole) wins. An
+/// empty range is a hole.
+pub fn cell_char(s: &PageSummary) -> char {
+    if s.total() == 0 {
+        return ' ';
+    }
+    let states = [
+        (s.allocated, '#'),
+        (s.slab, 'S'),
+        (s.reserved, 'K'),
+        (s.cached, 'c'),
+        (s.free, '.'),
+        (s.hole, ' '),
+    ];
+    let mut best = states[0];
+    for st in &states[1..] {
+        if st.0 > best.0 {
+            best = *st;
+        }
+    }
+    best.1
+}
+
+/// A byte count as `N MiB`, `N KiB` or `N bytes` (exact).
+struct Size(u64);
+
+impl core::fmt::Display for Size {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let b = self.0;
+        if b >= 1 << 30 && b.is_multiple_of(1 << 30) {
+            write!(f, "{} GiB", b >> 30)
+        } else if b >= 1 << 20 && b.is_multiple_of(1 << 20) {
+            write!(f, "{} MiB", b >> 20)
+        } else if b >= 1 << 10 && b.is_multiple_of(1 << 10) {
+            write!(f, "{} KiB", b >> 10)
+        } else {
+            write!(f, "{b} bytes")
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Memory of live handles
+// ---------------------------------------------------------------------------
+
+/// Longest `dump`.
+pub const DUMP_MAX: u64 = 256;
+/// `dump` length when none is given.
+pub const DUMP_DEFAULT: u64 = 64;
+
+/// The kernel virtual address and byte size of the memory of handle `id`.
+fn handle_memory(ctx: &Ctx<'_>, id: HandleId) -> Result<(u64, u64), CmdError> {
+    let obj = ctx.handles.get(id)?;
+    match obj.memory() {
+        Some((Some(virt), len)) if len > 0 && virt.checked_add(len).is_some() => Ok((virt, len)),
+        Some(_) => Err(cmd_err!(
+            "{id} {} has no kernel virtual address (virt=none)",
+            obj.kind()
+        )),
+        None => Err(cmd_err!(
+            "{id} {} has no memory of its own to read or write (expected kmalloc, \
+             pages, gfp_pages, gfp_addr, mos_page or vmalloc)",
+            obj.kind()
+        )),
+    }
+}
+
+/// `[OFFSET [LEN]]` inside an object of `size` bytes; LEN defaults to the rest,
+/// at most `max_len`.
+fn range_args(
+    args: &mut Args,
+    size: u64,
+    max_len: u64,
+    default_len: u64,
+) -> Result<(u64, u64), CmdError> {
+    let offset = if args.peek().is_some() {
+        args.number_in("OFFSET", 0, size - 1)?
+    } else {
+        0
+    };
+    let room = (size - offset).min(max_len);
+    let len = if args.peek().is_some() {
+        args.number_in("LEN", 1, room)?
+    } else {
+        room.min(default_len)
+    };
+    Ok((offset, len))
+}
+
+/// `bzero #N [OFFSET [LEN]]`: MOS `bzero`.
+pub fn bzero(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let id = args.handle("#N")?;
+    let (virt, size) = handle_memory(ctx, id)?;
+    let (offset, len) = range_args(args, size, size, size)?;
+    args.end()?;
+    ctx.kernel.bzero(virt + offset, len)?;
+    writeln!(
+        ctx,
+        "zeroed {len} bytes of {id} at {} (offset {offset})",
+        Addr(virt + offset)
+    )?;
+    Ok(())
+}
+
+/// `bcopy #SRC #DST [LEN]`: MOS `bcopy`.
+pub fn bcopy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let src = args.handle("#SRC")?;
+    let dst = args.handle("#DST")?;
+    let (src_virt, src_size) = handle_memory(ctx, src)?;
+    let (dst_virt, dst_size) = handle_memory(ctx, dst)?;
+    let room = src_size.min(dst_size);
+    let len = if args.peek().is_some() {
+        args.number_in("LEN", 1, room)?
+    } else {
+        room
+    };
+    args.end()?;
+    ctx.kernel.bcopy(src_virt, dst_virt, len)?;
+    writeln!(
+        ctx,
+        "copied {len} bytes from {src} at {} to {dst} at {}",
+        Addr(src_virt),
+        Addr(dst_virt)
+    )?;
+    Ok(())
+}
+
+/// `dump #N [OFFSET [LEN]]`: hex dump, 16 bytes per line.
+pub fn dump(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let id = args.handle("#N")?;
+    let (virt, size) = handle_memory(ctx, id)?;
+    let (offset, len) = range_args(args, size, DUMP_MAX, DUMP_DEFAULT)?;
+    args.end()?;
+    let mut buf = alloc::vec![0u8; len as usize];
+    ctx.kernel.read_bytes(virt + offset, &mut buf)?;
+    writeln!(
+        ctx,
+        "{id} virt={} offset={offset} len={len}",
+        Addr(virt + offset)
+    )?;
+    for (i, chunk) in buf.chunks(16).enumerate() {
+        let line = hex_line(offset + 16 * i as u64, chunk);
+        writeln!(ctx, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `OOOOOOOO  xx xx xx xx xx xx xx xx  xx xx xx xx xx xx xx xx  |ascii...|`
+/// (`OOOOOOOO` is the offset in the object, hex).
+pub fn hex_line(offset: u64, bytes: &[u8]) -> String {
+    let mut s = alloc::format!("{offset:08x} ");
+    for i in 0..16 {
+        if i % 8 == 0 {
+            s.push(' ');
+        }
+        match bytes.get(i) {
+            Some(b) => {
+                let _ = write!(s, "{b:02x} ");
+            }
+            None => s.push_str("   "),
+        }
+    }
+    s.push_str(" |");
+    for &b in bytes {
+        s.push(if b.is_ascii_graphic() || b == b' ' {
+            b as char
+        } else {
+            '.'
+        });
+    }
+    s.push('|');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::MemLayout;
+
+    #[test]
+    fn hex_lines_are_aligned() {
+        let l = hex_line(0x10, b"Hello, world!\x00\x01\xff");
+        assert_eq!(
+            l,
+            "00000010  48 65 6c 6c 6f 2c 20 77  6f 72 6c 64 21 00 01 ff  |Hello, world!...|"
+        );
+        assert!(l.len() <= 80);
+        let short = hex_line(0, b"ab");
+        assert_eq!(
+            short,
+            "00000000  61 62                                             |ab|"
+        );
+    }
+
+    #[test]
+    fn cells_take_the_most_common_state_and_ties_go_to_the_busier() {
+        let s = |free, allocated, hole| PageSummary {
+            free,
+            allocated,
+            hole,
+            ..PageSummary::default()
+        };
+        assert_eq!(cell_char(&s(10, 6, 0)), '.');
+        assert_eq!(cell_char(&s(8, 8, 0)), '#');
+        assert_eq!(cell_char(&s(0, 0, 16)), ' ');
+        assert_eq!(cell_char(&s(1, 0, 15)), ' ');
+        assert_eq!(cell_char(&PageSummary::default()), ' ');
+    }
+
+    #[test]
+    fn sizes_print_exactly() {
+        assert_eq!(alloc::format!("{}", Size(64 << 10)), "64 KiB");
+        assert_eq!(alloc::format!("{}", Size(3 << 20)), "3 MiB");
+        assert_eq!(alloc::format!("{}", Size(1536 << 10)), "1536 KiB");
+        assert_eq!(alloc::format!("{}", Size(4 << 30)), "4 GiB");
+        assert_eq!(alloc::format!("{}", Size(100)), "100 bytes");
+    }
+
+    #[test]
+    fn layout_zones() {
+        let l = MemLayout {
+            max_pfn: Pfn(0x4000),
+            lowmem: Pfn(0x2000),
+        };
+        assert_eq!(l.zone_of(Pfn(0xfff)), Zone::Dma);
+        assert_eq!(l.zone_end(Pfn(0)), Pfn(0x1000));
+        assert_eq!(l.zone_of(Pfn(0x1000)), Zone::Normal);
+        assert_eq!(l.zone_end(Pfn(0x1fff)), Pfn(0x2000));
+        assert_eq!(l.zone_of(Pfn(0x2000)), Zone::Unmapped);
+        assert_eq!(l.zone_end(Pfn(0x2000)), Pfn(0x4000));
+    }
+}

@@ -1,0 +1,297 @@
+//! A simulated machine for host tests: the shell's `Mm` over a real
+//! `mm::buddy::Buddy` on 64 MiB of simulated RAM, the way the kernel glue does it.
+//!
+//! Layout (PFNs): RAM `[0x1, 0x9f)` and `[0x100, 0x3f00)`, so PFN 0, the
+//! legacy hole `[0x9f, 0x100)` and the top `[0x3f00, 0x4000)` are not RAM; the
+//! "kernel image" `[0x100, 0x300)` is reserved `KERNEL_INIT`. lowmem is 32 MiB:
+//! DMA `[0, 0x1000)`, NORMAL `[0x1000, 0x2000)`, UNMAPPED `[0x2000, 0x4000)`. The
+//! direct map puts physical address `p < 32 MiB` at `DIRECT_MAP + p`.
+//!
+//! Memory that nobody wrote reads as a pattern that depends on the address
+//! ([`poison`]), so zeroing and copying are visible in `dump`.
+
+use mm::buddy::Buddy;
+use mm::{Gfp, MmError, MmStat, Page, PageFlags, Pfn, PhysMem, Zone, PAGE_SIZE};
+use shell::{
+    addr_to_pfn_in, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform, Shell, Trap,
+    VersionInfo, ZoneStat,
+};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Frames described by the mem_map: 64 MiB.
+pub const NPAGES: u32 = 0x4000;
+/// First PFN of ZONE_UNMAPPED: 32 MiB.
+pub const LOWMEM: u32 = 0x2000;
+/// RAM from the "boot memory map".
+pub const RAM: [(u32, u32); 2] = [(0x1, 0x9f), (0x100, 0x3f00)];
+/// The "kernel image": reserved RAM with `KERNEL_INIT`.
+pub const KERNEL: (u32, u32) = (0x100, 0x300);
+/// Where the direct map starts.
+pub const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+
+/// The byte at physical address `phys` before anybody writes it: never 0, and
+/// different in neighbouring pages.
+pub fn poison(phys: u64) -> u8 {
+    let v = (phys as u8) ^ ((phys >> 12) as u8).wrapping_mul(0x3b) ^ 0xa5;
+    if v == 0 {
+        0x5a
+    } else {
+        v
+    }
+}
+
+/// Sparse simulated physical memory: pages are materialised on first write.
+/// Physical addresses below `lowmem` are in the direct map.
+pub struct SimMem {
+    pages: HashMap<u64, Box<[u8; PAGE_SIZE]>>,
+    lowmem: Pfn,
+}
+
+impl SimMem {
+    fn page_mut(&mut self, pfn: u64) -> &mut [u8; PAGE_SIZE] {
+        self.pages.entry(pfn).or_insert_with(|| {
+            let base = pfn * PAGE_SIZE as u64;
+            let mut p = Box::new([0u8; PAGE_SIZE]);
+            for (i, b) in p.iter_mut().enumerate() {
+                *b = poison(base + i as u64);
+            }
+            p
+        })
+    }
+
+    fn byte(&self, phys: u64) -> u8 {
+        match self.pages.get(&(phys / PAGE_SIZE as u64)) {
+            Some(p) => p[(phys % PAGE_SIZE as u64) as usize],
+            None => poison(phys),
+        }
+    }
+}
+
+impl PhysMem for SimMem {
+    fn virt_of(&self, phys: u64) -> Option<u64> {
+        (phys < self.lowmem.phys()).then_some(DIRECT_MAP + phys)
+    }
+    fn phys_of(&self, virt: u64) -> Option<u64> {
+        let p = virt.checked_sub(DIRECT_MAP)?;
+        (p < self.lowmem.phys()).then_some(p)
+    }
+    fn fill(&mut self, phys: u64, len: usize, byte: u8) {
+        for a in phys..phys + len as u64 {
+            self.page_mut(a / PAGE_SIZE as u64)[(a % PAGE_SIZE as u64) as usize] = byte;
+        }
+    }
+    fn read(&self, phys: u64, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = self.byte(phys + i as u64);
+        }
+    }
+    fn write(&mut self, phys: u64, buf: &[u8]) {
+        for (i, &b) in buf.iter().enumerate() {
+            let a = phys + i as u64;
+            self.page_mut(a / PAGE_SIZE as u64)[(a % PAGE_SIZE as u64) as usize] = b;
+        }
+    }
+}
+
+/// A fresh mem_map for [`machine`] (garbage is fine: `page_init` overwrites it).
+pub fn mem_map() -> Vec<Page> {
+    vec![Page::reserved(Zone::Dma); NPAGES as usize]
+}
+
+/// The simulated kernel: output, a log of the mutating `Mm` calls, the buddy
+/// allocator and the memory.
+pub struct Machine<'a> {
+    /// Everything the shell wrote.
+    pub out: String,
+    /// Every allocation and release call, named after the reference function,
+    /// e.g. `__free_pages(0x1000, 2)`.
+    pub calls: Vec<String>,
+    /// The page allocator.
+    pub b: Buddy<'a>,
+    /// Physical memory.
+    pub mem: SimMem,
+}
+
+/// A booted machine over `map` and a shell that printed its banner and prompt.
+pub fn machine(map: &mut [Page]) -> (Shell, Machine<'_>) {
+    machine_with_lowmem(map, LOWMEM)
+}
+
+/// [`machine`] with another lowmem limit (`NPAGES`: no ZONE_UNMAPPED memory).
+pub fn machine_with_lowmem(map: &mut [Page], lowmem: u32) -> (Shell, Machine<'_>) {
+    let ram: Vec<(Pfn, Pfn)> = RAM.iter().map(|&(s, e)| (Pfn(s), Pfn(e))).collect();
+    let reserved = [(Pfn(KERNEL.0), Pfn(KERNEL.1), PageFlags::KERNEL_INIT)];
+    let b = Buddy::page_init(map, Pfn(lowmem), &ram, &reserved).unwrap();
+    let mut k = Machine {
+        out: String::new(),
+        calls: Vec::new(),
+        mem: SimMem {
+            pages: HashMap::new(),
+            lowmem: b.lowmem(),
+        },
+        b,
+    };
+    let mut sh = Shell::new();
+    sh.banner_and_prompt(&mut k);
+    (sh, k)
+}
+
+impl Machine<'_> {
+    fn log(&mut self, call: String) {
+        self.calls.push(call);
+    }
+
+    /// The physical range of `[virt, virt + len)` if all of it is in the direct map.
+    fn direct(&self, virt: u64, len: u64) -> Result<u64, MmError> {
+        let phys = self.mem.phys_of(virt).ok_or(MmError::NotRam(virt))?;
+        let last = virt
+            .checked_add(len.saturating_sub(1))
+            .ok_or(MmError::NotRam(virt))?;
+        self.mem.phys_of(last).ok_or(MmError::NotRam(last))?;
+        Ok(phys)
+    }
+}
+
+impl fmt::Write for Machine<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.out.push_str(s);
+        Ok(())
+    }
+}
+
+impl Platform for Machine<'_> {
+    fn version_info(&self) -> VersionInfo {
+        VersionInfo {
+            version: "0.1.0",
+            boot: "sim",
+            cmdline: String::new(),
+        }
+    }
+    fn clear_screen(&mut self) {}
+    fn reboot(&mut self) -> &'static str {
+        "simulated"
+    }
+    fn poweroff(&mut self) -> &'static str {
+        "simulated"
+    }
+    fn trap(&mut self, _t: Trap) -> Result<(), &'static str> {
+        Err("simulated")
+    }
+}
+
+impl Mm for Machine<'_> {
+    fn mm_stat(&self) -> MmStat {
+        self.b.mm_stat()
+    }
+    fn zone_stat(&self, zone: Zone) -> Option<ZoneStat> {
+        let z = self.b.zone_stat(zone);
+        (z.present > 0).then(|| ZoneStat {
+            total: z.managed * 4096,
+            used: (z.managed - z.free) * 4096,
+            free: z.free * 4096,
+        })
+    }
+    fn alloc_pages(&mut self, zone: Zone, n: u32, flags: PageFlags) -> Result<PageBlock, MmError> {
+        self.log(format!("alloc_pages({zone}, {n}, {flags})"));
+        let pfn = self.b.alloc_pages_zone(zone, u64::from(n), flags)?;
+        Ok(PageBlock {
+            pfn,
+            n,
+            zone,
+            flags,
+            virt: self.b.page_address(pfn, &self.mem),
+        })
+    }
+    fn free_pages(&mut self, pfn: Pfn, n: u32) -> Result<(), MmError> {
+        self.log(format!("free_pages({pfn}, {n})"));
+        self.b.free_pages_count(pfn, u64::from(n))
+    }
+    fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
+        self.log(format!("__free_pages({pfn}, {order})"));
+        self.b.__free_pages(pfn, order)
+    }
+
+    fn zone_info(&self, zone: Zone) -> Result<mm::buddy::ZoneStat, MmError> {
+        Ok(self.b.zone_stat(zone))
+    }
+    fn mem_layout(&self) -> Result<MemLayout, MmError> {
+        Ok(MemLayout::from_buddy(&self.b))
+    }
+    fn page_info(&self, pfn: Pfn) -> Result<PageInfo, MmError> {
+        PageInfo::from_buddy(&self.b, pfn, &self.mem)
+    }
+    fn addr_to_pfn(&self, addr: u64) -> Result<Pfn, MmError> {
+        addr_to_pfn_in(&self.b, &self.mem, addr)
+    }
+    fn page_summary(&self, start: Pfn, end: Pfn) -> Result<PageSummary, MmError> {
+        Ok(PageSummary::from_buddy(&self.b, start, end))
+    }
+
+    fn alloc_pages_order(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
+        self.log(format!("alloc_pages({:#x}, {order})", gfp.0));
+        self.b.alloc_pages_mem(gfp, order, &mut self.mem)
+    }
+    fn alloc_page(&mut self, gfp: Gfp) -> Result<Pfn, MmError> {
+        self.log(format!("alloc_page({:#x})", gfp.0));
+        self.b.alloc_pages_mem(gfp, 0, &mut self.mem)
+    }
+    fn get_free_pages(&mut self, gfp: Gfp, order: u32) -> Result<u64, MmError> {
+        self.log(format!("__get_free_pages({:#x}, {order})", gfp.0));
+        self.b.__get_free_pages(gfp, order, &mut self.mem)
+    }
+    fn get_free_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
+        self.log(format!("__get_free_page({:#x})", gfp.0));
+        self.b.__get_free_page(gfp, &mut self.mem)
+    }
+    fn get_zeroed_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
+        self.log(format!("get_zeroed_page({:#x})", gfp.0));
+        self.b.get_zeroed_page(gfp, &mut self.mem)
+    }
+    fn free_pages_addr(&mut self, virt: u64, order: u32) -> Result<(), MmError> {
+        self.log(format!("free_pages({virt:#x}, {order})"));
+        self.b.free_pages(virt, order, &self.mem)
+    }
+    fn free_page(&mut self, virt: u64) -> Result<(), MmError> {
+        self.log(format!("free_page({virt:#x})"));
+        self.b.free_page(virt, &self.mem)
+    }
+    fn get_page(&mut self, pfn: Pfn) -> Result<u32, MmError> {
+        self.log(format!("get_page({pfn})"));
+        self.b.get_page(pfn)
+    }
+    fn put_page(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        self.log(format!("put_page({pfn})"));
+        self.b.put_page(pfn)
+    }
+
+    fn page_alloc(&mut self) -> Result<Pfn, MmError> {
+        self.log("page_alloc()".into());
+        self.b.page_alloc(&mut self.mem)
+    }
+    fn page_decref(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        self.log(format!("page_decref({pfn})"));
+        self.b.page_decref(pfn)
+    }
+
+    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
+        self.log(format!("bzero({virt:#x}, {len})"));
+        let phys = self.direct(virt, len)?;
+        self.mem.fill(phys, len as usize, 0);
+        Ok(())
+    }
+    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
+        self.log(format!("bcopy({src:#x}, {dst:#x}, {len})"));
+        let s = self.direct(src, len)?;
+        let d = self.direct(dst, len)?;
+        let mut buf = vec![0u8; len as usize];
+        self.mem.read(s, &mut buf);
+        self.mem.write(d, &buf);
+        Ok(())
+    }
+    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
+        let phys = self.direct(virt, buf.len() as u64)?;
+        self.mem.read(phys, buf);
+        Ok(())
+    }
+}
