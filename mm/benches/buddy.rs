@@ -1,0 +1,111 @@
+//! memkern's buddy allocator against buddy_system_allocator (FrameAllocator and Heap),
+//! talc and rlsf: order-0 and order-3 alloc+free pairs (and batches of 64) on the same
+//! 64 MiB arena. Criterion measures each; then a summary prints ns per pair for every
+//! allocator and the ratio of memkern to the best peer.
+//!
+//! `cargo bench -p mm --bench buddy` (full run), or `-- --quick` style criterion
+//! arguments. Instruction counts: see `examples/buddy_work.rs`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{BenchmarkId, Criterion};
+
+#[path = "../examples/buddy_work.rs"]
+#[allow(dead_code)]
+mod work;
+
+use work::{BsaFrame, BsaHeap, Memkern, MemkernZone, PageAlloc, Rlsf, Talc};
+
+const PEERS: [&str; 4] = ["bsa-frame", "bsa-heap", "talc", "rlsf"];
+
+/// Object-safe view of `PageAlloc` for the summary table (criterion uses the generic one).
+trait Erased {
+    fn pairs(&mut self, order: u32, n: u64);
+}
+
+impl<A: PageAlloc> Erased for A {
+    fn pairs(&mut self, order: u32, n: u64) {
+        work::pairs(self, order, n)
+    }
+}
+
+fn bench_one<A: PageAlloc>(c: &mut Criterion, name: &str, mut a: A, orders: &[u32]) {
+    for &order in orders {
+        let mut g = c.benchmark_group(format!("pair-order{order}"));
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| {
+                let x = a.alloc(order);
+                a.free(black_box(x), order);
+            })
+        });
+        g.finish();
+        let mut g = c.benchmark_group(format!("batch{}-order{order}", work::BATCH));
+        g.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.iter(|| work::batch(&mut a, order, 1))
+        });
+        g.finish();
+    }
+}
+
+/// Best (minimum) ns per pair over several timed rounds.
+fn ns_per_pair(a: &mut dyn Erased, order: u32, n: u64) -> f64 {
+    a.pairs(order, 1000);
+    (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            a.pairs(order, n);
+            t.elapsed().as_nanos() as f64 / n as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn summary(n: u64) {
+    println!();
+    println!("ns per alloc+free pair (best of 7 rounds of {n} pairs, 64 MiB arena):");
+    println!(
+        "{:>6} {:>10} {:>13} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "order", "memkern", "memkern-zone", "bsa-frame", "bsa-heap", "talc", "rlsf", "ours/best"
+    );
+    for order in [0u32, 3] {
+        let ours = ns_per_pair(&mut Memkern::new(), order, n);
+        let zone = ns_per_pair(&mut MemkernZone(Memkern::new()), order, n);
+        let peers = [
+            ns_per_pair(&mut BsaFrame::new(), order, n),
+            ns_per_pair(&mut BsaHeap::new(), order, n),
+            ns_per_pair(&mut Talc::new(), order, n),
+            ns_per_pair(&mut Rlsf::new(), order, n),
+        ];
+        let (bi, best) = peers
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |m, (i, x)| if x < m.1 { (i, x) } else { m },
+            );
+        println!(
+            "{order:>6} {ours:>10.2} {zone:>13.2} {:>10.2} {:>10.2} {:>10.2} {:>10.2} {:>8.2} vs {}",
+            peers[0],
+            peers[1],
+            peers[2],
+            peers[3],
+            ours / best,
+            PEERS[bi]
+        );
+    }
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let mut c = Criterion::default().configure_from_args();
+    bench_one(&mut c, "memkern", Memkern::new(), &[0, 3]);
+    bench_one(&mut c, "memkern-zone", MemkernZone(Memkern::new()), &[0, 3]);
+    bench_one(&mut c, "bsa-frame", BsaFrame::new(), &[0, 3]);
+    bench_one(&mut c, "bsa-heap", BsaHeap::new(), &[0, 3]);
+    bench_one(&mut c, "talc", Talc::new(), &[0, 3]);
+    bench_one(&mut c, "rlsf", Rlsf::new(), &[0, 3]);
+    c.final_summary();
+    // `cargo test --benches` runs this once without --bench: keep that short.
+    summary(if bench_mode { 2_000_000 } else { 1000 });
+}

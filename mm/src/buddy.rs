@@ -1,0 +1,1467 @@
+//! The zoned buddy allocator: orders 0..=[`MAX_ORDER`], three zones, every page-level API.
+//!
+//! # Layout
+//!
+//! One [`Page`] per 4 KiB frame lives in `mem_map`, indexed by PFN from PFN 0 up to
+//! `mem_map.len()` (= max PFN). The zones are fixed PFN intervals:
+//!
+//! - ZONE_DMA: `[0, DMA_LIMIT/4096)`;
+//! - ZONE_NORMAL: `[DMA_LIMIT/4096, lowmem)`, permanently mapped;
+//! - ZONE_UNMAPPED: `[lowmem, max_pfn)`.
+//!
+//! `lowmem` is given at construction and clamped to at least 16 MiB. Every page carries
+//! its zone in `Page::zone()` (stamped once at boot), so a merge never crosses a zone
+//! boundary even when `lowmem` is not 4 MiB aligned.
+//!
+//! Usable RAM comes from the boot memory map as PFN ranges ([`Buddy::add_free_range`],
+//! [`Buddy::page_init`]); every other frame stays `Reserved`. Frames inside RAM that the
+//! kernel uses (image, mem_map, page tables) are carved out again with
+//! [`Buddy::reserve_range`] and carry the flags given there (normally `KERNEL_INIT`).
+//!
+//! # Invariants (what [`Buddy::check`] verifies)
+//!
+//! 1. Every managed frame belongs to exactly one *block*. A block is a run of
+//!    frames starting at its *head*; all other frames of the block are `Tail`.
+//!    - `Free` head: order `o`, 2^o frames, naturally aligned (`pfn % 2^o == 0`),
+//!      `count == 0`, linked into `free_list[zone][o]` through `next`/`prev` (PFNs,
+//!      [`NIL`] = none). Every free list is doubly linked, `head.prev == NIL`,
+//!      `tail.next == NIL`, and its length is `nr_free[zone][o]`.
+//!    - `Cached` head: order `o <= PCP_MAX_ORDER`, 2^o frames, naturally aligned,
+//!      sitting in its zone's order-`o` cache (the per-CPU-pageset analogue, a LIFO
+//!      stack of PFNs). Free, but on no list.
+//!    - `Allocated` head: `order` is the order of the naturally aligned block it was
+//!      cut from, `next` = pages handed out `n` with `2^(o-1) < n <= 2^o`, the block
+//!      is the `n` frames from the head, `count >= 1` is the reference count, the
+//!      public flags are stored on the head only.
+//!    - `Slab` head: 2^order frames, naturally aligned, owned by the slab allocator.
+//! 2. Tail frames carry no information for the buddy allocator: their `next`,
+//!    `prev`, `count` are unspecified (the slab allocator stores head pointers in
+//!    *its* tails; buddy blocks do not, so that splitting and merging touch only
+//!    the O(1) heads involved). The head of any frame is found in O(MAX_ORDER)
+//!    by looking at the aligned candidates `pfn & !(2^k - 1)`, k = 0, 1, ...:
+//!    the first one that is not `Tail` is the head ([`Buddy::head_of`]).
+//! 3. Buddies are always merged: no two `Free` heads of the same order and zone are
+//!    buddies (`a ^ b == 2^o`) while `o < MAX_ORDER`. Hence the set of free-list
+//!    blocks is a function of the set of free frames alone, and freeing everything
+//!    (plus [`Buddy::drain`]) gives back exactly the boot-time free lists.
+//! 4. Blocks never cross a zone boundary or a non-RAM frame.
+//! 5. Counters: per zone, `free` = frames in free-list blocks, `managed` = RAM frames
+//!    not reserved, `present` = RAM frames; the shared-page counter equals the number of
+//!    allocated frames whose head has `count > 1` or `PageFlags::SHARED`.
+//!
+//! # Allocation and freeing
+//!
+//! - Allocation of order `o` takes the *head* of the smallest non-empty free list of
+//!   order >= `o` (a per-zone bitmap of non-empty orders finds it in O(1)), then splits
+//!   (Linux `expand`): each upper half becomes a `Free` head put at the head of its list.
+//! - Freeing looks at the buddy `pfn ^ 2^o`: if it is a `Free` head of the same order
+//!   and zone it is unlinked, the upper of the two heads becomes `Tail`, and the walk
+//!   continues one order up. The final block goes to the *head* of its list, except when
+//!   a merge is likely soon (Linux `buddy_merge_likely`): our buddy is busy but the
+//!   buddy of our parent is a free block of order `o+1`; then it goes to the *tail* so
+//!   that it is allocated last and gets a chance to merge into an order `o+2` block.
+//! - Orders 0..=[`PCP_MAX_ORDER`] (3, Linux's `PAGE_ALLOC_COSTLY_ORDER`, as on Linux's
+//!   per-cpu lists since 5.13) go through per-zone, per-order caches, the analogue of
+//!   Linux's per-cpu pagesets: a LIFO stack of block PFNs (heads in state `Cached`,
+//!   tails `Tail`), [`PCP_HIGH`] `>> order` blocks deep. Allocation pops, refilling a
+//!   batch ([`PCP_BATCH`] `>> order` blocks) from the free lists when empty; freeing
+//!   pushes, returning the oldest batch to the free lists when full. A request the free
+//!   lists cannot satisfy drains the zone's caches (so cached blocks merge) and retries
+//!   once. Cached pages count as free in every statistic except the free-list block
+//!   counts (`buddyinfo`, as in Linux where pcp pages are not in /proc/buddyinfo).
+//!   Set `PCP_MAX_ORDER = 0` for an order-0 cache only.
+//! - Zones: the DragonOS API names one zone. The gfp API walks [`Gfp::zonelist`]:
+//!   NORMAL then DMA for plain requests, DMA only for `GFP_DMA`, UNMAPPED then NORMAL
+//!   then DMA for `__GFP_HIGHMEM`.
+//! - Every allocation is reference counted (count 1 when handed out). All freeing
+//!   functions drop one reference and release the pages when it reaches 0 (as Linux
+//!   `__free_pages`); they return an error, and change nothing, on any misuse.
+//!
+//! # Boot cost
+//!
+//! [`Buddy::page_init`] writes each `Page` once with `slice::fill` (a hole template or
+//! a free-tail template, per zone), then one head per naturally aligned max-order block.
+//! Nothing reads the garbage the memory contained before (any bit pattern is a valid
+//! `Page`, so the kernel may build the slice over uninitialised memory).
+
+use core::fmt;
+
+use crate::{
+    Gfp, MmError, MmStat, Page, PageFlags, PageProvider, PageState, Pfn, PhysMem, Zone, DMA_LIMIT,
+    MAX_ORDER, NIL, PAGE_SHIFT, PAGE_SIZE,
+};
+
+mod check;
+#[cfg(test)]
+mod tests;
+
+pub use check::CheckError;
+
+/// Number of orders (0..=MAX_ORDER).
+pub const NR_ORDERS: usize = MAX_ORDER as usize + 1;
+/// Largest page count of the DragonOS `alloc_pages(zone, num, flags)` (num < 64).
+pub const MAX_PAGES_PER_ALLOC: u64 = 63;
+/// Largest order kept in the per-zone block caches (Linux keeps orders up to
+/// `PAGE_ALLOC_COSTLY_ORDER` = 3 on its per-cpu lists). 0 = an order-0 cache only.
+pub const PCP_MAX_ORDER: u32 = 3;
+/// Number of cached orders.
+pub const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
+/// Capacity of a zone's order-0 cache, in blocks; order `o` holds `PCP_HIGH >> o`
+/// blocks (the same number of pages).
+pub const PCP_HIGH: usize = 128;
+/// Order-0 blocks moved between a cache and the free lists at a time; order `o`
+/// moves `PCP_BATCH >> o` blocks.
+pub const PCP_BATCH: usize = 32;
+
+/// Capacity of the order-`o` cache in blocks.
+#[inline(always)]
+const fn pcp_high(order: u32) -> usize {
+    PCP_HIGH >> order
+}
+
+/// Refill/drain batch of the order-`o` cache in blocks.
+#[inline(always)]
+const fn pcp_batch(order: u32) -> usize {
+    let b = PCP_BATCH >> order;
+    if b == 0 {
+        1
+    } else {
+        b
+    }
+}
+/// How many disjoint RAM ranges are remembered (adjacent ranges are merged).
+pub const MAX_RAM_RANGES: usize = 64;
+/// First PFN above ZONE_DMA.
+pub const DMA_END_PFN: u32 = (DMA_LIMIT >> PAGE_SHIFT) as u32;
+
+/// A page template: `Page::reserved(zone)` with another state.
+#[inline(always)]
+fn tmpl(zone: Zone, state: PageState) -> Page {
+    let mut p = Page::reserved(zone);
+    p.set_state(state);
+    p
+}
+
+/// Smallest order whose block holds `num` pages (`num >= 1`).
+#[inline]
+fn order_for(num: u64) -> u32 {
+    num.next_power_of_two().trailing_zeros()
+}
+
+/// Per-zone allocator state.
+#[derive(Clone)]
+struct ZoneData {
+    /// Zone bounds `[lo, hi)`, clipped to the mem_map.
+    lo: u32,
+    hi: u32,
+    /// RAM frames in the zone.
+    present: u64,
+    /// RAM frames not reserved (under the allocator).
+    managed: u64,
+    /// Frames in free-list blocks (not counting the order-0 cache).
+    free: u64,
+    /// Bit `o` set iff `free_list[o]` is not empty.
+    avail: u32,
+    head: [u32; NR_ORDERS],
+    tail: [u32; NR_ORDERS],
+    nr_free: [u32; NR_ORDERS],
+    /// Block caches per order: `pcp[o][..pcp_len[o]]`, top of stack last.
+    pcp_len: [u32; PCP_ORDERS],
+    pcp: [[u32; PCP_HIGH]; PCP_ORDERS],
+    /// Page templates of this zone: a free head of order 0, a tail.
+    free_tmpl: Page,
+    tail_tmpl: Page,
+    /// An allocated head and a cached head of order 0 (written whole on the fast
+    /// paths, so that they never wait for the old contents).
+    alloc_tmpl: Page,
+    cached_tmpl: Page,
+}
+
+impl ZoneData {
+    /// Free frames held in the block caches.
+    fn cached_pages(&self) -> u64 {
+        (0..PCP_ORDERS).map(|o| (self.pcp_len[o] as u64) << o).sum()
+    }
+
+    fn new(zone: Zone, lo: u32, hi: u32) -> ZoneData {
+        ZoneData {
+            free_tmpl: tmpl(zone, PageState::Free),
+            tail_tmpl: tmpl(zone, PageState::Tail),
+            alloc_tmpl: tmpl(zone, PageState::Allocated),
+            cached_tmpl: tmpl(zone, PageState::Cached),
+            lo,
+            hi,
+            present: 0,
+            managed: 0,
+            free: 0,
+            avail: 0,
+            head: [NIL; NR_ORDERS],
+            tail: [NIL; NR_ORDERS],
+            nr_free: [0; NR_ORDERS],
+            pcp_len: [0; PCP_ORDERS],
+            pcp: [[NIL; PCP_HIGH]; PCP_ORDERS],
+        }
+    }
+}
+
+/// Writes a `Free` head of `order` at `pfn` (one 16-byte store) and links it into its
+/// free list, at the head or at the tail.
+#[inline(always)]
+fn link_free_head(map: &mut [Page], zd: &mut ZoneData, pfn: u32, order: u32, at_tail: bool) {
+    let o = order as usize;
+    let mut h = zd.free_tmpl;
+    h.set_order(order);
+    if at_tail {
+        let t = zd.tail[o];
+        h.prev = t;
+        map[pfn as usize] = h;
+        if t == NIL {
+            zd.head[o] = pfn;
+        } else {
+            map[t as usize].next = pfn;
+        }
+        zd.tail[o] = pfn;
+    } else {
+        let n = zd.head[o];
+        h.next = n;
+        map[pfn as usize] = h;
+        if n == NIL {
+            zd.tail[o] = pfn;
+        } else {
+            map[n as usize].prev = pfn;
+        }
+        zd.head[o] = pfn;
+    }
+    zd.nr_free[o] += 1;
+    zd.avail |= 1 << order;
+}
+
+/// Unlinks the free block `pfn` of `order` from its free list.
+#[inline]
+fn list_del(map: &mut [Page], zd: &mut ZoneData, pfn: u32, order: u32) {
+    let o = order as usize;
+    let (n, p) = {
+        let pg = &map[pfn as usize];
+        (pg.next, pg.prev)
+    };
+    if p == NIL {
+        zd.head[o] = n;
+    } else {
+        map[p as usize].next = n;
+    }
+    if n == NIL {
+        zd.tail[o] = p;
+    } else {
+        map[n as usize].prev = p;
+    }
+    zd.nr_free[o] -= 1;
+    if zd.nr_free[o] == 0 {
+        zd.avail &= !(1 << order);
+    }
+}
+
+/// How a free call names the size of the block, for the size check.
+#[derive(Clone, Copy)]
+enum Want {
+    /// Any size (`put_page`, `page_decref`).
+    Any,
+    /// Linux order.
+    Order(u32),
+    /// DragonOS page count (1..=63, checked before).
+    Count(u32),
+}
+
+/// Statistics of one zone (for `/proc/zoneinfo` and `/proc/buddyinfo`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ZoneStat {
+    pub zone: Zone,
+    /// First RAM PFN in the zone (the zone's lower bound if it has no RAM).
+    pub start_pfn: Pfn,
+    /// One past the last RAM PFN in the zone (`== start_pfn` if it has no RAM).
+    pub end_pfn: Pfn,
+    /// RAM frames in the zone (from the memory map), reserved ones included.
+    pub present: u64,
+    /// RAM frames under the allocator (present minus reserved).
+    pub managed: u64,
+    /// Free frames: free-list blocks plus the order-0 cache.
+    pub free: u64,
+    /// Free frames held in the order-0 cache (included in `free`).
+    pub cached: u64,
+    /// Free-list blocks per order (`/proc/buddyinfo`; cached pages are not included).
+    pub nr_free: [u64; NR_ORDERS],
+}
+
+/// The zoned buddy allocator over a `mem_map` of `Page`s indexed by PFN.
+pub struct Buddy<'a> {
+    map: &'a mut [Page],
+    zones: [ZoneData; 3],
+    lowmem: u32,
+    /// Sorted, disjoint, non-adjacent RAM ranges `[start, end)`.
+    ram: [(u32, u32); MAX_RAM_RANGES],
+    nr_ram: usize,
+    /// Allocated frames that are shared (head count > 1 or `PageFlags::SHARED`).
+    shared: u64,
+}
+
+impl fmt::Debug for Buddy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Buddy")
+            .field("max_pfn", &self.map.len())
+            .field("lowmem", &Pfn(self.lowmem))
+            .field("ram", &&self.ram[..self.nr_ram])
+            .field("free_pages", &self.nr_free_pages())
+            .finish()
+    }
+}
+
+impl<'a> Buddy<'a> {
+    // ------------------------------------------------------------------
+    // Construction
+    // ------------------------------------------------------------------
+
+    /// Takes over `mem_map` (one `Page` per PFN from 0; its contents may be garbage)
+    /// and marks every frame `Reserved` (a bulk fill per zone). ZONE_NORMAL ends and
+    /// ZONE_UNMAPPED begins at `lowmem` (clamped to at least 16 MiB). Add RAM with
+    /// [`add_free_range`](Self::add_free_range) afterwards.
+    pub fn new(mem_map: &'a mut [Page], lowmem: Pfn) -> Result<Buddy<'a>, MmError> {
+        let mut b = Buddy::new_unfilled(mem_map, lowmem)?;
+        let len = b.map.len() as u32;
+        b.fill_zoned(0, len, PageState::Reserved);
+        Ok(b)
+    }
+
+    /// MOS `page_init`: builds the allocator in one pass from the boot memory map.
+    /// `ram` lists usable RAM ranges `[start, end)` (any order, disjoint);
+    /// `reserved` lists ranges used by the kernel (image, mem_map, page tables...)
+    /// with the flags to give them (normally `PageFlags::KERNEL_INIT`). Every `Page`
+    /// is written once by a bulk fill, then one head per max-order block.
+    pub fn page_init(
+        mem_map: &'a mut [Page],
+        lowmem: Pfn,
+        ram: &[(Pfn, Pfn)],
+        reserved: &[(Pfn, Pfn, PageFlags)],
+    ) -> Result<Buddy<'a>, MmError> {
+        let mut b = Buddy::new_unfilled(mem_map, lowmem)?;
+        for &(s, e) in ram {
+            b.record_ram(s.0, e.0)?;
+        }
+        // One fill per hole and per RAM range (split at zone boundaries).
+        let mut cursor = 0;
+        for i in 0..b.nr_ram {
+            let (s, e) = b.ram[i];
+            b.fill_zoned(cursor, s, PageState::Reserved);
+            b.fill_zoned(s, e, PageState::Tail);
+            cursor = e;
+        }
+        let len = b.map.len() as u32;
+        b.fill_zoned(cursor, len, PageState::Reserved);
+        for i in 0..b.nr_ram {
+            let (s, e) = b.ram[i];
+            b.insert_ram(s, e);
+        }
+        for &(s, e, f) in reserved {
+            b.reserve_range(s, e, f)?;
+        }
+        Ok(b)
+    }
+
+    fn new_unfilled(mem_map: &'a mut [Page], lowmem: Pfn) -> Result<Buddy<'a>, MmError> {
+        if mem_map.len() >= NIL as usize {
+            return Err(MmError::Invalid("mem_map larger than 2^32-1 frames"));
+        }
+        let len = mem_map.len() as u32;
+        let low = lowmem.0.max(DMA_END_PFN);
+        let dma_hi = DMA_END_PFN.min(len);
+        let norm_hi = low.min(len);
+        Ok(Buddy {
+            map: mem_map,
+            zones: [
+                ZoneData::new(Zone::Dma, 0, dma_hi),
+                ZoneData::new(Zone::Normal, dma_hi, norm_hi),
+                ZoneData::new(Zone::Unmapped, norm_hi, len),
+            ],
+            lowmem: low,
+            ram: [(0, 0); MAX_RAM_RANGES],
+            nr_ram: 0,
+            shared: 0,
+        })
+    }
+
+    /// Fills `[a, b)` with the `state` template of each zone it crosses.
+    fn fill_zoned(&mut self, a: u32, b: u32, state: PageState) {
+        for (zone, x, y) in self.zone_pieces(a, b) {
+            self.map[x as usize..y as usize].fill(tmpl(zone, state));
+        }
+    }
+
+    /// The parts of `[a, b)` in each zone (empty parts have `x == y`).
+    fn zone_pieces(&self, a: u32, b: u32) -> [(Zone, u32, u32); 3] {
+        let mut out = [(Zone::Dma, 0, 0); 3];
+        for (i, z) in Zone::ALL.into_iter().enumerate() {
+            let zd = &self.zones[i];
+            let x = a.max(zd.lo);
+            let y = b.min(zd.hi);
+            out[i] = (z, x, y.max(x));
+        }
+        out
+    }
+
+    /// Remembers `[s, e)` as RAM (no page writes). Errors: beyond mem_map, overlap,
+    /// too many ranges.
+    fn record_ram(&mut self, s: u32, e: u32) -> Result<(), MmError> {
+        if s > e {
+            return Err(MmError::Invalid("RAM range with start > end"));
+        }
+        if e as usize > self.map.len() {
+            return Err(MmError::NotRam(Pfn(s.max(self.map.len() as u32)).phys()));
+        }
+        if s == e {
+            return Ok(());
+        }
+        let n = self.nr_ram;
+        for &(rs, re) in &self.ram[..n] {
+            if s < re && rs < e {
+                return Err(MmError::Busy(Pfn(s.max(rs)).phys()));
+            }
+        }
+        // Insertion point, then merge with adjacent neighbours.
+        let i = self.ram[..n].iter().position(|r| r.0 > s).unwrap_or(n);
+        let join_prev = i > 0 && self.ram[i - 1].1 == s;
+        let join_next = i < n && self.ram[i].0 == e;
+        match (join_prev, join_next) {
+            (true, true) => {
+                self.ram[i - 1].1 = self.ram[i].1;
+                self.ram.copy_within(i + 1..n, i);
+                self.nr_ram -= 1;
+            }
+            (true, false) => self.ram[i - 1].1 = e,
+            (false, true) => self.ram[i].0 = s,
+            (false, false) => {
+                if n == MAX_RAM_RANGES {
+                    return Err(MmError::TooMany);
+                }
+                self.ram.copy_within(i..n, i + 1);
+                self.ram[i] = (s, e);
+                self.nr_ram += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Accounts `[s, e)` (already filled with free tails) and frees it in blocks.
+    fn insert_ram(&mut self, s: u32, e: u32) {
+        for (zone, x, y) in self.zone_pieces(s, e) {
+            if x < y {
+                let zd = &mut self.zones[zone as usize];
+                zd.present += (y - x) as u64;
+                zd.managed += (y - x) as u64;
+                self.free_range(zone, x, y);
+            }
+        }
+    }
+
+    /// Adds usable RAM `[start, end)` from the boot memory map: the frames become free.
+    /// Errors (nothing changed): `NotRam` beyond the mem_map, `Busy` if it overlaps RAM
+    /// added before, `TooMany` if more than [`MAX_RAM_RANGES`] disjoint ranges.
+    pub fn add_free_range(&mut self, start: Pfn, end: Pfn) -> Result<(), MmError> {
+        self.record_ram(start.0, end.0)?;
+        if start < end {
+            self.fill_zoned(start.0, end.0, PageState::Tail);
+            self.insert_ram(start.0, end.0);
+        }
+        Ok(())
+    }
+
+    /// Reserves `[start, end)`: free RAM frames in it leave the allocator (they become
+    /// `Reserved` with `flags`, e.g. `KERNEL_INIT` for the kernel image, the mem_map
+    /// itself, boot page tables); frames that are reserved already (holes, MMIO) get
+    /// `flags` added. Errors (nothing changed): `NotRam` beyond the mem_map, `Busy` if a
+    /// frame in the range is allocated or owned by the slab allocator.
+    pub fn reserve_range(&mut self, start: Pfn, end: Pfn, flags: PageFlags) -> Result<(), MmError> {
+        let (s, e) = (start.0, end.0);
+        if s > e {
+            return Err(MmError::Invalid("range with start > end"));
+        }
+        if e as usize > self.map.len() {
+            return Err(MmError::NotRam(Pfn(s.max(self.map.len() as u32)).phys()));
+        }
+        check_flags(flags)?;
+        // Pass 1: validate, and see whether the order-0 caches hold pages of the range.
+        let mut cached = false;
+        let mut pfn = s;
+        while pfn < e {
+            let p = self.map[pfn as usize];
+            match p.state() {
+                PageState::Reserved => pfn += 1,
+                PageState::Cached => {
+                    cached = true;
+                    pfn += 1 << p.order();
+                }
+                PageState::Free => pfn += 1 << p.order(),
+                PageState::Allocated | PageState::Slab => {
+                    return Err(MmError::Busy(Pfn(pfn).phys()))
+                }
+                PageState::Tail => {
+                    let h = self.head_pfn(pfn);
+                    let hp = self.map[h as usize];
+                    match hp.state() {
+                        PageState::Free => {}
+                        PageState::Cached => cached = true,
+                        _ => return Err(MmError::Busy(Pfn(pfn).phys())),
+                    }
+                    pfn = h + (1 << hp.order());
+                }
+            }
+        }
+        if cached {
+            self.drain();
+        }
+        // Pass 2: carve.
+        let mut pfn = s;
+        while pfn < e {
+            let p = self.map[pfn as usize];
+            match p.state() {
+                PageState::Reserved => {
+                    self.map[pfn as usize].set_flags(p.flags() | flags);
+                    pfn += 1;
+                }
+                PageState::Free | PageState::Tail => {
+                    let h = if p.state() == PageState::Free {
+                        pfn
+                    } else {
+                        self.head_pfn(pfn)
+                    };
+                    let hp = self.map[h as usize];
+                    debug_assert_eq!(hp.state(), PageState::Free);
+                    let zone = hp.zone();
+                    let order = hp.order();
+                    let end_blk = h + (1 << order);
+                    let zd = &mut self.zones[zone as usize];
+                    list_del(self.map, zd, h, order);
+                    zd.free -= 1 << order;
+                    let a = h.max(s);
+                    let b = end_blk.min(e);
+                    zd.managed -= (b - a) as u64;
+                    let mut r = tmpl(zone, PageState::Reserved);
+                    r.set_flags(flags);
+                    self.map[a as usize..b as usize].fill(r);
+                    self.free_range(zone, h, a);
+                    self.free_range(zone, b, end_blk);
+                    pfn = b;
+                }
+                // Pass 1 rejected these and drained the caches.
+                PageState::Allocated | PageState::Slab | PageState::Cached => {
+                    unreachable!("reserve_range: validated state changed")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------
+    // Core: free lists, split, merge, block caches
+    // ------------------------------------------------------------------
+
+    /// Takes a block of `order` from the free lists of `zone`, splitting a larger one
+    /// if needed. The returned head still looks `Free`; the caller rewrites it.
+    #[inline]
+    fn rmqueue(&mut self, zone: Zone, order: u32) -> Option<u32> {
+        let zd = &mut self.zones[zone as usize];
+        let avail = zd.avail >> order;
+        if avail == 0 {
+            return None;
+        }
+        let mut k = order + avail.trailing_zeros();
+        let pfn = zd.head[k as usize];
+        list_del(self.map, zd, pfn, k);
+        zd.free -= 1 << order;
+        while k > order {
+            k -= 1;
+            link_free_head(self.map, zd, pfn + (1 << k), k, false);
+        }
+        Some(pfn)
+    }
+
+    /// Returns the block `pfn` of `order` to the free lists of `zone`, merging with
+    /// free buddies. The frames other than `pfn` must already be `Tail`.
+    fn free_block(&mut self, zone: Zone, mut pfn: u32, mut order: u32) {
+        let map = &mut *self.map;
+        let zd = &mut self.zones[zone as usize];
+        zd.free += 1 << order;
+        let mut buddy_busy = false;
+        while order < MAX_ORDER {
+            let buddy = pfn ^ (1 << order);
+            // In the zone (pages are zone-stamped by bounds), a free head of `order`.
+            if buddy < zd.lo || buddy >= zd.hi || {
+                let b = &map[buddy as usize];
+                b.state() != PageState::Free || b.order() != order
+            } {
+                buddy_busy = true;
+                break;
+            }
+            list_del(map, zd, buddy, order);
+            map[pfn.max(buddy) as usize] = zd.tail_tmpl;
+            pfn &= buddy;
+            order += 1;
+        }
+        // buddy_merge_likely: our buddy is busy, but our parent's buddy is free; when
+        // ours comes back we merge twice, so keep this block for last.
+        let at_tail = buddy_busy && order + 1 < MAX_ORDER && {
+            let parent = pfn & !(1 << order);
+            let pbuddy = parent ^ (2 << order);
+            pbuddy >= zd.lo && pbuddy < zd.hi && {
+                let b = &map[pbuddy as usize];
+                b.state() == PageState::Free && b.order() == order + 1
+            }
+        };
+        link_free_head(map, zd, pfn, order, at_tail);
+    }
+
+    /// Frees `[s, e)` (frames already `Tail` or heads being released) as naturally
+    /// aligned blocks, largest first, each merged with its buddies.
+    fn free_range(&mut self, zone: Zone, mut s: u32, e: u32) {
+        while s < e {
+            let o = s.trailing_zeros().min((e - s).ilog2()).min(MAX_ORDER);
+            self.free_block(zone, s, o);
+            s += 1 << o;
+        }
+    }
+
+    /// Cache refill (the order-`order` cache is empty): moves up to a batch of blocks
+    /// from the free lists into it and pops one.
+    #[cold]
+    #[inline(never)]
+    fn pcp_refill(&mut self, zone: Zone, order: u32) -> Option<u32> {
+        let o = order as usize;
+        for _ in 0..pcp_batch(order) {
+            let Some(pfn) = self.rmqueue(zone, order) else {
+                break;
+            };
+            let mut c = tmpl(zone, PageState::Cached);
+            c.set_order(order);
+            self.map[pfn as usize] = c;
+            let zd = &mut self.zones[zone as usize];
+            zd.pcp[o][zd.pcp_len[o] as usize] = pfn;
+            zd.pcp_len[o] += 1;
+        }
+        let zd = &mut self.zones[zone as usize];
+        if zd.pcp_len[o] == 0 {
+            return None;
+        }
+        zd.pcp_len[o] -= 1;
+        Some(zd.pcp[o][zd.pcp_len[o] as usize])
+    }
+
+    /// Cache full: returns the oldest batch of blocks to the free lists.
+    #[cold]
+    #[inline(never)]
+    fn pcp_drain_batch(&mut self, zone: Zone, order: u32) {
+        let (z, o) = (zone as usize, order as usize);
+        let n = pcp_batch(order);
+        let mut batch = [0u32; PCP_BATCH];
+        batch[..n].copy_from_slice(&self.zones[z].pcp[o][..n]);
+        let len = self.zones[z].pcp_len[o] as usize;
+        self.zones[z].pcp[o].copy_within(n..len, 0);
+        self.zones[z].pcp_len[o] -= n as u32;
+        for &pfn in &batch[..n] {
+            self.free_block(zone, pfn, order);
+        }
+    }
+
+    /// Returns the blocks of one zone's caches to the free lists.
+    fn drain_zone(&mut self, zone: Zone) {
+        let z = zone as usize;
+        for o in 0..PCP_ORDERS {
+            while self.zones[z].pcp_len[o] > 0 {
+                self.zones[z].pcp_len[o] -= 1;
+                let pfn = self.zones[z].pcp[o][self.zones[z].pcp_len[o] as usize];
+                self.free_block(zone, pfn, o as u32);
+            }
+        }
+    }
+
+    /// Returns every block of the per-zone caches to the free lists (where they
+    /// merge). After `drain`, `buddyinfo` shows all free memory.
+    pub fn drain(&mut self) {
+        for z in Zone::ALL {
+            self.drain_zone(z);
+        }
+    }
+
+    /// A free naturally aligned block of 2^`order` frames from `zone`, or `None`.
+    #[inline]
+    fn zone_alloc(&mut self, zone: Zone, order: u32) -> Option<u32> {
+        if order <= PCP_MAX_ORDER {
+            let o = order as usize;
+            let zd = &mut self.zones[zone as usize];
+            if zd.pcp_len[o] != 0 {
+                zd.pcp_len[o] -= 1;
+                return Some(zd.pcp[o][zd.pcp_len[o] as usize]);
+            }
+            if let Some(p) = self.pcp_refill(zone, order) {
+                return Some(p);
+            }
+        }
+        self.zone_alloc_slow(zone, order)
+    }
+
+    /// Free lists; on failure drain the zone's caches (they may hold the pages that
+    /// would merge into the block) and retry once.
+    #[inline(never)]
+    fn zone_alloc_slow(&mut self, zone: Zone, order: u32) -> Option<u32> {
+        if let Some(p) = self.rmqueue(zone, order) {
+            return Some(p);
+        }
+        if self.zones[zone as usize].pcp_len.iter().all(|&n| n == 0) {
+            return None;
+        }
+        self.drain_zone(zone);
+        self.rmqueue(zone, order)
+    }
+
+    /// Writes the head of a fresh allocation.
+    #[inline(always)]
+    fn prep_alloc(&mut self, pfn: u32, zone: Zone, order: u32, num: u32, flags: PageFlags) {
+        let mut p = tmpl(zone, PageState::Allocated);
+        p.set_order(order);
+        p.set_flags(flags);
+        p.count = 1;
+        p.next = num;
+        self.map[pfn as usize] = p;
+    }
+
+    /// Gfp allocation of 2^`order` pages (order already checked).
+    #[inline(always)]
+    fn alloc_gfp(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
+        // Fast path: pop the first zone's cache (order 0 separately, so that its
+        // indices are constants).
+        let zone = gfp.zonelist()[0];
+        let hit = if order == 0 {
+            self.take_cached(zone, 0, PageFlags::EMPTY)
+        } else if order <= PCP_MAX_ORDER {
+            self.take_cached(zone, order, PageFlags::EMPTY)
+        } else {
+            None
+        };
+        match hit {
+            Some(pfn) => Ok(Pfn(pfn)),
+            None => self.alloc_gfp_slow(gfp, order),
+        }
+    }
+
+    /// Pops a block of `order` (<= PCP_MAX_ORDER) from the cache of `zone` and makes
+    /// it an allocated head with `flags`. A cached head is zone-stamped, has its order
+    /// and no slab owner, so only state, flags, count and size change.
+    #[inline(always)]
+    fn take_cached(&mut self, zone: Zone, order: u32, flags: PageFlags) -> Option<u32> {
+        let o = order as usize % PCP_ORDERS;
+        let zd = &mut self.zones[zone as usize];
+        let len = zd.pcp_len[o];
+        if len == 0 {
+            return None;
+        }
+        zd.pcp_len[o] = len - 1;
+        let pfn = zd.pcp[o][(len - 1) as usize % PCP_HIGH];
+        let mut h = zd.alloc_tmpl;
+        h.set_order(order);
+        h.set_flags(flags);
+        h.count = 1;
+        h.next = 1 << order;
+        self.map[pfn as usize] = h;
+        Some(pfn)
+    }
+
+    #[inline(never)]
+    fn alloc_gfp_slow(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
+        for &zone in gfp.zonelist() {
+            if let Some(pfn) = self.zone_alloc(zone, order) {
+                self.prep_alloc(pfn, zone, order, 1 << order, PageFlags::EMPTY);
+                return Ok(Pfn(pfn));
+            }
+        }
+        Err(MmError::OutOfMemory)
+    }
+
+    /// Releases the frames of an allocated block (head `pfn`, `num` frames) whose last
+    /// reference went away: power-of-two blocks of a cached order go to the cache,
+    /// the rest to the free lists.
+    #[inline(never)]
+    fn release(&mut self, pfn: u32, zone: Zone, num: u32) {
+        let order = num.trailing_zeros();
+        if num.is_power_of_two() && order <= PCP_MAX_ORDER {
+            let (z, o) = (zone as usize, order as usize);
+            if self.zones[z].pcp_len[o] as usize >= pcp_high(order) {
+                self.pcp_drain_batch(zone, order);
+            }
+            let mut c = tmpl(zone, PageState::Cached);
+            c.set_order(order);
+            self.map[pfn as usize] = c;
+            let zd = &mut self.zones[z];
+            zd.pcp[o][zd.pcp_len[o] as usize] = pfn;
+            zd.pcp_len[o] += 1;
+        } else {
+            self.map[pfn as usize] = self.zones[zone as usize].tail_tmpl;
+            self.free_range(zone, pfn, pfn + num);
+        }
+    }
+
+    /// Frames of the block headed by `p` that count as shared.
+    #[inline(always)]
+    fn shared_of(p: &Page) -> u64 {
+        if p.count > 1 || p.flags().contains(PageFlags::SHARED) {
+            p.next as u64
+        } else {
+            0
+        }
+    }
+
+    /// The error for a page that should have been an allocated head but is not.
+    #[cold]
+    fn not_allocated(&self, pfn: Pfn, free_err: MmError) -> MmError {
+        let Some(p) = self.map.get(pfn.index()) else {
+            return MmError::NotRam(pfn.phys());
+        };
+        match p.state() {
+            PageState::Allocated => MmError::Invalid("page is allocated"),
+            PageState::Free | PageState::Cached => free_err,
+            PageState::Slab => MmError::SlabPage(pfn),
+            PageState::Reserved => {
+                if self.is_ram(pfn) {
+                    MmError::Reserved(pfn)
+                } else {
+                    MmError::NotRam(pfn.phys())
+                }
+            }
+            PageState::Tail => match self.map[self.head_pfn(pfn.0) as usize].state() {
+                PageState::Free | PageState::Cached => free_err,
+                PageState::Slab => MmError::SlabPage(pfn),
+                _ => MmError::NotBlockHead(pfn),
+            },
+        }
+    }
+
+    /// Drops one reference of the allocated block at `pfn` after checking `want`.
+    #[inline(always)]
+    fn put(&mut self, pfn: Pfn, want: Want) -> Result<bool, MmError> {
+        // Fast path: the last reference of an unshared power-of-two block of a cached
+        // order, asked with the right size, its cache not full. Order 0 first, with
+        // constant indices.
+        if let Some(p) = self.map.get_mut(pfn.index()) {
+            let one = match want {
+                Want::Any => true,
+                Want::Order(o) => o == 0,
+                Want::Count(n) => n == 1,
+            };
+            // The zone from the PFN, not from the page: no wait for the page load.
+            let z = (pfn.0 >= DMA_END_PFN) as usize + (pfn.0 >= self.lowmem) as usize;
+            if one
+                && p.next == 1
+                && p.state() == PageState::Allocated
+                && p.count == 1
+                && !p.flags().contains(PageFlags::SHARED)
+            {
+                let zd = &mut self.zones[z];
+                let len = zd.pcp_len[0] as usize;
+                if len < PCP_HIGH {
+                    *p = zd.cached_tmpl;
+                    zd.pcp[0][len] = pfn.0;
+                    zd.pcp_len[0] += 1;
+                    return Ok(true);
+                }
+            }
+        }
+        self.put_high(pfn, want)
+    }
+
+    /// Fast path for cached orders above 0, else the slow path.
+    #[inline(always)]
+    fn put_high(&mut self, pfn: Pfn, want: Want) -> Result<bool, MmError> {
+        if let Some(p) = self.map.get_mut(pfn.index()) {
+            let order = p.order();
+            let size_ok = match want {
+                Want::Any => true,
+                Want::Order(o) => o == order,
+                Want::Count(n) => n == 1 << order,
+            };
+            if size_ok
+                && order <= PCP_MAX_ORDER
+                && p.state() == PageState::Allocated
+                && p.next == 1 << order
+                && p.count == 1
+                && !p.flags().contains(PageFlags::SHARED)
+            {
+                let z = (pfn.0 >= DMA_END_PFN) as usize + (pfn.0 >= self.lowmem) as usize;
+                let zd = &mut self.zones[z];
+                let o = order as usize % PCP_ORDERS;
+                let len = zd.pcp_len[o] as usize;
+                if len < pcp_high(order) && len < PCP_HIGH {
+                    let mut c = zd.cached_tmpl;
+                    c.set_order(order);
+                    *p = c;
+                    zd.pcp[o][len] = pfn.0;
+                    zd.pcp_len[o] += 1;
+                    return Ok(true);
+                }
+            }
+        }
+        self.put_slow(pfn, want)
+    }
+
+    #[inline(never)]
+    fn put_slow(&mut self, pfn: Pfn, want: Want) -> Result<bool, MmError> {
+        let p = match self.map.get(pfn.index()) {
+            Some(p) if p.state() == PageState::Allocated => *p,
+            _ => return Err(self.not_allocated(pfn, MmError::DoubleFree(pfn))),
+        };
+        match want {
+            Want::Any => {}
+            Want::Order(o) if p.next != 1 << o => {
+                return Err(if p.next.is_power_of_two() {
+                    MmError::WrongSize {
+                        pfn,
+                        expected: p.next.trailing_zeros() as u64,
+                        got: o as u64,
+                    }
+                } else {
+                    MmError::WrongSize {
+                        pfn,
+                        expected: p.next as u64,
+                        got: 1u64 << o,
+                    }
+                });
+            }
+            Want::Count(n) if p.next != n => {
+                return Err(MmError::WrongSize {
+                    pfn,
+                    expected: p.next as u64,
+                    got: n as u64,
+                })
+            }
+            _ => {}
+        }
+        self.shared -= Self::shared_of(&p);
+        if p.count > 1 {
+            let q = &mut self.map[pfn.index()];
+            q.count -= 1;
+            self.shared += Self::shared_of(q);
+            return Ok(false);
+        }
+        self.release(pfn.0, p.zone(), p.next);
+        Ok(true)
+    }
+
+    // ------------------------------------------------------------------
+    // DragonOS API
+    // ------------------------------------------------------------------
+
+    /// DragonOS `alloc_pages(zone_select, num, flags)`: exactly `num` (1..=63)
+    /// contiguous frames from `zone`, with the public `flags` stored on the head
+    /// (reference count 1). The rest of the rounded-up power-of-two block goes back
+    /// to the free lists at once.
+    ///
+    /// Errors (nothing changed): `BadCount` for `num` outside 1..=63, `Invalid` for
+    /// unknown flag bits, `BadZone` if the zone has no memory, `OutOfMemory`.
+    #[inline]
+    pub fn alloc_pages_zone(
+        &mut self,
+        zone: Zone,
+        num: u64,
+        flags: PageFlags,
+    ) -> Result<Pfn, MmError> {
+        // Fast path: a valid power-of-two count of a cached order, unshared, from the
+        // cache.
+        if num.wrapping_sub(1) < MAX_PAGES_PER_ALLOC
+            && num.is_power_of_two()
+            && flags.0 & !PageFlags::ALL_BITS == 0
+            && !flags.contains(PageFlags::SHARED)
+        {
+            let order = num.trailing_zeros();
+            if order == 0 {
+                if let Some(pfn) = self.take_cached(zone, 0, flags) {
+                    return Ok(Pfn(pfn));
+                }
+            } else if order <= PCP_MAX_ORDER {
+                if let Some(pfn) = self.take_cached(zone, order, flags) {
+                    return Ok(Pfn(pfn));
+                }
+            }
+        }
+        self.alloc_pages_zone_slow(zone, num, flags)
+    }
+
+    #[inline(never)]
+    fn alloc_pages_zone_slow(
+        &mut self,
+        zone: Zone,
+        num: u64,
+        flags: PageFlags,
+    ) -> Result<Pfn, MmError> {
+        if num == 0 || num > MAX_PAGES_PER_ALLOC {
+            return Err(MmError::BadCount {
+                got: num,
+                max: MAX_PAGES_PER_ALLOC,
+            });
+        }
+        check_flags(flags)?;
+        if self.zones[zone as usize].managed == 0 {
+            return Err(MmError::BadZone);
+        }
+        let order = order_for(num);
+        let pfn = self.zone_alloc(zone, order).ok_or(MmError::OutOfMemory)?;
+        self.prep_alloc(pfn, zone, order, num as u32, flags);
+        if num < 1 << order {
+            self.free_range(zone, pfn + num as u32, pfn + (1 << order));
+        }
+        if flags.contains(PageFlags::SHARED) {
+            self.shared += num;
+        }
+        Ok(Pfn(pfn))
+    }
+
+    /// DragonOS `free_pages(page, number)`: frees the block at `pfn` allocated with
+    /// `num` pages (drops one reference; the frames are released when it was the last).
+    ///
+    /// Errors (nothing changed): `BadCount`; `NotRam` for a PFN outside RAM;
+    /// `Reserved` for reserved RAM (kernel image...); `DoubleFree` for a free frame;
+    /// `NotBlockHead` for a frame inside an allocated block; `SlabPage` for a slab
+    /// frame; `WrongSize { expected: allocated count, got: num }`.
+    #[inline]
+    pub fn free_pages_count(&mut self, pfn: Pfn, num: u64) -> Result<(), MmError> {
+        if num == 0 || num > MAX_PAGES_PER_ALLOC {
+            return Err(MmError::BadCount {
+                got: num,
+                max: MAX_PAGES_PER_ALLOC,
+            });
+        }
+        self.put(pfn, Want::Count(num as u32)).map(|_| ())
+    }
+
+    // ------------------------------------------------------------------
+    // Linux API
+    // ------------------------------------------------------------------
+
+    /// Linux `alloc_pages(gfp_mask, order)`: 2^`order` frames, naturally aligned, from
+    /// the first zone of `gfp.zonelist()` that has a block (reference count 1).
+    ///
+    /// Errors: `BadOrder`, `OutOfMemory`, `Invalid` with `__GFP_ZERO` (zeroing needs
+    /// memory access: use [`alloc_pages_mem`](Self::alloc_pages_mem)).
+    #[inline]
+    pub fn alloc_pages(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
+        if order > MAX_ORDER {
+            return Err(MmError::BadOrder(order));
+        }
+        if gfp.contains(Gfp::ZERO) {
+            return Err(MmError::Invalid(
+                "__GFP_ZERO needs memory access: use alloc_pages_mem",
+            ));
+        }
+        self.alloc_gfp(gfp, order)
+    }
+
+    /// Linux `alloc_page(gfp_mask)` = `alloc_pages(gfp_mask, 0)`.
+    #[inline]
+    pub fn alloc_page(&mut self, gfp: Gfp) -> Result<Pfn, MmError> {
+        self.alloc_pages(gfp, 0)
+    }
+
+    /// `alloc_pages` that honours `__GFP_ZERO` (zeroes through `mem.fill`, for any zone).
+    pub fn alloc_pages_mem(
+        &mut self,
+        gfp: Gfp,
+        order: u32,
+        mem: &mut impl PhysMem,
+    ) -> Result<Pfn, MmError> {
+        if order > MAX_ORDER {
+            return Err(MmError::BadOrder(order));
+        }
+        let pfn = self.alloc_gfp(gfp, order)?;
+        if gfp.contains(Gfp::ZERO) {
+            mem.fill(pfn.phys(), PAGE_SIZE << order, 0);
+        }
+        Ok(pfn)
+    }
+
+    /// Linux `__free_pages(page, order)`: drops one reference of the block at `pfn`
+    /// and frees it when it was the last.
+    ///
+    /// Errors (nothing changed): `BadOrder`, `NotRam`, `Reserved`, `DoubleFree`,
+    /// `NotBlockHead`, `SlabPage`, and `WrongSize` if the block was allocated with
+    /// another size: `expected`/`got` are orders, or page counts if the block was
+    /// allocated by the DragonOS API with a count that is not a power of two.
+    #[inline]
+    pub fn __free_pages(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
+        if order > MAX_ORDER {
+            return Err(MmError::BadOrder(order));
+        }
+        self.put(pfn, Want::Order(order)).map(|_| ())
+    }
+
+    /// Linux `__free_page(page)` = `__free_pages(page, 0)`.
+    #[inline]
+    pub fn __free_page(&mut self, pfn: Pfn) -> Result<(), MmError> {
+        self.__free_pages(pfn, 0)
+    }
+
+    /// Linux `get_page(page)`: takes one more reference on the allocated block at
+    /// `pfn`; returns the new count. Errors: `Invalid` for a free page, and the page
+    /// classification errors of [`__free_pages`](Self::__free_pages).
+    pub fn get_page(&mut self, pfn: Pfn) -> Result<u32, MmError> {
+        let p = match self.map.get(pfn.index()) {
+            Some(p) if p.state() == PageState::Allocated => *p,
+            _ => return Err(self.not_allocated(pfn, MmError::Invalid("get_page on a free page"))),
+        };
+        if p.count == u32::MAX {
+            return Err(MmError::Invalid("page reference count overflow"));
+        }
+        self.shared -= Self::shared_of(&p);
+        let q = &mut self.map[pfn.index()];
+        q.count += 1;
+        let c = q.count;
+        self.shared += Self::shared_of(q);
+        Ok(c)
+    }
+
+    /// Linux `put_page(page)`: drops one reference; `Ok(true)` if that freed the block.
+    #[inline]
+    pub fn put_page(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        self.put(pfn, Want::Any)
+    }
+
+    /// Linux `page_count(page)`: the reference count of an allocated head, 0 for a
+    /// free page. Errors: `NotRam`, `Reserved`, `NotBlockHead`, `SlabPage`.
+    pub fn page_count(&self, pfn: Pfn) -> Result<u32, MmError> {
+        match self.map.get(pfn.index()) {
+            Some(p) if p.state() == PageState::Allocated => Ok(p.count),
+            _ => match self.not_allocated(pfn, MmError::DoubleFree(pfn)) {
+                MmError::DoubleFree(_) => Ok(0),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Linux `page_address(page)`: the kernel virtual address of `pfn` in the direct
+    /// map, `None` for ZONE_UNMAPPED, frames outside the mem_map, or addresses the
+    /// direct map does not cover.
+    pub fn page_address(&self, pfn: Pfn, mem: &impl PhysMem) -> Option<u64> {
+        if pfn.index() >= self.map.len() || pfn.0 >= self.lowmem {
+            return None;
+        }
+        mem.virt_of(pfn.phys())
+    }
+
+    /// Linux `__get_free_pages(gfp_mask, order)`: allocates 2^`order` frames from
+    /// mapped memory (NORMAL, then DMA; only DMA with `GFP_DMA`; `__GFP_HIGHMEM` is
+    /// ignored) and returns their virtual address; `__GFP_ZERO` zeroes them.
+    ///
+    /// Errors: `BadOrder`; `NoVirtualAddress(pfn)` if `__GFP_HIGHMEM` (without `GFP_DMA`)
+    /// was asked and only ZONE_UNMAPPED has such a block (`pfn` is that block), or if the direct map does
+    /// not cover the frames (then they are freed again); `OutOfMemory`.
+    pub fn __get_free_pages(
+        &mut self,
+        gfp: Gfp,
+        order: u32,
+        mem: &mut impl PhysMem,
+    ) -> Result<u64, MmError> {
+        if order > MAX_ORDER {
+            return Err(MmError::BadOrder(order));
+        }
+        let mapped = Gfp(gfp.0 & !Gfp::HIGHMEM.0);
+        let pfn = match self.alloc_gfp(mapped, order) {
+            Ok(p) => p,
+            Err(MmError::OutOfMemory) if gfp.zonelist().contains(&Zone::Unmapped) => {
+                return Err(match self.find_free(Zone::Unmapped, order) {
+                    Some(p) => MmError::NoVirtualAddress(p),
+                    None => MmError::OutOfMemory,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(virt) = self.page_address(pfn, mem) else {
+            let _ = self.put(pfn, Want::Any);
+            return Err(MmError::NoVirtualAddress(pfn));
+        };
+        if gfp.contains(Gfp::ZERO) {
+            mem.fill(pfn.phys(), PAGE_SIZE << order, 0);
+        }
+        Ok(virt)
+    }
+
+    /// Linux `__get_free_page(gfp_mask)` = `__get_free_pages(gfp_mask, 0)`.
+    pub fn __get_free_page(&mut self, gfp: Gfp, mem: &mut impl PhysMem) -> Result<u64, MmError> {
+        self.__get_free_pages(gfp, 0, mem)
+    }
+
+    /// Linux `get_zeroed_page(gfp_mask)`: one zeroed page, by virtual address.
+    pub fn get_zeroed_page(&mut self, gfp: Gfp, mem: &mut impl PhysMem) -> Result<u64, MmError> {
+        self.__get_free_pages(gfp | Gfp::ZERO, 0, mem)
+    }
+
+    /// Linux `free_pages(addr, order)`: `__free_pages` by direct-map virtual address.
+    /// `addr == 0` does nothing (as in Linux). Errors: `BadOrder`, `NotRam(addr)` if
+    /// `addr` is not in the direct map, `Misaligned(addr)` if it is not page aligned,
+    /// then those of [`__free_pages`](Self::__free_pages).
+    pub fn free_pages(&mut self, addr: u64, order: u32, mem: &impl PhysMem) -> Result<(), MmError> {
+        if order > MAX_ORDER {
+            return Err(MmError::BadOrder(order));
+        }
+        if addr == 0 {
+            return Ok(());
+        }
+        let phys = mem.phys_of(addr).ok_or(MmError::NotRam(addr))?;
+        if phys % PAGE_SIZE as u64 != 0 {
+            return Err(MmError::Misaligned(addr));
+        }
+        self.__free_pages(Pfn::containing(phys), order)
+    }
+
+    /// Linux `free_page(addr)` = `free_pages(addr, 0)`.
+    pub fn free_page(&mut self, addr: u64, mem: &impl PhysMem) -> Result<(), MmError> {
+        self.free_pages(addr, 0, mem)
+    }
+
+    // ------------------------------------------------------------------
+    // MOS API
+    // ------------------------------------------------------------------
+
+    /// MOS `page_alloc(&pp)`: one zeroed page from mapped memory (NORMAL, then DMA),
+    /// reference count 1 (MOS starts at 0 and `page_insert` increments: the kernel's
+    /// `page_insert` takes over this first reference). `OutOfMemory` is `-E_NO_MEM`.
+    pub fn page_alloc(&mut self, mem: &mut impl PhysMem) -> Result<Pfn, MmError> {
+        self.alloc_pages_mem(Gfp::KERNEL | Gfp::ZERO, 0, mem)
+    }
+
+    /// MOS `page_decref(pp)`: drops one reference, freeing at 0; `Ok(true)` if freed.
+    #[inline]
+    pub fn page_decref(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        self.put(pfn, Want::Any)
+    }
+
+    // ------------------------------------------------------------------
+    // Queries and statistics
+    // ------------------------------------------------------------------
+
+    /// The metadata of a frame, `None` beyond the mem_map.
+    #[inline]
+    pub fn page(&self, pfn: Pfn) -> Option<&Page> {
+        self.map.get(pfn.index())
+    }
+
+    /// The whole mem_map, read-only (index = PFN).
+    pub fn mem_map(&self) -> &[Page] {
+        self.map
+    }
+
+    /// One past the highest PFN described by the mem_map.
+    pub fn max_pfn(&self) -> Pfn {
+        Pfn(self.map.len() as u32)
+    }
+
+    /// First PFN of ZONE_UNMAPPED (the direct-map limit, clamped to >= 16 MiB).
+    pub fn lowmem(&self) -> Pfn {
+        Pfn(self.lowmem)
+    }
+
+    /// The zone a PFN belongs to by address.
+    pub fn zone_of(&self, pfn: Pfn) -> Zone {
+        if pfn.0 < DMA_END_PFN {
+            Zone::Dma
+        } else if pfn.0 < self.lowmem {
+            Zone::Normal
+        } else {
+            Zone::Unmapped
+        }
+    }
+
+    /// True if `pfn` is RAM from the memory map (reserved RAM included).
+    pub fn is_ram(&self, pfn: Pfn) -> bool {
+        self.ram[..self.nr_ram]
+            .iter()
+            .any(|&(s, e)| s <= pfn.0 && pfn.0 < e)
+    }
+
+    /// The RAM ranges `[start, end)` added so far, sorted, adjacent ones merged.
+    pub fn ram_ranges(&self) -> impl Iterator<Item = (Pfn, Pfn)> + '_ {
+        self.ram[..self.nr_ram]
+            .iter()
+            .map(|&(s, e)| (Pfn(s), Pfn(e)))
+    }
+
+    /// The head of the block containing `pfn` (itself if it is not a `Tail`), `None`
+    /// beyond the mem_map.
+    pub fn head_of(&self, pfn: Pfn) -> Option<Pfn> {
+        let p = self.map.get(pfn.index())?;
+        Some(if p.state() == PageState::Tail {
+            Pfn(self.head_pfn(pfn.0))
+        } else {
+            pfn
+        })
+    }
+
+    /// Head of the block containing the `Tail` frame `pfn`: the first aligned candidate
+    /// that is not a tail.
+    fn head_pfn(&self, pfn: u32) -> u32 {
+        let mut o = 0;
+        loop {
+            let h = pfn & !((1u32 << o) - 1);
+            if self.map[h as usize].state() != PageState::Tail || o >= 31 {
+                return h;
+            }
+            o += 1;
+        }
+    }
+
+    /// A free block of at least `order` in `zone` (free lists, or the order-0 cache).
+    fn find_free(&self, zone: Zone, order: u32) -> Option<Pfn> {
+        let zd = &self.zones[zone as usize];
+        for o in order as usize..PCP_ORDERS {
+            if zd.pcp_len[o] > 0 {
+                return Some(Pfn(zd.pcp[o][zd.pcp_len[o] as usize - 1]));
+            }
+        }
+        let avail = zd.avail >> order;
+        if avail == 0 {
+            return None;
+        }
+        Some(Pfn(zd.head[(order + avail.trailing_zeros()) as usize]))
+    }
+
+    /// Statistics of one zone.
+    pub fn zone_stat(&self, zone: Zone) -> ZoneStat {
+        let zd = &self.zones[zone as usize];
+        let mut start = NIL;
+        let mut end = 0;
+        for &(s, e) in &self.ram[..self.nr_ram] {
+            let (x, y) = (s.max(zd.lo), e.min(zd.hi));
+            if x < y {
+                start = start.min(x);
+                end = end.max(y);
+            }
+        }
+        if start == NIL {
+            start = zd.lo;
+            end = zd.lo;
+        }
+        ZoneStat {
+            zone,
+            start_pfn: Pfn(start),
+            end_pfn: Pfn(end),
+            present: zd.present,
+            managed: zd.managed,
+            free: zd.free + zd.cached_pages(),
+            cached: zd.cached_pages(),
+            nr_free: zd.nr_free.map(|n| n as u64),
+        }
+    }
+
+    /// `/proc/buddyinfo` line of a zone: free-list blocks per order (cached order-0
+    /// pages are not included; call [`drain`](Self::drain) first to see them merged).
+    pub fn buddyinfo(&self, zone: Zone) -> [u64; NR_ORDERS] {
+        self.zones[zone as usize].nr_free.map(|n| n as u64)
+    }
+
+    /// Free frames in all zones (free lists plus order-0 caches).
+    pub fn nr_free_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.free + z.cached_pages()).sum()
+    }
+
+    /// RAM frames from the memory map (reserved included).
+    pub fn present_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.present).sum()
+    }
+
+    /// Frames under the allocator (RAM minus reserved).
+    pub fn managed_pages(&self) -> u64 {
+        self.zones.iter().map(|z| z.managed).sum()
+    }
+
+    /// Allocated frames that are shared: head reference count > 1 or
+    /// `PageFlags::SHARED` (each frame counted once).
+    pub fn shared_pages(&self) -> u64 {
+        self.shared
+    }
+
+    /// The page-level part of DragonOS `mm_stat()` in bytes: `total` = all RAM from the
+    /// memory map (reserved kernel memory included, counted as used), `free` = free
+    /// frames (cached included), `used = total - free`, `shared` = shared frames (see
+    /// [`shared_pages`](Self::shared_pages)), `available = free`. The slab allocator
+    /// adds `cache_used`/`cache_free` (its pages are in `used`) and `available`.
+    pub fn mm_stat(&self) -> MmStat {
+        let page = PAGE_SIZE as u64;
+        let total = self.present_pages() * page;
+        let free = self.nr_free_pages() * page;
+        MmStat {
+            total,
+            used: total - free,
+            free,
+            shared: self.shared * page,
+            cache_used: 0,
+            cache_free: 0,
+            available: free,
+        }
+    }
+}
+
+/// Rejects flag bits outside the five DragonOS page flags.
+fn check_flags(flags: PageFlags) -> Result<(), MmError> {
+    if flags.0 & !PageFlags::ALL_BITS != 0 {
+        return Err(MmError::Invalid("unknown page flag bits"));
+    }
+    Ok(())
+}
+
+impl PageProvider for Buddy<'_> {
+    fn alloc_slab_block(&mut self, order: u32, dma: bool) -> Result<Pfn, MmError> {
+        if order > MAX_ORDER {
+            return Err(MmError::BadOrder(order));
+        }
+        let zonelist: &[Zone] = if dma {
+            &[Zone::Dma]
+        } else {
+            &[Zone::Normal, Zone::Dma]
+        };
+        for &zone in zonelist {
+            if let Some(pfn) = self.zone_alloc(zone, order) {
+                let mut h = tmpl(zone, PageState::Slab);
+                h.set_order(order);
+                self.map[pfn as usize] = h;
+                return Ok(Pfn(pfn));
+            }
+        }
+        Err(MmError::OutOfMemory)
+    }
+
+    /// Frees a slab block. The tails are rewritten (the slab may have used their
+    /// `next`/`prev`/`count`/`slab_cache`); their state must still be `Tail`.
+    fn free_slab_block(&mut self, head: Pfn, order: u32) -> Result<(), MmError> {
+        if order > MAX_ORDER {
+            return Err(MmError::BadOrder(order));
+        }
+        let p = match self.map.get(head.index()) {
+            Some(p) if p.state() == PageState::Slab => *p,
+            Some(p) if p.state() == PageState::Allocated => {
+                return Err(MmError::Invalid("not a slab block"))
+            }
+            _ => return Err(self.not_allocated(head, MmError::DoubleFree(head))),
+        };
+        if p.order() != order {
+            return Err(MmError::WrongSize {
+                pfn: head,
+                expected: p.order() as u64,
+                got: order as u64,
+            });
+        }
+        let zone = p.zone();
+        let (s, e) = (head.index(), head.index() + (1 << order));
+        self.map[s + 1..e].fill(tmpl(zone, PageState::Tail));
+        self.release(head.0, zone, 1 << order);
+        Ok(())
+    }
+
+    fn page(&self, pfn: Pfn) -> Option<&Page> {
+        self.map.get(pfn.index())
+    }
+
+    fn page_mut(&mut self, pfn: Pfn) -> Option<&mut Page> {
+        self.map.get_mut(pfn.index())
+    }
+}
