@@ -13,7 +13,8 @@ use crate::{kprint, platform};
 use alloc::string::String;
 use core::fmt;
 use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, Zone};
-use shell::{Mm, PageBlock, Platform, Shell, Trap, VersionInfo, ZoneStat};
+use mm::PhysMem;
+use shell::{addr_to_pfn_in, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform, Shell, Trap, VersionInfo, ZoneStat};
 
 /// The kernel as the shell sees it.
 pub struct Glue {
@@ -79,7 +80,7 @@ impl Mm for Glue {
     }
     fn alloc_pages(&mut self, zone: Zone, n: u32, flags: PageFlags) -> Result<PageBlock, MmError> {
         let pfn = with_buddy(|b| b.alloc_pages_zone(zone, n as u64, flags))?;
-        Ok(PageBlock { pfn, n, zone, flags, virt: crate::mm::paging::phys_to_virt(pfn.phys()).filter(|_| zone != Zone::Unmapped) })
+        Ok(PageBlock { pfn, n, zone, flags, virt: with_buddy(|b| b.page_address(pfn, &DirectMap)) })
     }
     fn free_pages(&mut self, pfn: Pfn, n: u32) -> Result<(), MmError> {
         with_buddy(|b| b.free_pages_count(pfn, n as u64))
@@ -87,12 +88,85 @@ impl Mm for Glue {
     fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
         with_buddy(|b| b.__free_pages(pfn, order))
     }
+    fn zone_info(&self, zone: Zone) -> Result<mm::buddy::ZoneStat, MmError> {
+        Ok(with_buddy(|b| b.zone_stat(zone)))
+    }
+    fn mem_layout(&self) -> Result<MemLayout, MmError> {
+        Ok(with_buddy(|b| MemLayout::from_buddy(b)))
+    }
+    fn page_info(&self, pfn: Pfn) -> Result<PageInfo, MmError> {
+        with_buddy(|b| PageInfo::from_buddy(b, pfn, &DirectMap))
+    }
+    fn addr_to_pfn(&self, addr: u64) -> Result<Pfn, MmError> {
+        with_buddy(|b| addr_to_pfn_in(b, &DirectMap, addr))
+    }
+    fn page_summary(&self, start: Pfn, end: Pfn) -> Result<PageSummary, MmError> {
+        Ok(with_buddy(|b| PageSummary::from_buddy(b, start, end)))
+    }
+    fn alloc_pages_order(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
+        with_buddy(|b| b.alloc_pages_mem(gfp, order, &mut DirectMap))
+    }
+    fn alloc_page(&mut self, gfp: Gfp) -> Result<Pfn, MmError> {
+        with_buddy(|b| b.alloc_pages_mem(gfp, 0, &mut DirectMap))
+    }
+    fn get_free_pages(&mut self, gfp: Gfp, order: u32) -> Result<u64, MmError> {
+        with_buddy(|b| b.__get_free_pages(gfp, order, &mut DirectMap))
+    }
+    fn get_free_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
+        with_buddy(|b| b.__get_free_page(gfp, &mut DirectMap))
+    }
+    fn get_zeroed_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
+        with_buddy(|b| b.get_zeroed_page(gfp, &mut DirectMap))
+    }
+    fn free_pages_addr(&mut self, virt: u64, order: u32) -> Result<(), MmError> {
+        with_buddy(|b| b.free_pages(virt, order, &DirectMap))
+    }
+    fn free_page(&mut self, virt: u64) -> Result<(), MmError> {
+        with_buddy(|b| b.free_page(virt, &DirectMap))
+    }
+    fn get_page(&mut self, pfn: Pfn) -> Result<u32, MmError> {
+        with_buddy(|b| b.get_page(pfn))
+    }
+    fn put_page(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        with_buddy(|b| b.put_page(pfn))
+    }
+    fn page_alloc(&mut self) -> Result<Pfn, MmError> {
+        with_buddy(|b| b.page_alloc(&mut DirectMap))
+    }
+    fn page_decref(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        with_buddy(|b| b.page_decref(pfn))
+    }
+    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
+        let phys = direct_range(virt, len)?;
+        DirectMap.fill(phys, len as usize, 0);
+        Ok(())
+    }
+    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
+        direct_range(src, len)?;
+        direct_range(dst, len)?;
+        // SAFETY: both ranges lie in the direct map (checked above); the shell
+        // only passes ranges inside live objects it allocated; `copy` handles
+        // overlap like MOS bcopy.
+        unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len as usize) };
+        Ok(())
+    }
+    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
+        let phys = direct_range(virt, buf.len() as u64)?;
+        DirectMap.read(phys, buf);
+        Ok(())
+    }
+}
+
+/// The physical start of `[virt, virt+len)` if all of it is in the direct map.
+fn direct_range(virt: u64, len: u64) -> Result<u64, MmError> {
+    let phys = DirectMap.phys_of(virt).ok_or(MmError::NotRam(virt))?;
+    let last = virt.checked_add(len.saturating_sub(1)).ok_or(MmError::NotRam(virt))?;
+    DirectMap.phys_of(last).ok_or(MmError::NotRam(last))?;
+    Ok(phys)
 }
 
 /// Runs the shell on the console forever.
 pub fn run(info: &'static BootInfo) -> ! {
-    let _ = DirectMap;
-    let _ = Gfp::KERNEL;
     let mut glue = Glue { info };
     let mut sh = Shell::new();
     sh.banner_and_prompt(&mut glue);

@@ -1257,3 +1257,85 @@ fn kernels_without_the_page_api_answer_with_one_error() {
     assert!(sh.handles().is_empty());
     assert_eq!(error_lines(&k.out), 13);
 }
+
+#[test]
+fn raw_frees_hit_the_allocators_own_misuse_checks() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = k.b.mm_stat();
+    let line = one(&mut sh, &mut k, "pages 3 DMA");
+    let p = pfn(&line);
+    let before = k.b.mm_stat();
+    // Wrong count: the allocator refuses, the handle stays.
+    let out = run(&mut sh, &mut k, &format!("free_pages {p:#x} 2"));
+    assert!(
+        out[0].starts_with("error: ") && out[0].contains("allocated with 3"),
+        "{out:?}"
+    );
+    assert_eq!(last_call(&k), format!("free_pages({:#x}, 2)", p));
+    // Not the first page of the block.
+    let out = run(&mut sh, &mut k, &format!("free_pages {:#x} 1", p + 1));
+    assert!(
+        out[0].starts_with("error: ") && out[0].contains("not the first page"),
+        "{out:?}"
+    );
+    // Wrong order for the Linux form.
+    let out = run(&mut sh, &mut k, &format!("__free_pages {p:#x} 0"));
+    assert!(out[0].starts_with("error: "), "{out:?}");
+    assert_eq!(
+        k.b.mm_stat(),
+        before,
+        "a refused free changed the allocator"
+    );
+    assert!(run(&mut sh, &mut k, "handles")[0].starts_with("#1 pages"));
+    // The right count frees it and retires #1.
+    let out = run(&mut sh, &mut k, &format!("free_pages {p:#x} 3"));
+    assert_eq!(out[0], format!("free_pages: pfn={p:#x} freed"), "{out:?}");
+    assert!(out[1].starts_with("retired #1 pages"), "{out:?}");
+    // Now it is a double free, answered by the allocator.
+    let out = run(&mut sh, &mut k, &format!("free_pages {p:#x} 3"));
+    assert!(
+        out[0].starts_with("error: ") && out[0].contains("double free"),
+        "{out:?}"
+    );
+    // A reserved frame (the simulated kernel image) and a PFN beyond RAM.
+    let reserved = (0..NPAGES as u32)
+        .find(|&f| {
+            k.b.page(Pfn(f))
+                .is_some_and(|pg| pg.state() == mm::PageState::Reserved && k.b.is_ram(Pfn(f)))
+        })
+        .expect("a reserved RAM frame");
+    let out = run(&mut sh, &mut k, &format!("free_pages {reserved:#x} 1"));
+    assert!(
+        out[0].starts_with("error: ") && out[0].contains("reserved"),
+        "{out:?}"
+    );
+    let out = run(&mut sh, &mut k, &format!("free_pages {:#x} 1", NPAGES + 5));
+    assert!(
+        out[0].starts_with("error: ") && out[0].contains("beyond the last frame"),
+        "{out:?}"
+    );
+    k.b.drain();
+    assert_eq!(k.b.mm_stat(), boot);
+}
+
+#[test]
+fn raw_frees_never_touch_the_kernels_own_blocks() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    // A block the "kernel" allocated behind the shell's back.
+    let theirs =
+        k.b.alloc_pages_zone(mm::Zone::Normal, 2, mm::PageFlags::KERNEL)
+            .unwrap();
+    let out = run(&mut sh, &mut k, &format!("free_pages {:#x} 2", theirs.0));
+    assert!(
+        out[0].starts_with("error: ") && out[0].contains("kernel allocated for itself"),
+        "{out:?}"
+    );
+    assert!(
+        !last_call(&k).starts_with("free_pages"),
+        "the kernel was called: {:?}",
+        k.calls
+    );
+    assert_eq!(k.b.page(theirs).unwrap().state(), mm::PageState::Allocated);
+}

@@ -42,11 +42,6 @@ pub fn init(fb: &FramebufferInfo, virt: u64) {
     *CONSOLE.lock() = Some(c);
 }
 
-/// True once a framebuffer console exists.
-pub fn present() -> bool {
-    CONSOLE.lock().is_some()
-}
-
 /// Writes text.
 pub fn write_str(s: &str) {
     if let Some(c) = CONSOLE.lock().as_mut() {

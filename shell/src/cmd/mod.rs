@@ -294,6 +294,20 @@ pub static COMMANDS: &[Command] = &[
         run: pages::page_decref,
     },
     Command {
+        name: "free_pages",
+        usage: "free_pages PFN|ADDR|#N N",
+        summary: "DragonOS free_pages(page, n), called with exactly these arguments",
+        help: RAW_FREE_HELP,
+        run: pages::raw_free_pages,
+    },
+    Command {
+        name: "__free_pages",
+        usage: "__free_pages PFN|ADDR|#N ORDER",
+        summary: "Linux __free_pages(page, order), called with exactly these arguments",
+        help: RAW_FREE_HELP,
+        run: pages::raw_free_pages_order,
+    },
+    Command {
         name: "get_page",
         usage: "get_page PFN|ADDR|#N",
         summary: "Linux get_page: take a reference, print the new count",
@@ -379,6 +393,15 @@ const GFP_HELP_STRUCT_PAGE: &str =
     "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\
      __GFP_ZERO. Zones: NORMAL then DMA; GFP_DMA: DMA only; __GFP_HIGHMEM: UNMAPPED\n\
      first (then virt=none). free #N calls __free_pages(page, ORDER).";
+
+const RAW_FREE_HELP: &str =
+    "Calls the page allocator's free function with the PFN and count or order
+exactly as given, so that its own misuse checks answer: freeing a free page
+(double free), a reserved or kernel page, a slab page, with the wrong count or
+order, a page that is not the first of its block, or a PFN outside RAM is
+reported as an error and changes nothing. On success the handle that owned the
+block is retired. Blocks the kernel allocated for itself are never freed this
+way. Use 'free #N' for the ordinary release.";
 
 const REFCOUNT_HELP: &str =
     "Works on the first page of a block of a live handle (pages, gfp_pages,\n\

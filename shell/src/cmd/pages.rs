@@ -336,6 +336,73 @@ fn after_put(
 }
 
 // ---------------------------------------------------------------------------
+// Raw frees: the kernel's own misuse detection, exercised directly
+// ---------------------------------------------------------------------------
+
+/// Checks that a raw free of `pfn` cannot hurt the kernel: the frame is the head
+/// of a block a live handle owns (returned, so the handle can be retired), or it
+/// is not an allocated block head at all (free, reserved, slab, tail, a hole...),
+/// in which case the kernel must refuse the call and report the misuse. A block
+/// the kernel allocated for itself is never handed to a raw free.
+fn raw_free_guard(ctx: &Ctx<'_>, pfn: Pfn) -> Result<Option<HandleId>, CmdError> {
+    if let Some((id, head)) = block_of(ctx, pfn) {
+        return Ok((head == pfn).then_some(id));
+    }
+    match ctx.kernel.page_info(pfn) {
+        Ok(p) if p.state == PageState::Allocated => Err(cmd_err!(
+            "pfn {pfn} is a block the kernel allocated for itself, not one of the shell's \
+             handles; refusing to free it"
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// After a raw free succeeded: retire the owning handle if the pages are gone,
+/// or print the reference count that remains.
+fn after_raw_free(
+    ctx: &mut Ctx<'_>,
+    pfn: Pfn,
+    owner: Option<HandleId>,
+    func: &str,
+) -> Result<(), CmdError> {
+    let still = matches!(ctx.kernel.page_info(pfn), Ok(p) if p.state == PageState::Allocated);
+    match owner {
+        Some(id) if !still => {
+            writeln!(ctx, "{func}: pfn={pfn} freed")?;
+            let obj = ctx.handles.remove(id)?;
+            writeln!(ctx, "retired {id} {obj}")?;
+        }
+        _ => writeln!(ctx, "{func}: pfn={pfn} reference dropped")?,
+    }
+    Ok(())
+}
+
+/// `free_pages PFN|ADDR|#N N`: DragonOS `free_pages(page, n)` called with exactly
+/// these arguments, so that its checks (double free, reserved page, wrong count,
+/// not a block head, PFN outside RAM) answer for themselves.
+pub fn raw_free_pages(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let r = page_ref(args)?;
+    let n = args.u32("N")?;
+    args.end()?;
+    let pfn = any_pfn(ctx, r)?;
+    let owner = raw_free_guard(ctx, pfn)?;
+    ctx.kernel.free_pages(pfn, n)?;
+    after_raw_free(ctx, pfn, owner, "free_pages")
+}
+
+/// `__free_pages PFN|ADDR|#N ORDER`: Linux `__free_pages(page, order)` called with
+/// exactly these arguments.
+pub fn raw_free_pages_order(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let r = page_ref(args)?;
+    let order = args.u32("ORDER")?;
+    args.end()?;
+    let pfn = any_pfn(ctx, r)?;
+    let owner = raw_free_guard(ctx, pfn)?;
+    ctx.kernel.free_pages_order(pfn, order)?;
+    after_raw_free(ctx, pfn, owner, "__free_pages")
+}
+
+// ---------------------------------------------------------------------------
 // Reports
 // ---------------------------------------------------------------------------
 

@@ -232,7 +232,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         0..=31 => {
             let code = HAS_ERROR_CODE.contains(&vector).then_some(frame.error_code);
             let after = match vector {
-                1 | 2 | 3 => After::Continue,
+                1..=3 => After::Continue,
                 8 | 18 => After::Stop,
                 _ => After::RecoverOrStop,
             };
@@ -263,8 +263,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 pub fn init() {
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
-        // SAFETY: only the address of the assembly label is taken.
-        let base = unsafe { core::ptr::addr_of!(trap_stubs) } as u64;
+        let base = core::ptr::addr_of!(trap_stubs) as u64;
         let addr = |v: usize| VirtAddr::new(base + 16 * v as u64);
         // SAFETY: every stub is a valid interrupt entry that saves all registers
         // and returns with iretq; the IST indices name distinct stacks set up in

@@ -103,5 +103,5 @@ pub fn recovery_point() -> Option<(u64, u64)> {
     // SAFETY: MEMKERN_JMPBUF is written only by memkern_run_protected before the
     // closure runs; reading the saved stack pointer is a plain load.
     let rsp = unsafe { (*core::ptr::addr_of!(MEMKERN_JMPBUF)).regs[6] };
-    Some((memkern_protected_abort as usize as u64, rsp))
+    Some((memkern_protected_abort as *const () as u64, rsp))
 }
