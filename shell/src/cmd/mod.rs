@@ -296,14 +296,14 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "free_pages",
         usage: "free_pages PFN|ADDR|#N N",
-        summary: "DragonOS free_pages(page, n), called with exactly these arguments",
+        summary: "DragonOS free_pages(page, n), args as given",
         help: RAW_FREE_HELP,
         run: pages::raw_free_pages,
     },
     Command {
         name: "__free_pages",
         usage: "__free_pages PFN|ADDR|#N ORDER",
-        summary: "Linux __free_pages(page, order), called with exactly these arguments",
+        summary: "Linux __free_pages(page, order), args as given",
         help: RAW_FREE_HELP,
         run: pages::raw_free_pages_order,
     },
