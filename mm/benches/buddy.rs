@@ -15,6 +15,8 @@ use criterion::{BenchmarkId, Criterion};
 #[allow(dead_code)]
 mod work;
 
+use mm::buddy::Buddy;
+use mm::{Page, PageFlags, Pfn, Zone};
 use work::{BsaFrame, BsaHeap, Memkern, MemkernZone, PageAlloc, Rlsf, Talc};
 
 const PEERS: [&str; 4] = ["bsa-frame", "bsa-heap", "talc", "rlsf"];
@@ -96,6 +98,42 @@ fn summary(n: u64) {
     }
 }
 
+/// Host time of `Buddy::page_init` over a garbage mem_map for `ram_mib` of RAM laid
+/// out like a PC (hole below 1 MiB, PCI hole at 3..4 GiB, lowmem at 896 MiB), best of 5.
+fn boot_ms(ram_mib: u64) -> f64 {
+    let ram_pages = (ram_mib << 20 >> 12) as u32;
+    let gib3 = 3 << 18;
+    let (ranges, max) = if ram_pages <= gib3 {
+        (
+            vec![(Pfn(1), Pfn(159)), (Pfn(256), Pfn(ram_pages))],
+            ram_pages,
+        )
+    } else {
+        let top = (1 << 20) + (ram_pages - gib3);
+        (
+            vec![
+                (Pfn(1), Pfn(159)),
+                (Pfn(256), Pfn(gib3)),
+                (Pfn(1 << 20), Pfn(top)),
+            ],
+            top,
+        )
+    };
+    let mut garbage = Page::reserved(Zone::Unmapped);
+    garbage.count = 0xdead_beef;
+    garbage.next = 0x1234_5678;
+    let mut map = vec![garbage; max as usize];
+    let kernel = [(Pfn(256), Pfn(2048), PageFlags::KERNEL_INIT)];
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let b = Buddy::page_init(&mut map, Pfn(896 << 8), &ranges, &kernel).unwrap();
+            black_box(b.nr_free_pages());
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let mut c = Criterion::default().configure_from_args();
@@ -108,4 +146,9 @@ fn main() {
     c.final_summary();
     // `cargo test --benches` runs this once without --bench: keep that short.
     summary(if bench_mode { 2_000_000 } else { 1000 });
+    let (small, big) = (boot_ms(128), boot_ms(4096));
+    println!(
+        "page_init (host): 128 MiB {small:.3} ms, 4 GiB {big:.3} ms ({:.1} us per MiB)",
+        big * 1e3 / 4096.0
+    );
 }

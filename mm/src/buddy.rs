@@ -10,8 +10,9 @@
 //! - ZONE_UNMAPPED: `[lowmem, max_pfn)`.
 //!
 //! `lowmem` is given at construction and clamped to at least 16 MiB. Every page carries
-//! its zone in `Page::zone()` (stamped once at boot), so a merge never crosses a zone
-//! boundary even when `lowmem` is not 4 MiB aligned.
+//! its zone in `Page::zone()` (stamped once at boot, always equal to the zone of its
+//! PFN); merging only considers buddies inside the zone's PFN bounds, so it never
+//! crosses a zone boundary even when `lowmem` is not 4 MiB aligned.
 //!
 //! Usable RAM comes from the boot memory map as PFN ranges ([`Buddy::add_free_range`],
 //! [`Buddy::page_init`]); every other frame stays `Reserved`. Frames inside RAM that the
@@ -37,7 +38,8 @@
 //! 2. Tail frames carry no information for the buddy allocator: their `next`,
 //!    `prev`, `count` are unspecified (the slab allocator stores head pointers in
 //!    *its* tails; buddy blocks do not, so that splitting and merging touch only
-//!    the O(1) heads involved). The head of any frame is found in O(MAX_ORDER)
+//!    the O(1) heads involved: this refines the `page` module's note that a tail's
+//!    `next` is its head). The head of any frame is found in O(MAX_ORDER)
 //!    by looking at the aligned candidates `pfn & !(2^k - 1)`, k = 0, 1, ...:
 //!    the first one that is not `Tail` is the head ([`Buddy::head_of`]).
 //! 3. Buddies are always merged: no two `Free` heads of the same order and zone are
@@ -75,7 +77,13 @@
 //!   then DMA for `__GFP_HIGHMEM`.
 //! - Every allocation is reference counted (count 1 when handed out). All freeing
 //!   functions drop one reference and release the pages when it reaches 0 (as Linux
-//!   `__free_pages`); they return an error, and change nothing, on any misuse.
+//!   `__free_pages`); they return an error, and change nothing, on any misuse (double
+//!   free, reserved or non-RAM frame, non-head frame, slab frame, wrong size, bad
+//!   order/count/flags). Failed allocations (`OutOfMemory`, `NoVirtualAddress`) may
+//!   have drained the caches, which moves free blocks but never changes a count.
+//! - Shared pages (for `mm_stat`): frames of allocated blocks whose head has a
+//!   reference count > 1 or `PageFlags::SHARED`, each frame counted once; kept as a
+//!   counter, so `mm_stat` is O(1).
 //!
 //! # Boot cost
 //!
@@ -158,7 +166,7 @@ struct ZoneData {
     present: u64,
     /// RAM frames not reserved (under the allocator).
     managed: u64,
-    /// Frames in free-list blocks (not counting the order-0 cache).
+    /// Frames in free-list blocks (not counting the block caches).
     free: u64,
     /// Bit `o` set iff `free_list[o]` is not empty.
     avail: u32,
@@ -168,13 +176,13 @@ struct ZoneData {
     /// Block caches per order: `pcp[o][..pcp_len[o]]`, top of stack last.
     pcp_len: [u32; PCP_ORDERS],
     pcp: [[u32; PCP_HIGH]; PCP_ORDERS],
-    /// Page templates of this zone: a free head of order 0, a tail.
-    free_tmpl: Page,
+    /// Page templates of this zone: a free head per order, a tail.
+    free_tmpl: [Page; NR_ORDERS],
     tail_tmpl: Page,
-    /// An allocated head and a cached head of order 0 (written whole on the fast
-    /// paths, so that they never wait for the old contents).
-    alloc_tmpl: Page,
-    cached_tmpl: Page,
+    /// Per cached order: a fresh allocated head (count 1, size 2^o) and a cached
+    /// head. The fast paths write them whole: no wait for the old contents.
+    alloc_tmpl: [Page; PCP_ORDERS],
+    cached_tmpl: [Page; PCP_ORDERS],
 }
 
 impl ZoneData {
@@ -185,10 +193,24 @@ impl ZoneData {
 
     fn new(zone: Zone, lo: u32, hi: u32) -> ZoneData {
         ZoneData {
-            free_tmpl: tmpl(zone, PageState::Free),
+            free_tmpl: core::array::from_fn(|o| {
+                let mut p = tmpl(zone, PageState::Free);
+                p.set_order(o as u32);
+                p
+            }),
             tail_tmpl: tmpl(zone, PageState::Tail),
-            alloc_tmpl: tmpl(zone, PageState::Allocated),
-            cached_tmpl: tmpl(zone, PageState::Cached),
+            alloc_tmpl: core::array::from_fn(|o| {
+                let mut p = tmpl(zone, PageState::Allocated);
+                p.set_order(o as u32);
+                p.count = 1;
+                p.next = 1 << o;
+                p
+            }),
+            cached_tmpl: core::array::from_fn(|o| {
+                let mut p = tmpl(zone, PageState::Cached);
+                p.set_order(o as u32);
+                p
+            }),
             lo,
             hi,
             present: 0,
@@ -209,8 +231,7 @@ impl ZoneData {
 #[inline(always)]
 fn link_free_head(map: &mut [Page], zd: &mut ZoneData, pfn: u32, order: u32, at_tail: bool) {
     let o = order as usize;
-    let mut h = zd.free_tmpl;
-    h.set_order(order);
+    let mut h = zd.free_tmpl[o];
     if at_tail {
         let t = zd.tail[o];
         h.prev = t;
@@ -237,7 +258,7 @@ fn link_free_head(map: &mut [Page], zd: &mut ZoneData, pfn: u32, order: u32, at_
 }
 
 /// Unlinks the free block `pfn` of `order` from its free list.
-#[inline]
+#[inline(always)]
 fn list_del(map: &mut [Page], zd: &mut ZoneData, pfn: u32, order: u32) {
     let o = order as usize;
     let (n, p) = {
@@ -283,9 +304,9 @@ pub struct ZoneStat {
     pub present: u64,
     /// RAM frames under the allocator (present minus reserved).
     pub managed: u64,
-    /// Free frames: free-list blocks plus the order-0 cache.
+    /// Free frames: free-list blocks plus the block caches.
     pub free: u64,
-    /// Free frames held in the order-0 cache (included in `free`).
+    /// Free frames held in the block caches (included in `free`).
     pub cached: u64,
     /// Free-list blocks per order (`/proc/buddyinfo`; cached pages are not included).
     pub nr_free: [u64; NR_ORDERS],
@@ -486,7 +507,7 @@ impl<'a> Buddy<'a> {
             return Err(MmError::NotRam(Pfn(s.max(self.map.len() as u32)).phys()));
         }
         check_flags(flags)?;
-        // Pass 1: validate, and see whether the order-0 caches hold pages of the range.
+        // Pass 1: validate, and see whether the block caches hold pages of the range.
         let mut cached = false;
         let mut pfn = s;
         while pfn < e {
@@ -762,12 +783,11 @@ impl<'a> Buddy<'a> {
         }
         zd.pcp_len[o] = len - 1;
         let pfn = zd.pcp[o][(len - 1) as usize % PCP_HIGH];
-        let mut h = zd.alloc_tmpl;
-        h.set_order(order);
-        h.set_flags(flags);
-        h.count = 1;
-        h.next = 1 << order;
-        self.map[pfn as usize] = h;
+        let p = &mut self.map[pfn as usize];
+        *p = zd.alloc_tmpl[o];
+        if !flags.is_empty() {
+            p.set_flags(flags);
+        }
         Some(pfn)
     }
 
@@ -863,7 +883,7 @@ impl<'a> Buddy<'a> {
                 let zd = &mut self.zones[z];
                 let len = zd.pcp_len[0] as usize;
                 if len < PCP_HIGH {
-                    *p = zd.cached_tmpl;
+                    *p = zd.cached_tmpl[0];
                     zd.pcp[0][len] = pfn.0;
                     zd.pcp_len[0] += 1;
                     return Ok(true);
@@ -895,9 +915,7 @@ impl<'a> Buddy<'a> {
                 let o = order as usize % PCP_ORDERS;
                 let len = zd.pcp_len[o] as usize;
                 if len < pcp_high(order) && len < PCP_HIGH {
-                    let mut c = zd.cached_tmpl;
-                    c.set_order(order);
-                    *p = c;
+                    *p = zd.cached_tmpl[o];
                     zd.pcp[o][len] = pfn.0;
                     zd.pcp_len[o] += 1;
                     return Ok(true);
@@ -1310,7 +1328,7 @@ impl<'a> Buddy<'a> {
         }
     }
 
-    /// A free block of at least `order` in `zone` (free lists, or the order-0 cache).
+    /// A free block of at least `order` in `zone` (free lists, or the block caches).
     fn find_free(&self, zone: Zone, order: u32) -> Option<Pfn> {
         let zd = &self.zones[zone as usize];
         for o in order as usize..PCP_ORDERS {
@@ -1353,13 +1371,13 @@ impl<'a> Buddy<'a> {
         }
     }
 
-    /// `/proc/buddyinfo` line of a zone: free-list blocks per order (cached order-0
-    /// pages are not included; call [`drain`](Self::drain) first to see them merged).
+    /// `/proc/buddyinfo` line of a zone: free-list blocks per order (blocks in the
+    /// caches are not included; call [`drain`](Self::drain) first to see them merged).
     pub fn buddyinfo(&self, zone: Zone) -> [u64; NR_ORDERS] {
         self.zones[zone as usize].nr_free.map(|n| n as u64)
     }
 
-    /// Free frames in all zones (free lists plus order-0 caches).
+    /// Free frames in all zones (free lists plus block caches).
     pub fn nr_free_pages(&self) -> u64 {
         self.zones.iter().map(|z| z.free + z.cached_pages()).sum()
     }

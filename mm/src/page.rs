@@ -213,7 +213,8 @@ pub enum PageState {
     Tail = 3,
     /// Head of a block owned by the slab allocator.
     Slab = 4,
-    /// Held in a per-CPU-style order-0 cache of the buddy allocator (free, not on a list).
+    /// Head of a free block (orders 0..=3) held in a per-CPU-style cache of the buddy
+    /// allocator (free, but on no free list).
     Cached = 5,
 }
 

@@ -1,4 +1,4 @@
-//! `Buddy::check`: walks the mem_map, the free lists and the order-0 caches and
+//! `Buddy::check`: walks the mem_map, the free lists and the block caches and
 //! verifies every invariant listed at the top of `buddy.rs`.
 
 use core::fmt;
@@ -79,7 +79,7 @@ impl RamCursor<'_> {
 impl Buddy<'_> {
     /// Verifies every invariant of the allocator (see the module documentation):
     /// block structure of the whole mem_map, zones, free lists, merge completeness,
-    /// order-0 caches and all counters. O(max_pfn); meant for tests and debugging.
+    /// block caches and all counters. O(max_pfn); meant for tests and debugging.
     pub fn check(&self) -> Result<(), CheckError> {
         let len = self.map.len() as u32;
         let ram = &self.ram[..self.nr_ram];
