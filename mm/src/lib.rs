@@ -15,6 +15,7 @@ extern crate alloc;
 
 pub mod buddy;
 pub mod page;
+pub mod slab;
 pub use page::*;
 
 /// Access to physical memory for the parts of the logic that touch contents

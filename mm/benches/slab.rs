@@ -1,0 +1,182 @@
+//! memkern's slab allocator against talc, rlsf, linked_list_allocator,
+//! buddy_system_allocator and slabmalloc (same 64 MiB arena), with the host's
+//! `System` allocator and mimalloc as references.
+//!
+//! - W1: `kmalloc(80)` + `kfree` (LIFO pair); peers allocate `Layout(80, 8)`.
+//! - W2: steady state of 10,000 live objects of random power-of-two sizes 32..=4096
+//!   aligned to their size: free a random one, allocate a new one (one step).
+//!
+//! `cargo bench -p mm --bench slab` runs criterion on every pair, then prints a
+//! summary table (median of 7 timed rounds) with the ratio of each allocator to the
+//! best of the four peers talc / rlsf / linked_list / buddy_system.
+//! `SLAB_BENCH=summary` skips criterion and prints the table only.
+//! The workloads live in `examples/slab_work.rs` (also the callgrind driver).
+
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+
+#[path = "../examples/slab_work.rs"]
+mod work;
+
+use work::{
+    Alloc, BuddySystemPeer, Global, LinkedListPeer, Memkern, RlsfPeer, SlabmallocPeer, TalcPeer, W2,
+};
+
+/// The peers the targets are measured against.
+const PEERS: [&str; 4] = ["talc", "rlsf", "linked_list", "buddy_system"];
+
+/// One allocator under one workload, ready to run `n` operations.
+struct Runner {
+    name: &'static str,
+    run: Box<dyn FnMut(u64)>,
+    /// Operations per timed round (calibrated to ~`ROUND`).
+    n: u64,
+    samples: Vec<f64>,
+}
+
+fn w1_runner<A: Alloc + 'static>(name: &'static str, mut a: A) -> Runner {
+    Runner {
+        name,
+        run: Box::new(move |n| {
+            for _ in 0..n {
+                work::w1_step(&mut a);
+            }
+        }),
+        n: 0,
+        samples: Vec::new(),
+    }
+}
+
+fn w2_runner<A: Alloc + 'static>(name: &'static str, mut a: A) -> Runner {
+    let mut w = W2::new(&mut a);
+    Runner {
+        name,
+        run: Box::new(move |n| {
+            for _ in 0..n {
+                w.step(&mut a);
+            }
+        }),
+        n: 0,
+        samples: Vec::new(),
+    }
+}
+
+fn runners(w2: bool) -> Vec<Runner> {
+    macro_rules! r {
+        ($name:expr, $a:expr) => {
+            if w2 {
+                w2_runner($name, $a)
+            } else {
+                w1_runner($name, $a)
+            }
+        };
+    }
+    vec![
+        r!("memkern", Memkern::new()),
+        r!("talc", TalcPeer::new()),
+        r!("rlsf", RlsfPeer::new()),
+        r!("linked_list", LinkedListPeer::new()),
+        r!("buddy_system", BuddySystemPeer::new()),
+        r!("slabmalloc", SlabmallocPeer::new()),
+        r!("system", Global(std::alloc::System)),
+        r!("mimalloc", Global(mimalloc::MiMalloc)),
+    ]
+}
+
+/// Median ns/op of every runner, measured in interleaved rounds (each round runs
+/// every allocator once, so that noise from the machine hits all of them alike).
+fn measure(rs: &mut [Runner], round: Duration, rounds: usize) {
+    for r in rs.iter_mut() {
+        let mut n = 256u64;
+        loop {
+            let t = Instant::now();
+            (r.run)(n);
+            let e = t.elapsed();
+            if e >= round / 8 || n >= 1 << 30 {
+                r.n = ((round.as_secs_f64() * n as f64 / e.as_secs_f64()) as u64).max(64);
+                break;
+            }
+            n *= 4;
+        }
+    }
+    for _ in 0..rounds {
+        for r in rs.iter_mut() {
+            let t = Instant::now();
+            (r.run)(r.n);
+            r.samples.push(t.elapsed().as_secs_f64() * 1e9 / r.n as f64);
+        }
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn criterion_benches(c: &mut Criterion) {
+    for (w, label) in [(false, "W1"), (true, "W2")] {
+        for mut r in runners(w) {
+            c.bench_function(&format!("{label}/{}", r.name), |b| {
+                b.iter_custom(|iters| {
+                    let t = Instant::now();
+                    (r.run)(iters);
+                    t.elapsed()
+                })
+            });
+        }
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test" || a == "--list");
+    let summary_only = std::env::var("SLAB_BENCH").is_ok_and(|v| v == "summary");
+    if !summary_only && !quick {
+        let mut c = Criterion::default()
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2))
+            .sample_size(20)
+            .configure_from_args();
+        criterion_benches(&mut c);
+        c.final_summary();
+    }
+    let (round, rounds) = if quick {
+        (Duration::from_millis(2), 1)
+    } else {
+        (Duration::from_millis(25), 21)
+    };
+    let mut w1 = runners(false);
+    measure(&mut w1, round, rounds);
+    let mut w2 = runners(true);
+    measure(&mut w2, round, rounds);
+    let best = |rs: &[Runner]| {
+        rs.iter()
+            .filter(|r| PEERS.contains(&r.name))
+            .map(|r| (median(&r.samples), r.name))
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap()
+    };
+    let (b1, n1) = best(&w1);
+    let (b2, n2) = best(&w2);
+    println!();
+    println!(
+        "slab summary: median ns/op of {rounds} interleaved rounds; ratio = ns / best peer's ns"
+    );
+    println!("  best peer W1: {n1} {b1:.2} ns   W2: {n2} {b2:.2} ns");
+    println!(
+        "  {:<14} {:>10} {:>8} {:>10} {:>8}",
+        "allocator", "W1 ns", "ratio", "W2 ns", "ratio"
+    );
+    for (r1, r2) in w1.iter().zip(&w2) {
+        let (m1, m2) = (median(&r1.samples), median(&r2.samples));
+        println!(
+            "  {:<14} {:>10.2} {:>8.3} {:>10.2} {:>8.3}",
+            r1.name,
+            m1,
+            m1 / b1,
+            m2,
+            m2 / b2
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! The slab benchmark workloads, runnable on their own (for `valgrind --tool=callgrind`)
+//! and included by `benches/slab.rs`.
+//!
+//! ```text
+//! cargo build --release -p mm --example slab_work
+//! slab_work <allocator> <workload> <iterations>
+//!   allocator: memkern talc rlsf linked_list buddy_system slabmalloc system mimalloc
+//!   workload:  w1 (kmalloc(80)/kfree LIFO pair)
+//!              w2 (10,000 live objects, sizes 2^5..2^12 aligned to size:
+//!                  free a random one, allocate a new one)
+//! ```
+//!
+//! Instructions per operation = (Ir(2N) - Ir(N)) / N: setup cancels out.
+//!
+//! Every allocator gets the same 64 MiB arena (memkern: a 64 MiB simulated machine
+//! under the real buddy allocator; the peers: a 64 MiB, 2 MiB-aligned host buffer).
+//! Peers are driven through their own raw APIs (no locks).
+#![allow(dead_code, clippy::new_without_default)]
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::hint::black_box;
+use std::ptr::NonNull;
+
+use mm::buddy::Buddy;
+use mm::slab::Slab;
+use mm::{Gfp, Page, Pfn, PhysMem, Zone, PAGE_SIZE};
+
+/// Arena of every allocator.
+pub const ARENA: usize = 64 << 20;
+/// Live objects in W2.
+pub const W2_LIVE: usize = 10_000;
+
+/// The minimal interface the workloads drive.
+pub trait Alloc {
+    fn alloc(&mut self, size: usize, align: usize) -> usize;
+    fn free(&mut self, ptr: usize, size: usize, align: usize);
+}
+
+// ----------------------------------------------------------------------------
+// memkern
+// ----------------------------------------------------------------------------
+
+const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+
+/// Simulated physical memory behind a direct map.
+pub struct SimMem {
+    bytes: Vec<u8>,
+}
+
+impl PhysMem for SimMem {
+    #[inline]
+    fn virt_of(&self, phys: u64) -> Option<u64> {
+        (phys < self.bytes.len() as u64).then_some(phys + DIRECT_MAP)
+    }
+    #[inline]
+    fn phys_of(&self, virt: u64) -> Option<u64> {
+        let p = virt.wrapping_sub(DIRECT_MAP);
+        (p < self.bytes.len() as u64).then_some(p)
+    }
+    #[inline]
+    fn fill(&mut self, phys: u64, len: usize, byte: u8) {
+        self.bytes[phys as usize..phys as usize + len].fill(byte);
+    }
+    #[inline]
+    fn read(&self, phys: u64, buf: &mut [u8]) {
+        buf.copy_from_slice(&self.bytes[phys as usize..phys as usize + buf.len()]);
+    }
+    #[inline]
+    fn write(&mut self, phys: u64, buf: &[u8]) {
+        self.bytes[phys as usize..phys as usize + buf.len()].copy_from_slice(buf);
+    }
+    #[inline]
+    fn read_u64(&self, phys: u64) -> u64 {
+        let p = phys as usize;
+        u64::from_le_bytes(self.bytes[p..p + 8].try_into().unwrap())
+    }
+    #[inline]
+    fn write_u64(&mut self, phys: u64, v: u64) {
+        let p = phys as usize;
+        self.bytes[p..p + 8].copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// memkern's slab over the real buddy allocator on a 64 MiB machine.
+pub struct Memkern {
+    pub slab: Box<Slab>,
+    pub mem: SimMem,
+    pub buddy: Buddy<'static>,
+}
+
+impl Memkern {
+    pub fn new() -> Memkern {
+        let npages = (ARENA / PAGE_SIZE) as u32;
+        let map: &'static mut [Page] =
+            Box::leak(vec![Page::reserved(Zone::Dma); npages as usize].into_boxed_slice());
+        let buddy = Buddy::page_init(map, Pfn(npages), &[(Pfn(1), Pfn(npages))], &[]).unwrap();
+        Memkern {
+            slab: Box::new(Slab::new()),
+            mem: SimMem {
+                bytes: vec![0; ARENA],
+            },
+            buddy,
+        }
+    }
+}
+
+impl Alloc for Memkern {
+    #[inline]
+    fn alloc(&mut self, size: usize, _align: usize) -> usize {
+        // kmalloc objects are aligned to their power-of-two size. Out of memory
+        // returns 0 (a caller's null check), like the peers' wrappers panic on it.
+        self.slab
+            .kmalloc(&mut self.mem, &mut self.buddy, size, Gfp::KERNEL)
+            .unwrap_or(0) as usize
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, _size: usize, _align: usize) {
+        // Like `kfree` in C, the caller does not look at the result (the peers'
+        // deallocation functions return nothing either); tests check it.
+        let r = self.slab.kfree(&mut self.mem, &mut self.buddy, ptr as u64);
+        debug_assert!(r.is_ok());
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Peers
+// ----------------------------------------------------------------------------
+
+/// A 64 MiB, 2 MiB-aligned host buffer (leaked).
+fn arena() -> *mut u8 {
+    let l = Layout::from_size_align(ARENA, 2 << 20).unwrap();
+    // SAFETY: non-zero size.
+    let p = unsafe { std::alloc::alloc(l) };
+    assert!(!p.is_null());
+    p
+}
+
+#[inline]
+fn layout(size: usize, align: usize) -> Layout {
+    Layout::from_size_align(size, align).unwrap()
+}
+
+pub struct TalcPeer(talc::base::Talc<talc::source::Manual, talc::DefaultBinning>);
+
+impl TalcPeer {
+    pub fn new() -> TalcPeer {
+        let mut t = talc::base::Talc::new(talc::source::Manual);
+        // SAFETY: the arena is ours for ever.
+        unsafe { t.claim(arena(), ARENA).unwrap() };
+        TalcPeer(t)
+    }
+}
+
+impl Alloc for TalcPeer {
+    #[inline]
+    fn alloc(&mut self, size: usize, align: usize) -> usize {
+        // SAFETY: non-zero size.
+        unsafe { self.0.allocate(layout(size, align)) }
+            .expect("talc: out of memory")
+            .as_ptr() as usize
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, size: usize, align: usize) {
+        // SAFETY: allocated with this layout.
+        unsafe { self.0.deallocate(ptr as *mut u8, layout(size, align)) }
+    }
+}
+
+pub struct RlsfPeer(rlsf::Tlsf<'static, u32, u32, 24, 32>);
+
+impl RlsfPeer {
+    pub fn new() -> RlsfPeer {
+        let mut t = rlsf::Tlsf::new();
+        let block = std::ptr::slice_from_raw_parts_mut(arena(), ARENA);
+        // SAFETY: the arena is ours for ever.
+        unsafe { t.insert_free_block_ptr(NonNull::new(block).unwrap()) };
+        RlsfPeer(t)
+    }
+}
+
+impl Alloc for RlsfPeer {
+    #[inline]
+    fn alloc(&mut self, size: usize, align: usize) -> usize {
+        self.0
+            .allocate(layout(size, align))
+            .expect("rlsf: out of memory")
+            .as_ptr() as usize
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, _size: usize, align: usize) {
+        // SAFETY: allocated by this Tlsf with this alignment.
+        unsafe {
+            self.0
+                .deallocate(NonNull::new_unchecked(ptr as *mut u8), align)
+        }
+    }
+}
+
+pub struct LinkedListPeer(linked_list_allocator::Heap);
+
+impl LinkedListPeer {
+    pub fn new() -> LinkedListPeer {
+        let mut h = linked_list_allocator::Heap::empty();
+        // SAFETY: the arena is ours for ever.
+        unsafe { h.init(arena(), ARENA) };
+        LinkedListPeer(h)
+    }
+}
+
+impl Alloc for LinkedListPeer {
+    #[inline]
+    fn alloc(&mut self, size: usize, align: usize) -> usize {
+        self.0
+            .allocate_first_fit(layout(size, align))
+            .expect("linked_list_allocator: out of memory")
+            .as_ptr() as usize
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, size: usize, align: usize) {
+        // SAFETY: allocated with this layout.
+        unsafe {
+            self.0
+                .deallocate(NonNull::new_unchecked(ptr as *mut u8), layout(size, align))
+        }
+    }
+}
+
+pub struct BuddySystemPeer(buddy_system_allocator::Heap<32>);
+
+impl BuddySystemPeer {
+    pub fn new() -> BuddySystemPeer {
+        let mut h = buddy_system_allocator::Heap::<32>::new();
+        // SAFETY: the arena is ours for ever.
+        unsafe { h.init(arena() as usize, ARENA) };
+        BuddySystemPeer(h)
+    }
+}
+
+impl Alloc for BuddySystemPeer {
+    #[inline]
+    fn alloc(&mut self, size: usize, align: usize) -> usize {
+        self.0
+            .alloc(layout(size, align))
+            .expect("buddy_system_allocator: out of memory")
+            .as_ptr() as usize
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, size: usize, align: usize) {
+        // SAFETY: non-null, allocated with this layout.
+        self.0.dealloc(
+            unsafe { NonNull::new_unchecked(ptr as *mut u8) },
+            layout(size, align),
+        )
+    }
+}
+
+/// slabmalloc 0.11 (built with `default-features = false`: its `unstable` feature
+/// needs nightly). Pages come from the arena: 2 MiB pages (objects above 256 bytes)
+/// bumped from the bottom, 4 KiB pages (objects up to 256 bytes) from the top.
+pub struct SlabmallocPeer {
+    zone: slabmalloc::ZoneAllocator<'static>,
+    lo: usize,
+    hi: usize,
+}
+
+impl SlabmallocPeer {
+    pub fn new() -> SlabmallocPeer {
+        let a = arena() as usize;
+        SlabmallocPeer {
+            zone: slabmalloc::ZoneAllocator::new(),
+            lo: a,
+            hi: a + ARENA,
+        }
+    }
+    fn page(&mut self, size: usize) -> usize {
+        assert!(self.lo + size <= self.hi, "slabmalloc: arena exhausted");
+        if size == 4096 {
+            self.hi -= size;
+            self.hi
+        } else {
+            self.lo += size;
+            self.lo - size
+        }
+    }
+}
+
+impl Alloc for SlabmallocPeer {
+    #[inline]
+    fn alloc(&mut self, size: usize, align: usize) -> usize {
+        use slabmalloc::{AllocationError, Allocator};
+        let l = layout(size, align);
+        match self.zone.allocate(l) {
+            Ok(p) => p.as_ptr() as usize,
+            Err(AllocationError::OutOfMemory) => {
+                // Rebalance first (full -> partial lists; slabmalloc's free cannot),
+                // and only then give it a new page.
+                let base = size <= slabmalloc::ZoneAllocator::MAX_BASE_ALLOC_SIZE;
+                if base {
+                    self.zone.try_reclaim_base_pages(0, |_| {});
+                } else {
+                    self.zone.try_reclaim_large_pages(0, |_| {});
+                }
+                if let Ok(p) = self.zone.allocate(l) {
+                    return p.as_ptr() as usize;
+                }
+                if base {
+                    let p = self.page(4096);
+                    // SAFETY: a fresh, 4 KiB-aligned page of the arena.
+                    unsafe {
+                        let page = &mut *(p as *mut slabmalloc::ObjectPage<'static>);
+                        self.zone.refill(l, page).unwrap();
+                    }
+                } else {
+                    let p = self.page(2 << 20);
+                    // SAFETY: a fresh, 2 MiB-aligned region of the arena.
+                    unsafe {
+                        let page = &mut *(p as *mut slabmalloc::LargeObjectPage<'static>);
+                        self.zone.refill_large(l, page).unwrap();
+                    }
+                }
+                self.zone.allocate(l).unwrap().as_ptr() as usize
+            }
+            Err(e) => panic!("slabmalloc: {e:?}"),
+        }
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, size: usize, align: usize) {
+        use slabmalloc::Allocator;
+        // SAFETY: non-null.
+        let p = unsafe { NonNull::new_unchecked(ptr as *mut u8) };
+        self.zone.deallocate(p, layout(size, align)).unwrap();
+    }
+}
+
+/// A `GlobalAlloc` (the host's `System`, mimalloc) as a reference point.
+pub struct Global<G: GlobalAlloc>(pub G);
+
+impl<G: GlobalAlloc> Alloc for Global<G> {
+    #[inline]
+    fn alloc(&mut self, size: usize, align: usize) -> usize {
+        // SAFETY: non-zero size.
+        let p = unsafe { self.0.alloc(layout(size, align)) };
+        assert!(!p.is_null());
+        p as usize
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, size: usize, align: usize) {
+        // SAFETY: allocated with this layout.
+        unsafe { self.0.dealloc(ptr as *mut u8, layout(size, align)) }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Workloads
+// ----------------------------------------------------------------------------
+
+/// W1: `kmalloc(80)` then `kfree` (LIFO pair). Peers get `Layout(80, 8)`.
+#[inline]
+pub fn w1_step<A: Alloc>(a: &mut A) {
+    let p = a.alloc(black_box(80), 8);
+    a.free(black_box(p), 80, 8);
+}
+
+/// W2 state: 10,000 live objects of random power-of-two sizes 32..=4096, each
+/// aligned to its size.
+pub struct W2 {
+    slots: Vec<(usize, usize)>,
+    rng: u64,
+}
+
+impl W2 {
+    #[inline(always)]
+    fn next(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Fills the live set and runs 100,000 steps to reach the steady state.
+    pub fn new<A: Alloc>(a: &mut A) -> W2 {
+        let mut w = W2 {
+            slots: Vec::with_capacity(W2_LIVE),
+            rng: 0x9e37_79b9_7f4a_7c15,
+        };
+        for _ in 0..W2_LIVE {
+            let size = 32usize << (w.next() & 7);
+            w.slots.push((a.alloc(size, size), size));
+        }
+        for _ in 0..100_000 {
+            w.step(a);
+        }
+        w
+    }
+
+    /// Frees a random live object and allocates a new one of a random size.
+    #[inline]
+    pub fn step<A: Alloc>(&mut self, a: &mut A) {
+        let r = self.next();
+        let j = (((r >> 32) * W2_LIVE as u64) >> 32) as usize;
+        let size = 32usize << (r & 7);
+        let (p, s) = self.slots[j];
+        a.free(p, s, s);
+        self.slots[j] = (a.alloc(size, size), size);
+    }
+}
+
+/// Runs `iters` steps of `workload` on a fresh `A` (setup included).
+pub fn run<A: Alloc>(mut a: A, workload: &str, iters: u64) {
+    match workload {
+        "w1" => {
+            for _ in 0..iters {
+                w1_step(&mut a);
+            }
+        }
+        "w2" => {
+            let mut w = W2::new(&mut a);
+            for _ in 0..iters {
+                w.step(&mut a);
+            }
+            black_box(&w.slots);
+        }
+        _ => panic!("unknown workload {workload} (w1, w2)"),
+    }
+    black_box(&a);
+}
+
+/// Every allocator name, in report order.
+pub const ALLOCATORS: [&str; 8] = [
+    "memkern",
+    "talc",
+    "rlsf",
+    "linked_list",
+    "buddy_system",
+    "slabmalloc",
+    "system",
+    "mimalloc",
+];
+
+/// Runs a workload on an allocator chosen by name.
+pub fn run_named(allocator: &str, workload: &str, iters: u64) {
+    match allocator {
+        "memkern" => run(Memkern::new(), workload, iters),
+        "talc" => run(TalcPeer::new(), workload, iters),
+        "rlsf" => run(RlsfPeer::new(), workload, iters),
+        "linked_list" => run(LinkedListPeer::new(), workload, iters),
+        "buddy_system" => run(BuddySystemPeer::new(), workload, iters),
+        "slabmalloc" => run(SlabmallocPeer::new(), workload, iters),
+        "system" => run(Global(std::alloc::System), workload, iters),
+        "mimalloc" => run(Global(mimalloc::MiMalloc), workload, iters),
+        _ => panic!("unknown allocator {allocator} ({ALLOCATORS:?})"),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 {
+        eprintln!(
+            "usage: slab_work <allocator> <w1|w2> <iterations>\n  allocators: {ALLOCATORS:?}"
+        );
+        std::process::exit(2);
+    }
+    let iters: u64 = args[3].parse().expect("iterations");
+    run_named(&args[1], &args[2], iters);
+}
