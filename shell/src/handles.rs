@@ -435,7 +435,14 @@ impl Handles {
     /// Forgets `id` (after its object was released) and returns its object.
     pub fn remove(&mut self, id: HandleId) -> Result<Object, HandleError> {
         match self.live.remove(&id.0) {
-            Some(o) => Ok(o),
+            Some(o) => {
+                if self.live.is_empty() {
+                    // An emptied BTreeMap keeps its root node; drop it so that the
+                    // shell holds no heap memory once every handle is freed.
+                    self.live = BTreeMap::new();
+                }
+                Ok(o)
+            }
             None => Err(self.missing(id)),
         }
     }

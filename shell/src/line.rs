@@ -8,7 +8,6 @@
 //! acted on (arrows, Home, End, Delete) or swallowed, never inserted.
 //! The editor owns the command [`History`] that Up/Down walk.
 
-use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -65,56 +64,105 @@ impl fmt::Display for LineError {
 
 /// The last [`HISTORY_LEN`] lines, oldest first, each with its number (counting
 /// from 1 over the whole boot, like a shell's `history`).
-#[derive(Clone, Debug)]
+///
+/// Kept in fixed storage, not on the heap: the shell's own memory use must not
+/// grow with the number of commands typed, so that `memstat` after `free all`
+/// equals `memstat` right after boot.
+#[derive(Clone)]
 pub struct History {
-    entries: VecDeque<(u64, String)>,
+    slots: [Slot; HISTORY_LEN],
+    /// Index of the oldest entry.
+    start: usize,
+    /// Entries kept.
+    len: usize,
     cap: usize,
     pushed: u64,
 }
 
+#[derive(Clone, Copy)]
+struct Slot {
+    n: u64,
+    len: u16,
+    text: [u8; MAX_LINE],
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        n: 0,
+        len: 0,
+        text: [0; MAX_LINE],
+    };
+    fn as_str(&self) -> &str {
+        // Only printable ASCII lines are recorded, so this never fails.
+        core::str::from_utf8(&self.text[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl core::fmt::Debug for History {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
 impl History {
-    /// An empty history keeping at most `cap` lines.
+    /// An empty history keeping at most `cap` lines (at most [`HISTORY_LEN`]).
     pub fn new(cap: usize) -> History {
         History {
-            entries: VecDeque::new(),
-            cap,
+            slots: [Slot::EMPTY; HISTORY_LEN],
+            start: 0,
+            len: 0,
+            cap: cap.min(HISTORY_LEN),
             pushed: 0,
         }
     }
 
     /// Records `line` unless it is blank or equal to the newest entry.
-    /// Returns whether it was recorded.
+    /// Returns whether it was recorded. Lines longer than [`MAX_LINE`] bytes are
+    /// cut (the editor never produces them).
     pub fn push(&mut self, line: &str) -> bool {
         if self.cap == 0 || line.trim().is_empty() || self.newest(0) == Some(line) {
             return false;
         }
-        while self.entries.len() >= self.cap {
-            self.entries.pop_front();
+        if self.len == self.cap {
+            self.start = (self.start + 1) % self.cap;
+            self.len -= 1;
         }
         self.pushed = self.pushed.saturating_add(1);
-        self.entries.push_back((self.pushed, String::from(line)));
+        let mut cut = line.len().min(MAX_LINE);
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let slot = &mut self.slots[(self.start + self.len) % self.cap];
+        slot.n = self.pushed;
+        slot.len = cut as u16;
+        slot.text[..cut].copy_from_slice(&line.as_bytes()[..cut]);
+        self.len += 1;
         true
     }
 
     /// Number of lines kept.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     /// True if no line is kept.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
     /// The `i`-th newest line (0 = the last one entered).
     pub fn newest(&self, i: usize) -> Option<&str> {
-        let idx = self.entries.len().checked_sub(i.checked_add(1)?)?;
-        self.entries.get(idx).map(|(_, s)| s.as_str())
+        let back = i.checked_add(1)?;
+        let idx = self.len.checked_sub(back)?;
+        Some(self.slots[(self.start + idx) % self.cap.max(1)].as_str())
     }
 
     /// `(number, line)` pairs, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &str)> + '_ {
-        self.entries.iter().map(|(n, s)| (*n, s.as_str()))
+        (0..self.len).map(move |i| {
+            let s = &self.slots[(self.start + i) % self.cap.max(1)];
+            (s.n, s.as_str())
+        })
     }
 }
 
