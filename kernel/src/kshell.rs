@@ -1,14 +1,17 @@
 //! Glue between the hardware-free `shell` crate and the kernel: the console
 //! writer, the machine operations (`Platform`) and the memory API (`Mm`).
 //!
-//! Every input byte is fed to the shell under [`run_protected`], so a CPU
-//! exception caused by a command is reported, the command is abandoned with one
-//! `error:` line, and the shell comes back.
+//! Operations that may fault on purpose (`trap`, and later raw memory access)
+//! run under [`run_protected`] themselves, so the exception is reported, the
+//! operation fails with an ordinary error and every destructor runs: nothing leaks.
+//! As a last resort every input byte is also fed to the shell under
+//! `run_protected`, so even an unexpected exception in a command is reported and
+//! the shell comes back (what that command held on the heap is then lost).
 
 use crate::arch::recover::run_protected;
 use crate::boot::BootInfo;
 use crate::drivers::input;
-use crate::mm::{physmem::DirectMap, with_buddy};
+use crate::mm::{heap::with_slab, physmem::DirectMap, with_buddy};
 use crate::{kprint, platform};
 use alloc::string::String;
 use core::fmt;
@@ -59,14 +62,13 @@ impl Platform for Glue {
         "no power-off method worked (no ACPI S5 support yet); it is safe to switch the machine off"
     }
     fn trap(&mut self, t: Trap) -> Result<(), &'static str> {
-        raise(t);
-        Ok(())
+        run_protected(|| raise(t)).map_err(|_| "command aborted by the CPU exception (report above)")
     }
 }
 
 impl Mm for Glue {
     fn mm_stat(&self) -> MmStat {
-        with_buddy(|b| b.mm_stat())
+        with_slab(|s, b| s.mm_stat(b.mm_stat()))
     }
     fn zone_stat(&self, zone: Zone) -> Option<ZoneStat> {
         with_buddy(|b| {
@@ -173,7 +175,7 @@ pub fn run(info: &'static BootInfo) -> ! {
     loop {
         let b = input::wait_byte();
         if run_protected(|| sh.feed(b, &mut glue)).is_err() {
-            kprint!("error: command aborted by a CPU exception (report above)\r\n{}", shell::PROMPT);
+            kprint!("error: command aborted by an unexpected CPU exception (report above)\r\n{}", shell::PROMPT);
         }
     }
 }

@@ -13,7 +13,6 @@ mod arch;
 mod boot;
 mod console;
 mod drivers;
-mod heap;
 mod kshell;
 mod mm;
 mod platform;
@@ -36,7 +35,6 @@ pub fn early_init() {
 pub fn kmain(mut info: BootInfo) -> ! {
     info.finish();
     let info = BOOT.call_once(|| info);
-    heap::init();
     mm::init(info);
     if let Some(fb) = info.framebuffer {
         drivers::framebuffer::init(&fb, mm::paging::DIRECT_MAP_BASE + fb.phys);

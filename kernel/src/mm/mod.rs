@@ -12,6 +12,7 @@
 //!    `mem_map` and page tables are reserved as `PAGE_KERNEL_INIT`.
 
 pub mod bootmem;
+pub mod heap;
 pub mod paging;
 pub mod physmem;
 

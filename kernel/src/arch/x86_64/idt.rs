@@ -30,7 +30,7 @@ enum After {
     Stop,
 }
 
-fn report(frame: &TrapFrame, name: &str, code: Option<u64>, after: After) -> Option<(u64, u64)> {
+fn report(frame: &TrapFrame, name: &str, code: Option<u64>, after: After) -> Option<(u64, u64, u64)> {
     let vector = frame.vector as u8;
     eprint(format_args!("\r\n!!! CPU exception {name} (vector {vector})\r\n"));
     if let Some(code) = code {
@@ -236,9 +236,10 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 8 | 18 => After::Stop,
                 _ => After::RecoverOrStop,
             };
-            if let Some((rip, rsp)) = report(frame, name_of(vector), code, after) {
+            if let Some((rip, rsp, rdi)) = report(frame, name_of(vector), code, after) {
                 frame.rip = rip;
                 frame.rsp = rsp;
+                frame.rdi = rdi;
             }
             if vector == 3 {
                 eprint(format_args!("    breakpoint is a trap: execution continues\r\n"));

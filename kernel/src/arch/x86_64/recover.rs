@@ -11,31 +11,31 @@
 //! hold locks when it may fault.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
+/// Callee-saved registers and stack pointer of one protected call.
 #[repr(C)]
+#[derive(Default)]
 struct JmpBuf {
     regs: [u64; 7], // rbx rbp r12 r13 r14 r15 rsp
 }
 
-#[no_mangle]
-static mut MEMKERN_JMPBUF: JmpBuf = JmpBuf { regs: [0; 7] };
-
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The innermost active protected call (null: none).
+static CURRENT: AtomicPtr<JmpBuf> = AtomicPtr::new(core::ptr::null_mut());
 
 global_asm!(
     r#"
     .pushsection .text.memkern_recover, "ax"
+    /* u32 memkern_run_protected(f: fn(ctx), ctx, buf: *mut JmpBuf) */
     .global memkern_run_protected
 memkern_run_protected:
-    lea rax, [rip + MEMKERN_JMPBUF]
-    mov [rax + 0], rbx
-    mov [rax + 8], rbp
-    mov [rax + 16], r12
-    mov [rax + 24], r13
-    mov [rax + 32], r14
-    mov [rax + 40], r15
-    mov [rax + 48], rsp
+    mov [rdx + 0], rbx
+    mov [rdx + 8], rbp
+    mov [rdx + 16], r12
+    mov [rdx + 24], r13
+    mov [rdx + 32], r14
+    mov [rdx + 40], r15
+    mov [rdx + 48], rsp
     mov rax, rdi
     mov rdi, rsi
     sub rsp, 8
@@ -44,16 +44,16 @@ memkern_run_protected:
     xor eax, eax
     ret
 
+    /* Entered from an exception handler's iretq with rdi = the JmpBuf. */
     .global memkern_protected_abort
 memkern_protected_abort:
-    lea rax, [rip + MEMKERN_JMPBUF]
-    mov rbx, [rax + 0]
-    mov rbp, [rax + 8]
-    mov r12, [rax + 16]
-    mov r13, [rax + 24]
-    mov r14, [rax + 32]
-    mov r15, [rax + 40]
-    mov rsp, [rax + 48]
+    mov rbx, [rdi + 0]
+    mov rbp, [rdi + 8]
+    mov r12, [rdi + 16]
+    mov r13, [rdi + 24]
+    mov r14, [rdi + 32]
+    mov r15, [rdi + 40]
+    mov rsp, [rdi + 48]
     mov eax, 1
     ret
     .popsection
@@ -61,7 +61,7 @@ memkern_protected_abort:
 );
 
 extern "C" {
-    fn memkern_run_protected(f: extern "C" fn(*mut u8), ctx: *mut u8) -> u32;
+    fn memkern_run_protected(f: extern "C" fn(*mut u8), ctx: *mut u8, buf: *mut JmpBuf) -> u32;
     fn memkern_protected_abort();
 }
 
@@ -70,12 +70,8 @@ extern "C" {
 pub struct Aborted;
 
 /// Runs `f`; if it causes a recoverable CPU exception, returns `Err(Aborted)`.
-/// Not reentrant: a nested call runs unprotected.
+/// Calls nest: the innermost one catches the exception.
 pub fn run_protected<F: FnOnce()>(f: F) -> Result<(), Aborted> {
-    if ACTIVE.swap(true, Ordering::SeqCst) {
-        f();
-        return Ok(());
-    }
     extern "C" fn trampoline<F: FnOnce()>(ctx: *mut u8) {
         // SAFETY: ctx is the `Option<F>` below, alive for the whole call.
         let slot = unsafe { &mut *(ctx as *mut Option<F>) };
@@ -84,10 +80,14 @@ pub fn run_protected<F: FnOnce()>(f: F) -> Result<(), Aborted> {
         }
     }
     let mut slot = Some(f);
-    // SAFETY: the routine saves/restores the callee-saved registers per the C ABI
-    // and calls `trampoline` with `ctx` pointing at `slot`, which outlives it.
-    let r = unsafe { memkern_run_protected(trampoline::<F>, &mut slot as *mut Option<F> as *mut u8) };
-    ACTIVE.store(false, Ordering::SeqCst);
+    let mut buf = JmpBuf::default();
+    let prev = CURRENT.swap(&mut buf, Ordering::SeqCst);
+    // SAFETY: the routine saves the callee-saved registers and stack pointer in
+    // `buf` (alive until we return) and calls `trampoline` with `ctx` = `slot`;
+    // an abort restores exactly those registers, so to the compiler this is an
+    // ordinary call that returns 0 or 1.
+    let r = unsafe { memkern_run_protected(trampoline::<F>, &mut slot as *mut Option<F> as *mut u8, &mut buf) };
+    CURRENT.store(prev, Ordering::SeqCst);
     if r == 0 {
         Ok(())
     } else {
@@ -95,13 +95,15 @@ pub fn run_protected<F: FnOnce()>(f: F) -> Result<(), Aborted> {
     }
 }
 
-/// If a protected call is active, the address to resume at and the stack to use.
-pub fn recovery_point() -> Option<(u64, u64)> {
-    if !ACTIVE.load(Ordering::SeqCst) {
+/// Where an exception handler should resume if a protected call is active:
+/// (rip, rsp, rdi) for the abort routine.
+pub fn recovery_point() -> Option<(u64, u64, u64)> {
+    let p = CURRENT.load(Ordering::SeqCst);
+    if p.is_null() {
         return None;
     }
-    // SAFETY: MEMKERN_JMPBUF is written only by memkern_run_protected before the
-    // closure runs; reading the saved stack pointer is a plain load.
-    let rsp = unsafe { (*core::ptr::addr_of!(MEMKERN_JMPBUF)).regs[6] };
-    Some((memkern_protected_abort as *const () as u64, rsp))
+    // SAFETY: CURRENT points at the JmpBuf of the innermost active call, which
+    // lives in that call's stack frame until it returns.
+    let rsp = unsafe { (*p).regs[6] };
+    Some((memkern_protected_abort as *const () as u64, rsp, p as u64))
 }
