@@ -126,7 +126,7 @@ fn trap_page_fault(vm: &mut Vm) -> Check {
         vm,
         "pf",
         "#PF page fault (vector 14)",
-        &["error code 0x0: page not present, read, kernel mode", "CR2    0x00000000deadb000", "command aborted", "error: command aborted"],
+        &["error code 0x0: page not present, read, kernel mode", "CR2    0x00000000deadb000", "command aborted", "error: trap pf failed: command aborted by the CPU exception"],
     )
 }
 
@@ -135,12 +135,16 @@ fn trap_others(vm: &mut Vm) -> Check {
     trap_case(vm, "ud", "#UD invalid opcode (vector 6)", &["command aborted"])?;
     trap_case(vm, "gp", "#GP general protection fault (vector 13)", &["error code 0x0", "command aborted"])?;
     trap_case(vm, "bp", "#BP breakpoint (vector 3)", &["execution continues"])?;
-    // Many faults in a row: the IST stacks and the recovery point are reused.
+    // Many faults in a row: the IST stacks and the recovery point are reused, and
+    // an aborted command leaks nothing.
+    let before = pages::memstat(vm)?;
     for _ in 0..20 {
         vm.send("trap pf\r")?;
-        vm.expect("error: command aborted")?;
+        vm.expect("failed: command aborted by the CPU exception")?;
         vm.expect(PROMPT)?;
     }
+    let after = pages::memstat(vm)?;
+    ensure(before == after, || format!("20 faults changed memory:\nbefore {before:?}\nafter  {after:?}"))?;
     let out = vm.ok("echo survived 20 faults")?;
     ensure(out.contains("survived"), || out)
 }
