@@ -107,6 +107,23 @@ fn poweroff_exit_status() -> Outcome {
     }
 }
 
+fn reboot_resets_the_machine() -> Outcome {
+    // QEMU runs with -no-reboot, so a reset ends it with status 0.
+    match Vm::boot(Opts::default()) {
+        Ok(mut vm) => match vm.send("reboot\r").and_then(|_| vm.wait_exit()) {
+            Ok(0) => Outcome::Passed,
+            Ok(st) => Outcome::Failed(format!("reboot: QEMU exit status {st}, want 0 (reset)")),
+            Err(e) => Outcome::Failed(e),
+        },
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn clear_sends_the_ansi_clear(vm: &mut Vm) -> Check {
+    let out = vm.ok("clear")?;
+    ensure(out.contains("\x1b[2J"), || format!("clear printed {out:?}"))
+}
+
 // ---- CPU exceptions ----------------------------------------------------------------
 
 fn trap_case(vm: &mut Vm, kind: &str, name: &str, details: &[&str]) -> Check {
@@ -210,6 +227,8 @@ fn main() {
         Scenario { name: "binary_and_escape_input", run: || pvh(binary_and_escape_input) },
         Scenario { name: "editing_keys", run: || pvh(editing_keys) },
         Scenario { name: "poweroff_exit_status", run: poweroff_exit_status },
+        Scenario { name: "reboot_resets_the_machine", run: reboot_resets_the_machine },
+        Scenario { name: "clear_sends_the_ansi_clear", run: || pvh(clear_sends_the_ansi_clear) },
         Scenario { name: "trap_page_fault", run: || pvh(trap_page_fault) },
         Scenario { name: "trap_others", run: || pvh(trap_others) },
         Scenario { name: "limine_bios", run: limine_bios },
