@@ -25,6 +25,8 @@ OVMF_CODE ?= $(firstword $(wildcard /usr/share/OVMF/OVMF_CODE_4M.fd /usr/share/O
 OVMF_VARS ?= $(firstword $(wildcard /usr/share/OVMF/OVMF_VARS_4M.fd /usr/share/OVMF/OVMF_VARS.fd))
 QEMU     := qemu-system-x86_64
 QEMU_COMMON := -m $(MEM) -no-reboot -accel tcg -device isa-debug-exit,iobase=0xf4,iosize=0x04
+# Serial on this terminal; Ctrl-C goes to memkern's shell (signal=off), Ctrl-A X quits.
+QEMU_TTY := -display none -chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con,mode=readline
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := qemu-system-x86 xorriso ovmf
 
@@ -64,17 +66,17 @@ kernel: deps-rust
 # ---- run --------------------------------------------------------------------------
 run: kernel deps-apt
 	@echo "memkern under QEMU (PVH, $(MEM)); 'poweroff' to leave, or Ctrl-A X"
-	$(QEMU) -M microvm $(QEMU_COMMON) -nographic -kernel $(KERNEL) -append "$(CMDLINE)"; \
+	$(QEMU) -M microvm $(QEMU_COMMON) $(QEMU_TTY) -kernel $(KERNEL) -append "$(CMDLINE)"; \
 	  st=$$?; [ $$st = 0 ] || [ $$st = 33 ] || { echo "QEMU exit status $$st"; exit $$st; }
 
 run-q35: kernel deps-apt
-	$(QEMU) -M q35 $(QEMU_COMMON) -nographic -kernel $(KERNEL) -append "$(CMDLINE)"; \
+	$(QEMU) -M q35 $(QEMU_COMMON) $(QEMU_TTY) -kernel $(KERNEL) -append "$(CMDLINE)"; \
 	  st=$$?; [ $$st = 0 ] || [ $$st = 33 ] || exit $$st
 
 debug: kernel deps-apt
 	@echo "QEMU is waiting for gdb. In another terminal:"
 	@echo "  gdb $(KERNEL) -ex 'target remote :1234' -ex 'break kmain' -ex continue"
-	$(QEMU) -M microvm $(QEMU_COMMON) -nographic -kernel $(KERNEL) -append "$(CMDLINE)" -s -S
+	$(QEMU) -M microvm $(QEMU_COMMON) $(QEMU_TTY) -kernel $(KERNEL) -append "$(CMDLINE)" -s -S
 
 # ---- ISO ----------------------------------------------------------------------------
 # Limine binaries: LIMINE_DIR, else a shallow clone of the official binary branch.
@@ -107,13 +109,13 @@ iso: kernel limine deps-apt
 	@echo "built $(ISO)"
 
 run-iso: iso
-	$(QEMU) -M q35 $(QEMU_COMMON) -serial stdio -cdrom $(ISO) -boot d; \
+	$(QEMU) -M q35 $(QEMU_COMMON) -chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con,mode=readline -cdrom $(ISO) -boot d; \
 	  st=$$?; [ $$st = 0 ] || [ $$st = 33 ] || exit $$st
 
 run-uefi: iso
 	@[ -n "$(OVMF_CODE)" ] || { echo "error: OVMF not found (apt-get install ovmf)"; exit 1; }
 	cp $(OVMF_VARS) $(BUILD)/ovmf-vars.fd
-	$(QEMU) -M q35 $(QEMU_COMMON) -serial stdio \
+	$(QEMU) -M q35 $(QEMU_COMMON) -chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con,mode=readline \
 	  -drive if=pflash,format=raw,readonly=on,file=$(OVMF_CODE) \
 	  -drive if=pflash,format=raw,file=$(BUILD)/ovmf-vars.fd -cdrom $(ISO); \
 	  st=$$?; [ $$st = 0 ] || [ $$st = 33 ] || exit $$st
