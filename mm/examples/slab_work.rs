@@ -5,6 +5,7 @@
 //! cargo build --release -p mm --example slab_work
 //! slab_work <allocator> <workload> <iterations>
 //!   allocator: memkern talc rlsf linked_list buddy_system slabmalloc system mimalloc
+//!              null (no allocator: the harness alone)
 //!   workload:  w1 (kmalloc(80)/kfree LIFO pair)
 //!              w2 (10,000 live objects, sizes 2^5..2^12 aligned to size:
 //!                  free a random one, allocate a new one)
@@ -69,15 +70,22 @@ impl PhysMem for SimMem {
     fn write(&mut self, phys: u64, buf: &[u8]) {
         self.bytes[phys as usize..phys as usize + buf.len()].copy_from_slice(buf);
     }
-    #[inline]
+    // Like a kernel's direct-map accessor: one load or store (out-of-range reads
+    // give 0 and writes are dropped instead of panicking, which keeps it inlinable).
+    #[inline(always)]
     fn read_u64(&self, phys: u64) -> u64 {
         let p = phys as usize;
-        u64::from_le_bytes(self.bytes[p..p + 8].try_into().unwrap())
+        match self.bytes.get(p..p.wrapping_add(8)) {
+            Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => 0,
+        }
     }
-    #[inline]
+    #[inline(always)]
     fn write_u64(&mut self, phys: u64, v: u64) {
         let p = phys as usize;
-        self.bytes[p..p + 8].copy_from_slice(&v.to_le_bytes());
+        if let Some(b) = self.bytes.get_mut(p..p.wrapping_add(8)) {
+            b.copy_from_slice(&v.to_le_bytes());
+        }
     }
 }
 
@@ -332,6 +340,20 @@ impl Alloc for SlabmallocPeer {
     }
 }
 
+/// No allocator at all (returns a fixed address): the cost of the harness itself.
+pub struct Null;
+
+impl Alloc for Null {
+    #[inline]
+    fn alloc(&mut self, size: usize, _align: usize) -> usize {
+        black_box(size)
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, _size: usize, _align: usize) {
+        black_box(ptr);
+    }
+}
+
 /// A `GlobalAlloc` (the host's `System`, mimalloc) as a reference point.
 pub struct Global<G: GlobalAlloc>(pub G);
 
@@ -450,6 +472,7 @@ pub fn run_named(allocator: &str, workload: &str, iters: u64) {
         "slabmalloc" => run(SlabmallocPeer::new(), workload, iters),
         "system" => run(Global(std::alloc::System), workload, iters),
         "mimalloc" => run(Global(mimalloc::MiMalloc), workload, iters),
+        "null" => run(Null, workload, iters),
         _ => panic!("unknown allocator {allocator} ({ALLOCATORS:?})"),
     }
 }

@@ -479,6 +479,50 @@ fn double_free_detected_in_full_partial_and_active_slabs() {
 }
 
 #[test]
+fn reuse_table_and_recent_object_are_exact() {
+    let mut e = Env::new(8192);
+    // The object just allocated (the LIFO shortcut), freed twice.
+    let p = e.kmalloc(100, Gfp::KERNEL).unwrap();
+    e.kfree(p).unwrap();
+    assert_eq!(e.kfree(p), Err(MmError::ObjectDoubleFree(p)));
+    assert!(e.slab.ksize(&e.mem, &e.pages, p).is_err());
+    // The recent object freed to the wrong cache: refused, then freed properly.
+    let c = e.create("other", 128, 0, SlabFlags::NONE);
+    let q = e.kmalloc(128, Gfp::KERNEL).unwrap();
+    assert_eq!(e.cfree(c, q), Err(MmError::WrongCache(q)));
+    let k = e.slab.kmalloc_cache(128, false).unwrap();
+    e.cfree(k, q).unwrap();
+    assert_eq!(e.kfree(q), Err(MmError::ObjectDoubleFree(q)));
+    // A cache object that was just allocated is not a kmalloc object.
+    let r = e.calloc(c).unwrap();
+    assert_eq!(e.kfree(r), Err(MmError::WrongCache(r)));
+    assert_eq!(e.slab.ksize(&e.mem, &e.pages, r), Ok(128));
+    e.cfree(c, r).unwrap();
+    // Two objects sharing a reuse-table entry (slots 0 and 16 of a kmalloc-128
+    // slab): the first goes to the table, the second to the bitmap.
+    let objs: Vec<u64> = (0..32)
+        .map(|_| e.kmalloc(128, Gfp::KERNEL).unwrap())
+        .collect();
+    let base = objs.iter().copied().min().unwrap();
+    let (a, b) = (base, base + 16 * 128);
+    assert!(objs.contains(&b));
+    e.kfree(a).unwrap();
+    e.kfree(b).unwrap();
+    for v in [a, b] {
+        assert_eq!(e.kfree(v), Err(MmError::ObjectDoubleFree(v)));
+        assert!(!e.slab.object_info(&e.mem, &e.pages, v).unwrap().allocated);
+    }
+    let info = e.info(k);
+    assert_eq!(info.active_objs, 30);
+    for &v in objs.iter().filter(|&&v| v != a && v != b) {
+        e.kfree(v).unwrap();
+    }
+    assert_eq!(e.validate_all(), 0);
+    e.shrink_all();
+    assert_eq!(e.pages.outstanding(), 0);
+}
+
+#[test]
 fn out_of_memory_is_an_error_and_changes_nothing() {
     let mut e = Env::new(8192);
     e.pages.budget = Some(1);
@@ -1005,7 +1049,7 @@ fn run_model(ops: Vec<Op>, debug: bool) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
 
     #[test]
     fn model_fast(ops in proptest::collection::vec(op(), 1..400)) {
@@ -1232,11 +1276,18 @@ fn debug_double_and_wrong_cache_free_are_reported() {
 #[test]
 fn debug_store_user_tracks_sites() {
     let mut e = debug_env();
-    let line = line!() + 1;
-    let v = e
-        .slab
-        .kmalloc(&mut e.mem, &mut e.pages, 200, Gfp::KERNEL)
-        .unwrap();
+    // The site recorded is the caller's (kmalloc is #[track_caller]).
+    #[track_caller]
+    fn alloc_here(e: &mut Env) -> (u64, u32) {
+        let v = e.slab.kmalloc(&mut e.mem, &mut e.pages, 200, Gfp::KERNEL);
+        (v.unwrap(), std::panic::Location::caller().line())
+    }
+    #[track_caller]
+    fn free_here(e: &mut Env, v: u64) -> u32 {
+        e.slab.kfree(&mut e.mem, &mut e.pages, v).unwrap();
+        std::panic::Location::caller().line()
+    }
+    let (v, line) = alloc_here(&mut e);
     let info = e.slab.object_info(&e.mem, &e.pages, v + 10).unwrap();
     assert_eq!(info.object, v);
     assert!(info.allocated);
@@ -1244,8 +1295,7 @@ fn debug_store_user_tracks_sites() {
     let site = info.track.alloc_site.unwrap();
     assert_eq!((site.file(), site.line()), (file!(), line));
     assert!(info.track.free_site.is_none());
-    let fline = line!() + 1;
-    e.slab.kfree(&mut e.mem, &mut e.pages, v).unwrap();
+    let fline = free_here(&mut e, v);
     let info = e.slab.object_info(&e.mem, &e.pages, v).unwrap();
     assert!(!info.allocated);
     assert_eq!(info.track.free_site.unwrap().line(), fline);
@@ -1403,9 +1453,9 @@ fn selftest_detects_every_scenario_and_leaks_nothing() {
     );
     let after = e.snapshot();
     assert!(after == snap, "selftest left state behind");
-    // Twice in a row (names are free again).
-    let res2 = e.slab.selftest(&mut e.mem, &mut e.pages);
-    assert_eq!(res, res2);
+    // Twice in a row (names are free again), the heap-free form too.
+    let res2 = e.slab.selftest_results(&mut e.mem, &mut e.pages);
+    assert_eq!(res, res2.to_vec());
     assert_eq!(
         e.slab.selftest_one(&mut e.mem, &mut e.pages, "nope"),
         Err(MmError::NotFound)

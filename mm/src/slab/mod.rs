@@ -29,9 +29,9 @@
 //!
 //! Each cache has an *active* slab whose bitmap it keeps in itself (`words`), a
 //! FIFO doubly linked list of *partial* slabs (through `Page::next`/`prev` of the
-//! head pages) and a 16-entry *reuse table* `q` of objects freed recently, which are
+//! head pages) and a 32-entry *reuse table* `q` of objects freed recently, which are
 //! still marked in use in their slabs. An object can only sit in entry
-//! `slot index % 16`, so "is it in the table?" is one comparison.
+//! `slot index % 32`, so "is it in the table?" is one comparison.
 //!
 //! - kmalloc (fast path): pop an object of the reuse table (lowest occupied entry),
 //!   else take the lowest set bit of the active words: the object is
@@ -132,7 +132,8 @@ const MODE_DEBUG: u8 = 1;
 /// `active_phys` when there is no active slab (never a slab address).
 const NO_SLAB: u64 = u64::MAX;
 /// Entries of a cache's reuse table.
-const QN: usize = 16;
+const QN: usize = 32;
+const _: () = assert!(QN <= 32); // `qmask` is a u32
 
 /// The only entry of the reuse table an object (slot `idx` of its slab) can occupy.
 #[inline(always)]
@@ -500,9 +501,9 @@ impl Cache {
 
     const fn kmalloc(k: usize, dma: bool) -> Cache {
         let size = layout::class_size(k);
-        let lay = match layout::compute(size, size, DebugFlags::NONE) {
-            Some(l) => l,
-            None => panic!("kmalloc layout"),
+        // Always `Some` for the class sizes (see the layout tests).
+        let Some(lay) = layout::compute(size, size, DebugFlags::NONE) else {
+            return Cache::EMPTY;
         };
         let (bytes, len) = layout::kmalloc_name(k, dma);
         let mut c = Cache::EMPTY;

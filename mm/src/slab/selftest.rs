@@ -3,11 +3,15 @@
 //! the Linux test does, runs the validation (or the free) and counts the errors the
 //! cache detected; then it frees its object and destroys its cache, so nothing leaks
 //! and no other cache (nor the global report list) is disturbed.
+//!
+//! [`Slab::selftest_results`] uses no heap (the slab allocator backs the kernel heap,
+//! so the kernel runs it under the slab lock); [`Slab::selftest`] returns the same as
+//! a `Vec`.
 
 use alloc::vec::Vec;
 use core::panic::Location;
 
-use super::{DebugFlags, Slab, SlabFlags, KIND_CACHE};
+use super::{DebugFlags, Slab, SlabFlags, KIND_CACHE, MAX_OBJS_PER_SLAB};
 use crate::{MmError, PageProvider, PhysMem};
 
 /// Names of the scenarios, in the order [`Slab::selftest`] runs them.
@@ -31,10 +35,16 @@ impl Slab {
         mem: &mut M,
         pages: &mut P,
     ) -> Vec<(&'static str, u64)> {
-        SCENARIOS
-            .iter()
-            .map(|&name| (name, self.scenario(mem, pages, name).unwrap_or(0)))
-            .collect()
+        self.selftest_results(mem, pages).to_vec()
+    }
+
+    /// [`selftest`](Self::selftest) without the heap: a fixed array.
+    pub fn selftest_results<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &mut M,
+        pages: &mut P,
+    ) -> [(&'static str, u64); SCENARIOS.len()] {
+        SCENARIOS.map(|name| (name, self.scenario(mem, pages, name).unwrap_or(0)))
     }
 
     /// Runs one scenario by name; `NotFound` for an unknown name.
@@ -77,7 +87,7 @@ impl Slab {
         self.caches[ix as usize].quiet = true;
         let site = Location::caller();
         let mut misuse = 0;
-        let mut live: Vec<u64> = Vec::new();
+        let mut live = Live::new();
         let res = (|| -> Result<(), MmError> {
             let req = if name == "kmalloc_redzone_access" {
                 18
@@ -155,7 +165,7 @@ impl Slab {
             }
             Ok(())
         })();
-        for p in live {
+        for &p in live.as_slice() {
             // Errors found while freeing count too (they are in the cache counter).
             let _ = self.kmem_cache_free(mem, pages, id, p);
         }
@@ -164,5 +174,35 @@ impl Slab {
         res?;
         destroyed?;
         Ok(errors)
+    }
+}
+
+/// The objects a scenario still holds (at most a slab and one): a fixed array.
+struct Live {
+    a: [u64; MAX_OBJS_PER_SLAB as usize + 2],
+    n: usize,
+}
+
+impl Live {
+    fn new() -> Live {
+        Live {
+            a: [0; MAX_OBJS_PER_SLAB as usize + 2],
+            n: 0,
+        }
+    }
+    fn push(&mut self, v: u64) {
+        if self.n < self.a.len() {
+            self.a[self.n] = v;
+            self.n += 1;
+        }
+    }
+    fn remove(&mut self, i: usize) -> u64 {
+        let v = self.a[i];
+        self.a.copy_within(i + 1..self.n, i);
+        self.n -= 1;
+        v
+    }
+    fn as_slice(&self) -> &[u64] {
+        &self.a[..self.n]
     }
 }
