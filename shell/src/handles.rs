@@ -6,11 +6,12 @@
 //! the one place that decides how an object is shown, and [`Object::release`] the
 //! one place that decides which `Mm` function frees it.
 
-use crate::kernel::{KmallocObj, Mm, PageBlock};
+use crate::kernel::{KmallocObj, Mm, PageBlock, PoolSource};
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use mm::slab::{DebugFlags, SlabFlags};
 use mm::{MmError, PageFlags, Pfn, Zone};
 
 /// A handle number, shown as `#N`.
@@ -87,14 +88,40 @@ pub enum Object {
         zone: Zone,
         virt: Option<u64>,
     },
-    /// A `kmem_cache`: released with `kmem_cache_destroy`.
-    Cache { name: String, size: u64 },
-    /// `kmem_cache_alloc`: released with `kmem_cache_free`.
-    CacheObj { cache: String, virt: u64, phys: u64 },
-    /// A `mempool`: released with `mempool_destroy`.
-    Pool { name: String, min_nr: u64 },
-    /// `mempool_alloc`: released with `mempool_free`.
-    PoolObj { pool: String, virt: u64, phys: u64 },
+    /// A `kmem_cache`: released with `kmem_cache_destroy`. `size` is the object
+    /// size asked for, `obj` the stride (object, metadata and alignment), `flags`
+    /// and `debug` as at creation.
+    Cache {
+        name: String,
+        size: u64,
+        obj: u64,
+        align: u64,
+        flags: SlabFlags,
+        debug: DebugFlags,
+    },
+    /// `kmem_cache_alloc`: released with `kmem_cache_free`. `size`: the object size.
+    CacheObj {
+        cache: String,
+        size: u64,
+        virt: u64,
+        phys: u64,
+    },
+    /// A `mempool`: released with `mempool_destroy`. `size`: bytes of an element.
+    Pool {
+        name: String,
+        min_nr: u64,
+        source: PoolSource,
+        size: u64,
+    },
+    /// `mempool_alloc`: released with `mempool_free`. `reserve`: it came from the
+    /// pool's reserve, not from the backing allocator.
+    PoolObj {
+        pool: String,
+        virt: u64,
+        phys: u64,
+        size: u64,
+        reserve: bool,
+    },
     /// `vmalloc`: released with `vfree`.
     Vmalloc { virt: u64, size: u64 },
     /// A mapping made by a `map` command: released with `mm_unmap(virt, len)`.
@@ -182,6 +209,9 @@ impl Object {
         let page = mm::PAGE_SIZE as u64;
         match *self {
             Object::Kmalloc { virt, obj, .. } => Some((Some(virt), obj)),
+            Object::CacheObj { virt, size, .. } | Object::PoolObj { virt, size, .. } => {
+                Some((Some(virt), size))
+            }
             Object::Vmalloc { virt, size } => Some((Some(virt), size)),
             Object::Pages { virt, .. }
             | Object::LinuxPages { virt, .. }
@@ -277,19 +307,54 @@ impl fmt::Display for Object {
                 Addr(pfn.phys()),
                 OptAddr(*virt)
             ),
-            Object::Cache { name, size } => write!(f, " cache={name} size={size}"),
-            Object::CacheObj { cache, virt, phys } => {
-                write!(
-                    f,
-                    " cache={cache} virt={} phys={}",
-                    Addr(*virt),
-                    Addr(*phys)
-                )
+            Object::Cache {
+                name,
+                size,
+                obj,
+                align,
+                flags,
+                debug,
+            } => write!(
+                f,
+                " cache={name} size={size} obj={obj} align={align} flags={} debug={debug}",
+                SlabFlagNames(*flags)
+            ),
+            Object::CacheObj {
+                cache,
+                size,
+                virt,
+                phys,
+            } => write!(
+                f,
+                " cache={cache} size={size} virt={} phys={}",
+                Addr(*virt),
+                Addr(*phys)
+            ),
+            Object::Pool {
+                name,
+                min_nr,
+                source,
+                size,
+            } => {
+                write!(f, " pool={name} min_nr={min_nr}")?;
+                match source {
+                    PoolSource::Kmalloc { .. } => write!(f, " backing=kmalloc size={size}"),
+                    PoolSource::Cache(c) => write!(f, " backing=cache cache={c} size={size}"),
+                }
             }
-            Object::Pool { name, min_nr } => write!(f, " pool={name} min_nr={min_nr}"),
-            Object::PoolObj { pool, virt, phys } => {
-                write!(f, " pool={pool} virt={} phys={}", Addr(*virt), Addr(*phys))
-            }
+            Object::PoolObj {
+                pool,
+                virt,
+                phys,
+                size,
+                reserve,
+            } => write!(
+                f,
+                " pool={pool} virt={} phys={} size={size} from={}",
+                Addr(*virt),
+                Addr(*phys),
+                if *reserve { "reserve" } else { "backing" }
+            ),
             Object::Vmalloc { virt, size } => write!(f, " size={size} virt={}", Addr(*virt)),
             Object::Mapping { virt, phys, len } | Object::Ioremap { virt, phys, len } => {
                 write!(f, " len={len} virt={} phys={}", Addr(*virt), Addr(*phys))
@@ -307,6 +372,51 @@ impl fmt::Display for Object {
                 write!(f, " space=mem start={} len={len}", Addr(*start))
             }
         }
+    }
+}
+
+/// `kmem_cache_create` flags by their Linux names joined with `|` (debug flags
+/// included), `-` for none, e.g. `SLAB_HWCACHE_ALIGN|SLAB_CACHE_DMA`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabFlagNames(pub SlabFlags);
+
+/// Every `kmem_cache_create` flag the shell knows, with its Linux name.
+pub const SLAB_FLAG_NAMES: [(SlabFlags, &str); 7] = [
+    (SlabFlags::HWCACHE_ALIGN, "SLAB_HWCACHE_ALIGN"),
+    (SlabFlags::CACHE_DMA, "SLAB_CACHE_DMA"),
+    (SlabFlags::PANIC, "SLAB_PANIC"),
+    (SlabFlags::CONSISTENCY_CHECKS, "SLAB_CONSISTENCY_CHECKS"),
+    (SlabFlags::RED_ZONE, "SLAB_RED_ZONE"),
+    (SlabFlags::POISON, "SLAB_POISON"),
+    (SlabFlags::STORE_USER, "SLAB_STORE_USER"),
+];
+
+impl fmt::Display for SlabFlagNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut known = 0;
+        for (flag, name) in SLAB_FLAG_NAMES {
+            known |= flag.0;
+            if self.0.contains(flag) {
+                if !first {
+                    f.write_str("|")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        let rest = self.0 .0 & !known;
+        if rest != 0 {
+            if !first {
+                f.write_str("|")?;
+            }
+            write!(f, "{rest:#x}")?;
+            first = false;
+        }
+        if first {
+            f.write_str("-")?;
+        }
+        Ok(())
     }
 }
 
@@ -593,20 +703,35 @@ mod tests {
             Object::Cache {
                 name: "c".to_string(),
                 size: 24,
+                obj: 32,
+                align: 8,
+                flags: SlabFlags::NONE,
+                debug: DebugFlags::NONE,
             },
             Object::CacheObj {
                 cache: "c".to_string(),
+                size: 24,
                 virt: 1,
                 phys: 2,
             },
             Object::Pool {
                 name: "p".to_string(),
                 min_nr: 4,
+                source: PoolSource::Kmalloc { size: 80 },
+                size: 80,
+            },
+            Object::Pool {
+                name: "p".to_string(),
+                min_nr: 4,
+                source: PoolSource::Cache("c".to_string()),
+                size: 24,
             },
             Object::PoolObj {
                 pool: "p".to_string(),
                 virt: 1,
                 phys: 2,
+                size: 80,
+                reserve: true,
             },
             Object::Vmalloc { virt: 1, size: 2 },
             Object::Mapping {
@@ -625,6 +750,63 @@ mod tests {
             assert!(s.starts_with(o.kind()), "{s}");
             assert!(s.split(' ').skip(1).all(|kv| kv.contains('=')), "{s}");
         }
+    }
+
+    #[test]
+    fn slab_kinds_show_their_fields_and_memory() {
+        let cache = Object::Cache {
+            name: "dev".to_string(),
+            size: 100,
+            obj: 128,
+            align: 64,
+            flags: SlabFlags::HWCACHE_ALIGN | SlabFlags::CACHE_DMA,
+            debug: DebugFlags::ALL,
+        };
+        assert_eq!(
+            cache.to_string(),
+            "cache cache=dev size=100 obj=128 align=64 \
+             flags=SLAB_HWCACHE_ALIGN|SLAB_CACHE_DMA debug=FZPU"
+        );
+        assert_eq!((cache.primary_addr(), cache.memory()), (None, None));
+        let o = Object::CacheObj {
+            cache: "dev".to_string(),
+            size: 100,
+            virt: 0xffff_8000_0008_0000,
+            phys: 0x8_0000,
+        };
+        assert_eq!(
+            o.to_string(),
+            "cache_obj cache=dev size=100 virt=0xffff800000080000 phys=0x0000000000080000"
+        );
+        assert_eq!(o.memory(), Some((Some(0xffff_8000_0008_0000), 100)));
+        let p = Object::Pool {
+            name: "p".to_string(),
+            min_nr: 2,
+            source: PoolSource::Cache("dev".to_string()),
+            size: 100,
+        };
+        assert_eq!(
+            p.to_string(),
+            "mempool pool=p min_nr=2 backing=cache cache=dev size=100"
+        );
+        let e = Object::PoolObj {
+            pool: "p".to_string(),
+            virt: 0xffff_8000_0008_0080,
+            phys: 0x8_0080,
+            size: 100,
+            reserve: false,
+        };
+        assert_eq!(
+            e.to_string(),
+            "pool_obj pool=p virt=0xffff800000080080 phys=0x0000000000080080 size=100 \
+             from=backing"
+        );
+        assert_eq!(e.phys(), Some(0x8_0080));
+        assert_eq!(SlabFlagNames(SlabFlags::NONE).to_string(), "-");
+        assert_eq!(
+            SlabFlagNames(SlabFlags(0x2_0000) | SlabFlags::PANIC).to_string(),
+            "SLAB_PANIC|0x20000"
+        );
     }
 
     #[test]

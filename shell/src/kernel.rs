@@ -13,11 +13,23 @@
 //! queries ([`Mm::page_info`], [`Mm::page_summary`], [`Mm::mem_layout`],
 //! [`Mm::addr_to_pfn`]) from [`PageInfo::from_buddy`], [`PageSummary::from_buddy`],
 //! [`MemLayout::from_buddy`] and [`addr_to_pfn_in`], so the kernel and the host
-//! tests share one implementation.
+//! tests share one implementation. A kernel whose slab allocator is
+//! [`mm::slab::Slab`] gets the slab methods from the helpers of the [`slab`](mod@slab)
+//! submodule ([`kmalloc_in`], [`CacheRow::at`], [`PoolTable`], ...), each of which
+//! is safe to run inside the slab lock (none allocates from the heap).
+
+mod slab;
+
+pub use slab::{
+    bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in, kmem_cache_destroy_in,
+    kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow, KmallocBench, PoolElem,
+    PoolInfo, PoolSource, PoolTable, SlabObj, BENCH_LIVE, BENCH_SIZES, MAX_POOLS,
+};
 
 use alloc::string::String;
 use core::fmt;
 use mm::buddy::{Buddy, DMA_END_PFN};
+use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
 /// The error a default [`Mm`] method returns.
@@ -153,7 +165,7 @@ pub struct PageBlock {
     pub virt: Option<u64>,
 }
 
-/// An object from `kmalloc(size, gfp)`.
+/// An object from `kmalloc(size, gfp)` ([`kmalloc_in`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KmallocObj {
     /// Kernel virtual address.
@@ -359,7 +371,8 @@ pub trait Mm {
     fn alloc_pages(&mut self, zone: Zone, n: u32, flags: PageFlags) -> Result<PageBlock, MmError> {
         Err(UNSUPPORTED)
     }
-    /// `kmalloc(size, gfp)` (`kzalloc` is `gfp` with `Gfp::ZERO`).
+    /// `kmalloc(size, gfp)` (`kzalloc` is `gfp` with `Gfp::ZERO`): the object,
+    /// its physical address and its `ksize` ([`kmalloc_in`]).
     fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<KmallocObj, MmError> {
         Err(UNSUPPORTED)
     }
@@ -373,23 +386,28 @@ pub trait Mm {
     fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// `kfree(virt)`.
+    /// `kfree(virt)` with the address exactly as given: the allocator's own checks
+    /// answer for foreign, interior and freed pointers (`kfree(NULL)` is a no-op).
     fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// `kmem_cache_free(cache, virt)`.
+    /// `kmem_cache_free(cache, virt)` of the cache called `cache`
+    /// ([`kmem_cache_free_in`]); an object of another cache is `WrongCache`.
     fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// `kmem_cache_destroy(cache)`.
+    /// `kmem_cache_destroy(cache)` of the cache called `cache`
+    /// ([`kmem_cache_destroy_in`]); refused with `CacheBusy { live }` while it has
+    /// objects.
     fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// `mempool_free(virt, pool)`.
+    /// `mempool_free(virt, pool)` ([`PoolTable::free`]).
     fn mempool_free(&mut self, pool: &str, virt: u64) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// `mempool_destroy(pool)`.
+    /// `mempool_destroy(pool)` ([`PoolTable::destroy`]); refused with
+    /// `CacheBusy { live }` while elements are outstanding.
     fn mempool_destroy(&mut self, pool: &str) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
@@ -511,6 +529,114 @@ pub trait Mm {
     }
     /// Reads `buf.len()` bytes at kernel virtual address `virt` (for `dump`).
     fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+
+    // ---- Slab allocator: kmem_cache (kmalloc, kfree and the frees are above) ----
+
+    /// `kmem_cache_create(name, size, align, flags, NULL)`; returns the new cache's
+    /// row ([`kmem_cache_create_in`]). With `SLAB_PANIC` a failure is returned like
+    /// any other (Linux would panic; memkern never does).
+    fn kmem_cache_create(
+        &mut self,
+        name: &str,
+        size: u64,
+        align: u64,
+        flags: SlabFlags,
+    ) -> Result<CacheRow, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_alloc(cache, gfp)` of the cache called `cache`
+    /// ([`kmem_cache_alloc_in`]).
+    fn kmem_cache_alloc(&mut self, cache: &str, gfp: Gfp) -> Result<SlabObj, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_shrink(cache)`: gives back the empty slabs the cache keeps;
+    /// returns how many ([`kmem_cache_shrink_in`]).
+    fn kmem_cache_shrink(&mut self, cache: &str) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_shrink` of every cache (`Slab::shrink_all`); `free all` calls it
+    /// last so that memory returns to the boot numbers. Returns the slabs released.
+    fn kmem_cache_shrink_all(&mut self) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Statistics of the cache called `cache`; `NotFound` if there is none
+    /// ([`CacheRow::named`]).
+    fn kmem_cache_info(&self, cache: &str) -> Result<CacheRow, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// The `index`-th cache in table order (kmalloc caches first), `None` past the
+    /// last: one row of `/proc/slabinfo` per call ([`CacheRow::at`]).
+    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `Slab::object_info(virt)`: the cache and object containing `virt` and
+    /// whether that object is allocated; `InvalidFree(virt)` if `virt` is not in a
+    /// slab. The raw `kfree ADDR` / `cache free` / `mempool free` commands ask it
+    /// first so that they never free a live object the kernel owns.
+    fn slab_object_info(&self, virt: u64) -> Result<ObjectInfo, MmError> {
+        Err(UNSUPPORTED)
+    }
+
+    // ---- Slab allocator: mempool ----
+
+    /// `mempool_create_kmalloc_pool(min_nr, size)` or
+    /// `mempool_create_slab_pool(min_nr, cache)` (Linux `mempool_create` with the
+    /// kmalloc or slab alloc/free functions), kept under `name` ([`PoolTable::create`]).
+    fn mempool_create(
+        &mut self,
+        name: &str,
+        min_nr: u64,
+        source: &PoolSource,
+    ) -> Result<PoolInfo, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `mempool_alloc(pool, gfp)`: the backing allocator first, the reserve when
+    /// it fails ([`PoolTable::alloc`]).
+    fn mempool_alloc(&mut self, pool: &str, gfp: Gfp) -> Result<PoolElem, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `min_nr`, `curr_nr` and outstanding elements of a pool ([`PoolTable::info`]).
+    fn mempool_info(&self, pool: &str) -> Result<PoolInfo, MmError> {
+        Err(UNSUPPORTED)
+    }
+
+    // ---- Slab allocator: slub_debug, selftest, benchmark ----
+
+    /// Linux `slub_debug=SPEC` applied now (`Slab::slub_debug`): `FZPU` letters,
+    /// optionally `,cache,prefix*`, blocks separated by `;`, `-` for off. Caches
+    /// with live objects are left unchanged and counted in `busy`.
+    fn slub_debug(&mut self, spec: &str) -> Result<SlubDebugOutcome, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// The `index`-th kept corruption report, oldest first (`Slab::reports`),
+    /// `None` past the last.
+    fn slab_report_at(&self, index: usize) -> Result<Option<SlabReport>, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Corruptions detected since boot (`Slab::errors_total`).
+    fn slab_errors_total(&self) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Forgets the kept reports (`Slab::clear_reports`; the total keeps counting).
+    fn slab_clear_reports(&mut self) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `validate_slab_cache` of the named cache, or of every cache
+    /// (`Slab::validate` / `validate_all`, [`slab_validate_in`]): errors found.
+    fn slab_validate(&mut self, cache: Option<&str>) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Runs one scenario of `mm::slab::selftest::SCENARIOS` (Linux `slub_kunit`;
+    /// `Slab::selftest_one`) and returns the errors it detected. Leaves nothing
+    /// allocated.
+    fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Runs the kmalloc microbenchmark ([`bench_kmalloc_in`] with `rdtsc` as the
+    /// clock): `iters` kmalloc(80)/kfree pairs and a mixed-size workload.
+    fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         Err(UNSUPPORTED)
     }
 }

@@ -60,8 +60,11 @@ pub mod term;
 pub use cmd::{Args, CmdError, Command, Ctx, Target, COMMANDS};
 pub use handles::{Addr, HandleId, Handles, Object};
 pub use kernel::{
-    addr_to_pfn_in, Kernel, KmallocObj, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform,
-    Trap, VersionInfo, ZoneStat, UNSUPPORTED,
+    addr_to_pfn_in, bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
+    kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow,
+    Kernel, KmallocBench, KmallocObj, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform,
+    PoolElem, PoolInfo, PoolSource, PoolTable, SlabObj, Trap, VersionInfo, ZoneStat, BENCH_LIVE,
+    BENCH_SIZES, MAX_POOLS, UNSUPPORTED,
 };
 pub use line::{Event, History, LineEditor, LineError, MAX_LINE};
 pub use term::PROMPT;

@@ -100,6 +100,22 @@ fn piece() -> impl Strategy<Value = Vec<u8>> {
         b"DMA",
         b"GFP_DMA",
         b"0x0000000001000000",
+        b"kmalloc ",
+        b"kzalloc ",
+        b"kfree ",
+        b"cache ",
+        b"create ",
+        b"alloc ",
+        b"destroy ",
+        b"caches",
+        b"mempool ",
+        b"info",
+        b"slabinfo",
+        b"slub_debug ",
+        b"FZPU,kmalloc-64",
+        b"selftest slab",
+        b"bench kmalloc 5",
+        b"SLAB_HWCACHE_ALIGN",
     ];
     prop_oneof![
         3 => proptest::sample::select(words).prop_map(|w| w.to_vec()),
@@ -155,6 +171,140 @@ fn page_cmd() -> impl Strategy<Value = String> {
         Just("buddyinfo".to_string()),
         Just("zoneinfo".to_string()),
     ]
+}
+
+/// One slab-level command line, right or wrong, naming handles #1..#15, caches
+/// c0..c2 (and kmalloc ones) and pools p0..p2. Sizes stay small enough that the
+/// 64 MiB machine never runs out of memory (an out-of-memory error may leave a
+/// slab behind, which the "an error changes nothing" check would flag).
+fn slab_cmd() -> impl Strategy<Value = String> {
+    let h = 1u64..16;
+    let sizes = [
+        "1", "24", "80", "100", "512", "3000", "4K", "64K", "0", "2M",
+    ];
+    let gfps = ["", "GFP_DMA", "__GFP_ZERO", "GFP_ATOMIC", "GFP_BOGUS"];
+    let cflags = [
+        "",
+        "SLAB_HWCACHE_ALIGN",
+        "SLAB_CACHE_DMA",
+        "SLAB_PANIC",
+        "SLAB_RED_ZONE SLAB_POISON",
+        "SLAB_STORE_USER CONSISTENCY_CHECKS",
+        "BOGUS",
+    ];
+    let caches = ["c0", "c1", "c2", "kmalloc-128", "dma-kmalloc-32", "nope"];
+    let pools = ["p0", "p1", "p2"];
+    let specs = [
+        "FZPU,c0",
+        "FZPU,kmalloc-128",
+        "Z,kmalloc-*",
+        "P,c1;U,c2",
+        "-",
+        "F",
+        "XYZ",
+    ];
+    prop_oneof![
+        (0usize..10, 0usize..5).prop_map(move |(z, g)| format!("kmalloc {} {}", sizes[z], gfps[g])),
+        (0usize..10, 0usize..5).prop_map(move |(z, g)| format!("kzalloc {} {}", sizes[z], gfps[g])),
+        h.clone().prop_map(|n| format!("kfree #{n}")),
+        (0u64..0x800).prop_map(|o| format!("kfree {:#x}", 0xffff_8000_01c0_0000u64 + o * 8)),
+        (
+            0usize..3,
+            0usize..8,
+            prop_oneof![Just(""), Just("64"), Just("3")],
+            0usize..7
+        )
+            .prop_map(move |(c, z, a, f)| format!(
+                "cache create c{c} {} {a} {}",
+                sizes[z], cflags[f]
+            )),
+        (0usize..6, 0usize..5)
+            .prop_map(move |(c, g)| format!("cache alloc {} {}", caches[c], gfps[g])),
+        (0usize..6, h.clone()).prop_map(move |(c, n)| format!("cache free {} #{n}", caches[c])),
+        (0usize..6).prop_map(move |c| format!("cache destroy {}", caches[c])),
+        (0usize..6).prop_map(move |c| format!("cache shrink {}", caches[c])),
+        Just("caches".to_string()),
+        Just("slabinfo".to_string()),
+        (0usize..3, 0u64..6, 0usize..8).prop_map(move |(p, n, z)| format!(
+            "mempool create {} {n} kmalloc {}",
+            pools[p], sizes[z]
+        )),
+        (0usize..3, 0u64..6, 0usize..6).prop_map(move |(p, n, c)| format!(
+            "mempool create {} {n} cache {}",
+            pools[p], caches[c]
+        )),
+        (0usize..3, 0usize..5)
+            .prop_map(move |(p, g)| format!("mempool alloc {} {}", pools[p], gfps[g])),
+        (0usize..3, h.clone()).prop_map(move |(p, n)| format!("mempool free {} #{n}", pools[p])),
+        (0usize..3).prop_map(move |p| format!("mempool destroy {}", pools[p])),
+        Just("mempool info".to_string()),
+        (0usize..7).prop_map(move |i| format!("slub_debug {}", specs[i])),
+        Just("slub_debug".to_string()),
+        Just("slub_debug reports".to_string()),
+        Just("slub_debug validate".to_string()),
+        Just("slub_debug clear".to_string()),
+        (h.clone(), 0u64..9000, 0u64..300).prop_map(|(n, o, l)| format!("bzero #{n} {o} {l}")),
+        (h.clone(), 0u64..300).prop_map(|(n, o)| format!("dump #{n} {o}")),
+        (h.clone(), h.clone()).prop_map(|(a, b)| format!("bcopy #{a} #{b}")),
+        h.clone().prop_map(|n| format!("free #{n}")),
+        Just("bench kmalloc 50".to_string()),
+        Just("free all".to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Slab and page commands together on the real allocators: an error changes
+    /// nothing, both allocators stay consistent, no raw free ever frees a live
+    /// object the shell does not own, and `free all` gives back exactly the boot
+    /// numbers.
+    #[test]
+    fn slab_commands_never_leak_or_corrupt(
+        cmds in proptest::collection::vec(prop_oneof![3 => slab_cmd(), 1 => page_cmd()], 0..60)
+    ) {
+        let mut map = mem_map();
+        let (mut sh, mut k) = machine(&mut map);
+        let boot = run(&mut sh, &mut k, "memstat");
+        // An object the "kernel" owns, which no command may free.
+        let theirs = k.slab.kmalloc(&mut k.mem, &mut k.b, 100, mm::Gfp::KERNEL).unwrap();
+        for c in cmds.iter().map(String::as_str).chain([format!("kfree {theirs:#018x}").as_str()]) {
+            let (stat, live) = (shell::Mm::mm_stat(&k), sh.handles().len());
+            let out = run(&mut sh, &mut k, c);
+            let errors = out.iter().filter(|l| l.starts_with("error: ")).count();
+            prop_assert!(errors <= 1, "{c}: {out:?}");
+            if errors == 1 {
+                prop_assert!(out.last().unwrap().starts_with("error: "), "{c}: {out:?}");
+                if c != "free all" && !c.starts_with("selftest") {
+                    prop_assert_eq!(shell::Mm::mm_stat(&k), stat, "{} changed memory: {:?}", c, out);
+                    prop_assert_eq!(sh.handles().len(), live, "{}", c);
+                }
+            }
+            if let Err(e) = k.b.check() {
+                prop_assert!(false, "{c}: {e}");
+            }
+            let o = k.slab.object_info(&k.mem, &k.b, theirs);
+            prop_assert!(o.is_ok_and(|o| o.allocated && o.object == theirs), "{c} freed it");
+        }
+        run(&mut sh, &mut k, "slub_debug -");
+        run(&mut sh, &mut k, "free all");
+        let ids: Vec<_> = sh.handles().iter().map(|(id, _)| id).collect();
+        for id in ids {
+            for _ in 0..100 {
+                if sh.handles().get(id).is_err() {
+                    break;
+                }
+                run(&mut sh, &mut k, &format!("put_page {id}"));
+            }
+        }
+        prop_assert!(sh.handles().is_empty(), "{:?}", run(&mut sh, &mut k, "handles"));
+        prop_assert!(k.pools.is_empty());
+        k.slab.kfree(&mut k.mem, &mut k.b, theirs).unwrap();
+        run(&mut sh, &mut k, "free all");
+        prop_assert_eq!(run(&mut sh, &mut k, "memstat"), boot.clone());
+        prop_assert_eq!(k.slab.totals(), mm::slab::SlabTotals::default());
+        prop_assert!(k.b.check().is_ok());
+    }
 }
 
 proptest! {

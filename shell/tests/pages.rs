@@ -558,8 +558,8 @@ fn bzero_and_bcopy_change_exactly_their_range() {
         ),
         (
             "bzero #5",
-            "#5 region has no memory of its own to read or write (expected kmalloc, pages, \
-             gfp_pages, gfp_addr, mos_page or vmalloc)",
+            "#5 region has no memory of its own to read or write (expected kmalloc, cache_obj, \
+             pool_obj, pages, gfp_pages, gfp_addr, mos_page or vmalloc)",
         ),
         ("bcopy #9 #1", "no handle #9 (see 'handles')"),
     ];
@@ -1299,7 +1299,7 @@ fn raw_frees_hit_the_allocators_own_misuse_checks() {
         "{out:?}"
     );
     // A reserved frame (the simulated kernel image) and a PFN beyond RAM.
-    let reserved = (0..NPAGES as u32)
+    let reserved = (0..NPAGES)
         .find(|&f| {
             k.b.page(Pfn(f))
                 .is_some_and(|pg| pg.state() == mm::PageState::Reserved && k.b.is_ram(Pfn(f)))

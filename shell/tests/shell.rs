@@ -448,10 +448,15 @@ fn free_all_releases_newest_first_and_reports_failures_in_one_line() {
     h.insert(Object::Cache {
         name: "c".into(),
         size: 24,
+        obj: 32,
+        align: 8,
+        flags: mm::slab::SlabFlags::HWCACHE_ALIGN,
+        debug: mm::slab::DebugFlags::NONE,
     })
     .unwrap();
     h.insert(Object::CacheObj {
         cache: "c".into(),
+        size: 24,
         virt: KVIRT + 0x5000,
         phys: 0x5000,
     })
@@ -462,8 +467,8 @@ fn free_all_releases_newest_first_and_reports_failures_in_one_line() {
     assert_eq!(
         lines,
         [
-            "freed #2 cache_obj cache=c virt=0xffff800000005000 phys=0x0000000000005000",
-            "freed #1 cache cache=c size=24",
+            "freed #2 cache_obj cache=c size=24 virt=0xffff800000005000 phys=0x0000000000005000",
+            "freed #1 cache cache=c size=24 obj=32 align=8 flags=SLAB_HWCACHE_ALIGN debug=-",
             "error: freed 2 of 3 handles; could not free #3 (0xffff800000006000 is not a live object)",
         ]
     );

@@ -2,7 +2,8 @@
 //!
 //! The commands that create objects (kmalloc, ...) go here too: parse the
 //! arguments, call the `Mm` function, then `ctx.add(object.into())?` to give the
-//! result a handle and print its line. The page-level commands are in `pages.rs`.
+//! result a handle and print its line. The page-level commands are in `pages.rs`,
+//! the slab-level ones in `slab.rs`.
 
 use super::{Args, CmdError, Ctx, Target};
 use crate::cmd_err;
@@ -10,7 +11,7 @@ use crate::handles::{HandleId, Object};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use mm::{PageState, Zone, PAGE_SIZE};
+use mm::{MmError, PageState, Zone, PAGE_SIZE};
 
 /// `memstat`.
 pub fn memstat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
@@ -81,11 +82,37 @@ pub fn free(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
 /// Releases `obj` (handle `id`), forgets the handle and prints `freed #N ...`.
 fn release(ctx: &mut Ctx<'_>, id: HandleId, obj: &Object) -> Result<(), CmdError> {
     check_single_reference(ctx, obj)?;
-    obj.release(ctx.kernel)?;
+    if let Object::Cache { name, .. } = obj {
+        if let Some((pid, pool)) = super::slab::pool_on_cache(ctx, name) {
+            return Err(cmd_err!(
+                "cache '{name}' backs mempool '{pool}' ({pid}); free the pool first"
+            ));
+        }
+    }
+    obj.release(ctx.kernel).map_err(|e| match (obj, e) {
+        (Object::Cache { .. }, MmError::CacheBusy { live }) => {
+            cmd_err!("cache still has {live} live object{}", plural_s(live))
+        }
+        (Object::Pool { .. }, MmError::CacheBusy { live }) => {
+            cmd_err!(
+                "mempool still has {live} element{} outstanding",
+                plural_s(live)
+            )
+        }
+        (_, e) => e.into(),
+    })?;
     // The handle was live a moment ago; removing it cannot fail.
     let _ = ctx.handles.remove(id);
     let _ = writeln!(ctx, "freed {id} {obj}");
     Ok(())
+}
+
+fn plural_s(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// Refuses to free a page block that holds more than one reference: the free
@@ -106,9 +133,18 @@ fn check_single_reference(ctx: &Ctx<'_>, obj: &Object) -> Result<(), CmdError> {
 }
 
 /// `free all`: every live handle, newest first (objects before the caches and
-/// pools they came from). Handles that fail stay live and are named in the one
-/// error line.
+/// pools they came from, pools before their caches). Handles that fail stay live
+/// and are named in the one error line. Last, the slab caches give back the empty
+/// slabs they keep for reuse (`kmem_cache_shrink` of every cache), so that memory
+/// returns to the boot numbers.
 fn free_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
+    let result = release_all(ctx);
+    // Kernels without a slab allocator answer UNSUPPORTED: nothing to give back.
+    let _ = ctx.kernel.kmem_cache_shrink_all();
+    result
+}
+
+fn release_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
     let all: Vec<(HandleId, Object)> = ctx
         .handles
         .iter()

@@ -8,12 +8,13 @@
 //!
 //! Adding a command is one entry in [`COMMANDS`] plus one handler function
 //! (platform commands live in `cmd/base.rs`, memory commands in `cmd/mem.rs`,
-//! page-level commands in `cmd/pages.rs`).
+//! page-level commands in `cmd/pages.rs`, slab-level commands in `cmd/slab.rs`).
 
 pub mod args;
 mod base;
 mod mem;
 pub mod pages;
+pub mod slab;
 
 pub use args::{Args, Target};
 
@@ -232,6 +233,91 @@ pub static COMMANDS: &[Command] = &[
         run: mem::free,
     },
     Command {
+        name: "kmalloc",
+        usage: "kmalloc SIZE [GFP...]",
+        summary: "kmalloc: a physically contiguous object of SIZE bytes",
+        help: "SIZE is 1..=1M; the object is the next power of two (at least 32 bytes),\n\
+               aligned to its size: obj=128 for 80. GFP: GFP_KERNEL (default), GFP_ATOMIC,\n\
+               GFP_DMA (from the dma-kmalloc caches, below 16 MiB), __GFP_HIGHMEM (ignored),\n\
+               __GFP_ZERO. free #N (or kfree #N) calls kfree.",
+        run: slab::kmalloc,
+    },
+    Command {
+        name: "kzalloc",
+        usage: "kzalloc SIZE [GFP...]",
+        summary: "kzalloc: kmalloc with __GFP_ZERO (see it with 'dump #N')",
+        help: "See 'help kmalloc'. free #N (or kfree #N) calls kfree.",
+        run: slab::kzalloc,
+    },
+    Command {
+        name: "kfree",
+        usage: "kfree ADDR|#N",
+        summary: "kfree: free a kmalloc object, or any address as given",
+        help: KFREE_HELP,
+        run: slab::kfree,
+    },
+    Command {
+        name: "cache",
+        usage: "cache create|alloc|free|destroy|shrink|list ...",
+        summary: "object caches: kmem_cache_create/alloc/free/destroy",
+        help: CACHE_HELP,
+        run: slab::cache,
+    },
+    Command {
+        name: "caches",
+        usage: "caches",
+        summary: "list the slab caches with their sizes and object counts",
+        help: "Columns: name, size (usable bytes of an object), obj (stride: object,\n\
+               debug metadata and alignment), align, active (objects in use), total\n\
+               (objects in all slabs), slabs, pg (pages per slab), dbg (slub_debug letters)\n\
+               and flags (kmalloc, dma, hw: SLAB_HWCACHE_ALIGN, panic: SLAB_PANIC).",
+        run: slab::caches,
+    },
+    Command {
+        name: "mempool",
+        usage: "mempool create|alloc|free|destroy|info ...",
+        summary: "mempool_create/alloc/free/destroy: pools with a reserve",
+        help: MEMPOOL_HELP,
+        run: slab::mempool,
+    },
+    Command {
+        name: "slabinfo",
+        usage: "slabinfo",
+        summary: "every slab cache, as /proc/slabinfo (version 2.1)",
+        help: "Exactly the Linux format (lines are wider than 80 columns). objsize is the\n\
+               stride; tunables and sharedavail are 0 as in SLUB; active_slabs are slabs\n\
+               with an object in use.",
+        run: slab::slabinfo,
+    },
+    Command {
+        name: "slub_debug",
+        usage: "slub_debug [SPEC|reports|clear|validate [NAME]]",
+        summary: "slab debugging: red zones, poison, corruption reports",
+        help: SLUB_DEBUG_HELP,
+        run: slab::slub_debug,
+    },
+    Command {
+        name: "selftest",
+        usage: "selftest slab",
+        summary: "run the slab selftest (Linux slub_kunit corruptions)",
+        help: "Each scenario makes a temporary debug cache, corrupts it the way Linux's\n\
+               slub_kunit does (red zone, poison, free pointer, double and interior free,\n\
+               bitmap), and counts the errors detected; then destroys the cache. Prints\n\
+               'NAME: N errors detected' per scenario, then a summary. Leaves nothing\n\
+               allocated and no report behind.",
+        run: slab::selftest,
+    },
+    Command {
+        name: "bench",
+        usage: "bench kmalloc [ITER]",
+        summary: "time kmalloc/kfree in the kernel, in CPU cycles",
+        help: "ITER is 1..=10000000 (default 100000). Runs ITER kmalloc(80)+kfree pairs,\n\
+               then ITER steps of a mixed workload (sizes 16..4096, up to 64 objects\n\
+               live), timed with rdtsc, and prints cycles per pair and per operation.\n\
+               Everything is freed again.",
+        run: slab::bench,
+    },
+    Command {
         name: "pages",
         usage: "pages N [DMA|NORMAL|UNMAPPED] [FLAG...]",
         summary: "DragonOS alloc_pages: N contiguous pages from a zone",
@@ -367,8 +453,8 @@ pub static COMMANDS: &[Command] = &[
         usage: "dump #N [OFFSET [LEN]]",
         summary: "hex dump of a handle's memory (at most 256 bytes)",
         help: "LEN defaults to 64 (at most 256; 16 bytes per line); offsets count from the\n\
-               start of the object. Works on kmalloc, pages, gfp_pages, gfp_addr, mos_page\n\
-               and vmalloc handles with a virtual address.",
+               start of the object. Works on kmalloc, cache_obj, pool_obj, pages, gfp_pages,\n\
+               gfp_addr, mos_page and vmalloc handles with a virtual address.",
         run: pages::dump,
     },
     Command {
@@ -388,6 +474,54 @@ pub static COMMANDS: &[Command] = &[
         run: pages::bcopy,
     },
 ];
+
+const KFREE_HELP: &str =
+    "#N, or ADDR of a handle's object: frees the kmalloc object and retires the
+handle. Any other ADDR is passed to kfree exactly as given, so that the slab
+allocator's own checks answer: a pointer into the middle of an object, a freed
+object (double free), an object of a kmem_cache, or memory outside every slab
+is reported as an error and changes nothing; kfree 0 is kfree(NULL), a no-op.
+A live object that no handle owns (the kernel's own, the shell's own strings,
+a mempool's reserve) is never freed this way.";
+
+const CACHE_HELP: &str = "cache create NAME SIZE [ALIGN] [FLAG...]
+    kmem_cache_create: a 'cache' handle (obj= is the stride of its objects)
+cache alloc NAME [GFP...]   kmem_cache_alloc: a 'cache_obj' handle
+cache free NAME ADDR|#N     kmem_cache_free (checks as for kfree)
+cache destroy NAME          kmem_cache_destroy; refused while objects live
+cache shrink NAME           kmem_cache_shrink: give back the empty slabs
+cache list                  the same as 'caches'
+NAME: 1..=31 bytes. SIZE: 1..=1M. ALIGN: 0 (= 8) or a power of two.
+FLAGs (SLAB_ prefix optional): SLAB_HWCACHE_ALIGN (64-byte alignment),
+SLAB_CACHE_DMA (slabs below 16 MiB), SLAB_PANIC (Linux panics if the creation
+fails; memkern says so in the error), and the slub_debug flags
+SLAB_CONSISTENCY_CHECKS (F), SLAB_RED_ZONE (Z), SLAB_POISON (P),
+SLAB_STORE_USER (U). free #N of a cache handle destroys the cache.";
+
+const MEMPOOL_HELP: &str = "mempool create NAME MIN_NR kmalloc SIZE
+    mempool_create_kmalloc_pool: elements from kmalloc(SIZE)
+mempool create NAME MIN_NR cache CACHE
+    mempool_create_slab_pool: elements from kmem_cache_alloc(CACHE)
+mempool alloc NAME [GFP...]  mempool_alloc: a 'pool_obj' handle; from=backing,
+    or from=reserve when the backing allocator is out of memory
+mempool free NAME ADDR|#N    mempool_free: refills the reserve up to MIN_NR
+mempool destroy NAME         mempool_destroy; refused while elements are out
+mempool info [NAME]          min_nr, curr_nr (in reserve), outstanding
+MIN_NR is 0..=64 elements, allocated at creation. free #N of a mempool handle
+destroys the pool.";
+
+const SLUB_DEBUG_HELP: &str = "slub_debug            caches with debug options, and the error total
+slub_debug SPEC       Linux slub_debug= syntax, applied now: letters F (sanity
+    checks), Z (red zones), P (poison), U (alloc/free sites), or - for off;
+    then optionally ,CACHE[,CACHE...] (a * ends a prefix: dma-kmalloc-*);
+    blocks separated by ;. Without a cache list: every cache, and the default
+    for caches created later. Caches with live objects cannot change.
+slub_debug reports    the corruption reports kept (the last 32)
+slub_debug clear      forget the reports (the total keeps counting)
+slub_debug validate [NAME]  check every object of a cache, or of all caches
+Example: 'slub_debug FZPU,kmalloc-8k', 'kmalloc 5000' (#N), 'bzero #N 5000 8'
+(the slack after 5000 bytes is red zone), 'kfree #N': 'slub_debug reports'
+shows the overwritten red zone and where the object was allocated.";
 
 const GFP_HELP_STRUCT_PAGE: &str =
     "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\

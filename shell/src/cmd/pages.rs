@@ -673,7 +673,7 @@ fn handle_memory(ctx: &Ctx<'_>, id: HandleId) -> Result<(u64, u64), CmdError> {
         )),
         None => Err(cmd_err!(
             "{id} {} has no memory of its own to read or write (expected kmalloc, \
-             pages, gfp_pages, gfp_addr, mos_page or vmalloc)",
+             cache_obj, pool_obj, pages, gfp_pages, gfp_addr, mos_page or vmalloc)",
             obj.kind()
         )),
     }

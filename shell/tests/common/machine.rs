@@ -1,5 +1,7 @@
 //! A simulated machine for host tests: the shell's `Mm` over a real
-//! `mm::buddy::Buddy` on 64 MiB of simulated RAM, the way the kernel glue does it.
+//! `mm::buddy::Buddy` and a real `mm::slab::Slab` on 64 MiB of simulated RAM, the
+//! way the kernel glue does it (the slab methods through the `shell::*_in`
+//! helpers and a `shell::PoolTable`, as the kernel does).
 //!
 //! Layout (PFNs): RAM `[0x1, 0x9f)` and `[0x100, 0x3f00)`, so PFN 0, the
 //! legacy hole `[0x9f, 0x100)` and the top `[0x3f00, 0x4000)` are not RAM; the
@@ -11,9 +13,11 @@
 //! ([`poison`]), so zeroing and copying are visible in `dump`.
 
 use mm::buddy::Buddy;
+use mm::slab::{ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, Page, PageFlags, Pfn, PhysMem, Zone, PAGE_SIZE};
 use shell::{
-    addr_to_pfn_in, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform, Shell, Trap,
+    addr_to_pfn_in, CacheRow, KmallocBench, KmallocObj, MemLayout, Mm, PageBlock, PageInfo,
+    PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, Shell, SlabObj, Trap,
     VersionInfo, ZoneStat,
 };
 use std::collections::HashMap;
@@ -111,7 +115,19 @@ pub struct Machine<'a> {
     pub b: Buddy<'a>,
     /// Physical memory.
     pub mem: SimMem,
+    /// The slab allocator.
+    pub slab: Box<Slab>,
+    /// The shell's mempools.
+    pub pools: Box<PoolTable>,
+    /// The fake cycle counter: every read advances it by [`CLOCK_STEP`].
+    pub clock: u64,
+    /// Calls of `kmem_cache_shrink_all` (not logged in `calls`: it frees no
+    /// object of a handle).
+    pub shrinks: u32,
 }
+
+/// Cycles between two reads of the fake clock.
+pub const CLOCK_STEP: u64 = 1_000_000;
 
 /// A booted machine over `map` and a shell that printed its banner and prompt.
 pub fn machine(map: &mut [Page]) -> (Shell, Machine<'_>) {
@@ -131,6 +147,10 @@ pub fn machine_with_lowmem(map: &mut [Page], lowmem: u32) -> (Shell, Machine<'_>
             lowmem: b.lowmem(),
         },
         b,
+        slab: Box::new(Slab::new()),
+        pools: Box::new(PoolTable::new()),
+        clock: 0,
+        shrinks: 0,
     };
     let mut sh = Shell::new();
     sh.banner_and_prompt(&mut k);
@@ -182,7 +202,7 @@ impl Platform for Machine<'_> {
 
 impl Mm for Machine<'_> {
     fn mm_stat(&self) -> MmStat {
-        self.b.mm_stat()
+        self.slab.mm_stat(self.b.mm_stat())
     }
     fn zone_stat(&self, zone: Zone) -> Option<ZoneStat> {
         let z = self.b.zone_stat(zone);
@@ -293,5 +313,121 @@ impl Mm for Machine<'_> {
         let phys = self.direct(virt, buf.len() as u64)?;
         self.mem.read(phys, buf);
         Ok(())
+    }
+
+    fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<KmallocObj, MmError> {
+        self.log(format!("kmalloc({size}, {:#x})", gfp.0));
+        shell::kmalloc_in(&mut self.slab, &mut self.mem, &mut self.b, size, gfp)
+    }
+    fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
+        self.log(format!("kfree({virt:#x})"));
+        self.slab.kfree(&mut self.mem, &mut self.b, virt)
+    }
+    fn kmem_cache_create(
+        &mut self,
+        name: &str,
+        size: u64,
+        align: u64,
+        flags: SlabFlags,
+    ) -> Result<CacheRow, MmError> {
+        self.log(format!(
+            "kmem_cache_create({name}, {size}, {align}, {:#x})",
+            flags.0
+        ));
+        shell::kmem_cache_create_in(&mut self.slab, name, size, align, flags)
+    }
+    fn kmem_cache_alloc(&mut self, cache: &str, gfp: Gfp) -> Result<SlabObj, MmError> {
+        self.log(format!("kmem_cache_alloc({cache}, {:#x})", gfp.0));
+        shell::kmem_cache_alloc_in(&mut self.slab, &mut self.mem, &mut self.b, cache, gfp)
+    }
+    fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
+        self.log(format!("kmem_cache_free({cache}, {virt:#x})"));
+        shell::kmem_cache_free_in(&mut self.slab, &mut self.mem, &mut self.b, cache, virt)
+    }
+    fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
+        self.log(format!("kmem_cache_destroy({cache})"));
+        shell::kmem_cache_destroy_in(&mut self.slab, &mut self.mem, &mut self.b, cache)
+    }
+    fn kmem_cache_shrink(&mut self, cache: &str) -> Result<u64, MmError> {
+        self.log(format!("kmem_cache_shrink({cache})"));
+        shell::kmem_cache_shrink_in(&mut self.slab, &mut self.mem, &mut self.b, cache)
+    }
+    fn kmem_cache_shrink_all(&mut self) -> Result<u64, MmError> {
+        self.shrinks += 1;
+        self.slab.shrink_all(&mut self.mem, &mut self.b)
+    }
+    fn kmem_cache_info(&self, cache: &str) -> Result<CacheRow, MmError> {
+        CacheRow::named(&self.slab, cache)
+    }
+    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
+        Ok(CacheRow::at(&self.slab, index))
+    }
+    fn slab_object_info(&self, virt: u64) -> Result<ObjectInfo, MmError> {
+        self.slab.object_info(&self.mem, &self.b, virt)
+    }
+    fn mempool_create(
+        &mut self,
+        name: &str,
+        min_nr: u64,
+        source: &PoolSource,
+    ) -> Result<PoolInfo, MmError> {
+        self.log(format!("mempool_create({name}, {min_nr}, {source:?})"));
+        self.pools.create(
+            &mut self.slab,
+            &mut self.mem,
+            &mut self.b,
+            name,
+            min_nr,
+            source,
+        )
+    }
+    fn mempool_alloc(&mut self, pool: &str, gfp: Gfp) -> Result<PoolElem, MmError> {
+        self.log(format!("mempool_alloc({pool}, {:#x})", gfp.0));
+        self.pools
+            .alloc(&mut self.slab, &mut self.mem, &mut self.b, pool, gfp)
+    }
+    fn mempool_free(&mut self, pool: &str, virt: u64) -> Result<(), MmError> {
+        self.log(format!("mempool_free({pool}, {virt:#x})"));
+        self.pools
+            .free(&mut self.slab, &mut self.mem, &mut self.b, pool, virt)
+    }
+    fn mempool_destroy(&mut self, pool: &str) -> Result<(), MmError> {
+        self.log(format!("mempool_destroy({pool})"));
+        self.pools
+            .destroy(&mut self.slab, &mut self.mem, &mut self.b, pool)
+    }
+    fn mempool_info(&self, pool: &str) -> Result<PoolInfo, MmError> {
+        self.pools.info(pool)
+    }
+    fn slub_debug(&mut self, spec: &str) -> Result<SlubDebugOutcome, MmError> {
+        self.log(format!("slub_debug({spec})"));
+        self.slab.slub_debug(&mut self.mem, &mut self.b, spec)
+    }
+    fn slab_report_at(&self, index: usize) -> Result<Option<SlabReport>, MmError> {
+        Ok(self.slab.reports().nth(index).copied())
+    }
+    fn slab_errors_total(&self) -> Result<u64, MmError> {
+        Ok(self.slab.errors_total())
+    }
+    fn slab_clear_reports(&mut self) -> Result<(), MmError> {
+        self.slab.clear_reports();
+        Ok(())
+    }
+    fn slab_validate(&mut self, cache: Option<&str>) -> Result<u64, MmError> {
+        self.log(format!("validate({cache:?})"));
+        shell::slab_validate_in(&mut self.slab, &mut self.mem, &mut self.b, cache)
+    }
+    fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
+        self.log(format!("selftest({scenario})"));
+        self.slab.selftest_one(&mut self.mem, &mut self.b, scenario)
+    }
+    fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
+        self.log(format!("bench_kmalloc({iters})"));
+        let clock = &mut self.clock;
+        let mut tick = || {
+            *clock += CLOCK_STEP;
+            *clock
+        };
+        shell::bench_kmalloc_in(&mut self.slab, &mut self.mem, &mut self.b, iters, &mut tick)
     }
 }
