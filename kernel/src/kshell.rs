@@ -17,7 +17,16 @@ use alloc::string::String;
 use core::fmt;
 use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, Zone};
 use mm::PhysMem;
-use shell::{addr_to_pfn_in, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform, Shell, Trap, VersionInfo, ZoneStat};
+use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
+use shell::{
+    addr_to_pfn_in, CacheRow, KmallocBench, KmallocObj, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform,
+    PoolElem, PoolInfo, PoolSource, PoolTable, Shell, SlabObj, Trap, VersionInfo, ZoneStat,
+};
+use spin::Mutex;
+
+/// The mempools the shell created (Linux leaves `mempool_t` to its user).
+/// Lock order: pools, then slab, then buddy.
+static POOLS: Mutex<PoolTable> = Mutex::new(PoolTable::new());
 
 /// The kernel as the shell sees it.
 pub struct Glue {
@@ -137,6 +146,87 @@ impl Mm for Glue {
     }
     fn page_decref(&mut self, pfn: Pfn) -> Result<bool, MmError> {
         with_buddy(|b| b.page_decref(pfn))
+    }
+    fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<KmallocObj, MmError> {
+        with_slab(|s, b| shell::kmalloc_in(s, &mut DirectMap, b, size, gfp))
+    }
+    fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
+        with_slab(|s, b| s.kfree(&mut DirectMap, b, virt))
+    }
+    fn kmem_cache_create(&mut self, name: &str, size: u64, align: u64, flags: SlabFlags) -> Result<CacheRow, MmError> {
+        with_slab(|s, _| shell::kmem_cache_create_in(s, name, size, align, flags))
+    }
+    fn kmem_cache_alloc(&mut self, cache: &str, gfp: Gfp) -> Result<SlabObj, MmError> {
+        with_slab(|s, b| shell::kmem_cache_alloc_in(s, &mut DirectMap, b, cache, gfp))
+    }
+    fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
+        with_slab(|s, b| shell::kmem_cache_free_in(s, &mut DirectMap, b, cache, virt))
+    }
+    fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
+        with_slab(|s, b| shell::kmem_cache_destroy_in(s, &mut DirectMap, b, cache))
+    }
+    fn kmem_cache_shrink(&mut self, cache: &str) -> Result<u64, MmError> {
+        with_slab(|s, b| shell::kmem_cache_shrink_in(s, &mut DirectMap, b, cache))
+    }
+    fn kmem_cache_shrink_all(&mut self) -> Result<u64, MmError> {
+        with_slab(|s, b| {
+            let n = s.shrink_all(&mut DirectMap, b);
+            // Pages parked in the buddy's per-zone caches go back to the free
+            // lists too, so that buddyinfo after `free all` equals boot.
+            b.drain();
+            n
+        })
+    }
+    fn kmem_cache_info(&self, cache: &str) -> Result<CacheRow, MmError> {
+        with_slab(|s, _| CacheRow::named(s, cache))
+    }
+    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
+        Ok(with_slab(|s, _| CacheRow::at(s, index)))
+    }
+    fn slab_object_info(&self, virt: u64) -> Result<ObjectInfo, MmError> {
+        with_slab(|s, b| s.object_info(&DirectMap, b, virt))
+    }
+    fn mempool_create(&mut self, name: &str, min_nr: u64, source: &PoolSource) -> Result<PoolInfo, MmError> {
+        let mut pools = POOLS.lock();
+        with_slab(|s, b| pools.create(s, &mut DirectMap, b, name, min_nr, source))
+    }
+    fn mempool_alloc(&mut self, pool: &str, gfp: Gfp) -> Result<PoolElem, MmError> {
+        let mut pools = POOLS.lock();
+        with_slab(|s, b| pools.alloc(s, &mut DirectMap, b, pool, gfp))
+    }
+    fn mempool_free(&mut self, pool: &str, virt: u64) -> Result<(), MmError> {
+        let mut pools = POOLS.lock();
+        with_slab(|s, b| pools.free(s, &mut DirectMap, b, pool, virt))
+    }
+    fn mempool_destroy(&mut self, pool: &str) -> Result<(), MmError> {
+        let mut pools = POOLS.lock();
+        with_slab(|s, b| pools.destroy(s, &mut DirectMap, b, pool))
+    }
+    fn mempool_info(&self, pool: &str) -> Result<PoolInfo, MmError> {
+        POOLS.lock().info(pool)
+    }
+    fn slub_debug(&mut self, spec: &str) -> Result<SlubDebugOutcome, MmError> {
+        with_slab(|s, b| s.slub_debug(&mut DirectMap, b, spec))
+    }
+    fn slab_report_at(&self, index: usize) -> Result<Option<SlabReport>, MmError> {
+        Ok(with_slab(|s, _| s.reports().nth(index).copied()))
+    }
+    fn slab_errors_total(&self) -> Result<u64, MmError> {
+        Ok(with_slab(|s, _| s.errors_total()))
+    }
+    fn slab_clear_reports(&mut self) -> Result<(), MmError> {
+        with_slab(|s, _| s.clear_reports());
+        Ok(())
+    }
+    fn slab_validate(&mut self, cache: Option<&str>) -> Result<u64, MmError> {
+        with_slab(|s, b| shell::slab_validate_in(s, &mut DirectMap, b, cache))
+    }
+    fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
+        with_slab(|s, b| s.selftest_one(&mut DirectMap, b, scenario))
+    }
+    fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
+        let mut clock = crate::arch::cpu::rdtsc;
+        with_slab(|s, b| shell::bench_kmalloc_in(s, &mut DirectMap, b, iters, &mut clock))
     }
     fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
         let phys = direct_range(virt, len)?;
