@@ -6,6 +6,7 @@ use std::time::Duration;
 use systest::*;
 
 mod pages;
+mod slab;
 
 fn pvh(body: fn(&mut Vm) -> Check) -> Outcome {
     with_vm(Opts::default(), body)
@@ -235,5 +236,6 @@ fn main() {
         Scenario { name: "limine_uefi", run: limine_uefi },
     ];
     all.extend(pages::scenarios());
+    all.extend(slab::scenarios());
     run_all(all, 3)
 }

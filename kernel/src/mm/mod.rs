@@ -9,7 +9,9 @@
 //!    tables in ZONE_NORMAL;
 //! 3. the kernel switches to its own page tables;
 //! 4. the buddy allocator takes every usable and boot-reclaimable frame; the image,
-//!    `mem_map` and page tables are reserved as `PAGE_KERNEL_INIT`.
+//!    `mem_map` and page tables are reserved as `PAGE_KERNEL_INIT`;
+//! 5. `slub_debug=` from the command line is applied to the slab caches, before
+//!    the first heap allocation (Linux syntax, e.g. `slub_debug=FZPU,kmalloc-64`).
 
 pub mod bootmem;
 pub mod heap;
@@ -123,6 +125,12 @@ pub fn init(info: &BootInfo) {
     };
     let buddy = Buddy::page_init(mem_map, Pfn::containing(lowmem), ram, &reserved[..nres]).expect("page_init");
     *BUDDY.lock() = Some(buddy);
+    if let Some(param) = mm::slab::cmdline_slub_debug(info.cmdline.as_str()) {
+        match heap::with_slab(|s, b| s.slub_debug(&mut physmem::DirectMap, b, param)) {
+            Ok(o) => crate::kprintln!("{param}: debugging changed on {} caches", o.changed),
+            Err(e) => crate::kprintln!("warning: {param} ignored: {e}"),
+        }
+    }
     SETUP.call_once(|| MmSetup {
         lowmem,
         ram_end,
