@@ -15,12 +15,13 @@ use crate::mm::{heap::with_slab, physmem::DirectMap, with_buddy};
 use crate::{kprint, platform};
 use alloc::string::String;
 use core::fmt;
-use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, Zone};
-use mm::PhysMem;
 use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
+use mm::PhysMem;
+use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, Zone};
 use shell::{
-    addr_to_pfn_in, CacheRow, KmallocBench, KmallocObj, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform,
-    PoolElem, PoolInfo, PoolSource, PoolTable, Shell, SlabObj, Trap, VersionInfo, ZoneStat,
+    addr_to_pfn_in, CacheRow, KmallocBench, KmallocObj, MemLayout, Mm, PageBlock, PageInfo,
+    PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, Shell, SlabObj, Trap,
+    VersionInfo, ZoneStat,
 };
 use spin::Mutex;
 
@@ -47,10 +48,16 @@ fn raise(t: Trap) {
     // state is corrupted: the faulting accesses read nothing and write nothing.
     unsafe {
         match t {
-            Trap::De => core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _),
+            Trap::De => {
+                core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
+            }
             Trap::Ud => core::arch::asm!("ud2"),
-            Trap::Gp => core::arch::asm!("mov rax, [rax]", in("rax") 0x8000_0000_0000_0000u64, lateout("rax") _),
-            Trap::Pf => core::arch::asm!("mov rax, [rax]", in("rax") 0xdead_b000u64, lateout("rax") _),
+            Trap::Gp => {
+                core::arch::asm!("mov rax, [rax]", in("rax") 0x8000_0000_0000_0000u64, lateout("rax") _)
+            }
+            Trap::Pf => {
+                core::arch::asm!("mov rax, [rax]", in("rax") 0xdead_b000u64, lateout("rax") _)
+            }
             Trap::Bp => core::arch::asm!("int3"),
         }
     }
@@ -58,7 +65,11 @@ fn raise(t: Trap) {
 
 impl Platform for Glue {
     fn version_info(&self) -> VersionInfo {
-        VersionInfo { version: env!("CARGO_PKG_VERSION"), boot: self.info.path.name(), cmdline: String::from(self.info.cmdline.as_str()) }
+        VersionInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            boot: self.info.path.name(),
+            cmdline: String::from(self.info.cmdline.as_str()),
+        }
     }
     fn clear_screen(&mut self) {
         crate::drivers::framebuffer::clear();
@@ -71,7 +82,8 @@ impl Platform for Glue {
         "no power-off method worked (no ACPI S5 support yet); it is safe to switch the machine off"
     }
     fn trap(&mut self, t: Trap) -> Result<(), &'static str> {
-        run_protected(|| raise(t)).map_err(|_| "command aborted by the CPU exception (report above)")
+        run_protected(|| raise(t))
+            .map_err(|_| "command aborted by the CPU exception (report above)")
     }
 }
 
@@ -91,7 +103,13 @@ impl Mm for Glue {
     }
     fn alloc_pages(&mut self, zone: Zone, n: u32, flags: PageFlags) -> Result<PageBlock, MmError> {
         let pfn = with_buddy(|b| b.alloc_pages_zone(zone, n as u64, flags))?;
-        Ok(PageBlock { pfn, n, zone, flags, virt: with_buddy(|b| b.page_address(pfn, &DirectMap)) })
+        Ok(PageBlock {
+            pfn,
+            n,
+            zone,
+            flags,
+            virt: with_buddy(|b| b.page_address(pfn, &DirectMap)),
+        })
     }
     fn free_pages(&mut self, pfn: Pfn, n: u32) -> Result<(), MmError> {
         with_buddy(|b| b.free_pages_count(pfn, n as u64))
@@ -153,7 +171,13 @@ impl Mm for Glue {
     fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
         with_slab(|s, b| s.kfree(&mut DirectMap, b, virt))
     }
-    fn kmem_cache_create(&mut self, name: &str, size: u64, align: u64, flags: SlabFlags) -> Result<CacheRow, MmError> {
+    fn kmem_cache_create(
+        &mut self,
+        name: &str,
+        size: u64,
+        align: u64,
+        flags: SlabFlags,
+    ) -> Result<CacheRow, MmError> {
         with_slab(|s, _| shell::kmem_cache_create_in(s, name, size, align, flags))
     }
     fn kmem_cache_alloc(&mut self, cache: &str, gfp: Gfp) -> Result<SlabObj, MmError> {
@@ -186,7 +210,12 @@ impl Mm for Glue {
     fn slab_object_info(&self, virt: u64) -> Result<ObjectInfo, MmError> {
         with_slab(|s, b| s.object_info(&DirectMap, b, virt))
     }
-    fn mempool_create(&mut self, name: &str, min_nr: u64, source: &PoolSource) -> Result<PoolInfo, MmError> {
+    fn mempool_create(
+        &mut self,
+        name: &str,
+        min_nr: u64,
+        source: &PoolSource,
+    ) -> Result<PoolInfo, MmError> {
         let mut pools = POOLS.lock();
         with_slab(|s, b| pools.create(s, &mut DirectMap, b, name, min_nr, source))
     }
@@ -252,7 +281,9 @@ impl Mm for Glue {
 /// The physical start of `[virt, virt+len)` if all of it is in the direct map.
 fn direct_range(virt: u64, len: u64) -> Result<u64, MmError> {
     let phys = DirectMap.phys_of(virt).ok_or(MmError::NotRam(virt))?;
-    let last = virt.checked_add(len.saturating_sub(1)).ok_or(MmError::NotRam(virt))?;
+    let last = virt
+        .checked_add(len.saturating_sub(1))
+        .ok_or(MmError::NotRam(virt))?;
     DirectMap.phys_of(last).ok_or(MmError::NotRam(last))?;
     Ok(phys)
 }
@@ -265,7 +296,10 @@ pub fn run(info: &'static BootInfo) -> ! {
     loop {
         let b = input::wait_byte();
         if run_protected(|| sh.feed(b, &mut glue)).is_err() {
-            kprint!("error: command aborted by an unexpected CPU exception (report above)\r\n{}", shell::PROMPT);
+            kprint!(
+                "error: command aborted by an unexpected CPU exception (report above)\r\n{}",
+                shell::PROMPT
+            );
         }
     }
 }

@@ -36,6 +36,16 @@ pub fn kmain(mut info: BootInfo) -> ! {
     info.finish();
     let info = BOOT.call_once(|| info);
     mm::init(info);
+    if let Some(s) = mm::SETUP.get() {
+        kprintln!(
+            "mm: RAM up to {} MiB, direct map {} MiB, mem_map {} KiB at {:#x}, set up in {} cycles",
+            s.ram_end >> 20,
+            s.lowmem.min(s.ram_end) >> 20,
+            s.mem_map_bytes >> 10,
+            s.mem_map_phys,
+            s.init_cycles
+        );
+    }
     if let Some(fb) = info.framebuffer {
         drivers::framebuffer::init(&fb, mm::paging::DIRECT_MAP_BASE + fb.phys);
     }
@@ -52,7 +62,12 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     x86_64::instructions::interrupts::disable();
     console::emergency_print(format_args!("\r\n!!! kernel panic: {}\r\n", info.message()));
     if let Some(loc) = info.location() {
-        console::emergency_print(format_args!("    at {}:{}:{}\r\n", loc.file(), loc.line(), loc.column()));
+        console::emergency_print(format_args!(
+            "    at {}:{}:{}\r\n",
+            loc.file(),
+            loc.line(),
+            loc.column()
+        ));
     }
     platform::qemu_exit_failure();
     arch::cpu::halt_forever()

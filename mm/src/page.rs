@@ -90,9 +90,13 @@ impl Zone {
 
     /// Parses a zone name, case-insensitively; the `ZONE_` forms are accepted too.
     pub fn parse(s: &str) -> Option<Zone> {
-        let s = s.strip_prefix("ZONE_").or_else(|| s.strip_prefix("zone_")).unwrap_or(s);
+        let s = s
+            .strip_prefix("ZONE_")
+            .or_else(|| s.strip_prefix("zone_"))
+            .unwrap_or(s);
         Zone::ALL.into_iter().find(|z| {
-            z.name().eq_ignore_ascii_case(s) || (*z == Zone::Unmapped && s.eq_ignore_ascii_case("UNMAPPED_IN_PGT"))
+            z.name().eq_ignore_ascii_case(s)
+                || (*z == Zone::Unmapped && s.eq_ignore_ascii_case("UNMAPPED_IN_PGT"))
         })
     }
 
@@ -143,8 +147,14 @@ impl PageFlags {
 
     /// Parses one flag name (`PGT_MAPPED` or `PAGE_PGT_MAPPED`, any case).
     pub fn parse(s: &str) -> Option<PageFlags> {
-        let s = s.strip_prefix("PAGE_").or_else(|| s.strip_prefix("page_")).unwrap_or(s);
-        PageFlags::NAMED.iter().find(|(_, n)| n.eq_ignore_ascii_case(s)).map(|(f, _)| *f)
+        let s = s
+            .strip_prefix("PAGE_")
+            .or_else(|| s.strip_prefix("page_"))
+            .unwrap_or(s);
+        PageFlags::NAMED
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(s))
+            .map(|(f, _)| *f)
     }
     /// True if every bit of `other` is set in `self`.
     pub const fn contains(self, other: PageFlags) -> bool {
@@ -270,7 +280,15 @@ static_assertions::const_assert_eq!(core::mem::size_of::<Page>(), 16);
 impl Page {
     /// A reserved page of `zone` with no flags and no links.
     pub const fn reserved(zone: Zone) -> Page {
-        Page { flags: 0, meta: (zone as u8) << 3, order: 0, slab_cache: 0, count: 0, next: NIL, prev: NIL }
+        Page {
+            flags: 0,
+            meta: (zone as u8) << 3,
+            order: 0,
+            slab_cache: 0,
+            count: 0,
+            next: NIL,
+            prev: NIL,
+        }
     }
     /// Current state.
     pub const fn state(&self) -> PageState {
@@ -341,9 +359,16 @@ impl Gfp {
 
     /// Parses one flag name, any case, with or without the `GFP_`/`__GFP_` prefix.
     pub fn parse(s: &str) -> Option<Gfp> {
-        let bare = |n: &str| n.trim_start_matches('_').trim_start_matches("GFP_").to_ascii_uppercase();
+        let bare = |n: &str| {
+            n.trim_start_matches('_')
+                .trim_start_matches("GFP_")
+                .to_ascii_uppercase()
+        };
         let want = bare(&s.to_ascii_uppercase());
-        Gfp::NAMED.iter().find(|(_, n)| bare(n) == want).map(|(g, _)| *g)
+        Gfp::NAMED
+            .iter()
+            .find(|(_, n)| bare(n) == want)
+            .map(|(g, _)| *g)
     }
     /// True if every bit of `other` is set.
     pub const fn contains(self, other: Gfp) -> bool {
@@ -424,8 +449,12 @@ impl fmt::Display for MmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             MmError::OutOfMemory => f.write_str("out of memory"),
-            MmError::BadZone => f.write_str("unknown or empty zone (expected DMA, NORMAL or UNMAPPED)"),
-            MmError::BadCount { got, max } => write!(f, "page count {got} out of range (expected 1..={max})"),
+            MmError::BadZone => {
+                f.write_str("unknown or empty zone (expected DMA, NORMAL or UNMAPPED)")
+            }
+            MmError::BadCount { got, max } => {
+                write!(f, "page count {got} out of range (expected 1..={max})")
+            }
             MmError::BadOrder(o) => write!(f, "order {o} out of range (expected 0..={MAX_ORDER})"),
             MmError::BadSize { got, min, max } => {
                 write!(f, "size {got} out of range (expected {min}..={max} bytes)")
@@ -434,9 +463,15 @@ impl fmt::Display for MmError {
             MmError::NotRam(a) => write!(f, "{a:#x} is not in managed RAM"),
             MmError::DoubleFree(p) => write!(f, "double free of page pfn={p}"),
             MmError::Reserved(p) => write!(f, "page pfn={p} is reserved, not allocated"),
-            MmError::NotBlockHead(p) => write!(f, "page pfn={p} is not the first page of an allocated block"),
+            MmError::NotBlockHead(p) => write!(
+                f,
+                "page pfn={p} is not the first page of an allocated block"
+            ),
             MmError::WrongSize { pfn, expected, got } => {
-                write!(f, "block at pfn={pfn} was allocated with {expected}, freed with {got}")
+                write!(
+                    f,
+                    "block at pfn={pfn} was allocated with {expected}, freed with {got}"
+                )
             }
             MmError::SlabPage(p) => write!(f, "page pfn={p} belongs to the slab allocator"),
             MmError::NoVirtualAddress(p) => write!(f, "page pfn={p} has no kernel virtual address"),

@@ -81,7 +81,10 @@ impl Opts {
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The kernel ELF: `$MEMKERN_KERNEL`, else the release build in target/.
@@ -122,7 +125,11 @@ fn qemu_args(o: &Opts, kernel: &Path) -> Vec<String> {
     let mut push = |xs: &[&str]| a.extend(xs.iter().map(|s| s.to_string()));
     match &o.boot {
         Boot::Pvh | Boot::PvhQ35 => {
-            let m = if matches!(o.boot, Boot::Pvh) { "microvm" } else { "q35" };
+            let m = if matches!(o.boot, Boot::Pvh) {
+                "microvm"
+            } else {
+                "q35"
+            };
             push(&["-M", m, "-kernel", kernel.to_str().unwrap()]);
             if !o.cmdline.is_empty() {
                 push(&["-append", &o.cmdline]);
@@ -148,7 +155,10 @@ impl Vm {
     pub fn boot(o: Opts) -> Result<Vm, String> {
         let kernel = kernel_path();
         if matches!(o.boot, Boot::Pvh | Boot::PvhQ35) && !kernel.exists() {
-            return Err(format!("no kernel at {} (run `make kernel`)", kernel.display()));
+            return Err(format!(
+                "no kernel at {} (run `make kernel`)",
+                kernel.display()
+            ));
         }
         let start = Instant::now();
         let mut child = Command::new("qemu-system-x86_64")
@@ -183,8 +193,16 @@ impl Vm {
                 let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
             }
         });
-        let session = rexpect::session::spawn_stream(stdout, stdin, Some(o.step.as_millis() as u64));
-        let mut vm = Vm { session, child, done, stderr, banner: String::new(), boot_time: Duration::ZERO };
+        let session =
+            rexpect::session::spawn_stream(stdout, stdin, Some(o.step.as_millis() as u64));
+        let mut vm = Vm {
+            session,
+            child,
+            done,
+            stderr,
+            banner: String::new(),
+            boot_time: Duration::ZERO,
+        };
         vm.banner = vm.expect(PROMPT)?;
         vm.boot_time = start.elapsed();
         Ok(vm)
@@ -192,7 +210,9 @@ impl Vm {
 
     /// Waits for `needle`; returns what came before it.
     pub fn expect(&mut self, needle: &str) -> Result<String, String> {
-        self.session.exp_string(needle).map_err(|e| self.fail(&format!("waiting for {needle:?}: {e}")))
+        self.session
+            .exp_string(needle)
+            .map_err(|e| self.fail(&format!("waiting for {needle:?}: {e}")))
     }
 
     fn fail(&self, what: &str) -> String {
@@ -206,7 +226,10 @@ impl Vm {
 
     /// Sends bytes as they are (no line end).
     pub fn send(&mut self, s: &str) -> Check {
-        self.session.send(s).map(|_| ()).map_err(|e| format!("send: {e}"))?;
+        self.session
+            .send(s)
+            .map(|_| ())
+            .map_err(|e| format!("send: {e}"))?;
         self.session.flush().map_err(|e| format!("flush: {e}"))
     }
 
@@ -236,7 +259,9 @@ impl Vm {
         let errs: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
         match errs.as_slice() {
             [one] if one.contains(want) => Ok(one.to_string()),
-            _ => Err(format!("`{line}`: expected one `error:` line containing {want:?}, got:\n{out}")),
+            _ => Err(format!(
+                "`{line}`: expected one `error:` line containing {want:?}, got:\n{out}"
+            )),
         }
     }
 
@@ -252,7 +277,9 @@ impl Vm {
         loop {
             match self.child.try_wait() {
                 Ok(Some(st)) => return Ok(st.code().unwrap_or(-1)),
-                Ok(None) if t0.elapsed() < Duration::from_secs(20) => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) if t0.elapsed() < Duration::from_secs(20) => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
                 Ok(None) => return Err("QEMU did not exit".into()),
                 Err(e) => return Err(format!("wait: {e}")),
             }
@@ -270,7 +297,8 @@ impl Drop for Vm {
 
 /// Value of `key=` in a result line such as `#1 kmalloc size=80 obj=128 ...`.
 pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// Parses a decimal or 0x number.
@@ -307,22 +335,39 @@ pub struct Scenario {
 /// prints one line each and the closing `N passed, N failed, N skipped` line;
 /// exits non-zero if any failed.
 pub fn run_all(scenarios: Vec<Scenario>, jobs: usize) -> ! {
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let list: Vec<Scenario> =
-        scenarios.into_iter().filter(|s| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str()))).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let list: Vec<Scenario> = scenarios
+        .into_iter()
+        .filter(|s| filters.is_empty() || filters.iter().any(|f| s.name.contains(f.as_str())))
+        .collect();
     let total = list.len();
     println!("\nrunning {total} serial tests ({jobs} at a time)");
-    let queue = Arc::new(std::sync::Mutex::new(list.into_iter().collect::<std::collections::VecDeque<_>>()));
-    let results = Arc::new(std::sync::Mutex::new((0usize, 0usize, 0usize, Vec::<String>::new())));
+    let queue = Arc::new(std::sync::Mutex::new(
+        list.into_iter().collect::<std::collections::VecDeque<_>>(),
+    ));
+    let results = Arc::new(std::sync::Mutex::new((
+        0usize,
+        0usize,
+        0usize,
+        Vec::<String>::new(),
+    )));
     let mut handles = Vec::new();
     for _ in 0..jobs.max(1) {
         let (queue, results) = (queue.clone(), results.clone());
         handles.push(std::thread::spawn(move || loop {
-            let Some(s) = queue.lock().unwrap().pop_front() else { return };
+            let Some(s) = queue.lock().unwrap().pop_front() else {
+                return;
+            };
             let t0 = Instant::now();
             let outcome = std::panic::catch_unwind(s.run).unwrap_or_else(|p| {
                 Outcome::Failed(
-                    p.downcast_ref::<String>().cloned().or(p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default(),
+                    p.downcast_ref::<String>()
+                        .cloned()
+                        .or(p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default(),
                 )
             });
             let ms = t0.elapsed().as_millis();

@@ -15,30 +15,55 @@ pub fn memstat(vm: &mut Vm) -> Result<Vec<(String, u64)>, String> {
 }
 
 fn stat(s: &[(String, u64)], k: &str) -> u64 {
-    s.iter().find(|(n, _)| n == k).map(|(_, v)| *v).unwrap_or(u64::MAX)
+    s.iter()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| *v)
+        .unwrap_or(u64::MAX)
 }
 
 fn memstat_adds_up_and_zones_exist(vm: &mut Vm) -> Check {
     let s = memstat(vm)?;
-    for k in ["total", "used", "free", "shared", "cache_used", "cache_free", "available"] {
-        ensure(stat(&s, k) != u64::MAX, || format!("memstat lacks {k}: {s:?}"))?;
+    for k in [
+        "total",
+        "used",
+        "free",
+        "shared",
+        "cache_used",
+        "cache_free",
+        "available",
+    ] {
+        ensure(stat(&s, k) != u64::MAX, || {
+            format!("memstat lacks {k}: {s:?}")
+        })?;
     }
-    ensure(stat(&s, "total") == stat(&s, "used") + stat(&s, "free"), || format!("total != used + free: {s:?}"))?;
-    ensure(stat(&s, "total") > 2_000_000_000, || format!("2 GiB VM reports total {}", stat(&s, "total")))?;
+    ensure(
+        stat(&s, "total") == stat(&s, "used") + stat(&s, "free"),
+        || format!("total != used + free: {s:?}"),
+    )?;
+    ensure(stat(&s, "total") > 2_000_000_000, || {
+        format!("2 GiB VM reports total {}", stat(&s, "total"))
+    })?;
     let out = vm.ok("memstat")?;
     for z in ["DMA", "NORMAL", "UNMAPPED"] {
-        ensure(out.contains(&format!("zone {z}")), || format!("zone {z} missing with 2 GiB:\n{out}"))?;
+        ensure(out.contains(&format!("zone {z}")), || {
+            format!("zone {z} missing with 2 GiB:\n{out}")
+        })?;
     }
     Ok(())
 }
 
 /// The first line of `out` that starts with a handle (`#N ...`).
 fn result_line(out: &str) -> Result<String, String> {
-    out.lines().find(|l| l.starts_with('#')).map(String::from).ok_or_else(|| format!("no result line in:\n{out}"))
+    out.lines()
+        .find(|l| l.starts_with('#'))
+        .map(String::from)
+        .ok_or_else(|| format!("no result line in:\n{out}"))
 }
 
 fn hexfield(line: &str, key: &str) -> Result<u64, String> {
-    field(line, key).and_then(num).ok_or_else(|| format!("no numeric {key}= in {line:?}"))
+    field(line, key)
+        .and_then(num)
+        .ok_or_else(|| format!("no numeric {key}= in {line:?}"))
 }
 
 const MIB: u64 = 1 << 20;
@@ -47,21 +72,38 @@ const LOWMEM: u64 = 1 << 30;
 fn zones_give_memory_where_they_should(vm: &mut Vm) -> Check {
     let dma = result_line(&vm.ok("pages 4 DMA KERNEL")?)?;
     let phys = hexfield(&dma, "phys")?;
-    ensure(phys + 4 * 4096 <= 16 * MIB, || format!("DMA block not below 16 MiB: {dma}"))?;
-    ensure(field(&dma, "virt") != Some("none") && field(&dma, "flags") == Some("KERNEL"), || dma.clone())?;
+    ensure(phys + 4 * 4096 <= 16 * MIB, || {
+        format!("DMA block not below 16 MiB: {dma}")
+    })?;
+    ensure(
+        field(&dma, "virt") != Some("none") && field(&dma, "flags") == Some("KERNEL"),
+        || dma.clone(),
+    )?;
     let normal = result_line(&vm.ok("pages 8 NORMAL")?)?;
     let phys = hexfield(&normal, "phys")?;
-    ensure((16 * MIB..LOWMEM).contains(&phys), || format!("NORMAL block outside 16 MiB..1 GiB: {normal}"))?;
+    ensure((16 * MIB..LOWMEM).contains(&phys), || {
+        format!("NORMAL block outside 16 MiB..1 GiB: {normal}")
+    })?;
     let un = result_line(&vm.ok("pages 2 UNMAPPED")?)?;
-    ensure(hexfield(&un, "phys")? >= LOWMEM, || format!("UNMAPPED block below the limit: {un}"))?;
-    ensure(field(&un, "virt") == Some("none"), || format!("UNMAPPED page has a virtual address: {un}"))?;
+    ensure(hexfield(&un, "phys")? >= LOWMEM, || {
+        format!("UNMAPPED block below the limit: {un}")
+    })?;
+    ensure(field(&un, "virt") == Some("none"), || {
+        format!("UNMAPPED page has a virtual address: {un}")
+    })?;
     let high = result_line(&vm.ok("alloc_pages 3 __GFP_HIGHMEM")?)?;
-    ensure(field(&high, "zone") == Some("UNMAPPED") && field(&high, "virt") == Some("none"), || high.clone())?;
+    ensure(
+        field(&high, "zone") == Some("UNMAPPED") && field(&high, "virt") == Some("none"),
+        || high.clone(),
+    )?;
     let dma2 = result_line(&vm.ok("get_free_pages 1 GFP_DMA")?)?;
     ensure(hexfield(&dma2, "phys")? < 16 * MIB, || dma2.clone())?;
     // A page of the kernel image is reserved and marked KERNEL_INIT.
     let img = vm.ok("page 0x200")?;
-    ensure(img.contains("state=reserved") && img.contains("KERNEL_INIT"), || format!("kernel image page:\n{img}"))?;
+    ensure(
+        img.contains("state=reserved") && img.contains("KERNEL_INIT"),
+        || format!("kernel image page:\n{img}"),
+    )?;
     Ok(())
 }
 
@@ -69,14 +111,24 @@ fn reference_counts(vm: &mut Vm) -> Check {
     let line = result_line(&vm.ok("page_alloc")?)?;
     ensure(line.starts_with("#1 "), || line.clone())?;
     let dump = vm.ok("dump #1 0 64")?;
-    ensure(dump.lines().skip(1).all(|l| l.contains(" 00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00 ")), || {
-        format!("page_alloc page not zero:\n{dump}")
+    ensure(
+        dump.lines()
+            .skip(1)
+            .all(|l| l.contains(" 00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00 ")),
+        || format!("page_alloc page not zero:\n{dump}"),
+    )?;
+    ensure(vm.ok("get_page #1")?.contains("refcount=2"), || {
+        "get_page".into()
     })?;
-    ensure(vm.ok("get_page #1")?.contains("refcount=2"), || "get_page".into())?;
     vm.err("free #1", "2 references")?;
-    ensure(vm.ok("put_page #1")?.contains("refcount=1"), || "put_page".into())?;
+    ensure(vm.ok("put_page #1")?.contains("refcount=1"), || {
+        "put_page".into()
+    })?;
     let out = vm.ok("page_decref #1")?;
-    ensure(out.contains("refcount=0") && out.contains("retired #1"), || format!("page_decref:\n{out}"))?;
+    ensure(
+        out.contains("refcount=0") && out.contains("retired #1"),
+        || format!("page_decref:\n{out}"),
+    )?;
     vm.err("free #1", "already freed")?;
     Ok(())
 }
@@ -85,7 +137,10 @@ fn every_misuse_is_an_error(vm: &mut Vm) -> Check {
     let boot = memstat(vm)?;
     vm.err("pages 0", "out of range")?;
     vm.err("pages 64", "out of range")?;
-    vm.err("pages 1 DMX", "unknown zone 'DMX' (expected DMA, NORMAL or UNMAPPED)")?;
+    vm.err(
+        "pages 1 DMX",
+        "unknown zone 'DMX' (expected DMA, NORMAL or UNMAPPED)",
+    )?;
     vm.err("pages 1 NORMAL BOGUS", "BOGUS")?;
     vm.err("alloc_pages 11", "11")?;
     vm.ok("free all")?;
@@ -93,8 +148,15 @@ fn every_misuse_is_an_error(vm: &mut Vm) -> Check {
     let pfn = hexfield(&line, "pfn")?;
     vm.err(&format!("free_pages {pfn:#x} 4"), "allocated with 5")?;
     vm.err(&format!("__free_pages {pfn:#x} 3"), "")?;
-    vm.err(&format!("free_pages {:#x} 1", pfn + 1), "not the first page")?;
-    ensure(vm.ok(&format!("free_pages {pfn:#x} 5"))?.contains("retired #"), || "right count did not free".into())?;
+    vm.err(
+        &format!("free_pages {:#x} 1", pfn + 1),
+        "not the first page",
+    )?;
+    ensure(
+        vm.ok(&format!("free_pages {pfn:#x} 5"))?
+            .contains("retired #"),
+        || "right count did not free".into(),
+    )?;
     vm.err(&format!("free_pages {pfn:#x} 5"), "double free")?;
     vm.err("free_pages 0x200 1", "reserved")?;
     vm.err("free_pages 0x7fffffff 1", "beyond the last frame")?;
@@ -102,14 +164,25 @@ fn every_misuse_is_an_error(vm: &mut Vm) -> Check {
     vm.err("free 0x0000000000200000", "")?;
     vm.ok("free all")?;
     let after = memstat(vm)?;
-    ensure(after == boot, || format!("misuse changed memory:\nboot  {boot:?}\nafter {after:?}"))
+    ensure(after == boot, || {
+        format!("misuse changed memory:\nboot  {boot:?}\nafter {after:?}")
+    })
 }
 
 fn free_all_restores_boot_memstat(vm: &mut Vm) -> Check {
     let boot = memstat(vm)?;
-    for cmd in ["pages 7 DMA", "pages 63 NORMAL SHARED", "pages 1 UNMAPPED", "alloc_pages 10", "alloc_page __GFP_ZERO",
-        "get_free_pages 4", "get_free_page GFP_DMA", "get_zeroed_page", "page_alloc", "alloc_pages 2 __GFP_HIGHMEM"]
-    {
+    for cmd in [
+        "pages 7 DMA",
+        "pages 63 NORMAL SHARED",
+        "pages 1 UNMAPPED",
+        "alloc_pages 10",
+        "alloc_page __GFP_ZERO",
+        "get_free_pages 4",
+        "get_free_page GFP_DMA",
+        "get_zeroed_page",
+        "page_alloc",
+        "alloc_pages 2 __GFP_HIGHMEM",
+    ] {
         vm.ok(cmd)?;
     }
     vm.ok("get_page #9")?;
@@ -120,7 +193,9 @@ fn free_all_restores_boot_memstat(vm: &mut Vm) -> Check {
     vm.ok("put_page #9")?;
     vm.ok("free all")?;
     let after = memstat(vm)?;
-    ensure(after == boot, || format!("free all leaked:\nboot  {boot:?}\nafter {after:?}"))
+    ensure(after == boot, || {
+        format!("free all leaked:\nboot  {boot:?}\nafter {after:?}")
+    })
 }
 
 fn reports_have_their_formats(vm: &mut Vm) -> Check {
@@ -128,15 +203,27 @@ fn reports_have_their_formats(vm: &mut Vm) -> Check {
     let lines: Vec<&str> = bi.lines().collect();
     ensure(lines.len() == 3, || format!("buddyinfo lines:\n{bi}"))?;
     for (l, z) in lines.iter().zip(["DMA", "NORMAL", "UNMAPPED"]) {
-        ensure(l.starts_with(&format!("Node 0, zone {z:>8} ")), || format!("buddyinfo line {l:?}"))?;
-        ensure(l.split_whitespace().count() == 4 + 11, || format!("not 11 orders: {l:?}"))?;
+        ensure(l.starts_with(&format!("Node 0, zone {z:>8} ")), || {
+            format!("buddyinfo line {l:?}")
+        })?;
+        ensure(l.split_whitespace().count() == 4 + 11, || {
+            format!("not 11 orders: {l:?}")
+        })?;
     }
     let zi = vm.ok("zoneinfo")?;
-    ensure(zi.contains("zone DMA") && zi.contains("lowmem: pfn 0x40000"), || format!("zoneinfo:\n{zi}"))?;
+    ensure(
+        zi.contains("zone DMA") && zi.contains("lowmem: pfn 0x40000"),
+        || format!("zoneinfo:\n{zi}"),
+    )?;
     vm.ok("pages 40")?;
     let pm = vm.ok("pagemap")?;
-    ensure(pm.lines().all(|l| l.len() <= 80), || format!("pagemap wider than 80 columns:\n{pm}"))?;
-    ensure(pm.contains('#') && pm.contains('K') && pm.contains('.'), || format!("pagemap lacks states:\n{pm}"))?;
+    ensure(pm.lines().all(|l| l.len() <= 80), || {
+        format!("pagemap wider than 80 columns:\n{pm}")
+    })?;
+    ensure(
+        pm.contains('#') && pm.contains('K') && pm.contains('.'),
+        || format!("pagemap lacks states:\n{pm}"),
+    )?;
     Ok(())
 }
 
@@ -145,7 +232,12 @@ fn bzero_and_bcopy(vm: &mut Vm) -> Check {
     vm.ok("get_zeroed_page")?; // #2, zero
     vm.ok("bcopy #2 #1 4096")?;
     let d = vm.ok("dump #1 4000 96")?;
-    ensure(d.lines().skip(1).all(|l| l.contains(" 00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00 ")), || d.clone())?;
+    ensure(
+        d.lines()
+            .skip(1)
+            .all(|l| l.contains(" 00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00 ")),
+        || d.clone(),
+    )?;
     vm.err("bzero #1 4000 200", "")?;
     vm.err("dump #1 0 100000", "")?;
     Ok(())
@@ -167,17 +259,23 @@ fn out_of_memory_is_an_error_and_recovers() -> Outcome {
                 got += 1;
             }
             let oom = oom.ok_or_else(|| format!("64 MiB never ran out of memory with `{cmd}`"))?;
-            ensure(oom.trim() == "error: out of memory", || format!("`{cmd}`: not an out-of-memory error: {oom}"))?;
+            ensure(oom.trim() == "error: out of memory", || {
+                format!("`{cmd}`: not an out-of-memory error: {oom}")
+            })?;
         }
         let free = stat(&memstat(vm)?, "free");
         // What is left is fragments and ZONE_DMA (DragonOS `pages` takes NORMAL only).
-        ensure(free < 16 * MIB, || format!("after OOM {free} bytes still free"))?;
+        ensure(free < 16 * MIB, || {
+            format!("after OOM {free} bytes still free")
+        })?;
         ensure(got > 12, || format!("only {got} blocks on 64 MiB"))?;
         // The machine is still fine: small allocations may still succeed or fail cleanly.
         let _ = vm.cmd("pages 1")?;
         vm.ok("free all")?;
         let after = memstat(vm)?;
-        ensure(after == boot, || format!("after OOM and free all:\nboot  {boot:?}\nafter {after:?}"))?;
+        ensure(after == boot, || {
+            format!("after OOM and free all:\nboot  {boot:?}\nafter {after:?}")
+        })?;
         let again = result_line(&vm.ok("pages 63")?)?;
         ensure(again.starts_with('#'), || again)
     })
@@ -187,14 +285,18 @@ fn small_machine_has_no_unmapped_zone() -> Outcome {
     with_vm(Opts::default().mem("128M"), |vm| {
         vm.err("pages 1 UNMAPPED", "")?;
         let out = vm.ok("memstat")?;
-        ensure(!out.contains("zone UNMAPPED"), || format!("empty zone listed:\n{out}"))
+        ensure(!out.contains("zone UNMAPPED"), || {
+            format!("empty zone listed:\n{out}")
+        })
     })
 }
 
 fn lowmem_from_the_command_line() -> Outcome {
     with_vm(Opts::default().cmdline("mm.lowmem=256M"), |vm| {
         let zi = vm.ok("zoneinfo")?;
-        ensure(zi.contains("lowmem: pfn 0x10000"), || format!("mm.lowmem=256M ignored:\n{zi}"))?;
+        ensure(zi.contains("lowmem: pfn 0x10000"), || {
+            format!("mm.lowmem=256M ignored:\n{zi}")
+        })?;
         let un = result_line(&vm.ok("pages 1 UNMAPPED")?)?;
         ensure(hexfield(&un, "phys")? >= 256 * MIB, || un)
     })
@@ -202,15 +304,45 @@ fn lowmem_from_the_command_line() -> Outcome {
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario { name: "memstat_adds_up_and_zones_exist", run: || with_vm(Opts::default(), memstat_adds_up_and_zones_exist) },
-        Scenario { name: "zones_give_memory_where_they_should", run: || with_vm(Opts::default(), zones_give_memory_where_they_should) },
-        Scenario { name: "reference_counts", run: || with_vm(Opts::default(), reference_counts) },
-        Scenario { name: "every_misuse_is_an_error", run: || with_vm(Opts::default(), every_misuse_is_an_error) },
-        Scenario { name: "free_all_restores_boot_memstat", run: || with_vm(Opts::default(), free_all_restores_boot_memstat) },
-        Scenario { name: "reports_have_their_formats", run: || with_vm(Opts::default(), reports_have_their_formats) },
-        Scenario { name: "bzero_and_bcopy", run: || with_vm(Opts::default(), bzero_and_bcopy) },
-        Scenario { name: "out_of_memory_is_an_error_and_recovers", run: out_of_memory_is_an_error_and_recovers },
-        Scenario { name: "small_machine_has_no_unmapped_zone", run: small_machine_has_no_unmapped_zone },
-        Scenario { name: "lowmem_from_the_command_line", run: lowmem_from_the_command_line },
+        Scenario {
+            name: "memstat_adds_up_and_zones_exist",
+            run: || with_vm(Opts::default(), memstat_adds_up_and_zones_exist),
+        },
+        Scenario {
+            name: "zones_give_memory_where_they_should",
+            run: || with_vm(Opts::default(), zones_give_memory_where_they_should),
+        },
+        Scenario {
+            name: "reference_counts",
+            run: || with_vm(Opts::default(), reference_counts),
+        },
+        Scenario {
+            name: "every_misuse_is_an_error",
+            run: || with_vm(Opts::default(), every_misuse_is_an_error),
+        },
+        Scenario {
+            name: "free_all_restores_boot_memstat",
+            run: || with_vm(Opts::default(), free_all_restores_boot_memstat),
+        },
+        Scenario {
+            name: "reports_have_their_formats",
+            run: || with_vm(Opts::default(), reports_have_their_formats),
+        },
+        Scenario {
+            name: "bzero_and_bcopy",
+            run: || with_vm(Opts::default(), bzero_and_bcopy),
+        },
+        Scenario {
+            name: "out_of_memory_is_an_error_and_recovers",
+            run: out_of_memory_is_an_error_and_recovers,
+        },
+        Scenario {
+            name: "small_machine_has_no_unmapped_zone",
+            run: small_machine_has_no_unmapped_zone,
+        },
+        Scenario {
+            name: "lowmem_from_the_command_line",
+            run: lowmem_from_the_command_line,
+        },
     ]
 }

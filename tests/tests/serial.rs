@@ -15,20 +15,32 @@ fn pvh(body: fn(&mut Vm) -> Check) -> Outcome {
 // ---- boot and basics -------------------------------------------------------------
 
 fn boot_banner_and_version(vm: &mut Vm) -> Check {
-    ensure(vm.banner.contains("memkern"), || format!("no banner before the prompt:\n{}", vm.banner))?;
+    ensure(vm.banner.contains("memkern"), || {
+        format!("no banner before the prompt:\n{}", vm.banner)
+    })?;
     let out = vm.ok("version")?;
-    ensure(out.contains("memkern") && out.contains("pvh"), || format!("version output:\n{out}"))
-}
-
-fn boot_cmdline_reaches_kernel() -> Outcome {
-    with_vm(Opts::default().cmdline("mm.lowmem=512M hello=world"), |vm| {
-        let out = vm.ok("version")?;
-        ensure(out.contains("mm.lowmem=512M hello=world"), || format!("command line not shown:\n{out}"))
+    ensure(out.contains("memkern") && out.contains("pvh"), || {
+        format!("version output:\n{out}")
     })
 }
 
+fn boot_cmdline_reaches_kernel() -> Outcome {
+    with_vm(
+        Opts::default().cmdline("mm.lowmem=512M hello=world"),
+        |vm| {
+            let out = vm.ok("version")?;
+            ensure(out.contains("mm.lowmem=512M hello=world"), || {
+                format!("command line not shown:\n{out}")
+            })
+        },
+    )
+}
+
 fn boot_q35_seabios_pvh() -> Outcome {
-    let o = Opts { boot: Boot::PvhQ35, ..Opts::default() };
+    let o = Opts {
+        boot: Boot::PvhQ35,
+        ..Opts::default()
+    };
     with_vm(o, |vm| {
         let out = vm.ok("echo q35 ok")?;
         ensure(out.contains("q35 ok"), || out.clone())
@@ -37,8 +49,13 @@ fn boot_q35_seabios_pvh() -> Outcome {
 
 fn help_lists_every_command(vm: &mut Vm) -> Check {
     let out = vm.ok("help")?;
-    for c in ["help", "echo", "history", "clear", "version", "reboot", "poweroff", "trap", "memstat", "handles", "free"] {
-        ensure(out.lines().any(|l| l.trim_start().starts_with(c)), || format!("help does not list {c}:\n{out}"))?;
+    for c in [
+        "help", "echo", "history", "clear", "version", "reboot", "poweroff", "trap", "memstat",
+        "handles", "free",
+    ] {
+        ensure(out.lines().any(|l| l.trim_start().starts_with(c)), || {
+            format!("help does not list {c}:\n{out}")
+        })?;
     }
     let one = vm.ok("help trap")?;
     ensure(one.contains("pf"), || format!("help trap:\n{one}"))
@@ -56,7 +73,9 @@ fn too_long_line_is_an_error(vm: &mut Vm) -> Check {
     vm.send(&format!("{long}\r"))?;
     let out = vm.expect(PROMPT)?;
     let errs = out.lines().filter(|l| l.contains("error: ")).count();
-    ensure(errs == 1 && out.contains("line too long"), || format!("expected one too-long error, got:\n{out}"))?;
+    ensure(errs == 1 && out.contains("line too long"), || {
+        format!("expected one too-long error, got:\n{out}")
+    })?;
     let out = vm.ok("echo after long line")?;
     ensure(out.contains("after long line"), || out)
 }
@@ -64,32 +83,47 @@ fn too_long_line_is_an_error(vm: &mut Vm) -> Check {
 fn binary_and_escape_input(vm: &mut Vm) -> Check {
     vm.send("ab\x01\x02cd\r")?;
     let out = vm.expect(PROMPT)?;
-    ensure(out.contains("error: line contains non-printable byte 0x01"), || format!("binary line:\n{out}"))?;
+    ensure(
+        out.contains("error: line contains non-printable byte 0x01"),
+        || format!("binary line:\n{out}"),
+    )?;
     // An unknown escape sequence is swallowed whole.
     vm.send("\x1b[5~\x1b[1;5Pecho esc ok\r")?;
     let out = vm.expect(PROMPT)?;
-    ensure(out.contains("esc ok") && !out.contains("error"), || format!("escape sequences:\n{out}"))
+    ensure(out.contains("esc ok") && !out.contains("error"), || {
+        format!("escape sequences:\n{out}")
+    })
 }
 
 fn editing_keys(vm: &mut Vm) -> Check {
     // Backspace (both codes), Ctrl-U, Ctrl-C.
     vm.send("echo abx\x7f\x08bc\r")?;
     let out = vm.expect(PROMPT)?;
-    ensure(out.lines().any(|l| l.trim() == "abc"), || format!("backspace:\n{out}"))?;
+    ensure(out.lines().any(|l| l.trim() == "abc"), || {
+        format!("backspace:\n{out}")
+    })?;
     vm.send("garbage\x15echo cleared\r")?;
     let out = vm.expect(PROMPT)?;
-    ensure(out.contains("cleared") && !out.contains("unknown command"), || format!("ctrl-u:\n{out}"))?;
+    ensure(
+        out.contains("cleared") && !out.contains("unknown command"),
+        || format!("ctrl-u:\n{out}"),
+    )?;
     vm.send("echo never\x03")?;
     vm.expect(PROMPT)?;
     vm.send("echo after ctrl-c\r")?;
     let out = vm.expect(PROMPT)?;
-    ensure(out.contains("after ctrl-c") && !out.contains("never\r\nnever"), || format!("ctrl-c:\n{out}"))?;
+    ensure(
+        out.contains("after ctrl-c") && !out.contains("never\r\nnever"),
+        || format!("ctrl-c:\n{out}"),
+    )?;
     // History: up arrow recalls the previous line.
     vm.ok("echo first")?;
     vm.ok("echo second")?;
     vm.send("\x1b[A\x1b[A\r")?;
     let out = vm.expect(PROMPT)?;
-    ensure(out.lines().any(|l| l.trim() == "first"), || format!("history recall:\n{out}"))?;
+    ensure(out.lines().any(|l| l.trim() == "first"), || {
+        format!("history recall:\n{out}")
+    })?;
     // CRLF counts as one line end: no empty extra command in between.
     vm.send("echo crlf\r\n")?;
     vm.expect(PROMPT)?;
@@ -130,11 +164,17 @@ fn clear_sends_the_ansi_clear(vm: &mut Vm) -> Check {
 fn trap_case(vm: &mut Vm, kind: &str, name: &str, details: &[&str]) -> Check {
     vm.send(&format!("trap {kind}\r"))?;
     let out = vm.expect(PROMPT)?.replace('\r', "");
-    ensure(out.contains(&format!("!!! CPU exception {name}")), || format!("trap {kind}: no report:\n{out}"))?;
+    ensure(out.contains(&format!("!!! CPU exception {name}")), || {
+        format!("trap {kind}: no report:\n{out}")
+    })?;
     for d in details {
-        ensure(out.contains(d), || format!("trap {kind}: report lacks {d:?}:\n{out}"))?;
+        ensure(out.contains(d), || {
+            format!("trap {kind}: report lacks {d:?}:\n{out}")
+        })?;
     }
-    ensure(out.contains("RIP    0xffffffff8"), || format!("trap {kind}: no RIP:\n{out}"))?;
+    ensure(out.contains("RIP    0xffffffff8"), || {
+        format!("trap {kind}: no RIP:\n{out}")
+    })?;
     let out = vm.ok("echo alive after trap")?;
     ensure(out.contains("alive after trap"), || out)
 }
@@ -144,15 +184,40 @@ fn trap_page_fault(vm: &mut Vm) -> Check {
         vm,
         "pf",
         "#PF page fault (vector 14)",
-        &["error code 0x0: page not present, read, kernel mode", "CR2    0x00000000deadb000", "command aborted", "error: trap pf failed: command aborted by the CPU exception"],
+        &[
+            "error code 0x0: page not present, read, kernel mode",
+            "CR2    0x00000000deadb000",
+            "command aborted",
+            "error: trap pf failed: command aborted by the CPU exception",
+        ],
     )
 }
 
 fn trap_others(vm: &mut Vm) -> Check {
-    trap_case(vm, "de", "#DE divide error (vector 0)", &["command aborted"])?;
-    trap_case(vm, "ud", "#UD invalid opcode (vector 6)", &["command aborted"])?;
-    trap_case(vm, "gp", "#GP general protection fault (vector 13)", &["error code 0x0", "command aborted"])?;
-    trap_case(vm, "bp", "#BP breakpoint (vector 3)", &["execution continues"])?;
+    trap_case(
+        vm,
+        "de",
+        "#DE divide error (vector 0)",
+        &["command aborted"],
+    )?;
+    trap_case(
+        vm,
+        "ud",
+        "#UD invalid opcode (vector 6)",
+        &["command aborted"],
+    )?;
+    trap_case(
+        vm,
+        "gp",
+        "#GP general protection fault (vector 13)",
+        &["error code 0x0", "command aborted"],
+    )?;
+    trap_case(
+        vm,
+        "bp",
+        "#BP breakpoint (vector 3)",
+        &["execution continues"],
+    )?;
     // Many faults in a row: the IST stacks and the recovery point are reused, and
     // an aborted command leaks nothing.
     let before = pages::memstat(vm)?;
@@ -162,7 +227,9 @@ fn trap_others(vm: &mut Vm) -> Check {
         vm.expect(PROMPT)?;
     }
     let after = pages::memstat(vm)?;
-    ensure(before == after, || format!("20 faults changed memory:\nbefore {before:?}\nafter  {after:?}"))?;
+    ensure(before == after, || {
+        format!("20 faults changed memory:\nbefore {before:?}\nafter  {after:?}")
+    })?;
     let out = vm.ok("echo survived 20 faults")?;
     ensure(out.contains("survived"), || out)
 }
@@ -170,14 +237,20 @@ fn trap_others(vm: &mut Vm) -> Check {
 // ---- Limine (only with an ISO) ---------------------------------------------------
 
 fn iso() -> Option<std::path::PathBuf> {
-    std::env::var_os("MEMKERN_ISO").filter(|s| !s.is_empty()).map(Into::into)
+    std::env::var_os("MEMKERN_ISO")
+        .filter(|s| !s.is_empty())
+        .map(Into::into)
 }
 
 fn limine_bios() -> Outcome {
     let Some(iso) = iso() else {
         return Outcome::Skipped("LIMINE_DIR not set, no ISO built".into());
     };
-    let o = Opts { boot: Boot::IsoBios(iso), step: Duration::from_secs(60), ..Opts::default() };
+    let o = Opts {
+        boot: Boot::IsoBios(iso),
+        step: Duration::from_secs(60),
+        ..Opts::default()
+    };
     with_vm(o, |vm| {
         let out = vm.ok("version")?;
         ensure(out.contains("limine-bios"), || out.clone())?;
@@ -209,7 +282,10 @@ fn limine_uefi() -> Outcome {
         let out = vm.ok("version")?;
         ensure(out.contains("limine-uefi"), || out.clone())?;
         let out = vm.cmd("trap pf")?;
-        ensure(out.contains("#PF page fault") && out.contains("command aborted"), || out.clone())?;
+        ensure(
+            out.contains("#PF page fault") && out.contains("command aborted"),
+            || out.clone(),
+        )?;
         let out = vm.ok("echo uefi alive")?;
         ensure(out.contains("uefi alive"), || out)
     });
@@ -219,21 +295,66 @@ fn limine_uefi() -> Outcome {
 
 fn main() {
     let mut all = vec![
-        Scenario { name: "boot_banner_and_version", run: || pvh(boot_banner_and_version) },
-        Scenario { name: "boot_cmdline_reaches_kernel", run: boot_cmdline_reaches_kernel },
-        Scenario { name: "boot_q35_seabios_pvh", run: boot_q35_seabios_pvh },
-        Scenario { name: "help_lists_every_command", run: || pvh(help_lists_every_command) },
-        Scenario { name: "unknown_command_is_one_error", run: || pvh(unknown_command_is_one_error) },
-        Scenario { name: "too_long_line_is_an_error", run: || pvh(too_long_line_is_an_error) },
-        Scenario { name: "binary_and_escape_input", run: || pvh(binary_and_escape_input) },
-        Scenario { name: "editing_keys", run: || pvh(editing_keys) },
-        Scenario { name: "poweroff_exit_status", run: poweroff_exit_status },
-        Scenario { name: "reboot_resets_the_machine", run: reboot_resets_the_machine },
-        Scenario { name: "clear_sends_the_ansi_clear", run: || pvh(clear_sends_the_ansi_clear) },
-        Scenario { name: "trap_page_fault", run: || pvh(trap_page_fault) },
-        Scenario { name: "trap_others", run: || pvh(trap_others) },
-        Scenario { name: "limine_bios", run: limine_bios },
-        Scenario { name: "limine_uefi", run: limine_uefi },
+        Scenario {
+            name: "boot_banner_and_version",
+            run: || pvh(boot_banner_and_version),
+        },
+        Scenario {
+            name: "boot_cmdline_reaches_kernel",
+            run: boot_cmdline_reaches_kernel,
+        },
+        Scenario {
+            name: "boot_q35_seabios_pvh",
+            run: boot_q35_seabios_pvh,
+        },
+        Scenario {
+            name: "help_lists_every_command",
+            run: || pvh(help_lists_every_command),
+        },
+        Scenario {
+            name: "unknown_command_is_one_error",
+            run: || pvh(unknown_command_is_one_error),
+        },
+        Scenario {
+            name: "too_long_line_is_an_error",
+            run: || pvh(too_long_line_is_an_error),
+        },
+        Scenario {
+            name: "binary_and_escape_input",
+            run: || pvh(binary_and_escape_input),
+        },
+        Scenario {
+            name: "editing_keys",
+            run: || pvh(editing_keys),
+        },
+        Scenario {
+            name: "poweroff_exit_status",
+            run: poweroff_exit_status,
+        },
+        Scenario {
+            name: "reboot_resets_the_machine",
+            run: reboot_resets_the_machine,
+        },
+        Scenario {
+            name: "clear_sends_the_ansi_clear",
+            run: || pvh(clear_sends_the_ansi_clear),
+        },
+        Scenario {
+            name: "trap_page_fault",
+            run: || pvh(trap_page_fault),
+        },
+        Scenario {
+            name: "trap_others",
+            run: || pvh(trap_others),
+        },
+        Scenario {
+            name: "limine_bios",
+            run: limine_bios,
+        },
+        Scenario {
+            name: "limine_uefi",
+            run: limine_uefi,
+        },
     ];
     all.extend(pages::scenarios());
     all.extend(slab::scenarios());

@@ -5,11 +5,16 @@ use crate::pages::memstat;
 use systest::*;
 
 fn result_line(out: &str) -> Result<String, String> {
-    out.lines().find(|l| l.starts_with('#')).map(String::from).ok_or_else(|| format!("no result line in:\n{out}"))
+    out.lines()
+        .find(|l| l.starts_with('#'))
+        .map(String::from)
+        .ok_or_else(|| format!("no result line in:\n{out}"))
 }
 
 fn numfield(line: &str, key: &str) -> Result<u64, String> {
-    field(line, key).and_then(num).ok_or_else(|| format!("no numeric {key}= in {line:?}"))
+    field(line, key)
+        .and_then(num)
+        .ok_or_else(|| format!("no numeric {key}= in {line:?}"))
 }
 
 const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
@@ -17,19 +22,42 @@ const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
 fn kmalloc_sizes_and_alignment(vm: &mut Vm) -> Check {
     let l = result_line(&vm.ok("kmalloc 80")?)?;
     let virt = numfield(&l, "virt")?;
-    ensure(numfield(&l, "size")? == 80 && numfield(&l, "obj")? == 128, || format!("kmalloc 80: {l}"))?;
-    ensure(virt % 128 == 0, || format!("kmalloc 80 not 128-aligned: {l}"))?;
-    ensure(numfield(&l, "phys")? == virt - DIRECT_MAP, || format!("phys/virt mismatch: {l}"))?;
-    for (size, obj) in [(1u64, 32u64), (32, 32), (33, 64), (4097, 8192), (1 << 20, 1 << 20)] {
+    ensure(
+        numfield(&l, "size")? == 80 && numfield(&l, "obj")? == 128,
+        || format!("kmalloc 80: {l}"),
+    )?;
+    ensure(virt % 128 == 0, || {
+        format!("kmalloc 80 not 128-aligned: {l}")
+    })?;
+    ensure(numfield(&l, "phys")? == virt - DIRECT_MAP, || {
+        format!("phys/virt mismatch: {l}")
+    })?;
+    for (size, obj) in [
+        (1u64, 32u64),
+        (32, 32),
+        (33, 64),
+        (4097, 8192),
+        (1 << 20, 1 << 20),
+    ] {
         let l = result_line(&vm.ok(&format!("kmalloc {size}"))?)?;
-        ensure(numfield(&l, "obj")? == obj && numfield(&l, "virt")? % obj == 0, || format!("kmalloc {size}: {l}"))?;
+        ensure(
+            numfield(&l, "obj")? == obj && numfield(&l, "virt")? % obj == 0,
+            || format!("kmalloc {size}: {l}"),
+        )?;
     }
     let d = result_line(&vm.ok("kmalloc 300 GFP_DMA")?)?;
-    ensure(numfield(&d, "phys")? + 512 <= 16 << 20, || format!("GFP_DMA object not below 16 MiB: {d}"))?;
+    ensure(numfield(&d, "phys")? + 512 <= 16 << 20, || {
+        format!("GFP_DMA object not below 16 MiB: {d}")
+    })?;
     let z = result_line(&vm.ok("kzalloc 200")?)?;
     let id = z.split_whitespace().next().unwrap().to_string();
     let dump = vm.ok(&format!("dump {id} 0 200"))?;
-    ensure(dump.lines().skip(1).all(|l| l[10..58].split_whitespace().all(|b| b == "00")), || format!("kzalloc not zero:\n{dump}"))?;
+    ensure(
+        dump.lines()
+            .skip(1)
+            .all(|l| l[10..58].split_whitespace().all(|b| b == "00")),
+        || format!("kzalloc not zero:\n{dump}"),
+    )?;
     vm.err("kmalloc 0", "")?;
     vm.err("kmalloc 2M", "")?;
     vm.err("kmalloc 64 GFP_BOGUS", "GFP_BOGUS")?;
@@ -47,17 +75,23 @@ fn kfree_misuse_is_detected(vm: &mut Vm) -> Check {
     vm.ok("kfree 0")?;
     vm.ok("free all")?;
     let after = memstat(vm)?;
-    ensure(boot == after, || format!("misuse changed memory:\nboot  {boot:?}\nafter {after:?}"))
+    ensure(boot == after, || {
+        format!("misuse changed memory:\nboot  {boot:?}\nafter {after:?}")
+    })
 }
 
 fn caches_and_mempools(vm: &mut Vm) -> Check {
     let boot = memstat(vm)?;
     let c = result_line(&vm.ok("cache create inode 200 0 SLAB_HWCACHE_ALIGN")?)?;
-    ensure(numfield(&c, "obj")? % 64 == 0, || format!("SLAB_HWCACHE_ALIGN stride: {c}"))?;
+    ensure(numfield(&c, "obj")? % 64 == 0, || {
+        format!("SLAB_HWCACHE_ALIGN stride: {c}")
+    })?;
     vm.err("cache create inode 64", "")?;
     vm.ok("cache create dmacache 64 0 SLAB_CACHE_DMA")?;
     let dma = result_line(&vm.ok("cache alloc dmacache")?)?;
-    ensure(numfield(&dma, "phys")? < 16 << 20, || format!("SLAB_CACHE_DMA object above 16 MiB: {dma}"))?;
+    ensure(numfield(&dma, "phys")? < 16 << 20, || {
+        format!("SLAB_CACHE_DMA object above 16 MiB: {dma}")
+    })?;
     let a = result_line(&vm.ok("cache alloc inode")?)?;
     vm.ok("cache alloc inode")?;
     vm.ok("cache alloc inode")?;
@@ -68,46 +102,88 @@ fn caches_and_mempools(vm: &mut Vm) -> Check {
     vm.ok(&format!("cache free inode {id}"))?;
     vm.err(&format!("cache free inode {va:#018x}"), "")?;
     let info = vm.ok("slabinfo")?;
-    ensure(info.starts_with("slabinfo - version: 2.1\n# name            <active_objs>"), || format!("slabinfo header:\n{info}"))?;
-    let row = info.lines().find(|l| l.starts_with("inode ")).ok_or("no inode row in slabinfo")?;
-    ensure(row.split_whitespace().nth(1) == Some("2"), || format!("inode active objects: {row}"))?;
+    ensure(
+        info.starts_with("slabinfo - version: 2.1\n# name            <active_objs>"),
+        || format!("slabinfo header:\n{info}"),
+    )?;
+    let row = info
+        .lines()
+        .find(|l| l.starts_with("inode "))
+        .ok_or("no inode row in slabinfo")?;
+    ensure(row.split_whitespace().nth(1) == Some("2"), || {
+        format!("inode active objects: {row}")
+    })?;
     // A mempool over kmalloc with a reserve of 2.
     vm.ok("mempool create pool 2 kmalloc 128")?;
     let p = result_line(&vm.ok("mempool alloc pool")?)?;
     ensure(field(&p, "pool") == Some("pool"), || p.clone())?;
     vm.err("mempool destroy pool", "")?;
     let i = vm.ok("mempool info pool")?;
-    ensure(i.contains("min_nr") && i.contains("outstanding"), || i.clone())?;
+    ensure(i.contains("min_nr") && i.contains("outstanding"), || {
+        i.clone()
+    })?;
     vm.ok("free all")?;
     let after = memstat(vm)?;
-    ensure(boot == after, || format!("free all leaked:\nboot  {boot:?}\nafter {after:?}"))
+    ensure(boot == after, || {
+        format!("free all leaked:\nboot  {boot:?}\nafter {after:?}")
+    })
 }
 
 fn selftest_and_live_slub_debug(vm: &mut Vm) -> Check {
     let boot = memstat(vm)?;
     let out = vm.ok("selftest slab")?;
-    ensure(out.contains("all 9 scenarios detected their corruption"), || format!("selftest:\n{out}"))?;
-    ensure(out.lines().filter(|l| l.contains("errors detected")).count() == 9, || out.clone())?;
+    ensure(
+        out.contains("all 9 scenarios detected their corruption"),
+        || format!("selftest:\n{out}"),
+    )?;
+    ensure(
+        out.lines()
+            .filter(|l| l.contains("errors detected"))
+            .count()
+            == 9,
+        || out.clone(),
+    )?;
     let after = memstat(vm)?;
-    ensure(boot == after, || format!("selftest leaked:\nboot  {boot:?}\nafter {after:?}"))?;
+    ensure(boot == after, || {
+        format!("selftest leaked:\nboot  {boot:?}\nafter {after:?}")
+    })?;
     let set = vm.ok("slub_debug FZPU,kmalloc-512")?;
-    ensure(set.contains("kmalloc-512"), || format!("slub_debug set:\n{set}"))?;
+    ensure(set.contains("kmalloc-512"), || {
+        format!("slub_debug set:\n{set}")
+    })?;
     let show = vm.ok("slub_debug")?;
-    ensure(show.lines().any(|l| l.starts_with("kmalloc-512") && l.contains("FZPU")), || show.clone())?;
+    ensure(
+        show.lines()
+            .any(|l| l.starts_with("kmalloc-512") && l.contains("FZPU")),
+        || show.clone(),
+    )?;
     // Size alignment still holds with red zones and tracking on.
     let l = result_line(&vm.ok("kmalloc 300")?)?;
-    ensure(numfield(&l, "obj")? == 512 && numfield(&l, "virt")? % 512 == 0, || format!("debug kmalloc: {l}"))?;
+    ensure(
+        numfield(&l, "obj")? == 512 && numfield(&l, "virt")? % 512 == 0,
+        || format!("debug kmalloc: {l}"),
+    )?;
     vm.ok("free all")?;
     vm.ok("slub_debug -")?;
     let show = vm.ok("slub_debug")?;
-    ensure(!show.lines().any(|l| l.starts_with("kmalloc-512")), || format!("slub_debug - left options:\n{show}"))
+    ensure(!show.lines().any(|l| l.starts_with("kmalloc-512")), || {
+        format!("slub_debug - left options:\n{show}")
+    })
 }
 
 fn slub_debug_from_the_command_line() -> Outcome {
     with_vm(Opts::default().cmdline("slub_debug=FZ,kmalloc-64"), |vm| {
-        ensure(vm.banner.contains("slub_debug=FZ,kmalloc-64: debugging changed on 1 caches"), || vm.banner.clone())?;
+        ensure(
+            vm.banner
+                .contains("slub_debug=FZ,kmalloc-64: debugging changed on 1 caches"),
+            || vm.banner.clone(),
+        )?;
         let show = vm.ok("slub_debug")?;
-        ensure(show.lines().any(|l| l.starts_with("kmalloc-64") && l.contains("FZ")), || show.clone())?;
+        ensure(
+            show.lines()
+                .any(|l| l.starts_with("kmalloc-64") && l.contains("FZ")),
+            || show.clone(),
+        )?;
         let l = result_line(&vm.ok("kmalloc 40")?)?;
         ensure(numfield(&l, "virt")? % 64 == 0, || l)
     })
@@ -115,18 +191,45 @@ fn slub_debug_from_the_command_line() -> Outcome {
 
 fn bench_kmalloc_reports_cycles(vm: &mut Vm) -> Check {
     let out = vm.ok("bench kmalloc 20000")?;
-    let line = out.lines().find(|l| l.starts_with("kmalloc(80)+kfree: 20000 pairs")).ok_or_else(|| out.clone())?;
-    let per = line.rsplit(", ").next().and_then(|s| s.strip_suffix(" cycles/pair")).and_then(|s| s.parse::<f64>().ok());
-    ensure(per.is_some_and(|c| c > 0.0), || format!("no cycles/pair in {line:?}"))
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("kmalloc(80)+kfree: 20000 pairs"))
+        .ok_or_else(|| out.clone())?;
+    let per = line
+        .rsplit(", ")
+        .next()
+        .and_then(|s| s.strip_suffix(" cycles/pair"))
+        .and_then(|s| s.parse::<f64>().ok());
+    ensure(per.is_some_and(|c| c > 0.0), || {
+        format!("no cycles/pair in {line:?}")
+    })
 }
 
 pub fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario { name: "kmalloc_sizes_and_alignment", run: || with_vm(Opts::default(), kmalloc_sizes_and_alignment) },
-        Scenario { name: "kfree_misuse_is_detected", run: || with_vm(Opts::default(), kfree_misuse_is_detected) },
-        Scenario { name: "caches_and_mempools", run: || with_vm(Opts::default(), caches_and_mempools) },
-        Scenario { name: "selftest_and_live_slub_debug", run: || with_vm(Opts::default(), selftest_and_live_slub_debug) },
-        Scenario { name: "slub_debug_from_the_command_line", run: slub_debug_from_the_command_line },
-        Scenario { name: "bench_kmalloc_reports_cycles", run: || with_vm(Opts::default(), bench_kmalloc_reports_cycles) },
+        Scenario {
+            name: "kmalloc_sizes_and_alignment",
+            run: || with_vm(Opts::default(), kmalloc_sizes_and_alignment),
+        },
+        Scenario {
+            name: "kfree_misuse_is_detected",
+            run: || with_vm(Opts::default(), kfree_misuse_is_detected),
+        },
+        Scenario {
+            name: "caches_and_mempools",
+            run: || with_vm(Opts::default(), caches_and_mempools),
+        },
+        Scenario {
+            name: "selftest_and_live_slub_debug",
+            run: || with_vm(Opts::default(), selftest_and_live_slub_debug),
+        },
+        Scenario {
+            name: "slub_debug_from_the_command_line",
+            run: slub_debug_from_the_command_line,
+        },
+        Scenario {
+            name: "bench_kmalloc_reports_cycles",
+            run: || with_vm(Opts::default(), bench_kmalloc_reports_cycles),
+        },
     ]
 }

@@ -9,8 +9,8 @@
 use super::{BootInfo, BootPath, Cmdline, FramebufferInfo, MemKind, MemRegion, MemoryMap};
 use limine::memory_map::EntryType;
 use limine::request::{
-    ExecutableAddressRequest, ExecutableCmdlineRequest, FirmwareTypeRequest, FramebufferRequest, HhdmRequest,
-    MemoryMapRequest, RequestsEndMarker, RequestsStartMarker, RsdpRequest,
+    ExecutableAddressRequest, ExecutableCmdlineRequest, FirmwareTypeRequest, FramebufferRequest,
+    HhdmRequest, MemoryMapRequest, RequestsEndMarker, RequestsStartMarker, RsdpRequest,
 };
 use limine::BaseRevision;
 
@@ -74,7 +74,10 @@ extern "C" fn limine_main() -> ! {
     if !BASE_REVISION.is_supported() {
         panic!("Limine: base revision 2 is not supported by this bootloader");
     }
-    let hhdm = HHDM.get_response().expect("Limine: no HHDM response").offset();
+    let hhdm = HHDM
+        .get_response()
+        .expect("Limine: no HHDM response")
+        .offset();
     let mut map = MemoryMap::new();
     if let Some(resp) = MEMMAP.get_response() {
         for e in resp.entries() {
@@ -88,21 +91,28 @@ extern "C" fn limine_main() -> ! {
                 EntryType::FRAMEBUFFER => MemKind::Framebuffer,
                 _ => MemKind::Reserved,
             };
-            map.push(MemRegion { start: e.base, end: e.base.saturating_add(e.length), kind });
+            map.push(MemRegion {
+                start: e.base,
+                end: e.base.saturating_add(e.length),
+                kind,
+            });
         }
     } else {
         panic!("Limine: no memory map response");
     }
-    let framebuffer = FRAMEBUFFER.get_response().and_then(|r| r.framebuffers().next()).and_then(|fb| {
-        let virt = fb.addr() as u64;
-        (fb.bpp() == 32 && virt >= hhdm).then(|| FramebufferInfo {
-            phys: virt - hhdm,
-            width: fb.width() as u32,
-            height: fb.height() as u32,
-            pitch: fb.pitch() as u32,
-            bpp: fb.bpp(),
-        })
-    });
+    let framebuffer = FRAMEBUFFER
+        .get_response()
+        .and_then(|r| r.framebuffers().next())
+        .and_then(|fb| {
+            let virt = fb.addr() as u64;
+            (fb.bpp() == 32 && virt >= hhdm).then(|| FramebufferInfo {
+                phys: virt - hhdm,
+                width: fb.width() as u32,
+                height: fb.height() as u32,
+                pitch: fb.pitch() as u32,
+                bpp: fb.bpp(),
+            })
+        });
     let mut cmdline = Cmdline::new();
     if let Some(c) = CMDLINE.get_response() {
         for &b in c.cmdline().to_bytes() {
@@ -117,9 +127,16 @@ extern "C" fn limine_main() -> ! {
         .get_response()
         .map(|f| f.firmware_type() != limine::firmware_type::FirmwareType::X86_BIOS)
         .unwrap_or(false);
-    let rsdp = RSDP.get_response().map(|r| r.address() as u64).map(|a| if a >= hhdm { a - hhdm } else { a });
+    let rsdp =
+        RSDP.get_response()
+            .map(|r| r.address() as u64)
+            .map(|a| if a >= hhdm { a - hhdm } else { a });
     let boot = BootInfo {
-        path: if uefi { BootPath::LimineUefi } else { BootPath::LimineBios },
+        path: if uefi {
+            BootPath::LimineUefi
+        } else {
+            BootPath::LimineBios
+        },
         memory_map: map,
         direct_map_offset: hhdm,
         framebuffer,

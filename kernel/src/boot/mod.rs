@@ -135,7 +135,10 @@ impl MemKind {
     }
     /// True if the region is RAM the page allocator may eventually manage.
     pub fn is_ram(self) -> bool {
-        matches!(self, MemKind::Usable | MemKind::BootReclaimable | MemKind::AcpiReclaimable | MemKind::Kernel)
+        matches!(
+            self,
+            MemKind::Usable | MemKind::BootReclaimable | MemKind::AcpiReclaimable | MemKind::Kernel
+        )
     }
 }
 
@@ -164,7 +167,14 @@ pub struct MemoryMap {
 impl MemoryMap {
     /// An empty map.
     pub const fn new() -> Self {
-        MemoryMap { entries: [MemRegion { start: 0, end: 0, kind: MemKind::Reserved }; MEMMAP_MAX], len: 0 }
+        MemoryMap {
+            entries: [MemRegion {
+                start: 0,
+                end: 0,
+                kind: MemKind::Reserved,
+            }; MEMMAP_MAX],
+            len: 0,
+        }
     }
 
     /// The entries, sorted and non-overlapping once [`MemoryMap::sanitize`] ran.
@@ -205,11 +215,20 @@ impl MemoryMap {
             if a == b {
                 continue;
             }
-            let kind = self.entries().iter().filter(|r| r.start <= a && b <= r.end).map(|r| r.kind).max();
+            let kind = self
+                .entries()
+                .iter()
+                .filter(|r| r.start <= a && b <= r.end)
+                .map(|r| r.kind)
+                .max();
             if let Some(kind) = kind {
                 match out.len.checked_sub(1).map(|i| &mut out.entries[i]) {
                     Some(last) if last.end == a && last.kind == kind => last.end = b,
-                    _ => out.push(MemRegion { start: a, end: b, kind }),
+                    _ => out.push(MemRegion {
+                        start: a,
+                        end: b,
+                        kind,
+                    }),
                 }
             }
         }
@@ -218,12 +237,21 @@ impl MemoryMap {
 
     /// Highest physical address of RAM, exclusive.
     pub fn ram_end(&self) -> u64 {
-        self.entries().iter().filter(|r| r.kind.is_ram()).map(|r| r.end).max().unwrap_or(0)
+        self.entries()
+            .iter()
+            .filter(|r| r.kind.is_ram())
+            .map(|r| r.end)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Total bytes of the given kind.
     pub fn bytes_of(&self, kind: MemKind) -> u64 {
-        self.entries().iter().filter(|r| r.kind == kind).map(|r| r.len()).sum()
+        self.entries()
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.len())
+            .sum()
     }
 }
 
@@ -243,12 +271,19 @@ pub struct Cmdline {
 impl Cmdline {
     /// Empty.
     pub const fn new() -> Self {
-        Cmdline { buf: [0; CMDLINE_MAX], len: 0 }
+        Cmdline {
+            buf: [0; CMDLINE_MAX],
+            len: 0,
+        }
     }
     /// Appends one byte (silently truncates at CMDLINE_MAX; non-ASCII becomes '?').
     pub fn push(&mut self, b: u8) {
         if self.len < CMDLINE_MAX {
-            self.buf[self.len] = if b.is_ascii() && !b.is_ascii_control() { b } else { b'?' };
+            self.buf[self.len] = if b.is_ascii() && !b.is_ascii_control() {
+                b
+            } else {
+                b'?'
+            };
             self.len += 1;
         }
     }
@@ -258,7 +293,9 @@ impl Cmdline {
     }
     /// Value of `key=value`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.as_str().split_ascii_whitespace().find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        self.as_str()
+            .split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
     }
 }
 

@@ -192,12 +192,16 @@ fn read_phys<T: Copy>(phys: u64) -> T {
 fn parse_start_info(phys: u64) -> BootInfo {
     let si: HvmStartInfo = read_phys(phys);
     if si.magic != HVM_START_MAGIC {
-        panic!("PVH: bad hvm_start_info magic {:#x} at {:#x}", si.magic, phys);
+        panic!(
+            "PVH: bad hvm_start_info magic {:#x} at {:#x}",
+            si.magic, phys
+        );
     }
     let mut map = MemoryMap::new();
     if si.version >= 1 && si.memmap_paddr != 0 {
         for i in 0..si.memmap_entries as u64 {
-            let e: HvmMemmapEntry = read_phys(si.memmap_paddr + i * core::mem::size_of::<HvmMemmapEntry>() as u64);
+            let e: HvmMemmapEntry =
+                read_phys(si.memmap_paddr + i * core::mem::size_of::<HvmMemmapEntry>() as u64);
             let kind = match e.kind {
                 1 => MemKind::Usable,
                 3 => MemKind::AcpiReclaimable,
@@ -205,7 +209,11 @@ fn parse_start_info(phys: u64) -> BootInfo {
                 5 => MemKind::Bad,
                 _ => MemKind::Reserved,
             };
-            map.push(MemRegion { start: e.addr, end: e.addr.saturating_add(e.size), kind });
+            map.push(MemRegion {
+                start: e.addr,
+                end: e.addr.saturating_add(e.size),
+                kind,
+            });
         }
     }
     // What the PVH map does not say: the start info itself, its memory map, the
@@ -215,7 +223,11 @@ fn parse_start_info(phys: u64) -> BootInfo {
     map.reserve(phys, phys + si_size, MemKind::BootReclaimable);
     if si.memmap_paddr != 0 {
         let len = si.memmap_entries as u64 * core::mem::size_of::<HvmMemmapEntry>() as u64;
-        map.reserve(si.memmap_paddr, si.memmap_paddr + len, MemKind::BootReclaimable);
+        map.reserve(
+            si.memmap_paddr,
+            si.memmap_paddr + len,
+            MemKind::BootReclaimable,
+        );
     }
     let mut cmdline = heapless_cmdline();
     if si.cmdline_paddr != 0 {
@@ -228,7 +240,11 @@ fn parse_start_info(phys: u64) -> BootInfo {
             cmdline.push(b);
             len += 1;
         }
-        map.reserve(si.cmdline_paddr, si.cmdline_paddr + len + 1, MemKind::BootReclaimable);
+        map.reserve(
+            si.cmdline_paddr,
+            si.cmdline_paddr + len + 1,
+            MemKind::BootReclaimable,
+        );
     }
     BootInfo {
         path: BootPath::Pvh,
@@ -238,7 +254,11 @@ fn parse_start_info(phys: u64) -> BootInfo {
         cmdline,
         kernel_phys_base: super::kernel_phys_base_linked(),
         kernel_virt_base: super::kernel_virt_base(),
-        rsdp: if si.rsdp_paddr != 0 { Some(si.rsdp_paddr) } else { None },
+        rsdp: if si.rsdp_paddr != 0 {
+            Some(si.rsdp_paddr)
+        } else {
+            None
+        },
     }
 }
 

@@ -13,7 +13,12 @@ struct Ring {
     dropped: u64,
 }
 
-static QUEUE: Mutex<Ring> = Mutex::new(Ring { buf: [0; CAP], head: 0, len: 0, dropped: 0 });
+static QUEUE: Mutex<Ring> = Mutex::new(Ring {
+    buf: [0; CAP],
+    head: 0,
+    len: 0,
+    dropped: 0,
+});
 
 /// Adds one byte (called from interrupt handlers). Bytes beyond the capacity are
 /// dropped and counted.

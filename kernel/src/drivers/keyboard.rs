@@ -10,8 +10,11 @@ static KEYBOARD: Mutex<Option<Keyboard<layouts::Us104Key, ScancodeSet1>>> = Mute
 
 /// Prepares the decoder (the controller itself is left as the firmware set it).
 pub fn init() {
-    *KEYBOARD.lock() =
-        Some(Keyboard::new(ScancodeSet1::new(), layouts::Us104Key, HandleControl::MapLettersToUnicode));
+    *KEYBOARD.lock() = Some(Keyboard::new(
+        ScancodeSet1::new(),
+        layouts::Us104Key,
+        HandleControl::MapLettersToUnicode,
+    ));
 }
 
 /// The keyboard interrupt: decode one scancode into input bytes.

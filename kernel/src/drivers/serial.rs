@@ -16,8 +16,13 @@ pub fn init() {
     }
     // SAFETY: 0x3f8..0x400 are the COM1 registers on every PC and microVM memkern
     // supports; this module is their only user.
-    let Ok(mut port) = (unsafe { Uart16550::new_port(0x3f8) }) else { return };
-    let config = Config { baud_rate: BaudRate::Baud115200, ..Config::DEFAULT };
+    let Ok(mut port) = (unsafe { Uart16550::new_port(0x3f8) }) else {
+        return;
+    };
+    let config = Config {
+        baud_rate: BaudRate::Baud115200,
+        ..Config::DEFAULT
+    };
     if port.init(config).is_ok() {
         *g = Some(port);
     }

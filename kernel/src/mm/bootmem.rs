@@ -28,7 +28,14 @@ pub struct BootAlloc {
 impl BootAlloc {
     /// An allocator over `map`'s usable RAM below `limit`.
     pub fn new(map: &MemoryMap, limit: u64) -> Self {
-        BootAlloc { map: map.clone(), limit, cur: 0, end: 0, used: [(0, 0); MAX_USED], nused: 0 }
+        BootAlloc {
+            map: map.clone(),
+            limit,
+            cur: 0,
+            end: 0,
+            used: [(0, 0); MAX_USED],
+            nused: 0,
+        }
     }
 
     /// Physical ranges handed out so far.
@@ -53,8 +60,17 @@ impl BootAlloc {
     fn find(&self, bytes: u64) -> Option<u64> {
         let overlaps = |s: u64, e: u64| self.used().iter().any(|&(a, b)| s < b && a < e);
         for above_dma in [true, false] {
-            for r in self.map.entries().iter().filter(|r| r.kind == MemKind::Usable) {
-                let lo = if above_dma { r.start.max(DMA_LIMIT) } else { r.start.max(0x10_0000) };
+            for r in self
+                .map
+                .entries()
+                .iter()
+                .filter(|r| r.kind == MemKind::Usable)
+            {
+                let lo = if above_dma {
+                    r.start.max(DMA_LIMIT)
+                } else {
+                    r.start.max(0x10_0000)
+                };
                 let mut s = (lo + PAGE_SIZE as u64 - 1) & !(PAGE_SIZE as u64 - 1);
                 let hi = r.end.min(self.limit);
                 while s + bytes <= hi {
@@ -62,7 +78,12 @@ impl BootAlloc {
                         return Some(s);
                     }
                     // Skip past the range we collide with.
-                    let next = self.used().iter().filter(|&&(a, b)| s < b && a < s + bytes).map(|&(_, b)| b).max();
+                    let next = self
+                        .used()
+                        .iter()
+                        .filter(|&&(a, b)| s < b && a < s + bytes)
+                        .map(|&(_, b)| b)
+                        .max();
                     s = next.unwrap_or(hi);
                 }
             }
@@ -99,7 +120,11 @@ impl BootAlloc {
             // Take a fresh run of 64 frames (or fewer, at the end of RAM).
             let run = 64 * PAGE_SIZE as u64;
             let s = self.find(run).or_else(|| self.find(PAGE_SIZE as u64))?;
-            let e = if self.find(run) == Some(s) { s + run } else { s + PAGE_SIZE as u64 };
+            let e = if self.find(run) == Some(s) {
+                s + run
+            } else {
+                s + PAGE_SIZE as u64
+            };
             self.cur = s;
             self.end = e;
             self.record(s, e);
@@ -114,6 +139,7 @@ impl BootAlloc {
 // out once and never freed.
 unsafe impl FrameAllocator<Size4KiB> for BootAlloc {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        self.alloc_frame().map(|p| PhysFrame::containing_address(PhysAddr::new(p)))
+        self.alloc_frame()
+            .map(|p| PhysFrame::containing_address(PhysAddr::new(p)))
     }
 }

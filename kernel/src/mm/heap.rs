@@ -58,7 +58,9 @@ unsafe impl GlobalAlloc for KernelHeap {
             with_buddy(|b| b.free_pages(ptr as u64, order_for(size), &DirectMap))
         };
         if let Err(e) = r {
-            crate::console::emergency_print(format_args!("\r\nkernel heap: dealloc of {ptr:p} failed: {e}\r\n"));
+            crate::console::emergency_print(format_args!(
+                "\r\nkernel heap: dealloc of {ptr:p} failed: {e}\r\n"
+            ));
         }
     }
 }

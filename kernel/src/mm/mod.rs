@@ -84,8 +84,14 @@ pub fn init(info: &BootInfo) {
     let mut alloc = BootAlloc::new(&info.memory_map, lowmem);
     let max_pfn = ram_end.div_ceil(4096);
     let mem_map_bytes = max_pfn * core::mem::size_of::<mm::Page>() as u64;
-    let mem_map_phys = alloc.alloc_contiguous(mem_map_bytes).expect("no room for mem_map");
-    paging::build_and_switch(info, lowmem.min(ram_end.next_multiple_of(2 << 20)), &mut alloc);
+    let mem_map_phys = alloc
+        .alloc_contiguous(mem_map_bytes)
+        .expect("no room for mem_map");
+    paging::build_and_switch(
+        info,
+        lowmem.min(ram_end.next_multiple_of(2 << 20)),
+        &mut alloc,
+    );
     alloc.trim();
 
     // RAM the allocator manages: usable and boot-reclaimable memory (everything
@@ -105,7 +111,11 @@ pub fn init(info: &BootInfo) {
                 let (s, e) = ((r.start / 4096) as u32, r.end.div_ceil(4096) as u32);
                 ram[nram] = (Pfn(s), Pfn(e));
                 nram += 1;
-                reserved[nres] = (Pfn(s), Pfn(e), PageFlags::KERNEL_INIT | PageFlags::KERNEL | PageFlags::PGT_MAPPED);
+                reserved[nres] = (
+                    Pfn(s),
+                    Pfn(e),
+                    PageFlags::KERNEL_INIT | PageFlags::KERNEL | PageFlags::PGT_MAPPED,
+                );
                 nres += 1;
             }
             _ => {}
@@ -114,16 +124,24 @@ pub fn init(info: &BootInfo) {
     // Merge touching RAM ranges (e.g. usable next to the image).
     let ram = merge_ranges(&mut ram[..nram]);
     for &(s, e) in alloc.used() {
-        reserved[nres] = (Pfn::containing(s), Pfn::containing(e + 4095), PageFlags::KERNEL_INIT | PageFlags::KERNEL | PageFlags::PGT_MAPPED);
+        reserved[nres] = (
+            Pfn::containing(s),
+            Pfn::containing(e + 4095),
+            PageFlags::KERNEL_INIT | PageFlags::KERNEL | PageFlags::PGT_MAPPED,
+        );
         nres += 1;
     }
     // SAFETY: [mem_map_phys, +mem_map_bytes) was taken from the boot allocator for
     // this array alone, lies in the direct map, is suitably aligned (a page), and
     // every bit pattern is a valid `Page`; it lives for the rest of the run.
     let mem_map = unsafe {
-        core::slice::from_raw_parts_mut((paging::DIRECT_MAP_BASE + mem_map_phys) as *mut mm::Page, max_pfn as usize)
+        core::slice::from_raw_parts_mut(
+            (paging::DIRECT_MAP_BASE + mem_map_phys) as *mut mm::Page,
+            max_pfn as usize,
+        )
     };
-    let buddy = Buddy::page_init(mem_map, Pfn::containing(lowmem), ram, &reserved[..nres]).expect("page_init");
+    let buddy = Buddy::page_init(mem_map, Pfn::containing(lowmem), ram, &reserved[..nres])
+        .expect("page_init");
     *BUDDY.lock() = Some(buddy);
     if let Some(param) = mm::slab::cmdline_slub_debug(info.cmdline.as_str()) {
         match heap::with_slab(|s, b| s.slub_debug(&mut physmem::DirectMap, b, param)) {

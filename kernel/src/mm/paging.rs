@@ -18,8 +18,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Efer, EferFlags};
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame, Size2MiB, Size4KiB,
-    Translate,
+    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame,
+    Size2MiB, Size4KiB,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -85,7 +85,9 @@ fn map_range_4k(
 /// Builds the kernel's tables mapping RAM below `lowmem_end`, and switches to them.
 pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc) {
     let loader_off = info.direct_map_offset;
-    let pml4_phys = alloc.alloc_frame().expect("boot paging: no frame for the PML4");
+    let pml4_phys = alloc
+        .alloc_frame()
+        .expect("boot paging: no frame for the PML4");
     let pml4_ptr = (loader_off + pml4_phys) as *mut PageTable;
     // SAFETY: the frame is fresh usable RAM reached through the loader's direct
     // map, and nothing else refers to it.
@@ -102,8 +104,16 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     let kvirt = info.kernel_virt_base;
     let sections = [
         (kvirt, boot::text_end(), F::PRESENT | F::GLOBAL),
-        (boot::text_end(), boot::rodata_end(), F::PRESENT | F::GLOBAL | F::NO_EXECUTE),
-        (boot::rodata_end(), boot::kernel_virt_end(), F::PRESENT | F::GLOBAL | F::WRITABLE | F::NO_EXECUTE),
+        (
+            boot::text_end(),
+            boot::rodata_end(),
+            F::PRESENT | F::GLOBAL | F::NO_EXECUTE,
+        ),
+        (
+            boot::rodata_end(),
+            boot::kernel_virt_end(),
+            F::PRESENT | F::GLOBAL | F::WRITABLE | F::NO_EXECUTE,
+        ),
     ];
     for (s, e, flags) in sections {
         map_range_4k(&mut pt, alloc, s, kphys + (s - kvirt), e - s, flags);
@@ -114,7 +124,10 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     let rw = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
     let mut mapped_until = 0u64;
     for r in info.memory_map.entries().iter().filter(|r| r.kind.is_ram()) {
-        let (s, e) = ((r.start & !0xfff).max(mapped_until), r.end.min(lowmem_end).next_multiple_of(4096));
+        let (s, e) = (
+            (r.start & !0xfff).max(mapped_until),
+            r.end.min(lowmem_end).next_multiple_of(4096),
+        );
         mapped_until = mapped_until.max(e);
         let mut p = s;
         while p < e {
@@ -123,9 +136,15 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
                 let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(p));
                 // SAFETY: as above; direct-map pages map RAM to its fixed offset.
                 unsafe {
-                    pt.map_to_with_table_flags(page, frame, rw | F::HUGE_PAGE, F::PRESENT | F::WRITABLE, alloc)
-                        .expect("boot paging: map 2M")
-                        .ignore();
+                    pt.map_to_with_table_flags(
+                        page,
+                        frame,
+                        rw | F::HUGE_PAGE,
+                        F::PRESENT | F::WRITABLE,
+                        alloc,
+                    )
+                    .expect("boot paging: map 2M")
+                    .ignore();
                 }
                 p += 2 << 20;
             } else {
@@ -138,12 +157,30 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     let dev = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
     if let Some(fb) = info.framebuffer {
         let len = (fb.pitch as u64 * fb.height as u64).next_multiple_of(4096);
-        map_range_4k(&mut pt, alloc, DIRECT_MAP_BASE + fb.phys, fb.phys & !0xfff, len, rw);
+        map_range_4k(
+            &mut pt,
+            alloc,
+            DIRECT_MAP_BASE + fb.phys,
+            fb.phys & !0xfff,
+            len,
+            rw,
+        );
     }
-    map_range_4k(&mut pt, alloc, DIRECT_MAP_BASE + 0xfee0_0000, 0xfee0_0000, 4096, dev);
+    map_range_4k(
+        &mut pt,
+        alloc,
+        DIRECT_MAP_BASE + 0xfee0_0000,
+        0xfee0_0000,
+        4096,
+        dev,
+    );
     // The temporary window: create its page table now, leave the page unmapped.
     map_range_4k(&mut pt, alloc, TEMP_WINDOW, 0, 4096, F::PRESENT);
-    let _ = pt.unmap(Page::<Size4KiB>::containing_address(VirtAddr::new(TEMP_WINDOW))).map(|(_, f)| f.ignore());
+    let _ = pt
+        .unmap(Page::<Size4KiB>::containing_address(VirtAddr::new(
+            TEMP_WINDOW,
+        )))
+        .map(|(_, f)| f.ignore());
 
     // Switch: NX and write protection on, then CR3.
     // SAFETY: the new tables map everything the kernel touches from here on (its
@@ -152,7 +189,10 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     unsafe {
         Efer::update(|e| e.insert(EferFlags::NO_EXECUTE_ENABLE));
         Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT));
-        Cr3::write(PhysFrame::containing_address(PhysAddr::new(pml4_phys)), Cr3Flags::empty());
+        Cr3::write(
+            PhysFrame::containing_address(PhysAddr::new(pml4_phys)),
+            Cr3Flags::empty(),
+        );
     }
     PHYS_OFFSET.store(DIRECT_MAP_BASE, Ordering::SeqCst);
     DIRECT_MAP_END.store(lowmem_end, Ordering::SeqCst);
@@ -176,9 +216,14 @@ pub fn with_temp_mapping<R>(phys: u64, f: impl FnOnce(*mut u8) -> R) -> R {
         // SAFETY: the window page is reserved for this function, its page table
         // exists (created at boot), and it is unmapped again before returning.
         unsafe {
-            pt.map_to(page, frame, F::PRESENT | F::WRITABLE | F::NO_EXECUTE, &mut none)
-                .expect("temp window busy")
-                .flush();
+            pt.map_to(
+                page,
+                frame,
+                F::PRESENT | F::WRITABLE | F::NO_EXECUTE,
+                &mut none,
+            )
+            .expect("temp window busy")
+            .flush();
         }
         let r = f((TEMP_WINDOW + (phys & 0xfff)) as *mut u8);
         if let Ok((_, flush)) = pt.unmap(page) {
@@ -186,12 +231,6 @@ pub fn with_temp_mapping<R>(phys: u64, f: impl FnOnce(*mut u8) -> R) -> R {
         }
         r
     })
-}
-
-/// Translates a kernel virtual address through the active tables.
-pub fn translate(virt: u64) -> Option<u64> {
-    let g = KERNEL_TABLES.lock();
-    g.as_ref()?.translate_addr(VirtAddr::try_new(virt).ok()?).map(|p| p.as_u64())
 }
 
 /// A frame allocator that has none: for mappings whose tables already exist.

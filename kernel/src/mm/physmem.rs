@@ -44,17 +44,23 @@ impl mm::PhysMem for DirectMap {
     fn fill(&mut self, phys: u64, len: usize, byte: u8) {
         // SAFETY: the allocators only name RAM they own; each piece is mapped
         // (direct map or window) for its length.
-        for_each_piece(phys, len, |v, n, _| unsafe { core::ptr::write_bytes(v, byte, n) });
+        for_each_piece(phys, len, |v, n, _| unsafe {
+            core::ptr::write_bytes(v, byte, n)
+        });
     }
     fn read(&self, phys: u64, buf: &mut [u8]) {
         let dst = buf.as_mut_ptr();
         // SAFETY: as in fill; `dst + off` stays inside `buf`.
-        for_each_piece(phys, buf.len(), |v, n, off| unsafe { core::ptr::copy_nonoverlapping(v, dst.add(off), n) });
+        for_each_piece(phys, buf.len(), |v, n, off| unsafe {
+            core::ptr::copy_nonoverlapping(v, dst.add(off), n)
+        });
     }
     fn write(&mut self, phys: u64, buf: &[u8]) {
         let src = buf.as_ptr();
         // SAFETY: as in fill; `src + off` stays inside `buf`.
-        for_each_piece(phys, buf.len(), |v, n, off| unsafe { core::ptr::copy_nonoverlapping(src.add(off), v, n) });
+        for_each_piece(phys, buf.len(), |v, n, off| unsafe {
+            core::ptr::copy_nonoverlapping(src.add(off), v, n)
+        });
     }
     #[inline]
     fn read_u64(&self, phys: u64) -> u64 {

@@ -14,8 +14,16 @@ fn boot_once(mem: &str) -> Duration {
     let kernel = systest::kernel_path();
     let t0 = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-M", "microvm", "-m", mem, "-display", "none", "-serial", "stdio", "-monitor", "none"])
-        .args(["-no-reboot", "-accel", "tcg", "-kernel", kernel.to_str().unwrap()])
+        .args([
+            "-M", "microvm", "-m", mem, "-display", "none", "-serial", "stdio", "-monitor", "none",
+        ])
+        .args([
+            "-no-reboot",
+            "-accel",
+            "tcg",
+            "-kernel",
+            kernel.to_str().unwrap(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -30,7 +38,10 @@ fn boot_once(mem: &str) -> Duration {
         if seen.windows(4).any(|w| w == b"mm> ") {
             break t0.elapsed();
         }
-        assert!(t0.elapsed() < Duration::from_secs(60), "no prompt within 60 s");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no prompt within 60 s"
+        );
     };
     let _ = child.kill();
     let _ = child.wait();
@@ -38,14 +49,15 @@ fn boot_once(mem: &str) -> Duration {
 }
 
 fn main() {
-    let runs: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(7);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
     let sizes = ["128M", "1G", "2G", "4G", "8G"];
     let mut base = None;
     println!("{:>6}  {:>10}  {:>6}", "RAM", "median ms", "ratio");
     for size in sizes {
-        let mut times: Vec<Duration> = (0..runs)
-            .map(|_| boot_once(size))
-            .collect();
+        let mut times: Vec<Duration> = (0..runs).map(|_| boot_once(size)).collect();
         times.sort();
         let med = times[runs / 2].as_secs_f64() * 1e3;
         let b = *base.get_or_insert(med);

@@ -26,7 +26,12 @@ struct IstStack([u8; IST_SIZE]);
 static mut IST_STACKS: [IstStack; 4] = [const { IstStack([0; IST_SIZE]) }; 4];
 
 static TSS: Once<TaskStateSegment> = Once::new();
-static GDT: Once<(GlobalDescriptorTable, SegmentSelector, SegmentSelector, SegmentSelector)> = Once::new();
+static GDT: Once<(
+    GlobalDescriptorTable,
+    SegmentSelector,
+    SegmentSelector,
+    SegmentSelector,
+)> = Once::new();
 
 /// Loads the GDT and TSS and reloads every segment register.
 pub fn init() {

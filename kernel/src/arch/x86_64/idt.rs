@@ -30,9 +30,16 @@ enum After {
     Stop,
 }
 
-fn report(frame: &TrapFrame, name: &str, code: Option<u64>, after: After) -> Option<(u64, u64, u64)> {
+fn report(
+    frame: &TrapFrame,
+    name: &str,
+    code: Option<u64>,
+    after: After,
+) -> Option<(u64, u64, u64)> {
     let vector = frame.vector as u8;
-    eprint(format_args!("\r\n!!! CPU exception {name} (vector {vector})\r\n"));
+    eprint(format_args!(
+        "\r\n!!! CPU exception {name} (vector {vector})\r\n"
+    ));
     if let Some(code) = code {
         eprint(format_args!("    error code {code:#x}"));
         match vector {
@@ -40,11 +47,31 @@ fn report(frame: &TrapFrame, name: &str, code: Option<u64>, after: After) -> Opt
                 let pf = PageFaultErrorCode::from_bits_truncate(code);
                 eprint(format_args!(
                     ": {}, {}, {}{}{}\r\n",
-                    if pf.contains(PageFaultErrorCode::PROTECTION_VIOLATION) { "protection violation" } else { "page not present" },
-                    if pf.contains(PageFaultErrorCode::CAUSED_BY_WRITE) { "write" } else { "read" },
-                    if pf.contains(PageFaultErrorCode::USER_MODE) { "user mode" } else { "kernel mode" },
-                    if pf.contains(PageFaultErrorCode::INSTRUCTION_FETCH) { ", instruction fetch" } else { "" },
-                    if pf.contains(PageFaultErrorCode::MALFORMED_TABLE) { ", reserved bit set" } else { "" },
+                    if pf.contains(PageFaultErrorCode::PROTECTION_VIOLATION) {
+                        "protection violation"
+                    } else {
+                        "page not present"
+                    },
+                    if pf.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
+                        "write"
+                    } else {
+                        "read"
+                    },
+                    if pf.contains(PageFaultErrorCode::USER_MODE) {
+                        "user mode"
+                    } else {
+                        "kernel mode"
+                    },
+                    if pf.contains(PageFaultErrorCode::INSTRUCTION_FETCH) {
+                        ", instruction fetch"
+                    } else {
+                        ""
+                    },
+                    if pf.contains(PageFaultErrorCode::MALFORMED_TABLE) {
+                        ", reserved bit set"
+                    } else {
+                        ""
+                    },
                 ));
             }
             10 | 11 | 12 | 13 | 17 | 21 if code != 0 => {
@@ -56,7 +83,11 @@ fn report(frame: &TrapFrame, name: &str, code: Option<u64>, after: After) -> Opt
                 eprint(format_args!(
                     ": selector index {} in {table}{}\r\n",
                     (code >> 3) & 0x1fff,
-                    if code & 1 != 0 { ", external event" } else { "" }
+                    if code & 1 != 0 {
+                        ", external event"
+                    } else {
+                        ""
+                    }
                 ));
             }
             _ => eprint(format_args!("\r\n")),
@@ -73,7 +104,10 @@ fn report(frame: &TrapFrame, name: &str, code: Option<u64>, after: After) -> Opt
     let text_start = crate::boot::kernel_virt_base();
     let rip = frame.rip;
     if rip >= text_start && rip < crate::boot::text_end() {
-        eprint(format_args!("    RIP is kernel text +{:#x}\r\n", rip - text_start));
+        eprint(format_args!(
+            "    RIP is kernel text +{:#x}\r\n",
+            rip - text_start
+        ));
     }
     match after {
         After::Continue => None,
@@ -242,7 +276,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 frame.rdi = rdi;
             }
             if vector == 3 {
-                eprint(format_args!("    breakpoint is a trap: execution continues\r\n"));
+                eprint(format_args!(
+                    "    breakpoint is a trap: execution continues\r\n"
+                ));
             }
         }
         VEC_COM1 => {
@@ -272,21 +308,29 @@ pub fn init() {
         unsafe {
             idt.divide_error.set_handler_addr(addr(0));
             idt.debug.set_handler_addr(addr(1));
-            idt.non_maskable_interrupt.set_handler_addr(addr(2)).set_stack_index(gdt::IST_NMI);
+            idt.non_maskable_interrupt
+                .set_handler_addr(addr(2))
+                .set_stack_index(gdt::IST_NMI);
             idt.breakpoint.set_handler_addr(addr(3));
             idt.overflow.set_handler_addr(addr(4));
             idt.bound_range_exceeded.set_handler_addr(addr(5));
             idt.invalid_opcode.set_handler_addr(addr(6));
             idt.device_not_available.set_handler_addr(addr(7));
-            idt.double_fault.set_handler_addr(addr(8)).set_stack_index(gdt::IST_DOUBLE_FAULT);
+            idt.double_fault
+                .set_handler_addr(addr(8))
+                .set_stack_index(gdt::IST_DOUBLE_FAULT);
             idt.invalid_tss.set_handler_addr(addr(10));
             idt.segment_not_present.set_handler_addr(addr(11));
             idt.stack_segment_fault.set_handler_addr(addr(12));
             idt.general_protection_fault.set_handler_addr(addr(13));
-            idt.page_fault.set_handler_addr(addr(14)).set_stack_index(gdt::IST_PAGE_FAULT);
+            idt.page_fault
+                .set_handler_addr(addr(14))
+                .set_stack_index(gdt::IST_PAGE_FAULT);
             idt.x87_floating_point.set_handler_addr(addr(16));
             idt.alignment_check.set_handler_addr(addr(17));
-            idt.machine_check.set_handler_addr(addr(18)).set_stack_index(gdt::IST_MACHINE_CHECK);
+            idt.machine_check
+                .set_handler_addr(addr(18))
+                .set_stack_index(gdt::IST_MACHINE_CHECK);
             idt.simd_floating_point.set_handler_addr(addr(19));
             idt.virtualization.set_handler_addr(addr(20));
             idt.cp_protection_exception.set_handler_addr(addr(21));

@@ -66,7 +66,11 @@ pub fn init(phys_offset: u64) {
 /// Unmasks IRQ line `irq` (0..16).
 pub fn unmask(irq: u8) {
     let _g = LOCK.lock();
-    let (port, bit) = if irq < 8 { (0x21u16, irq) } else { (0xa1u16, irq - 8) };
+    let (port, bit) = if irq < 8 {
+        (0x21u16, irq)
+    } else {
+        (0xa1u16, irq - 8)
+    };
     // SAFETY: reading the PIC mask register has no side effect.
     let mask = unsafe { Port::<u8>::new(port).read() };
     out(port, mask & !(1 << bit));

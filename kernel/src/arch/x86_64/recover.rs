@@ -86,7 +86,13 @@ pub fn run_protected<F: FnOnce()>(f: F) -> Result<(), Aborted> {
     // `buf` (alive until we return) and calls `trampoline` with `ctx` = `slot`;
     // an abort restores exactly those registers, so to the compiler this is an
     // ordinary call that returns 0 or 1.
-    let r = unsafe { memkern_run_protected(trampoline::<F>, &mut slot as *mut Option<F> as *mut u8, &mut buf) };
+    let r = unsafe {
+        memkern_run_protected(
+            trampoline::<F>,
+            &mut slot as *mut Option<F> as *mut u8,
+            &mut buf,
+        )
+    };
     CURRENT.store(prev, Ordering::SeqCst);
     if r == 0 {
         Ok(())
