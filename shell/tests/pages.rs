@@ -6,37 +6,15 @@
 mod common;
 
 use common::{
-    error_lines, machine, machine_with_lowmem, mem_map, poison, run, Machine, DIRECT_MAP, NPAGES,
+    error_lines, field, hex, last_call, machine, machine_with_lowmem, mem_map, one, poison, run,
+    Machine, DIRECT_MAP, NPAGES,
 };
 use mm::{PageProvider, Pfn, PhysMem};
 use shell::{Object, PageSummary, Shell};
 
-/// The value of `key=` in a result line.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split(' ')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-}
-
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex {s:?}"))
-}
-
-/// The only output line of `line`.
-fn one(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> String {
-    let mut out = run(sh, k, line);
-    assert_eq!(out.len(), 1, "{line}: {out:?}");
-    out.remove(0)
-}
-
 /// The PFN of a result line.
 fn pfn(line: &str) -> u64 {
     hex(field(line, "pfn"))
-}
-
-/// The last kernel call.
-fn last_call<'a>(k: &'a Machine<'_>) -> &'a str {
-    k.calls.last().map(String::as_str).unwrap_or("")
 }
 
 /// The hex bytes of a `dump` body line (`OOOOOOOO  xx .. xx  |...|`).

@@ -6,28 +6,12 @@
 
 mod common;
 
-use common::{error_lines, machine, mem_map, run, Machine, CLOCK_STEP, DIRECT_MAP};
+use common::{
+    error_lines, field, hex, last_call, machine, mem_map, one, run, Machine, CLOCK_STEP, DIRECT_MAP,
+};
 use mm::slab::{SlabFlags, KMALLOC_MAX};
 use mm::{Gfp, PageFlags, Pfn, Zone};
 use shell::Shell;
-
-/// The value of `key=` in a result line.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split(' ')
-        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
-        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
-}
-
-fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex {s:?}"))
-}
-
-/// The only output line of `line`.
-fn one(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> String {
-    let mut out = run(sh, k, line);
-    assert_eq!(out.len(), 1, "{line}: {out:?}");
-    out.remove(0)
-}
 
 /// The output of `line`, which must be exactly one `error: ` line; its text.
 fn err(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> String {
@@ -43,11 +27,6 @@ fn virt(line: &str) -> u64 {
 
 fn addr(v: u64) -> String {
     format!("{v:#018x}")
-}
-
-/// The last kernel call.
-fn last_call<'a>(k: &'a Machine<'_>) -> &'a str {
-    k.calls.last().map(String::as_str).unwrap_or("")
 }
 
 /// All bytes a `dump` printed.

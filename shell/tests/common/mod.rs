@@ -185,3 +185,29 @@ pub fn crlf_only(out: &str) -> bool {
         .enumerate()
         .all(|(i, &c)| c != b'\n' || (i > 0 && b[i - 1] == b'\r'))
 }
+
+// ---- helpers shared by the page and slab command tests ----
+
+/// The value of `key=` in a result line.
+pub fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+}
+
+/// A `0x` hex number.
+pub fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex {s:?}"))
+}
+
+/// The only output line of `line`.
+pub fn one(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> String {
+    let mut out = run(sh, k, line);
+    assert_eq!(out.len(), 1, "{line}: {out:?}");
+    out.remove(0)
+}
+
+/// The last kernel call.
+pub fn last_call<'a>(k: &'a Machine<'_>) -> &'a str {
+    k.calls.last().map(String::as_str).unwrap_or("")
+}
