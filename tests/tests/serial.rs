@@ -5,6 +5,7 @@
 use std::time::Duration;
 use systest::*;
 
+mod abuse;
 mod pages;
 mod slab;
 
@@ -358,5 +359,6 @@ fn main() {
     ];
     all.extend(pages::scenarios());
     all.extend(slab::scenarios());
+    all.extend(abuse::scenarios());
     run_all(all, 3)
 }
