@@ -31,7 +31,9 @@
 //! FIFO doubly linked list of *partial* slabs (through `Page::next`/`prev` of the
 //! head pages) and a 32-entry *reuse table* `q` of objects freed recently, which are
 //! still marked in use in their slabs. An object can only sit in entry
-//! `slot index % 32`, so "is it in the table?" is one comparison.
+//! `(phys / stride) % 32` (`phys >> log2(stride)` for other strides), so "is it in
+//! the table?" is one comparison, and the objects of different slabs spread over
+//! the whole table even when a slab has only 8 slots.
 //!
 //! - kmalloc (fast path): pop an object of the reuse table (lowest occupied entry),
 //!   else take the lowest set bit of the active words: the object is
@@ -135,10 +137,14 @@ const NO_SLAB: u64 = u64::MAX;
 const QN: usize = 32;
 const _: () = assert!(QN <= 32); // `qmask` is a u32
 
-/// The only entry of the reuse table an object (slot `idx` of its slab) can occupy.
+/// The only entry of the reuse table the object at physical address `phys` can
+/// occupy, in a cache with `log2(stride)` = `shift`: `phys / stride` (for
+/// power-of-two strides) modulo the table size, so that the objects of different
+/// slabs spread over the whole table even when a slab has fewer slots than the
+/// table has entries (8 objects for kmalloc-512 ... kmalloc-32k).
 #[inline(always)]
-const fn qslot(idx: u64) -> usize {
-    idx as usize % QN
+const fn qslot(phys: u64, shift: u32) -> usize {
+    (phys >> shift) as usize % QN
 }
 /// Header slabs: `Page::count` flag of a quarantined slab.
 const QUARANTINE: u32 = 1 << 24;
@@ -345,7 +351,7 @@ struct Cache {
     /// Occupied entries of `q`.
     qmask: u32,
     /// The reuse table: objects freed recently, still marked in use in their slabs
-    /// (0 = empty). An object can only sit in entry `qslot(slot index)`, so a double free
+    /// (0 = empty). An object can only sit in entry [`qslot`], so a double free
     /// of one of them is found with one comparison.
     q: [u64; QN],
     /// Free bitmap of the active slab (bit i of word i/64 = slot i free).
@@ -1177,7 +1183,7 @@ impl Slab {
         virt: u64,
     ) -> Result<bool, MmError> {
         let c = &self.caches[loc.ix as usize];
-        if c.q[qslot(loc.idx as u64)] == virt {
+        if c.q[qslot(loc.phys, c.shift)] == virt {
             return Ok(true);
         }
         if loc.head_phys() == c.active_phys {
@@ -1250,11 +1256,12 @@ impl Slab {
                 c.words[1] = w1 & (w1 - 1);
                 64 + w1.trailing_zeros() as u64
             };
-            let v = c.active_virt + i * c.stride as u64;
+            let off = i * c.stride as u64;
+            let v = c.active_virt + off;
             if c.fast_span == 0 {
                 return Some(v);
             }
-            (v, qslot(i))
+            (v, qslot(c.active_phys + off, c.shift))
         };
         self.recent = v;
         self.recent_ix = ix;
@@ -1341,36 +1348,60 @@ impl Slab {
                 if ok && phys & c.align_mask == 0 {
                     let off = phys & c.mask;
                     if off.wrapping_sub(c.first_off) < c.fast_span {
-                        let idx = off >> c.shift;
-                        let slot = qslot(idx);
-                        let head_phys = phys - off;
+                        // `x >> log2(stride)` for power-of-two strides (the
+                        // product's bits above 64 do not matter for the slot).
+                        let idx = off.wrapping_mul(c.recip) >> 32;
+                        let slot = (phys.wrapping_mul(c.recip) >> 32) as usize % QN;
+                        debug_assert_eq!(slot, qslot(phys, c.shift));
                         let e = c.q[slot];
-                        let in_use = e != virt
-                            && if head_phys == c.active_phys {
+                        if e == 0 {
+                            let head_phys = phys - off;
+                            let in_use = if head_phys == c.active_phys {
                                 c.words[(idx >> 6) as usize & 1] >> (idx & 63) & 1 == 0
                             } else {
                                 Self::in_use_other(mem, pages, c, head_phys, idx)
                             };
-                        if in_use {
-                            if e == 0 {
+                            if in_use {
                                 let c = &mut self.caches[ix as usize];
                                 c.q[slot] = virt;
                                 c.qmask |= 1 << slot;
                                 return Ok(());
                             }
-                            let loc = Loc {
-                                ix,
-                                idx: idx as u32,
-                                phys,
-                                off,
-                            };
-                            return self.free_to_slab(mem, pages, loc, virt, false);
+                        } else if e != virt {
+                            // Entry taken: into the slab's bitmap, which checks that
+                            // the object is in use before changing anything.
+                            return self.free_to_bitmap(mem, pages, virt, phys | (ix as u64) << 56);
                         }
                     }
                 }
             }
         }
         self.free_checked(mem, pages, virt, want, site)
+    }
+
+    /// Free of an object of a fast cache (`packed` = its physical address | cache
+    /// number << 56; located and checked by [`free_full`](Self::free_full) up to its
+    /// state) whose reuse table entry is taken: into its slab's bitmap (which checks
+    /// the object's state first). Out of line, off the reuse-table path.
+    #[inline(never)]
+    fn free_to_bitmap<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &mut M,
+        pages: &mut P,
+        virt: u64,
+        packed: u64,
+    ) -> Result<(), MmError> {
+        let ix = (packed >> 56) as u8;
+        let phys = packed & ((1 << 56) - 1);
+        let c = &self.caches[ix as usize];
+        let off = phys & c.mask;
+        let loc = Loc {
+            ix,
+            idx: (off >> c.shift) as u32,
+            phys,
+            off,
+        };
+        self.free_to_slab(mem, pages, loc, virt, false)
     }
 
     /// True if object slot `idx` of the non-active slab at `head_phys` of a fast

@@ -271,7 +271,7 @@ impl Slab {
         use_q: bool,
     ) -> Result<(), MmError> {
         let c = &mut self.caches[loc.ix as usize];
-        let slot = qslot(loc.idx as u64);
+        let slot = qslot(loc.phys, c.shift);
         if c.q[slot] == virt {
             return Err(MmError::ObjectDoubleFree(virt));
         }
