@@ -14,6 +14,7 @@
 extern crate alloc;
 
 pub mod buddy;
+pub mod memmap;
 pub mod page;
 pub mod slab;
 pub use page::*;

@@ -4,8 +4,8 @@
 //! Xen PVH entry (QEMU `-kernel`, microVMs; see [`pvh`]). Each turns what its loader
 //! says into a [`BootInfo`]; nothing after that knows which loader ran. The memory
 //! map is sanitized here: sorted, zero-length entries dropped, overlaps resolved in
-//! favour of the more restrictive kind, neighbours of one kind merged, and the
-//! kernel image reserved.
+//! favour of the more restrictive kind, neighbours of one kind merged (see
+//! `mm::memmap`, tested on the host), and the kernel image reserved.
 //!
 //! No heap exists yet at this point, so everything here is fixed-capacity.
 
@@ -13,13 +13,12 @@ pub mod limine;
 pub mod pvh;
 
 use core::fmt;
+pub use mm::memmap::{MemKind, MemRegion, MemoryMap, MEMMAP_MAX};
 
 /// Bytes of the boot stack both entry paths switch to.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
 /// Longest kernel command line kept.
 pub const CMDLINE_MAX: usize = 512;
-/// Most memory-map entries kept.
-pub const MEMMAP_MAX: usize = 128;
 
 #[repr(C, align(16))]
 struct Stack([u8; BOOT_STACK_SIZE]);
@@ -95,169 +94,6 @@ impl BootPath {
             BootPath::LimineUefi => "limine-uefi",
             BootPath::Pvh => "pvh",
         }
-    }
-}
-
-/// Kind of a physical memory region, most permissive first.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-pub enum MemKind {
-    /// Free RAM.
-    Usable,
-    /// RAM holding loader structures; usable once the kernel no longer needs them.
-    BootReclaimable,
-    /// ACPI tables; reclaimable after they are parsed (memkern keeps them).
-    AcpiReclaimable,
-    /// The kernel image (and loader modules).
-    Kernel,
-    /// The framebuffer.
-    Framebuffer,
-    /// ACPI non-volatile storage.
-    AcpiNvs,
-    /// Faulty RAM.
-    Bad,
-    /// Anything else.
-    Reserved,
-}
-
-impl MemKind {
-    /// Lower-case name for reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            MemKind::Usable => "usable",
-            MemKind::BootReclaimable => "boot-reclaimable",
-            MemKind::AcpiReclaimable => "acpi-reclaimable",
-            MemKind::Kernel => "kernel",
-            MemKind::Framebuffer => "framebuffer",
-            MemKind::AcpiNvs => "acpi-nvs",
-            MemKind::Bad => "bad",
-            MemKind::Reserved => "reserved",
-        }
-    }
-    /// True if the region is RAM the page allocator may eventually manage.
-    pub fn is_ram(self) -> bool {
-        matches!(
-            self,
-            MemKind::Usable | MemKind::BootReclaimable | MemKind::AcpiReclaimable | MemKind::Kernel
-        )
-    }
-}
-
-/// A physical range `[start, end)` of one kind.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct MemRegion {
-    pub start: u64,
-    pub end: u64,
-    pub kind: MemKind,
-}
-
-impl MemRegion {
-    /// Length in bytes.
-    pub fn len(&self) -> u64 {
-        self.end - self.start
-    }
-}
-
-/// A sanitized physical memory map with fixed capacity.
-#[derive(Clone)]
-pub struct MemoryMap {
-    entries: [MemRegion; MEMMAP_MAX],
-    len: usize,
-}
-
-impl MemoryMap {
-    /// An empty map.
-    pub const fn new() -> Self {
-        MemoryMap {
-            entries: [MemRegion {
-                start: 0,
-                end: 0,
-                kind: MemKind::Reserved,
-            }; MEMMAP_MAX],
-            len: 0,
-        }
-    }
-
-    /// The entries, sorted and non-overlapping once [`MemoryMap::sanitize`] ran.
-    pub fn entries(&self) -> &[MemRegion] {
-        &self.entries[..self.len]
-    }
-
-    /// Adds a raw entry (dropped if empty or if the map is full).
-    pub fn push(&mut self, r: MemRegion) {
-        if r.end > r.start && self.len < MEMMAP_MAX {
-            self.entries[self.len] = r;
-            self.len += 1;
-        }
-    }
-
-    /// Marks `[start, end)` as `kind`, overriding what was there (call sanitize after).
-    pub fn reserve(&mut self, start: u64, end: u64, kind: MemKind) {
-        self.push(MemRegion { start, end, kind });
-    }
-
-    /// Sorts, resolves overlaps (the more restrictive kind wins), drops empty
-    /// entries and merges touching entries of the same kind.
-    pub fn sanitize(&mut self) {
-        // Collect every boundary, then give each elementary interval the most
-        // restrictive kind of the entries covering it. O(n^2) on <= 128 entries.
-        let mut points = [0u64; MEMMAP_MAX * 2];
-        let mut np = 0;
-        for r in self.entries() {
-            points[np] = r.start;
-            points[np + 1] = r.end;
-            np += 2;
-        }
-        let points = &mut points[..np];
-        points.sort_unstable();
-        let mut out = MemoryMap::new();
-        for w in 0..np.saturating_sub(1) {
-            let (a, b) = (points[w], points[w + 1]);
-            if a == b {
-                continue;
-            }
-            let kind = self
-                .entries()
-                .iter()
-                .filter(|r| r.start <= a && b <= r.end)
-                .map(|r| r.kind)
-                .max();
-            if let Some(kind) = kind {
-                match out.len.checked_sub(1).map(|i| &mut out.entries[i]) {
-                    Some(last) if last.end == a && last.kind == kind => last.end = b,
-                    _ => out.push(MemRegion {
-                        start: a,
-                        end: b,
-                        kind,
-                    }),
-                }
-            }
-        }
-        *self = out;
-    }
-
-    /// Highest physical address of RAM, exclusive.
-    pub fn ram_end(&self) -> u64 {
-        self.entries()
-            .iter()
-            .filter(|r| r.kind.is_ram())
-            .map(|r| r.end)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// Total bytes of the given kind.
-    pub fn bytes_of(&self, kind: MemKind) -> u64 {
-        self.entries()
-            .iter()
-            .filter(|r| r.kind == kind)
-            .map(|r| r.len())
-            .sum()
-    }
-}
-
-impl Default for MemoryMap {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
