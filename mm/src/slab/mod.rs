@@ -1105,13 +1105,9 @@ impl Slab {
         virt: u64,
     ) -> Result<ObjectInfo, MmError> {
         let bad = MmError::InvalidFree(virt);
-        let phys = mem.phys_of(virt).ok_or(bad)?;
-        if phys >> 44 != 0 {
-            return Err(bad);
-        }
-        let ix = pages.page(Pfn::containing(phys)).ok_or(bad)?.slab_cache;
+        let (phys, ix) = self.slab_page_of(mem, pages, virt)?;
         let c = &self.caches[ix as usize];
-        if ix == 0 || c.kind == KIND_NONE {
+        if c.kind == KIND_NONE {
             return Err(bad);
         }
         let off = phys & c.mask;
@@ -1141,6 +1137,27 @@ impl Slab {
     // Locating objects
     // ------------------------------------------------------------------
 
+    /// The physical address of `virt` and the number of the cache whose slab holds
+    /// that frame (`Page::slab_cache`, never 0), or `InvalidFree`. O(1): one
+    /// translation and one `struct Page` read.
+    #[inline(always)]
+    fn slab_page_of<M: PhysMem, P: PageProvider>(
+        &self,
+        mem: &M,
+        pages: &P,
+        virt: u64,
+    ) -> Result<(u64, u8), MmError> {
+        let bad = MmError::InvalidFree(virt);
+        let phys = mem.phys_of(virt).ok_or(bad)?;
+        if phys >> 44 != 0 {
+            return Err(bad);
+        }
+        match pages.page(Pfn::containing(phys)).ok_or(bad)?.slab_cache {
+            0 => Err(bad),
+            ix => Ok((phys, ix)),
+        }
+    }
+
     /// The object slot that starts exactly at `virt`, or `InvalidFree`.
     #[inline(always)]
     fn locate<M: PhysMem, P: PageProvider>(
@@ -1150,14 +1167,7 @@ impl Slab {
         virt: u64,
     ) -> Result<Loc, MmError> {
         let bad = MmError::InvalidFree(virt);
-        let phys = mem.phys_of(virt).ok_or(bad)?;
-        if phys >> 44 != 0 {
-            return Err(bad);
-        }
-        let ix = pages.page(Pfn::containing(phys)).ok_or(bad)?.slab_cache;
-        if ix == 0 {
-            return Err(bad);
-        }
+        let (phys, ix) = self.slab_page_of(mem, pages, virt)?;
         let c = &self.caches[ix as usize];
         let off = phys & c.mask;
         let idx = off.wrapping_mul(c.recip) >> 32;
