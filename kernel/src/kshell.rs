@@ -253,6 +253,9 @@ impl Mm for Glue {
     fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
         with_slab(|s, b| s.selftest_one(&mut DirectMap, b, scenario))
     }
+    fn heap_selftest(&mut self, case: &str) -> Result<(), MmError> {
+        crate::mm::heap::selftest(case).map_err(MmError::Invalid)
+    }
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         let mut clock = crate::arch::cpu::rdtsc;
         with_slab(|s, b| shell::bench_kmalloc_in(s, &mut DirectMap, b, iters, &mut clock))

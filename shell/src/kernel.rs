@@ -634,12 +634,30 @@ pub trait Mm {
     fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
         Err(UNSUPPORTED)
     }
+    /// Runs one case of [`HEAP_SELFTESTS`] against the kernel heap (Rust's
+    /// `alloc` through the global allocator: kmalloc up to 1 MiB, whole pages
+    /// beyond). `Err(MmError::Invalid(why))` when a check fails. Leaves nothing
+    /// allocated.
+    fn heap_selftest(&mut self, case: &str) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
     /// Runs the kmalloc microbenchmark ([`bench_kmalloc_in`] with `rdtsc` as the
     /// clock): `iters` kmalloc(80)/kfree pairs and a mixed-size workload.
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         Err(UNSUPPORTED)
     }
 }
+
+/// The cases of `selftest heap`: small boxes in every kmalloc class, a 1 MiB
+/// vector (the largest kmalloc class), a 3 MiB vector (whole pages), 4 KiB
+/// alignment, and a vector grown by reallocation across the 1 MiB boundary.
+pub const HEAP_SELFTESTS: [&str; 5] = [
+    "box-every-class",
+    "vec-1M",
+    "vec-3M",
+    "align-4096",
+    "grow-past-1M",
+];
 
 /// Everything the shell needs from the kernel.
 pub trait Kernel: Platform + Mm {}

@@ -64,7 +64,7 @@ pub use kernel::{
     kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow,
     Kernel, KmallocBench, KmallocObj, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform,
     PoolElem, PoolInfo, PoolSource, PoolTable, SlabObj, Trap, VersionInfo, ZoneStat, BENCH_LIVE,
-    BENCH_SIZES, MAX_POOLS, UNSUPPORTED,
+    BENCH_SIZES, HEAP_SELFTESTS, MAX_POOLS, UNSUPPORTED,
 };
 pub use line::{Event, History, LineEditor, LineError, MAX_LINE};
 pub use term::PROMPT;

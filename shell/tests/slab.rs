@@ -471,8 +471,8 @@ fn every_slab_error_is_one_line_and_changes_nothing() {
              pool_obj, pages, gfp_pages, gfp_addr, mos_page or vmalloc)"
                 .into(),
         ),
-        ("selftest", "missing slab (usage: selftest slab)".into()),
-        ("selftest buddy", "unknown selftest 'buddy' (expected slab)".into()),
+        ("selftest", "missing slab|heap (usage: selftest slab|heap)".into()),
+        ("selftest buddy", "unknown selftest 'buddy' (expected slab or heap)".into()),
         ("bench", "missing kmalloc (usage: bench kmalloc [ITER])".into()),
         ("bench vmalloc", "unknown benchmark 'vmalloc' (expected kmalloc)".into()),
         (
@@ -1240,4 +1240,41 @@ impl Stat for Machine<'_> {
     fn mm_stat_now(&self) -> mm::MmStat {
         shell::Mm::mm_stat(self)
     }
+}
+
+#[test]
+fn selftest_heap_runs_every_case_and_reports_failures() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let out = run(&mut sh, &mut k, "selftest heap");
+    for case in shell::HEAP_SELFTESTS {
+        assert!(out.contains(&format!("{case}: ok")), "{out:?}");
+        assert!(
+            k.calls.contains(&format!("heap_selftest({case})")),
+            "{:?}",
+            k.calls
+        );
+    }
+    assert_eq!(
+        out.last().unwrap(),
+        "selftest heap: all 5 cases passed, nothing leaked"
+    );
+    k.heap_fail = Some("vec-3M");
+    let out = run(&mut sh, &mut k, "selftest heap");
+    assert!(
+        out.contains(&"vec-3M: FAILED (simulated failure)".to_string()),
+        "{out:?}"
+    );
+    assert_eq!(error_lines(&out.join("\r\n")), 1, "{out:?}");
+    assert!(
+        out.last()
+            .unwrap()
+            .starts_with("error: selftest heap: 1 of 5 cases failed: vec-3M"),
+        "{out:?}"
+    );
+    let out = run(&mut sh, &mut k, "selftest disk");
+    assert_eq!(
+        out,
+        ["error: unknown selftest 'disk' (expected slab or heap)"]
+    );
 }

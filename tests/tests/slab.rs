@@ -189,6 +189,18 @@ fn slub_debug_from_the_command_line() -> Outcome {
     })
 }
 
+fn kernel_heap_selftest(vm: &mut Vm) -> Check {
+    let out = vm.ok("selftest heap")?;
+    ensure(
+        out.contains("selftest heap: all 5 cases passed, nothing leaked"),
+        || format!("selftest heap:\n{out}"),
+    )?;
+    ensure(
+        out.lines().filter(|l| l.ends_with(": ok")).count() == 5,
+        || out.clone(),
+    )
+}
+
 fn bench_kmalloc_reports_cycles(vm: &mut Vm) -> Check {
     let out = vm.ok("bench kmalloc 20000")?;
     let line = out
@@ -226,6 +238,10 @@ pub fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "slub_debug_from_the_command_line",
             run: slub_debug_from_the_command_line,
+        },
+        Scenario {
+            name: "kernel_heap_selftest",
+            run: || with_vm(Opts::default(), kernel_heap_selftest),
         },
         Scenario {
             name: "bench_kmalloc_reports_cycles",

@@ -298,13 +298,16 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "selftest",
-        usage: "selftest slab",
-        summary: "run the slab selftest (Linux slub_kunit corruptions)",
-        help: "Each scenario makes a temporary debug cache, corrupts it the way Linux's\n\
-               slub_kunit does (red zone, poison, free pointer, double and interior free,\n\
-               bitmap), and counts the errors detected; then destroys the cache. Prints\n\
-               'NAME: N errors detected' per scenario, then a summary. Leaves nothing\n\
-               allocated and no report behind.",
+        usage: "selftest slab|heap",
+        summary: "run the slab or kernel-heap selftest",
+        help: "selftest slab: each scenario makes a temporary debug cache, corrupts it the\n\
+               way Linux's slub_kunit does (red zone, poison, free pointer, double and\n\
+               interior free, bitmap), and counts the errors detected; then destroys the\n\
+               cache. Prints 'NAME: N errors detected' per scenario, then a summary.\n\
+               selftest heap: exercises Rust's alloc on the kernel heap (every kmalloc\n\
+               class, 1 MiB, 3 MiB of whole pages, 4 KiB alignment, growth past 1 MiB),\n\
+               checks contents and alignment, and that memstat is unchanged afterwards.\n\
+               Both leave nothing allocated.",
         run: slab::selftest,
     },
     Command {

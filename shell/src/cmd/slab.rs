@@ -970,10 +970,15 @@ fn debug_apply(ctx: &mut Ctx<'_>, spec: &str) -> Result<(), CmdError> {
 
 /// `selftest slab`: Linux slub_kunit scenarios.
 pub fn selftest(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let what = args.word("slab")?;
+    let what = args.word("slab|heap")?;
     args.end()?;
+    if what.eq_ignore_ascii_case("heap") {
+        return selftest_heap(ctx);
+    }
     if !what.eq_ignore_ascii_case("slab") {
-        return Err(cmd_err!("unknown selftest '{what}' (expected slab)"));
+        return Err(cmd_err!(
+            "unknown selftest '{what}' (expected slab or heap)"
+        ));
     }
     let scenarios = mm::slab::selftest::SCENARIOS;
     let mut failed = Vec::new();
@@ -1004,6 +1009,50 @@ pub fn selftest(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
             "selftest slab: {} of {} scenarios failed: {}",
             failed.len(),
             scenarios.len(),
+            failed.join(", ")
+        ))
+    }
+}
+
+/// `selftest heap`: every case of [`crate::kernel::HEAP_SELFTESTS`], then checks
+/// that the heap gave everything back (`mm_stat` equal before and after, once
+/// empty slabs are released).
+fn selftest_heap(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
+    let cases = crate::kernel::HEAP_SELFTESTS;
+    ctx.kernel.kmem_cache_shrink_all()?;
+    let before = ctx.kernel.mm_stat();
+    let mut failed = Vec::new();
+    for (i, name) in cases.iter().enumerate() {
+        match ctx.kernel.heap_selftest(name) {
+            Ok(()) => writeln!(ctx, "{name}: ok")?,
+            Err(e) if i == 0 && e == UNSUPPORTED => return Err(e.into()),
+            Err(e) => {
+                writeln!(ctx, "{name}: FAILED ({e})")?;
+                failed.push(*name);
+            }
+        }
+    }
+    ctx.kernel.kmem_cache_shrink_all()?;
+    let after = ctx.kernel.mm_stat();
+    if before != after {
+        return Err(cmd_err!(
+            "selftest heap: memory not given back (used {} -> {} bytes)",
+            before.used,
+            after.used
+        ));
+    }
+    if failed.is_empty() {
+        writeln!(
+            ctx,
+            "selftest heap: all {} cases passed, nothing leaked",
+            cases.len()
+        )?;
+        Ok(())
+    } else {
+        Err(cmd_err!(
+            "selftest heap: {} of {} cases failed: {}",
+            failed.len(),
+            cases.len(),
             failed.join(", ")
         ))
     }

@@ -121,6 +121,8 @@ pub struct Machine<'a> {
     pub pools: Box<PoolTable>,
     /// The fake cycle counter: every read advances it by [`CLOCK_STEP`].
     pub clock: u64,
+    /// A `selftest heap` case to report as failed.
+    pub heap_fail: Option<&'static str>,
     /// Calls of `kmem_cache_shrink_all` (not logged in `calls`: it frees no
     /// object of a handle).
     pub shrinks: u32,
@@ -150,6 +152,7 @@ pub fn machine_with_lowmem(map: &mut [Page], lowmem: u32) -> (Shell, Machine<'_>
         slab: Box::new(Slab::new()),
         pools: Box::new(PoolTable::new()),
         clock: 0,
+        heap_fail: None,
         shrinks: 0,
     };
     let mut sh = Shell::new();
@@ -420,6 +423,13 @@ impl Mm for Machine<'_> {
     fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
         self.log(format!("selftest({scenario})"));
         self.slab.selftest_one(&mut self.mem, &mut self.b, scenario)
+    }
+    fn heap_selftest(&mut self, case: &str) -> Result<(), MmError> {
+        self.log(format!("heap_selftest({case})"));
+        match self.heap_fail {
+            Some(bad) if bad == case => Err(MmError::Invalid("simulated failure")),
+            _ => Ok(()),
+        }
     }
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         self.log(format!("bench_kmalloc({iters})"));
