@@ -23,8 +23,9 @@ use std::hint::black_box;
 use std::ptr::NonNull;
 
 use mm::buddy::Buddy;
+use mm::sim::SimMem;
 use mm::slab::Slab;
-use mm::{Gfp, Page, Pfn, PhysMem, Zone, PAGE_SIZE};
+use mm::{Gfp, Page, Pfn, Zone, PAGE_SIZE};
 
 /// Arena of every allocator.
 pub const ARENA: usize = 64 << 20;
@@ -41,54 +42,6 @@ pub trait Alloc {
 // memkern
 // ----------------------------------------------------------------------------
 
-const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
-
-/// Simulated physical memory behind a direct map.
-pub struct SimMem {
-    bytes: Vec<u8>,
-}
-
-impl PhysMem for SimMem {
-    #[inline]
-    fn virt_of(&self, phys: u64) -> Option<u64> {
-        (phys < self.bytes.len() as u64).then_some(phys + DIRECT_MAP)
-    }
-    #[inline]
-    fn phys_of(&self, virt: u64) -> Option<u64> {
-        let p = virt.wrapping_sub(DIRECT_MAP);
-        (p < self.bytes.len() as u64).then_some(p)
-    }
-    #[inline]
-    fn fill(&mut self, phys: u64, len: usize, byte: u8) {
-        self.bytes[phys as usize..phys as usize + len].fill(byte);
-    }
-    #[inline]
-    fn read(&self, phys: u64, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.bytes[phys as usize..phys as usize + buf.len()]);
-    }
-    #[inline]
-    fn write(&mut self, phys: u64, buf: &[u8]) {
-        self.bytes[phys as usize..phys as usize + buf.len()].copy_from_slice(buf);
-    }
-    // Like a kernel's direct-map accessor: one load or store (out-of-range reads
-    // give 0 and writes are dropped instead of panicking, which keeps it inlinable).
-    #[inline(always)]
-    fn read_u64(&self, phys: u64) -> u64 {
-        let p = phys as usize;
-        match self.bytes.get(p..p.wrapping_add(8)) {
-            Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            None => 0,
-        }
-    }
-    #[inline(always)]
-    fn write_u64(&mut self, phys: u64, v: u64) {
-        let p = phys as usize;
-        if let Some(b) = self.bytes.get_mut(p..p.wrapping_add(8)) {
-            b.copy_from_slice(&v.to_le_bytes());
-        }
-    }
-}
-
 /// memkern's slab over the real buddy allocator on a 64 MiB machine.
 pub struct Memkern {
     pub slab: Box<Slab>,
@@ -104,9 +57,7 @@ impl Memkern {
         let buddy = Buddy::page_init(map, Pfn(npages), &[(Pfn(1), Pfn(npages))], &[]).unwrap();
         Memkern {
             slab: Box::new(Slab::new()),
-            mem: SimMem {
-                bytes: vec![0; ARENA],
-            },
+            mem: SimMem::new(ARENA, 0),
             buddy,
         }
     }

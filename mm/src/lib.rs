@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod buddy;
 pub mod memmap;
 pub mod page;
+pub mod sim;
 pub mod slab;
 pub use page::*;
 

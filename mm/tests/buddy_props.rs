@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use mm::buddy::{Buddy, ZoneStat, NR_ORDERS};
+use mm::sim::SimMem;
 use mm::{
     Gfp, MmError, Page, PageFlags, PageProvider, PageState, Pfn, PhysMem, Zone, MAX_ORDER,
     PAGE_SIZE,
@@ -24,7 +25,6 @@ const LOWMEM: u32 = 10000;
 const DMA_END: u32 = 4096;
 const RAM: [(u32, u32); 4] = [(1, 159), (256, 3000), (3100, 12000), (12005, 16384)];
 const RESERVED: [(u32, u32); 2] = [(256, 600), (3100, 3164)];
-const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
 
 fn is_ram(pfn: u32) -> bool {
     RAM.iter().any(|&(s, e)| s <= pfn && pfn < e)
@@ -51,29 +51,6 @@ fn boot(map: &mut [Page]) -> Buddy<'_> {
         .map(|&(s, e)| (Pfn(s), Pfn(e), PageFlags::KERNEL_INIT))
         .collect();
     Buddy::page_init(map, Pfn(LOWMEM), &ram, &res).unwrap()
-}
-
-struct SimMem {
-    bytes: Vec<u8>,
-}
-
-impl PhysMem for SimMem {
-    fn virt_of(&self, phys: u64) -> Option<u64> {
-        (phys < Pfn(LOWMEM).phys()).then_some(phys + DIRECT_MAP)
-    }
-    fn phys_of(&self, virt: u64) -> Option<u64> {
-        let p = virt.checked_sub(DIRECT_MAP)?;
-        (p < Pfn(LOWMEM).phys()).then_some(p)
-    }
-    fn fill(&mut self, phys: u64, len: usize, byte: u8) {
-        self.bytes[phys as usize..phys as usize + len].fill(byte);
-    }
-    fn read(&self, phys: u64, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.bytes[phys as usize..phys as usize + buf.len()]);
-    }
-    fn write(&mut self, phys: u64, buf: &[u8]) {
-        self.bytes[phys as usize..phys as usize + buf.len()].copy_from_slice(buf);
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -553,9 +530,7 @@ fn run(ops: &[Op]) {
     let managed = Zone::ALL.map(|z| b.zone_stat(z).managed);
     let mut h = Harness {
         b,
-        mem: SimMem {
-            bytes: vec![0xee; NPAGES as usize * PAGE_SIZE],
-        },
+        mem: SimMem::new(NPAGES as usize * PAGE_SIZE, 0xee).direct_map_end(Pfn(LOWMEM).phys()),
         live: BTreeMap::new(),
         managed,
     };

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use mm::buddy::Buddy;
+use mm::sim::SimMem;
 use mm::slab::{
     cmdline_slub_debug, CacheId, CacheInfo, DebugFlags, PoolBacking, Slab, SlabFlags, SlabTotals,
     POISON_END, POISON_FREE, POISON_INUSE, SLUB_RED_ACTIVE, SLUB_RED_INACTIVE,
@@ -15,52 +16,12 @@ use mm::{
 };
 use proptest::prelude::*;
 
-const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+const DIRECT_MAP: u64 = mm::sim::SIM_DIRECT_MAP;
 const DMA_PAGES: u32 = 4096;
 
 // ----------------------------------------------------------------------------
 // Simulated machine
 // ----------------------------------------------------------------------------
-
-/// Physical memory over a Vec, all of it in the direct map.
-struct SimMem {
-    bytes: Vec<u8>,
-}
-
-impl SimMem {
-    fn new(npages: u32) -> SimMem {
-        SimMem {
-            bytes: vec![0xee; npages as usize * PAGE_SIZE],
-        }
-    }
-}
-
-impl PhysMem for SimMem {
-    fn virt_of(&self, phys: u64) -> Option<u64> {
-        (phys < self.bytes.len() as u64).then_some(phys + DIRECT_MAP)
-    }
-    fn phys_of(&self, virt: u64) -> Option<u64> {
-        let p = virt.checked_sub(DIRECT_MAP)?;
-        (p < self.bytes.len() as u64).then_some(p)
-    }
-    fn fill(&mut self, phys: u64, len: usize, byte: u8) {
-        self.bytes[phys as usize..phys as usize + len].fill(byte);
-    }
-    fn read(&self, phys: u64, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.bytes[phys as usize..phys as usize + buf.len()]);
-    }
-    fn write(&mut self, phys: u64, buf: &[u8]) {
-        self.bytes[phys as usize..phys as usize + buf.len()].copy_from_slice(buf);
-    }
-    fn read_u64(&self, phys: u64) -> u64 {
-        let p = phys as usize;
-        u64::from_le_bytes(self.bytes[p..p + 8].try_into().unwrap())
-    }
-    fn write_u64(&mut self, phys: u64, v: u64) {
-        let p = phys as usize;
-        self.bytes[p..p + 8].copy_from_slice(&v.to_le_bytes());
-    }
-}
 
 /// A simple page provider: first-fit naturally aligned blocks, DMA below 16 MiB,
 /// optional failure injection, and checks that the slab gives blocks back cleanly.
@@ -193,7 +154,7 @@ impl Env {
     fn new(npages: u32) -> Env {
         Env {
             slab: Box::new(Slab::new()),
-            mem: SimMem::new(npages),
+            mem: SimMem::new(npages as usize * PAGE_SIZE, 0xee),
             pages: MockPages::new(npages),
         }
     }
@@ -1676,7 +1637,7 @@ fn with_real_buddy_free_all_returns_to_boot_figures() {
     let mut map = buddy_map();
     let mut buddy =
         Buddy::page_init(&mut map, Pfn(B_PAGES), &[(Pfn(1), Pfn(B_PAGES))], &[]).unwrap();
-    let mut mem = SimMem::new(B_PAGES);
+    let mut mem = SimMem::new(B_PAGES as usize * PAGE_SIZE, 0xee);
     let mut slab = Box::new(Slab::new());
     let boot = buddy.mm_stat();
     let boot_full = slab.mm_stat(boot);
@@ -1762,7 +1723,7 @@ fn buddy_refuses_slab_pages_and_slab_refuses_buddy_pages() {
     let mut map = buddy_map();
     let mut buddy =
         Buddy::page_init(&mut map, Pfn(B_PAGES), &[(Pfn(1), Pfn(B_PAGES))], &[]).unwrap();
-    let mut mem = SimMem::new(B_PAGES);
+    let mut mem = SimMem::new(B_PAGES as usize * PAGE_SIZE, 0xee);
     let mut slab = Box::new(Slab::new());
     let page = buddy.alloc_pages(Gfp::KERNEL, 2).unwrap();
     let pv = mem.virt_of(page.phys()).unwrap();

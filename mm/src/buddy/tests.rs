@@ -5,6 +5,7 @@ use std::vec;
 use std::vec::Vec;
 
 use super::*;
+use crate::sim::SimMem;
 
 /// 64 MiB machine: holes, reserved kernel ranges, lowmem not 4 MiB aligned.
 const NPAGES: u32 = 16384;
@@ -12,7 +13,6 @@ const LOWMEM: u32 = 10000;
 const RAM: [(u32, u32); 4] = [(1, 159), (256, 3000), (3100, 12000), (12005, 16384)];
 const KERNEL: (u32, u32) = (256, 600);
 const MEMMAP: (u32, u32) = (3100, 3164);
-const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
 
 fn ram() -> Vec<(Pfn, Pfn)> {
     RAM.iter().map(|&(s, e)| (Pfn(s), Pfn(e))).collect()
@@ -44,38 +44,6 @@ fn boot(map: &mut [Page]) -> Buddy<'_> {
     let b = Buddy::page_init(map, Pfn(LOWMEM), &ram(), &reserved()).unwrap();
     b.check().unwrap();
     b
-}
-
-/// Physical memory over a Vec with a direct map below `LOWMEM`.
-struct SimMem {
-    bytes: Vec<u8>,
-}
-
-impl SimMem {
-    fn new() -> SimMem {
-        SimMem {
-            bytes: vec![0xee; NPAGES as usize * PAGE_SIZE],
-        }
-    }
-}
-
-impl PhysMem for SimMem {
-    fn virt_of(&self, phys: u64) -> Option<u64> {
-        (phys < Pfn(LOWMEM).phys()).then_some(phys + DIRECT_MAP)
-    }
-    fn phys_of(&self, virt: u64) -> Option<u64> {
-        let p = virt.checked_sub(DIRECT_MAP)?;
-        (p < Pfn(LOWMEM).phys()).then_some(p)
-    }
-    fn fill(&mut self, phys: u64, len: usize, byte: u8) {
-        self.bytes[phys as usize..phys as usize + len].fill(byte);
-    }
-    fn read(&self, phys: u64, buf: &mut [u8]) {
-        buf.copy_from_slice(&self.bytes[phys as usize..phys as usize + buf.len()]);
-    }
-    fn write(&mut self, phys: u64, buf: &[u8]) {
-        self.bytes[phys as usize..phys as usize + buf.len()].copy_from_slice(buf);
-    }
 }
 
 fn free_blocks(b: &Buddy) -> BTreeSet<(u32, u32)> {
@@ -502,7 +470,7 @@ fn refcounts_shared_and_mm_stat() {
 fn virtual_address_functions() {
     let mut m = map();
     let mut b = boot(&mut m);
-    let mut mem = SimMem::new();
+    let mut mem = SimMem::new(NPAGES as usize * PAGE_SIZE, 0xee).direct_map_end(Pfn(LOWMEM).phys());
     let v = b
         .__get_free_pages(Gfp::KERNEL | Gfp::ZERO, 2, &mut mem)
         .unwrap();
@@ -564,7 +532,7 @@ fn virtual_address_functions() {
 fn get_free_pages_only_unmapped_left() {
     let mut m = map();
     let mut b = boot(&mut m);
-    let mut mem = SimMem::new();
+    let mut mem = SimMem::new(NPAGES as usize * PAGE_SIZE, 0xee).direct_map_end(Pfn(LOWMEM).phys());
     let mut v = Vec::new();
     while let Ok(p) = b.alloc_page(Gfp::KERNEL) {
         v.push(p);
@@ -589,7 +557,7 @@ fn get_free_pages_only_unmapped_left() {
 fn mos_page_alloc_and_decref() {
     let mut m = map();
     let mut b = boot(&mut m);
-    let mut mem = SimMem::new();
+    let mut mem = SimMem::new(NPAGES as usize * PAGE_SIZE, 0xee).direct_map_end(Pfn(LOWMEM).phys());
     let p = b.page_alloc(&mut mem).unwrap();
     assert!(mem.bytes[p.phys() as usize..p.phys() as usize + PAGE_SIZE]
         .iter()
