@@ -35,7 +35,8 @@
 //! the table?" is one comparison, and the objects of different slabs spread over
 //! the whole table even when a slab has only 8 slots.
 //!
-//! - kmalloc (fast path): pop an object of the reuse table (lowest occupied entry),
+//! - kmalloc (fast path): pop an object of the reuse table (lowest occupied entry:
+//!   only its `qmask` bit is cleared),
 //!   else take the lowest set bit of the active words: the object is
 //!   `active_virt + i * stride`. No memory is touched, no counter updated.
 //! - kfree (fast path): `virt -> phys` ([`PhysMem::phys_of`]) `-> pfn -> Page`:
@@ -350,9 +351,10 @@ fn page_mut<P: PageProvider>(pp: &mut P, pfn: u32) -> Result<&mut Page, MmError>
 struct Cache {
     /// Occupied entries of `q`.
     qmask: u32,
-    /// The reuse table: objects freed recently, still marked in use in their slabs
-    /// (0 = empty). An object can only sit in entry [`qslot`], so a double free
-    /// of one of them is found with one comparison.
+    /// The reuse table: objects freed recently, still marked in use in their slabs.
+    /// An entry holds an object only while its `qmask` bit is set (taking an object
+    /// out clears the bit and leaves the stale value). An object can only sit in
+    /// entry [`qslot`], so a double free of one of them is found with one comparison.
     q: [u64; QN],
     /// Free bitmap of the active slab (bit i of word i/64 = slot i free).
     words: [u64; 2],
@@ -499,10 +501,19 @@ impl Cache {
             return None;
         }
         let s = m.trailing_zeros() as usize % QN;
-        let v = self.q[s];
-        self.q[s] = 0;
         self.qmask = m & (m - 1);
-        Some(v)
+        Some(self.q[s])
+    }
+
+    /// The object in reuse-table entry `slot`, 0 if the entry is empty (an entry
+    /// is only meaningful while its `qmask` bit is set).
+    #[inline(always)]
+    fn q_get(&self, slot: usize) -> u64 {
+        if self.qmask >> (slot % QN) & 1 != 0 {
+            self.q[slot % QN]
+        } else {
+            0
+        }
     }
 
     const fn kmalloc(k: usize, dma: bool) -> Cache {
@@ -744,7 +755,7 @@ impl Slab {
     /// interior pointer), `ObjectDoubleFree` (free object) or `WrongCache` (object of
     /// a `kmem_cache`), changing nothing. O(1): the owner is found through
     /// `struct Page`.
-    #[inline(never)]
+    #[inline]
     #[track_caller]
     pub fn kfree<M: PhysMem, P: PageProvider>(
         &mut self,
@@ -1193,7 +1204,7 @@ impl Slab {
         virt: u64,
     ) -> Result<bool, MmError> {
         let c = &self.caches[loc.ix as usize];
-        if c.q[qslot(loc.phys, c.shift)] == virt {
+        if c.q_get(qslot(loc.phys, c.shift)) == virt {
             return Ok(true);
         }
         if loc.head_phys() == c.active_phys {
@@ -1246,10 +1257,8 @@ impl Slab {
         let m = c.qmask;
         let (v, slot) = if m != 0 {
             let s = m.trailing_zeros() as usize % QN;
-            let v = c.q[s];
-            c.q[s] = 0;
             c.qmask = m & (m - 1);
-            (v, s)
+            (c.q[s], s)
         } else {
             if c.mode != MODE_FAST {
                 return None;
@@ -1295,7 +1304,8 @@ impl Slab {
         site: &'static Location<'static>,
     ) -> Result<(), MmError> {
         if virt == self.recent {
-            // The object just handed out: live, of cache `recent_ix`.
+            // The object just handed out, if the tag is still valid: live, of cache
+            // `tag as u8` (0 = forgotten), reuse-table entry `tag >> 8`.
             let ix = self.recent_ix;
             self.recent_ix = 0;
             self.recent = 0;
@@ -1306,9 +1316,10 @@ impl Slab {
             };
             let slot = self.recent_slot as usize % QN;
             let c = &mut self.caches[ix as usize];
-            if ok && c.q[slot] == 0 {
+            let m = c.qmask;
+            if ok && m >> slot & 1 == 0 {
                 c.q[slot] = virt;
-                c.qmask |= 1 << slot;
+                c.qmask = m | 1 << slot;
                 return Ok(());
             }
         }
@@ -1363,8 +1374,8 @@ impl Slab {
                         let idx = off.wrapping_mul(c.recip) >> 32;
                         let slot = (phys.wrapping_mul(c.recip) >> 32) as usize % QN;
                         debug_assert_eq!(slot, qslot(phys, c.shift));
-                        let e = c.q[slot];
-                        if e == 0 {
+                        let m = c.qmask;
+                        if m >> slot & 1 == 0 {
                             let head_phys = phys - off;
                             let in_use = if head_phys == c.active_phys {
                                 c.words[(idx >> 6) as usize & 1] >> (idx & 63) & 1 == 0
@@ -1374,10 +1385,10 @@ impl Slab {
                             if in_use {
                                 let c = &mut self.caches[ix as usize];
                                 c.q[slot] = virt;
-                                c.qmask |= 1 << slot;
+                                c.qmask = m | 1 << slot;
                                 return Ok(());
                             }
-                        } else if e != virt {
+                        } else if c.q[slot] != virt {
                             // Entry taken: into the slab's bitmap, which checks that
                             // the object is in use before changing anything.
                             return self.free_to_bitmap(mem, pages, virt, phys | (ix as u64) << 56);

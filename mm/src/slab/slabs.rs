@@ -272,10 +272,11 @@ impl Slab {
     ) -> Result<(), MmError> {
         let c = &mut self.caches[loc.ix as usize];
         let slot = qslot(loc.phys, c.shift);
-        if c.q[slot] == virt {
+        let e = c.q_get(slot);
+        if e == virt {
             return Err(MmError::ObjectDoubleFree(virt));
         }
-        let use_q = use_q && c.uses_q() && c.q[slot] == 0;
+        let use_q = use_q && c.uses_q() && e == 0;
         if loc.head_phys() != c.active_phys {
             if use_q && !self.is_free(mem, pages, loc, virt)? {
                 let c = &mut self.caches[loc.ix as usize];
