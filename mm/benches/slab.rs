@@ -7,8 +7,11 @@
 //!   aligned to their size: free a random one, allocate a new one (one step).
 //!
 //! `cargo bench -p mm --bench slab` runs criterion on every pair, then prints a
-//! summary table (median of 7 timed rounds) with the ratio of each allocator to the
-//! best of the four peers talc / rlsf / linked_list / buddy_system.
+//! summary table (median of 21 interleaved timed rounds) with the ratio of each
+//! allocator to the best of the five peers the issue names: talc, rlsf,
+//! linked_list, buddy_system and slabmalloc. `System` and mimalloc are references;
+//! `floor` is the model of the least a fully checked kmalloc/kfree can do (see
+//! `Floor` in the workloads), not an allocator.
 //! `SLAB_BENCH=summary` skips criterion and prints the table only.
 //! The workloads live in `examples/slab_work.rs` (also the callgrind driver).
 
@@ -20,11 +23,12 @@ use criterion::Criterion;
 mod work;
 
 use work::{
-    Alloc, BuddySystemPeer, Global, LinkedListPeer, Memkern, RlsfPeer, SlabmallocPeer, TalcPeer, W2,
+    Alloc, BuddySystemPeer, Floor, Global, LinkedListPeer, Memkern, RlsfPeer, SlabmallocPeer,
+    TalcPeer, W2,
 };
 
 /// The peers the targets are measured against.
-const PEERS: [&str; 4] = ["talc", "rlsf", "linked_list", "buddy_system"];
+const PEERS: [&str; 5] = ["talc", "rlsf", "linked_list", "buddy_system", "slabmalloc"];
 
 /// One allocator under one workload, ready to run `n` operations.
 struct Runner {
@@ -81,6 +85,7 @@ fn runners(w2: bool) -> Vec<Runner> {
         r!("slabmalloc", SlabmallocPeer::new()),
         r!("system", Global(std::alloc::System)),
         r!("mimalloc", Global(mimalloc::MiMalloc)),
+        r!("floor", Floor::new()),
     ]
 }
 

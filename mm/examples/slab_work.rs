@@ -6,6 +6,8 @@
 //! slab_work <allocator> <workload> <iterations>
 //!   allocator: memkern talc rlsf linked_list buddy_system slabmalloc system mimalloc
 //!              null (no allocator: the harness alone)
+//!              floor (a model of the least work a fully checked kfree/kmalloc can
+//!                     do: see `Floor`)
 //!   workload:  w1 (kmalloc(80)/kfree LIFO pair)
 //!              w2 (10,000 live objects, sizes 2^5..2^12 aligned to size:
 //!                  free a random one, allocate a new one)
@@ -291,6 +293,132 @@ impl Alloc for SlabmallocPeer {
     }
 }
 
+/// A model, not an allocator: the fast paths of the cheapest fully checked
+/// kmalloc/kfree we know, with everything else left out, to show what the W2
+/// harness allows. kfree finds the size class through `struct Page`, refuses
+/// anything that is not the start of a live object (an exact liveness bitmap, one
+/// bit per 32 bytes: foreign, interior and double frees) and pushes the object
+/// on a per-class LIFO array; kmalloc pops and marks it live. No slab lists, no
+/// statistics, no memory returned; slabs are carved from a bump pointer and the
+/// overflow of the LIFO arrays goes to an unbounded `Vec` (both off the measured
+/// fast paths). Addresses are numbers: no memory is touched.
+pub struct Floor {
+    classes: [FloorClass; 8],
+    /// Size class (0 = none) of each 4 KiB page: the `struct Page` lookup.
+    page_class: Vec<u8>,
+    /// Liveness bitmap: bit `(a - FLOOR_BASE) / 32` set = a live object starts at `a`.
+    live: Vec<u64>,
+    bump: u64,
+}
+
+const FLOOR_BASE: u64 = 0xffff_8000_0000_0000;
+const FLOOR_CAP: usize = 64;
+
+#[derive(Clone)]
+struct FloorClass {
+    n: usize,
+    lifo: [u64; FLOOR_CAP],
+    overflow: Vec<u64>,
+}
+
+impl Floor {
+    pub fn new() -> Floor {
+        Floor {
+            classes: std::array::from_fn(|_| FloorClass {
+                n: 0,
+                lifo: [0; FLOOR_CAP],
+                overflow: Vec::new(),
+            }),
+            page_class: vec![0; ARENA / 4096],
+            live: vec![0; ARENA / 32 / 64],
+            bump: 0,
+        }
+    }
+
+    #[inline(never)]
+    fn alloc_slow(&mut self, k: usize) -> u64 {
+        let size = 32u64 << k;
+        let v = match self.classes[k].overflow.pop() {
+            Some(v) => v,
+            None => {
+                // A new 32 KiB "slab".
+                let base = self.bump;
+                self.bump += 32 << 10;
+                assert!(self.bump <= ARENA as u64, "floor: arena exhausted");
+                for p in 0..8 {
+                    self.page_class[(base >> 12) as usize + p] = k as u8 + 1;
+                }
+                let mut o = base + (32 << 10) - size;
+                while o > base {
+                    self.classes[k].overflow.push(FLOOR_BASE + o);
+                    o -= size;
+                }
+                FLOOR_BASE + base
+            }
+        };
+        let off = v - FLOOR_BASE;
+        self.live[(off >> 11) as usize] |= 1 << ((off >> 5) & 63);
+        v
+    }
+
+    #[inline(never)]
+    fn free_slow(&mut self, v: u64) {
+        let off = v.wrapping_sub(FLOOR_BASE);
+        let Some(&c) = self.page_class.get((off >> 12) as usize) else {
+            panic!("floor: bad free {v:#x}");
+        };
+        let bit = 1 << ((off >> 5) & 63);
+        let w = &mut self.live[(off >> 11) as usize];
+        assert!(c != 0 && off & ((32 << (c - 1)) - 1) == 0 && *w & bit != 0);
+        *w &= !bit;
+        self.classes[c as usize - 1].overflow.push(v);
+    }
+}
+
+impl Alloc for Floor {
+    #[inline]
+    fn alloc(&mut self, size: usize, _align: usize) -> usize {
+        if size.wrapping_sub(1) >= 4096 {
+            return 0;
+        }
+        let k = (usize::BITS - ((size - 1) | 31).leading_zeros()) as usize - 5;
+        let c = &mut self.classes[k];
+        let n = c.n;
+        if n == 0 || n > FLOOR_CAP {
+            return self.alloc_slow(k) as usize;
+        }
+        c.n = n - 1;
+        let v = c.lifo[n - 1];
+        let off = v.wrapping_sub(FLOOR_BASE);
+        if let Some(w) = self.live.get_mut((off >> 11) as usize) {
+            *w |= 1 << ((off >> 5) & 63);
+        }
+        v as usize
+    }
+    #[inline]
+    fn free(&mut self, ptr: usize, _size: usize, _align: usize) {
+        // Like kfree: the size is not used.
+        let v = ptr as u64;
+        let off = v.wrapping_sub(FLOOR_BASE);
+        if let Some(&c) = self.page_class.get((off >> 12) as usize) {
+            let c = c.wrapping_sub(1) as usize;
+            if c < 8 && off & ((32 << c) - 1) == 0 {
+                if let Some(w) = self.live.get_mut((off >> 11) as usize) {
+                    let bit = 1 << ((off >> 5) & 63);
+                    let k = &mut self.classes[c];
+                    if *w & bit != 0 && k.n < FLOOR_CAP {
+                        *w &= !bit;
+                        k.lifo[k.n] = v;
+                        k.n += 1;
+                        return;
+                    }
+                }
+            }
+        }
+        self.free_slow(v)
+    }
+}
+
 /// No allocator at all (returns a fixed address): the cost of the harness itself.
 pub struct Null;
 
@@ -424,6 +552,7 @@ pub fn run_named(allocator: &str, workload: &str, iters: u64) {
         "system" => run(Global(std::alloc::System), workload, iters),
         "mimalloc" => run(Global(mimalloc::MiMalloc), workload, iters),
         "null" => run(Null, workload, iters),
+        "floor" => run(Floor::new(), workload, iters),
         _ => panic!("unknown allocator {allocator} ({ALLOCATORS:?})"),
     }
 }
