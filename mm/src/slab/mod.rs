@@ -516,6 +516,16 @@ impl Cache {
         }
     }
 
+    /// Puts `virt` into reuse-table entry `slot` (which must be empty).
+    #[inline(always)]
+    fn q_put(&mut self, slot: usize, virt: u64) {
+        // Mask read before the entry is written: measurably faster W1 pairs
+        // than a read-modify-write of `qmask` after it.
+        let m = self.qmask;
+        self.q[slot % QN] = virt;
+        self.qmask = m | 1 << (slot % QN);
+    }
+
     const fn kmalloc(k: usize, dma: bool) -> Cache {
         let size = layout::class_size(k);
         // Always `Some` for the class sizes (see the layout tests).
@@ -1318,8 +1328,7 @@ impl Slab {
             let c = &mut self.caches[ix as usize];
             let m = c.qmask;
             if ok && m >> slot & 1 == 0 {
-                c.q[slot] = virt;
-                c.qmask = m | 1 << slot;
+                c.q_put(slot, virt);
                 return Ok(());
             }
         }
@@ -1384,8 +1393,7 @@ impl Slab {
                             };
                             if in_use {
                                 let c = &mut self.caches[ix as usize];
-                                c.q[slot] = virt;
-                                c.qmask = m | 1 << slot;
+                                c.q_put(slot, virt);
                                 return Ok(());
                             }
                         } else if c.q[slot] != virt {

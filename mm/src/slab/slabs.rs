@@ -280,8 +280,7 @@ impl Slab {
         if loc.head_phys() != c.active_phys {
             if use_q && !self.is_free(mem, pages, loc, virt)? {
                 let c = &mut self.caches[loc.ix as usize];
-                c.q[slot] = virt;
-                c.qmask |= 1 << slot;
+                c.q_put(slot, virt);
                 return Ok(());
             }
             return self.free_inactive(mem, pages, loc, virt);
@@ -292,8 +291,7 @@ impl Slab {
             return Err(MmError::ObjectDoubleFree(virt));
         }
         if use_q {
-            c.q[slot] = virt;
-            c.qmask |= 1 << slot;
+            c.q_put(slot, virt);
             return Ok(());
         }
         c.words[w] |= bit;
