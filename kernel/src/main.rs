@@ -38,11 +38,14 @@ pub fn kmain(mut info: BootInfo) -> ! {
     mm::init(info);
     if let Some(s) = mm::SETUP.get() {
         kprintln!(
-            "mm: RAM up to {} MiB, direct map {} MiB, mem_map {} KiB at {:#x}, set up in {} cycles",
+            "mm: RAM up to {} MiB, direct map {} MiB, mem_map {} KiB at {:#x}, \
+             slab bitmap {} KiB at {:#x}, set up in {} cycles",
             s.ram_end >> 20,
             s.lowmem.min(s.ram_end) >> 20,
             s.mem_map_bytes >> 10,
             s.mem_map_phys,
+            s.slab_bits_bytes >> 10,
+            s.slab_bits_phys,
             s.init_cycles
         );
     }

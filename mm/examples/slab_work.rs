@@ -56,7 +56,10 @@ impl Memkern {
         let npages = (ARENA / PAGE_SIZE) as u32;
         let map: &'static mut [Page] =
             Box::leak(vec![Page::reserved(Zone::Dma); npages as usize].into_boxed_slice());
-        let buddy = Buddy::page_init(map, Pfn(npages), &[(Pfn(1), Pfn(npages))], &[]).unwrap();
+        let mut buddy = Buddy::page_init(map, Pfn(npages), &[(Pfn(1), Pfn(npages))], &[]).unwrap();
+        // The slab liveness bitmap over the whole arena.
+        let bits = vec![0u64; Buddy::slab_bits_words(npages)];
+        buddy.attach_slab_bits(Box::leak(bits.into_boxed_slice()));
         Memkern {
             slab: Box::new(Slab::new()),
             mem: SimMem::new(ARENA, 0),

@@ -322,6 +322,9 @@ pub struct Buddy<'a> {
     nr_ram: usize,
     /// Allocated frames that are shared (head count > 1 or `PageFlags::SHARED`).
     shared: u64,
+    /// The slab liveness bitmap (see [`PageProvider::slab_bits`]); slab blocks are
+    /// only handed out where it covers them.
+    slab_bits: &'a mut [u64],
 }
 
 impl fmt::Debug for Buddy<'_> {
@@ -405,7 +408,22 @@ impl<'a> Buddy<'a> {
             ram: [(0, 0); MAX_RAM_RANGES],
             nr_ram: 0,
             shared: 0,
+            slab_bits: &mut [],
         })
+    }
+
+    /// Gives the allocator the slab liveness bitmap, Linux's `page_ext` for the slab
+    /// (two words, 16 bytes, per frame from PFN 0; see [`PageProvider::slab_bits`]).
+    /// Its contents may be garbage: it is cleared here. Slab blocks are only taken
+    /// from the frames it covers, so a buddy allocator without one has no slabs.
+    pub fn attach_slab_bits(&mut self, bits: &'a mut [u64]) {
+        bits.fill(0);
+        self.slab_bits = bits;
+    }
+
+    /// Words of slab liveness bitmap needed to cover frames `[0, pfns)`.
+    pub const fn slab_bits_words(pfns: u32) -> usize {
+        pfns as usize * (PAGE_SIZE / 32 / 64)
     }
 
     /// Fills `[a, b)` with the `state` template of each zone it crosses.
@@ -1437,8 +1455,17 @@ impl PageProvider for Buddy<'_> {
         } else {
             &[Zone::Normal, Zone::Dma]
         };
+        // Frames the liveness bitmap covers (slab blocks must lie below).
+        let covered = (self.slab_bits.len() / Buddy::slab_bits_words(1)) as u64;
         for &zone in zonelist {
+            if self.zones[zone as usize].lo as u64 + (1 << order) > covered {
+                continue;
+            }
             if let Some(pfn) = self.zone_alloc(zone, order) {
+                if pfn as u64 + (1 << order) > covered {
+                    self.release(pfn, zone, 1 << order);
+                    continue;
+                }
                 let mut h = tmpl(zone, PageState::Slab);
                 h.set_order(order);
                 self.map[pfn as usize] = h;
@@ -1481,5 +1508,24 @@ impl PageProvider for Buddy<'_> {
 
     fn page_mut(&mut self, pfn: Pfn) -> Option<&mut Page> {
         self.map.get_mut(pfn.index())
+    }
+
+    #[inline(always)]
+    fn slab_cache_at(&self, pfn: usize) -> Option<u8> {
+        if pfn < self.map.len() {
+            Some(self.map[pfn].slab_cache)
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn slab_bits(&self) -> &[u64] {
+        self.slab_bits
+    }
+
+    #[inline(always)]
+    fn slab_bits_mut(&mut self) -> &mut [u64] {
+        self.slab_bits
     }
 }

@@ -28,6 +28,11 @@ pub trait PhysMem {
     fn virt_of(&self, phys: u64) -> Option<u64>;
     /// Physical address of direct-map virtual address `virt`, if it is one.
     fn phys_of(&self, virt: u64) -> Option<u64>;
+    /// The direct map's offset: `phys_of(v) == Some(v - direct_offset())` for every
+    /// direct-map address `v`. The slab fast paths subtract it without the range
+    /// check and let their bounds-checked metadata reads refuse anything else, so it
+    /// must be exact.
+    fn direct_offset(&self) -> u64;
     /// Sets `len` bytes at `phys` to `byte`.
     fn fill(&mut self, phys: u64, len: usize, byte: u8);
     /// Reads `buf.len()` bytes at `phys`.
@@ -75,4 +80,20 @@ pub trait PageProvider {
     fn page(&self, pfn: Pfn) -> Option<&Page>;
     /// Mutable metadata of a frame, or `None` outside the managed range.
     fn page_mut(&mut self, pfn: Pfn) -> Option<&mut Page>;
+    /// `Page::slab_cache` of frame `pfn`, `None` outside the managed range (the
+    /// kfree fast path: a byte, not a reference, so that it compiles to one bounds
+    /// check and one load).
+    #[inline(always)]
+    fn slab_cache_at(&self, pfn: usize) -> Option<u8> {
+        let pfn = u32::try_from(pfn).ok()?;
+        self.page(Pfn(pfn)).map(|p| p.slab_cache)
+    }
+    /// The slab allocator's liveness bitmap, Linux's `page_ext` for the slab: 16
+    /// bytes per frame from PFN 0, bit `a / 32` (word `a / 2048`, bit `a / 32 % 64`)
+    /// set exactly when a live slab object starts at physical address `a`. The slab
+    /// allocator alone writes it; it is all clear while no object is allocated.
+    /// Slab blocks must lie where it reaches.
+    fn slab_bits(&self) -> &[u64];
+    /// Mutable [`slab_bits`](Self::slab_bits).
+    fn slab_bits_mut(&mut self) -> &mut [u64];
 }

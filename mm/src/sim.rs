@@ -51,6 +51,10 @@ impl PhysMem for SimMem {
         let p = virt.checked_sub(SIM_DIRECT_MAP)?;
         (p < self.mapped).then_some(p)
     }
+    #[inline(always)]
+    fn direct_offset(&self) -> u64 {
+        SIM_DIRECT_MAP
+    }
     #[inline]
     fn fill(&mut self, phys: u64, len: usize, byte: u8) {
         let r = self.range(phys, len);

@@ -44,13 +44,17 @@ fn zone_of(pfn: u32) -> Zone {
     }
 }
 
-fn boot(map: &mut [Page]) -> Buddy<'_> {
+/// Boots over `map` with the slab liveness bitmap `bits` (which should cover
+/// `LOWMEM` frames, like the kernel's: all of ZONE_DMA and ZONE_NORMAL).
+fn boot<'a>(map: &'a mut [Page], bits: &'a mut [u64]) -> Buddy<'a> {
     let ram: Vec<(Pfn, Pfn)> = RAM.iter().map(|&(s, e)| (Pfn(s), Pfn(e))).collect();
     let res: Vec<(Pfn, Pfn, PageFlags)> = RESERVED
         .iter()
         .map(|&(s, e)| (Pfn(s), Pfn(e), PageFlags::KERNEL_INIT))
         .collect();
-    Buddy::page_init(map, Pfn(LOWMEM), &ram, &res).unwrap()
+    let mut b = Buddy::page_init(map, Pfn(LOWMEM), &ram, &res).unwrap();
+    b.attach_slab_bits(bits);
+    b
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -523,7 +527,8 @@ fn free_blocks(b: &Buddy) -> BTreeSet<(u32, u32)> {
 
 fn run(ops: &[Op]) {
     let mut map = vec![Page::reserved(Zone::Dma); NPAGES as usize];
-    let b = boot(&mut map);
+    let mut bits = vec![0; Buddy::slab_bits_words(LOWMEM)];
+    let b = boot(&mut map, &mut bits);
     b.check().unwrap();
     let initial = free_blocks(&b);
     let initial_info: Vec<[u64; NR_ORDERS]> = Zone::ALL.iter().map(|&z| b.buddyinfo(z)).collect();

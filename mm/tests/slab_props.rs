@@ -31,6 +31,8 @@ struct MockPages {
     blocks: BTreeMap<u32, u32>,
     /// Successful allocations still allowed (None = unlimited).
     budget: Option<usize>,
+    /// The slab liveness bitmap over every frame (two words per frame).
+    bits: Vec<u64>,
 }
 
 impl MockPages {
@@ -53,6 +55,7 @@ impl MockPages {
             used,
             blocks: BTreeMap::new(),
             budget: None,
+            bits: vec![0; Buddy::slab_bits_words(npages)],
         }
     }
 
@@ -140,6 +143,14 @@ impl PageProvider for MockPages {
 
     fn page_mut(&mut self, pfn: Pfn) -> Option<&mut Page> {
         self.map.get_mut(pfn.index())
+    }
+
+    fn slab_bits(&self) -> &[u64] {
+        &self.bits
+    }
+
+    fn slab_bits_mut(&mut self) -> &mut [u64] {
+        &mut self.bits
     }
 }
 
@@ -380,27 +391,35 @@ fn kfree_null_is_noop_and_misuse_changes_nothing() {
 }
 
 #[test]
-fn double_free_detected_in_full_partial_and_active_slabs() {
+fn double_free_detected_in_magazine_and_in_slabs() {
     let mut e = Env::new(8192);
-    // kmalloc-4k: 8 objects per slab, bitmap in the head page.
+    // kmalloc-4k: 8 objects per slab: objs[0..8] slab A, [8..16] B, [16..20] C.
     let objs: Vec<u64> = (0..20)
         .map(|_| e.kmalloc(4096, Gfp::KERNEL).unwrap())
         .collect();
-    // objs[0..8] slab A (full), [8..16] slab B (full), [16..20] slab C (active).
-    // The first free goes to the reuse slot, the others into the slab bitmaps.
+    let k4 = e.slab.kmalloc_cache(4096, false).unwrap();
+    // Freed objects sit in the magazine: a second free is refused there...
     for &i in &[0usize, 9, 17] {
         e.kfree(objs[i]).unwrap();
         assert_eq!(e.kfree(objs[i]), Err(MmError::ObjectDoubleFree(objs[i])));
     }
-    // Free the rest of slab B: it goes back to the provider as soon as its objects
-    // have left the reuse table (shrinking empties the table).
+    // ... and after shrinking has put them back into their slabs.
+    e.slab
+        .kmem_cache_shrink(&mut e.mem, &mut e.pages, k4)
+        .unwrap();
+    assert_eq!(e.info(k4).partial_slabs, 3);
+    for &i in &[0usize, 9, 17] {
+        assert_eq!(e.kfree(objs[i]), Err(MmError::ObjectDoubleFree(objs[i])));
+    }
+    // Free the rest of slab B: it goes back to the provider once its objects have
+    // left the magazine (shrinking empties it, and gives back the spare slab).
     let before = e.pages.outstanding();
     for (i, &v) in objs.iter().enumerate().take(16).skip(8) {
         if i != 9 {
             e.kfree(v).unwrap();
         }
     }
-    let k4 = e.slab.kmalloc_cache(4096, false).unwrap();
+    assert_eq!(e.pages.outstanding(), before, "held by the magazine");
     e.slab
         .kmem_cache_shrink(&mut e.mem, &mut e.pages, k4)
         .unwrap();
@@ -412,24 +431,25 @@ fn double_free_detected_in_full_partial_and_active_slabs() {
             e.kfree(v).unwrap();
         }
     }
-    // Slabs held by objects in the reuse table, slab C as the active reserve.
     assert_eq!(e.slab.totals().objects, 0);
-    assert!(e.pages.outstanding() <= 2);
     e.shrink_all();
     assert_eq!(e.pages.outstanding(), 0);
-    // Header slabs (kmalloc-64: bitmap in slot 0) too.
+    // kmalloc-64: 64 objects per page, no slot reserved for metadata.
     let objs: Vec<u64> = (0..130)
         .map(|_| e.kmalloc(64, Gfp::KERNEL).unwrap())
         .collect();
+    assert_eq!(
+        e.info(e.slab.kmalloc_cache(64, false).unwrap())
+            .objs_per_slab,
+        64
+    );
     for &i in &[0usize, 1, 70, 129] {
         e.kfree(objs[i]).unwrap();
         assert_eq!(e.kfree(objs[i]), Err(MmError::ObjectDoubleFree(objs[i])));
     }
-    // The header slot itself is not an object.
-    assert_eq!(
-        e.kfree(objs[0] - 64),
-        Err(MmError::InvalidFree(objs[0] - 64))
-    );
+    // A 32-aligned pointer into the middle of an object is not an object.
+    let mid = objs[5] + 32;
+    assert_eq!(e.kfree(mid), Err(MmError::InvalidFree(mid)));
     for (i, &v) in objs.iter().enumerate() {
         if ![0usize, 1, 70, 129].contains(&i) {
             e.kfree(v).unwrap();
@@ -440,14 +460,14 @@ fn double_free_detected_in_full_partial_and_active_slabs() {
 }
 
 #[test]
-fn reuse_table_and_recent_object_are_exact() {
+fn magazine_objects_are_exact() {
     let mut e = Env::new(8192);
-    // The object just allocated (the LIFO shortcut), freed twice.
+    // The object just allocated, freed twice.
     let p = e.kmalloc(100, Gfp::KERNEL).unwrap();
     e.kfree(p).unwrap();
     assert_eq!(e.kfree(p), Err(MmError::ObjectDoubleFree(p)));
     assert!(e.slab.ksize(&e.mem, &e.pages, p).is_err());
-    // The recent object freed to the wrong cache: refused, then freed properly.
+    // An object freed to the wrong cache: refused, then freed properly.
     let c = e.create("other", 128, 0, SlabFlags::NONE);
     let q = e.kmalloc(128, Gfp::KERNEL).unwrap();
     assert_eq!(e.cfree(c, q), Err(MmError::WrongCache(q)));
@@ -459,8 +479,8 @@ fn reuse_table_and_recent_object_are_exact() {
     assert_eq!(e.kfree(r), Err(MmError::WrongCache(r)));
     assert_eq!(e.slab.ksize(&e.mem, &e.pages, r), Ok(128));
     e.cfree(c, r).unwrap();
-    // Two objects sharing a reuse-table entry (slots 0 and 16 of a kmalloc-128
-    // slab): the first goes to the table, the second to the bitmap.
+    // Two objects of one slab (slots 0 and 16 of a kmalloc-128 slab) in the
+    // magazine: both known to be free.
     let objs: Vec<u64> = (0..32)
         .map(|_| e.kmalloc(128, Gfp::KERNEL).unwrap())
         .collect();
@@ -537,7 +557,7 @@ fn kfree_finds_owner_through_tail_pages() {
     assert_eq!(e.pages.outstanding(), 1, "one empty slab kept as reserve");
     e.shrink_all();
     assert_eq!(e.pages.outstanding(), 0);
-    // Big classes (slabs above 32 KiB) keep no empty slab at all.
+    // Big classes (slabs above 32 KiB) have no magazine and keep no empty slab.
     for size in [40_000usize, 65536, 300_000, 1 << 20] {
         let v = e.kmalloc(size, Gfp::KERNEL).unwrap();
         assert_eq!(e.pages.outstanding(), 1);
@@ -573,10 +593,9 @@ fn empty_slabs_go_back_and_stats_follow() {
     }
     let i = e.info(k);
     assert_eq!(i.active_objs, 0);
-    assert!(
-        i.num_slabs <= 2,
-        "at most the active slab and the reuse slot's slab"
-    );
+    // The magazine keeps at most 128 objects, the last freed (odd objects from
+    // about 745 on: slabs 23..=31), plus one spare slab; the rest went back.
+    assert!(i.num_slabs <= 10, "{} slabs kept", i.num_slabs);
     e.shrink_all();
     assert_eq!(e.slab.totals(), SlabTotals::default());
     assert_eq!(e.pages.outstanding(), 0);
@@ -1359,43 +1378,51 @@ fn slub_debug_parsing() {
 }
 
 #[test]
-fn nondebug_header_bitmap_corruption_is_detected_and_quarantined() {
+fn nondebug_metadata_is_out_of_reach_of_overflows() {
     let mut e = Env::new(8192);
     let c = e.create("victim", 64, 0, SlabFlags::NONE);
-    // 64 slots per slab, slot 0 holds the bitmap: slab 1 = objs[0..63], slab 2 active.
-    let objs: Vec<u64> = (0..70).map(|_| e.calloc(c).unwrap()).collect();
-    assert_eq!(e.info(c).objs_per_slab, 63);
-    e.cfree(c, objs[3]).unwrap();
-    e.cfree(c, objs[4]).unwrap();
-    // Out of the reuse table into slab 1's header bitmap: slab 1 is partial now.
+    // Two full slabs of 64 objects; then some free in their slab, one in the
+    // magazine.
+    let objs: Vec<u64> = (0..128).map(|_| e.calloc(c).unwrap()).collect();
+    assert_eq!(e.info(c).objs_per_slab, 64);
+    for &i in &[3usize, 4, 70] {
+        e.cfree(c, objs[i]).unwrap();
+    }
     e.slab
         .kmem_cache_shrink(&mut e.mem, &mut e.pages, c)
         .unwrap();
-    let header = objs[0] - 64;
-    e.write(header, &[0xff; 8]); // an underflow of objs[0] over the header
-    assert_eq!(e.validate_all(), 1);
-    assert_eq!(
-        e.slab.reports().last().unwrap().kind,
-        mm::slab::debug::SlabErrorKind::FreePointerCorrupt
-    );
-    // The quarantined slab is never allocated from; freeing its objects returns it.
-    let more: Vec<u64> = (0..100).map(|_| e.calloc(c).unwrap()).collect();
-    assert!(more.iter().all(|v| !objs[..63].contains(v)));
+    e.cfree(c, objs[5]).unwrap();
+    // Scribble over every byte of both slabs, free objects included.
+    let lo = objs.iter().copied().min().unwrap() & !4095;
+    let hi = (objs.iter().copied().max().unwrap() | 4095) + 1;
+    for page in (lo..hi).step_by(4096) {
+        if e.slab.object_info(&e.mem, &e.pages, page).is_ok() {
+            e.write(page, &[0xff; 4096]);
+        }
+    }
+    // Nothing the allocator relies on was there: no error, exact answers.
+    assert_eq!(e.validate_all(), 0);
+    for &i in &[3usize, 4, 5, 70] {
+        assert_eq!(e.cfree(c, objs[i]), Err(MmError::ObjectDoubleFree(objs[i])));
+    }
+    let again: Vec<u64> = (0..4).map(|_| e.calloc(c).unwrap()).collect();
+    let mut want = vec![objs[3], objs[4], objs[5], objs[70]];
+    let mut got = again.clone();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "the freed objects come back, nothing else");
     for (i, &v) in objs.iter().enumerate() {
-        if i != 3 && i != 4 {
+        if ![3usize, 4, 5, 70].contains(&i) {
             e.cfree(c, v).unwrap();
         }
     }
-    for &v in &more {
+    for v in again {
         e.cfree(c, v).unwrap();
     }
     e.shrink_all();
     assert_eq!(e.pages.outstanding(), 0);
+    assert_eq!(e.slab.errors_total(), 0);
 }
-
-// ----------------------------------------------------------------------------
-// selftest
-// ----------------------------------------------------------------------------
 
 #[test]
 fn selftest_detects_every_scenario_and_leaks_nothing() {
@@ -1632,11 +1659,18 @@ fn buddy_map() -> Vec<Page> {
     vec![Page::reserved(Zone::Dma); B_PAGES as usize]
 }
 
+/// A slab liveness bitmap over all `B_PAGES` frames (`Buddy::attach_slab_bits`).
+fn buddy_bits() -> Vec<u64> {
+    vec![0; Buddy::slab_bits_words(B_PAGES)]
+}
+
 #[test]
 fn with_real_buddy_free_all_returns_to_boot_figures() {
     let mut map = buddy_map();
+    let mut bits = buddy_bits();
     let mut buddy =
         Buddy::page_init(&mut map, Pfn(B_PAGES), &[(Pfn(1), Pfn(B_PAGES))], &[]).unwrap();
+    buddy.attach_slab_bits(&mut bits);
     let mut mem = SimMem::new(B_PAGES as usize * PAGE_SIZE, 0xee);
     let mut slab = Box::new(Slab::new());
     let boot = buddy.mm_stat();
@@ -1721,8 +1755,10 @@ fn with_real_buddy_free_all_returns_to_boot_figures() {
 #[test]
 fn buddy_refuses_slab_pages_and_slab_refuses_buddy_pages() {
     let mut map = buddy_map();
+    let mut bits = buddy_bits();
     let mut buddy =
         Buddy::page_init(&mut map, Pfn(B_PAGES), &[(Pfn(1), Pfn(B_PAGES))], &[]).unwrap();
+    buddy.attach_slab_bits(&mut bits);
     let mut mem = SimMem::new(B_PAGES as usize * PAGE_SIZE, 0xee);
     let mut slab = Box::new(Slab::new());
     let page = buddy.alloc_pages(Gfp::KERNEL, 2).unwrap();

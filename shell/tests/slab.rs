@@ -617,7 +617,7 @@ fn caches_are_created_used_and_destroyed() {
     };
     assert_eq!(
         row("foo"),
-        "foo                   24     32     8      1    127     1   1 -    -"
+        "foo                   24     32     8      1    128     1   1 -    -"
     );
     assert_eq!(
         row("dev"),
@@ -716,7 +716,7 @@ fn slabinfo_is_exactly_proc_slabinfo() {
     );
     assert_eq!(
         line("foo"),
-        "foo                    1    127     32  127    1 : tunables    0    0    0 : slabdata      1      1      0"
+        "foo                    1    128     32  128    1 : tunables    0    0    0 : slabdata      1      1      0"
     );
     assert!(line("dbg").starts_with("dbg                    1 "));
     assert_eq!(out.len(), 2 + 32 + 2);
@@ -1053,7 +1053,7 @@ fn selftest_runs_every_scenario_and_leaves_nothing() {
             "kmalloc_redzone_access: 1 errors detected",
             "double_free: 2 errors detected",
             "interior_free: 1 errors detected",
-            "free_bitmap_corrupt: 1 errors detected",
+            "wrong_cache_free: 4 errors detected",
             "selftest slab: all 9 scenarios detected their corruption",
         ]
     );

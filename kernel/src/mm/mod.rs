@@ -5,11 +5,14 @@
 //! Boot sequence ([`init`]):
 //! 1. the zone limit: ZONE_DMA below 16 MiB, ZONE_NORMAL up to `mm.lowmem=`
 //!    (default [`DEFAULT_LOWMEM`]), ZONE_UNMAPPED_IN_PGT above;
-//! 2. a boot frame allocator places `mem_map` (16 bytes per frame) and the page
-//!    tables in ZONE_NORMAL;
+//! 2. a boot frame allocator places `mem_map` (16 bytes per frame), the slab
+//!    liveness bitmap (16 bytes per direct-mapped frame, Linux's `page_ext` for
+//!    the slab) and the page tables in ZONE_NORMAL;
 //! 3. the kernel switches to its own page tables;
 //! 4. the buddy allocator takes every usable and boot-reclaimable frame; the image,
-//!    `mem_map` and page tables are reserved as `PAGE_KERNEL_INIT`;
+//!    `mem_map`, slab bitmap and page tables are reserved as `PAGE_KERNEL_INIT`,
+//!    and the slab bitmap is attached (slab blocks come only from the frames it
+//!    covers, the direct map);
 //! 5. `slub_debug=` from the command line is applied to the slab caches, before
 //!    the first heap allocation (Linux syntax, e.g. `slub_debug=FZPU,kmalloc-64`).
 
@@ -41,6 +44,10 @@ pub struct MmSetup {
     pub ram_end: u64,
     pub mem_map_phys: u64,
     pub mem_map_bytes: u64,
+    /// The slab liveness bitmap (`Buddy::attach_slab_bits`), covering every frame
+    /// below `min(lowmem, ram_end)`.
+    pub slab_bits_phys: u64,
+    pub slab_bits_bytes: u64,
     /// rdtsc cycles spent in [`init`].
     pub init_cycles: u64,
 }
@@ -87,6 +94,14 @@ pub fn init(info: &BootInfo) {
     let mem_map_phys = alloc
         .alloc_contiguous(mem_map_bytes)
         .expect("no room for mem_map");
+    // The slab liveness bitmap covers the direct-mapped RAM (ZONE_DMA and
+    // ZONE_NORMAL), where every slab block lies.
+    let lowmem_pfns = (lowmem / 4096).min(max_pfn) as u32;
+    let slab_bits_words = Buddy::slab_bits_words(lowmem_pfns);
+    let slab_bits_bytes = (slab_bits_words * 8) as u64;
+    let slab_bits_phys = alloc
+        .alloc_contiguous(slab_bits_bytes)
+        .expect("no room for the slab bitmap");
     paging::build_and_switch(
         info,
         lowmem.min(ram_end.next_multiple_of(2 << 20)),
@@ -140,8 +155,19 @@ pub fn init(info: &BootInfo) {
             max_pfn as usize,
         )
     };
-    let buddy = Buddy::page_init(mem_map, Pfn::containing(lowmem), ram, &reserved[..nres])
+    // SAFETY: [slab_bits_phys, +slab_bits_bytes) was taken from the boot allocator
+    // for this bitmap alone, lies in the direct map (the boot allocator stays below
+    // `lowmem`), is page aligned, and every bit pattern is a valid `u64`; it lives
+    // for the rest of the run.
+    let slab_bits = unsafe {
+        core::slice::from_raw_parts_mut(
+            (paging::DIRECT_MAP_BASE + slab_bits_phys) as *mut u64,
+            slab_bits_words,
+        )
+    };
+    let mut buddy = Buddy::page_init(mem_map, Pfn::containing(lowmem), ram, &reserved[..nres])
         .expect("page_init");
+    buddy.attach_slab_bits(slab_bits);
     *BUDDY.lock() = Some(buddy);
     if let Some(param) = mm::slab::cmdline_slub_debug(info.cmdline.as_str()) {
         match heap::with_slab(|s, b| s.slub_debug(&mut physmem::DirectMap, b, param)) {
@@ -154,6 +180,8 @@ pub fn init(info: &BootInfo) {
         ram_end,
         mem_map_phys,
         mem_map_bytes,
+        slab_bits_phys,
+        slab_bits_bytes,
         init_cycles: crate::arch::cpu::rdtsc() - t0,
     });
 }

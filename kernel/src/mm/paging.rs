@@ -54,6 +54,13 @@ pub fn virt_to_phys(virt: u64) -> Option<u64> {
     (virt >= off && virt - off < end).then(|| virt - off)
 }
 
+/// Where physical address 0 is mapped right now (`virt = phys + offset` in the
+/// direct map).
+#[inline]
+pub fn phys_offset() -> u64 {
+    PHYS_OFFSET.load(Ordering::Relaxed)
+}
+
 /// End of the direct map (physical).
 pub fn direct_map_end() -> u64 {
     DIRECT_MAP_END.load(Ordering::Relaxed)

@@ -41,6 +41,10 @@ impl mm::PhysMem for DirectMap {
     fn phys_of(&self, virt: u64) -> Option<u64> {
         paging::virt_to_phys(virt)
     }
+    #[inline]
+    fn direct_offset(&self) -> u64 {
+        paging::phys_offset()
+    }
     fn fill(&mut self, phys: u64, len: usize, byte: u8) {
         // SAFETY: the allocators only name RAM they own; each piece is mapped
         // (direct map or window) for its length.

@@ -40,6 +40,11 @@ fn map() -> Vec<Page> {
         .collect()
 }
 
+/// A slab liveness bitmap over every frame (`Buddy::attach_slab_bits`).
+fn slab_bits() -> Vec<u64> {
+    vec![0; Buddy::slab_bits_words(NPAGES)]
+}
+
 fn boot(map: &mut [Page]) -> Buddy<'_> {
     let b = Buddy::page_init(map, Pfn(LOWMEM), &ram(), &reserved()).unwrap();
     b.check().unwrap();
@@ -251,7 +256,9 @@ fn alloc_pages_zone_errors() {
 #[test]
 fn free_errors_change_nothing() {
     let mut m = map();
+    let mut bits = slab_bits();
     let mut b = boot(&mut m);
+    b.attach_slab_bits(&mut bits);
     let slab = b.alloc_slab_block(1, false).unwrap();
     let p = b
         .alloc_pages_zone(Zone::Normal, 5, PageFlags::EMPTY)
@@ -582,7 +589,9 @@ fn mos_page_alloc_and_decref() {
 #[test]
 fn page_provider_slab_blocks() {
     let mut m = map();
+    let mut bits = slab_bits();
     let mut b = boot(&mut m);
+    b.attach_slab_bits(&mut bits);
     let free = b.nr_free_pages();
     let s = b.alloc_slab_block(2, false).unwrap();
     let d = b.alloc_slab_block(0, true).unwrap();
@@ -623,6 +632,59 @@ fn page_provider_slab_blocks() {
     b.__free_page(a).unwrap();
     assert_eq!(b.nr_free_pages(), free);
     assert!(PageProvider::page(&b, Pfn(NPAGES)).is_none());
+    b.check().unwrap();
+}
+
+#[test]
+fn slab_blocks_only_where_the_bitmap_reaches() {
+    // No bitmap: no slabs, and nothing is taken from the free lists.
+    let mut m = map();
+    let mut b = boot(&mut m);
+    let free = b.nr_free_pages();
+    assert!(b.slab_bits().is_empty());
+    for (order, dma) in [(0, false), (0, true), (3, false), (MAX_ORDER, false)] {
+        assert_eq!(b.alloc_slab_block(order, dma), Err(MmError::OutOfMemory));
+    }
+    assert_eq!(b.nr_free_pages(), free);
+    b.check().unwrap();
+
+    // A bitmap (garbage, cleared on attach) over the first `N` frames: all of
+    // ZONE_DMA and part of ZONE_NORMAL.
+    const N: u32 = 6000;
+    let mut m = map();
+    let mut bits = vec![!0u64; Buddy::slab_bits_words(N)];
+    assert_eq!(bits.len(), 2 * N as usize);
+    let mut b = boot(&mut m);
+    b.attach_slab_bits(&mut bits);
+    assert_eq!(b.slab_bits().len(), 2 * N as usize);
+    assert!(b.slab_bits().iter().all(|&w| w == 0));
+    b.slab_bits_mut()[0] = 1;
+    b.slab_bits_mut()[0] = 0;
+    let free = b.nr_free_pages();
+    let mut got = Vec::new();
+    for (order, dma) in [(2, false), (0, true), (0, false), (5, false)] {
+        while let Ok(s) = b.alloc_slab_block(order, dma) {
+            assert!(
+                s.0 + (1 << order) <= N,
+                "slab block {s} order {order} past {N}"
+            );
+            assert_eq!(b.page(s).unwrap().state(), PageState::Slab);
+            if dma {
+                assert_eq!(b.zone_of(s), Zone::Dma);
+            }
+            got.push((s, order));
+        }
+        b.check().unwrap();
+    }
+    assert!(got.iter().any(|&(s, _)| b.zone_of(s) == Zone::Dma));
+    // Frames outside the bitmap are still there for page allocations.
+    let p = b.alloc_pages(Gfp::KERNEL, 0).unwrap();
+    assert!(p.0 >= N);
+    b.__free_pages(p, 0).unwrap();
+    for (s, order) in got {
+        b.free_slab_block(s, order).unwrap();
+    }
+    assert_eq!(b.nr_free_pages(), free);
     b.check().unwrap();
 }
 

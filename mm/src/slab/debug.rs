@@ -22,8 +22,7 @@
 use core::fmt;
 use core::panic::Location;
 
-use super::slabs::{write_header, Header};
-use super::{page_mut, CacheId, CacheName, Loc, Slab, MODE_DEBUG, NO_SLAB, TABLE};
+use super::{is_live, page_mut, CacheId, CacheName, Loc, Slab, MODE_DEBUG, TABLE};
 use crate::{Gfp, MmError, PageProvider, Pfn, PhysMem, NIL};
 
 /// Linux POISON_INUSE: uninitialised allocated memory and slot padding.
@@ -54,8 +53,7 @@ pub struct DebugFlags(pub u8);
 impl DebugFlags {
     /// No debugging: the lean fast paths.
     pub const NONE: DebugFlags = DebugFlags(0);
-    /// `F`: sanity checks: slab metadata and the state word ("free pointer") of every
-    /// object handled, and a full check of a slab whenever it becomes the active one.
+    /// `F`: sanity checks: the state word ("free pointer") of every object handled.
     pub const SANITY: DebugFlags = DebugFlags(1);
     /// `Z`: red zones after every object and over the slack after the requested size.
     pub const RED_ZONE: DebugFlags = DebugFlags(2);
@@ -554,33 +552,27 @@ impl Slab {
         }
     }
 
-    /// Free of a located object of a debug cache: refuses a double free (the slab
-    /// bitmap decides), checks the state word, red zones and padding, then writes the
-    /// free image (state, poison, inactive red zone) and the free track.
-    pub(super) fn debug_free_slot<M: PhysMem, P: PageProvider>(
+    /// Free of a located live object of a debug cache: checks the state word, red
+    /// zones and padding, then writes the free image (state, poison, inactive red
+    /// zone) and the free track.
+    pub(super) fn debug_free_slot<M: PhysMem>(
         &mut self,
         mem: &mut M,
-        pages: &mut P,
         loc: Loc,
-        virt: u64,
         site: &'static Location<'static>,
-    ) -> Result<(), MmError> {
+    ) {
         let ix = loc.ix;
         let l = self.caches[ix as usize].lay;
         let phys = loc.phys;
-        let fp = |kind| Finding {
-            kind,
-            slot_phys: phys,
-            offset: l.state_off,
-            expected: 0,
-            found: 0,
-        };
-        if self.is_free(mem, pages, loc, virt)? {
-            self.report(mem, ix, fp(SlabErrorKind::DoubleFree));
-            return Err(MmError::ObjectDoubleFree(virt));
-        }
         if mem.read_u64(phys + l.state_off as u64) != phys ^ ALLOC_MAGIC {
-            self.report(mem, ix, fp(SlabErrorKind::FreePointerCorrupt));
+            let f = Finding {
+                kind: SlabErrorKind::FreePointerCorrupt,
+                slot_phys: phys,
+                offset: l.state_off,
+                expected: 0,
+                found: 0,
+            };
+            self.report(mem, ix, f);
         }
         self.debug_check_slot(mem, ix, phys, false);
         self.debug_make_free(mem, ix, phys);
@@ -594,23 +586,22 @@ impl Slab {
             mem.write_u64(t, id as u64);
             mem.write_u64(t + 8, self.seq);
         }
-        Ok(())
     }
 
-    /// Checks every object slot of the debug slab at `base` against its free bitmap
-    /// `bits`: state word ("free pointer"), red zones, poison, padding. Reports and
+    /// Checks every object slot of the debug slab at `base` against the liveness
+    /// bitmap: state word ("free pointer"), red zones, poison, padding. Reports and
     /// repairs every finding (the bitmap wins).
-    pub(super) fn debug_scan_slab<M: PhysMem>(
+    pub(super) fn debug_scan_slab<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
+        pages: &P,
         ix: u8,
         base: u64,
-        bits: u128,
     ) {
         let l = self.caches[ix as usize].lay;
-        for i in l.first..l.objs {
+        for i in 0..l.objs {
             let p = base + i as u64 * l.stride as u64;
-            let free = bits >> i & 1 == 1;
+            let free = !is_live(pages, p);
             let want = p ^ if free { FREE_MAGIC } else { ALLOC_MAGIC };
             if mem.read_u64(p + l.state_off as u64) != want {
                 let f = Finding {
@@ -627,50 +618,11 @@ impl Slab {
         }
     }
 
-    /// Debug caches: rebuilds a corrupt header bitmap from the state words (a slot
-    /// whose state word is corrupt too is kept allocated, i.e. leaked), and fixes the
-    /// in-use count and the cache's free count.
-    pub(super) fn rebuild_header<M: PhysMem, P: PageProvider>(
-        &mut self,
-        mem: &mut M,
-        pages: &mut P,
-        ix: u8,
-        head: u32,
-    ) -> Result<u128, MmError> {
-        let l = self.caches[ix as usize].lay;
-        let base = Pfn(head).phys();
-        let mut bits = 0u128;
-        for i in l.first..l.objs {
-            let p = base + i as u64 * l.stride as u64;
-            let w = mem.read_u64(p + l.state_off as u64);
-            if w == p ^ FREE_MAGIC {
-                bits |= 1 << i;
-            } else if w != p ^ ALLOC_MAGIC {
-                let f = Finding {
-                    kind: SlabErrorKind::FreePointerCorrupt,
-                    slot_phys: p,
-                    offset: l.state_off,
-                    expected: 0,
-                    found: 0,
-                };
-                self.report(mem, ix, f);
-                mem.write_u64(p + l.state_off as u64, p ^ ALLOC_MAGIC);
-            }
-        }
-        write_header(mem, base, bits, l.objs);
-        let p = page_mut(pages, head)?;
-        let old_free = (l.usable() - (p.count & 0xffff)) as u64;
-        p.count = l.usable() - bits.count_ones();
-        let c = &mut self.caches[ix as usize];
-        c.nonactive_free = c.nonactive_free + bits.count_ones() as u64 - old_free;
-        Ok(bits)
-    }
-
-    /// Checks every object of a cache like Linux `validate_slab_cache`: header
-    /// bitmaps (all caches); state words, red zones, poison and padding of every
-    /// object (debug caches). Every finding is reported and repaired (a corrupt
-    /// header bitmap of a non-debug cache quarantines its slab). Returns the number of
-    /// errors found.
+    /// Checks every object of a cache like Linux `validate_slab_cache`: the state
+    /// words, red zones, poison and padding of every object (debug caches), and the
+    /// available count of every partial slab against its free slots (all caches;
+    /// a mismatch is reported as a corrupt free pointer at the slab start). Every
+    /// finding is reported and repaired. Returns the number of errors found.
     pub fn validate<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -705,46 +657,39 @@ impl Slab {
         let c = &self.caches[ix as usize];
         let before = c.errors;
         let debug = c.mode == MODE_DEBUG;
-        let in_page = c.lay.in_page();
-        if debug && c.active_phys != NO_SLAB {
-            let (base, bits) = (c.active_phys, c.active_bits());
-            self.debug_scan_slab(mem, ix, base, bits);
-        }
+        let off = mem.direct_offset();
         for full in [false, true] {
             let c = &self.caches[ix as usize];
             let mut head = if full { c.full.head } else { c.partial.head };
             while head != NIL {
                 let p = page_mut(pages, head)?;
-                let (next, meta) = (p.next, p.count);
-                let bits = if in_page {
-                    meta as u128
-                } else {
-                    match self.check_header(mem, pages, ix, head)? {
-                        Header::Ok(bits) => bits,
-                        Header::Corrupt if debug => {
-                            let bits = self.rebuild_header(mem, pages, ix, head)?;
-                            if bits == 0 && !full {
-                                let c = &mut self.caches[ix as usize];
-                                c.partial.unlink(pages, head)?;
-                                c.full.push(pages, head)?;
-                            }
-                            bits
-                        }
-                        Header::Corrupt => {
-                            let c = &mut self.caches[ix as usize];
-                            if full {
-                                c.full.unlink(pages, head)?;
-                            } else {
-                                c.partial.unlink(pages, head)?;
-                            }
-                            self.quarantine(pages, head)?;
-                            head = next;
-                            continue;
-                        }
-                    }
-                };
+                let (next, count) = (p.next, p.count);
+                let base = Pfn(head).phys();
                 if debug {
-                    self.debug_scan_slab(mem, ix, Pfn(head).phys(), bits);
+                    self.debug_scan_slab(mem, pages, ix, base);
+                }
+                // Free slots not in the magazine must be the available ones.
+                let c = &self.caches[ix as usize];
+                let end = base + c.mask + 1;
+                let in_mag = c.mag[..c.n]
+                    .iter()
+                    .filter(|&&v| (base..end).contains(&v.wrapping_sub(off)))
+                    .count() as u32;
+                let mut free = 0u32;
+                self.scan_free(pages, ix, head, u32::MAX, |_| free += 1);
+                let want = free.saturating_sub(in_mag);
+                if !full && want != count && want != 0 {
+                    let f = Finding {
+                        kind: SlabErrorKind::FreePointerCorrupt,
+                        slot_phys: base,
+                        offset: 0,
+                        expected: 0,
+                        found: 0,
+                    };
+                    self.report(mem, ix, f);
+                    let c = &mut self.caches[ix as usize];
+                    c.avail = c.avail + want as u64 - count as u64;
+                    page_mut(pages, head)?.count = want;
                 }
                 head = next;
             }

@@ -14,7 +14,7 @@ pub const KMALLOC_MAX: usize = 1 << 20;
 pub const KMALLOC_CLASSES: usize = 16;
 /// Most objects in one slab (the per-slab free bitmap is a `u128`).
 pub const MAX_OBJS_PER_SLAB: u32 = 128;
-/// Smallest slot (stride) of any cache.
+/// Smallest slot (stride) of any cache, and the unit of every stride.
 pub const MIN_STRIDE: u32 = 32;
 /// Bytes of red zone after each object in debug caches with `Z`.
 pub const REDZONE_LEN: u32 = 16;
@@ -38,14 +38,13 @@ pub const fn class_size(k: usize) -> u32 {
 /// Where things are in one slot of a cache, and how big its slabs are.
 ///
 /// A slab is `objs` slots of `stride` bytes from the start of a naturally aligned
-/// block of 2^order pages. Its free bitmap (bit i = slot i free) lives in the head
-/// page's `Page::count` when the slab has at most 32 slots, else in slot 0 (the
-/// *header slot*, never handed out; `first == 1`).
+/// block of 2^order pages. The stride is a multiple of 32 bytes (the liveness
+/// bitmap's granule), so every slot starts on its own bit.
 ///
-/// Non-debug slot: just the object (`obj_size` rounded up to the alignment).
-/// Debug slot (see the `debug` module): `[object][red zone 16 B if Z][state word
-/// 8 B][requested size 8 B][alloc track 16 B, free track 16 B if U][padding 0x5a up
-/// to stride]`.
+/// Non-debug slot: just the object (`obj_size` rounded up to the alignment and to
+/// 32). Debug slot (see the `debug` module): `[object][red zone 16 B if Z][state
+/// word 8 B][requested size 8 B][alloc track 16 B, free track 16 B if U][padding
+/// 0x5a up to stride]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// Usable bytes of an object (the kmalloc class size for kmalloc caches).
@@ -54,10 +53,8 @@ pub struct Layout {
     pub stride: u32,
     /// Slab order: a slab is 2^order pages.
     pub order: u32,
-    /// Slots per slab (1..=128), the header slot included.
+    /// Objects per slab (1..=128).
     pub objs: u32,
-    /// First object slot: 1 if slot 0 is the header holding the free bitmap, else 0.
-    pub first: u32,
     /// `ceil(2^32 / stride)`: `offset * recip >> 32` is the slot of an offset.
     pub recip: u64,
     /// Debug caches: red zone length after the object (16 with Z, else 0).
@@ -68,18 +65,12 @@ pub struct Layout {
     pub track_off: u32,
     /// Debug caches: first padding byte (padding runs to `stride`).
     pub pad_off: u32,
-    /// Bit `i` set for every object slot `i` (`first..objs`).
-    pub full_mask: u128,
 }
 
 impl Layout {
     /// Objects per slab.
     pub const fn usable(&self) -> u32 {
-        self.objs - self.first
-    }
-    /// True if the free bitmap of a slab is kept in its head page.
-    pub const fn in_page(&self) -> bool {
-        self.objs <= 32
+        self.objs
     }
     /// Bytes of a slab.
     pub const fn slab_bytes(&self) -> u64 {
@@ -137,35 +128,28 @@ pub const fn compute(obj_size: u32, align: u32, debug: DebugFlags) -> Option<Lay
             end += TRACK_LEN;
         }
     }
-    let mut stride = align_up(end, align);
-    if stride < MIN_STRIDE {
-        stride = align_up(MIN_STRIDE, align);
-    }
+    let stride = align_up(
+        end,
+        if align > MIN_STRIDE {
+            align
+        } else {
+            MIN_STRIDE
+        },
+    );
     let (order, objs) = match choose_order(stride) {
         Some(x) => x,
         None => return None,
-    };
-    let first = if objs > 32 { 1 } else { 0 };
-    if objs - first == 0 {
-        return None;
-    }
-    let all = if objs == 128 {
-        u128::MAX
-    } else {
-        (1u128 << objs) - 1
     };
     Some(Layout {
         obj_size,
         stride,
         order,
         objs,
-        first,
         recip: (1u64 << 32).div_ceil(stride as u64),
         rz_len,
         state_off,
         track_off,
         pad_off: end,
-        full_mask: all & !((1u128 << first) - 1),
     })
 }
 
@@ -227,15 +211,15 @@ mod tests {
     fn orders() {
         let none = DebugFlags::NONE;
         let l = compute(32, 32, none).unwrap();
-        assert_eq!((l.order, l.objs, l.first, l.usable()), (0, 128, 1, 127));
-        assert_eq!(l.full_mask, u128::MAX - 1);
+        assert_eq!((l.order, l.objs, l.usable()), (0, 128, 128));
         let l = compute(64, 64, none).unwrap();
-        assert_eq!((l.order, l.objs, l.first), (0, 64, 1));
+        assert_eq!((l.order, l.objs), (0, 64));
         let l = compute(128, 128, none).unwrap();
-        assert_eq!(
-            (l.order, l.objs, l.first, l.full_mask),
-            (0, 32, 0, 0xffff_ffff)
-        );
+        assert_eq!((l.order, l.objs), (0, 32));
+        // Strides are multiples of 32 (one liveness bit per slot).
+        for (size, align, stride) in [(8, 8, 32), (40, 8, 64), (100, 8, 128), (96, 32, 96)] {
+            assert_eq!(compute(size, align, none).unwrap().stride, stride);
+        }
         let l = compute(4096, 4096, none).unwrap();
         assert_eq!((l.order, l.objs), (3, 8));
         let l = compute(1 << 20, 1 << 20, none).unwrap();
@@ -243,6 +227,10 @@ mod tests {
         let l = compute(1 << 20, 1 << 20, DebugFlags::ALL).unwrap();
         assert_eq!((l.order, l.objs, l.stride), (9, 1, 2 << 20));
         for s in [32u32, 96, 3000, 4104, 65536] {
+            assert_eq!(
+                compute(s.next_multiple_of(8), 8, none).unwrap().stride % MIN_STRIDE,
+                0
+            );
             let l = compute(s.next_multiple_of(8), 8, DebugFlags::ALL).unwrap();
             for off in 0..l.objs as u64 * l.stride as u64 + 64 {
                 let i = (off * l.recip) >> 32;

@@ -12,67 +12,55 @@
 //! - `mem: &mut M` where `M: PhysMem`: the kernel's direct map. Object addresses
 //!   handed out and taken back are *virtual* direct-map addresses;
 //!   [`PhysMem::phys_of`] turns them into physical ones.
-//! - `pages: &mut P` where `P: PageProvider`: where slabs come from and where the
-//!   `struct Page` of every frame lives (`Buddy` in the kernel).
+//! - `pages: &mut P` where `P: PageProvider`: where slabs come from, where the
+//!   `struct Page` of every frame lives, and the *liveness bitmap* (below).
 //!
 //! Both are generic parameters, so their accessors inline into the fast paths.
 //!
-//! # Design (SLUB-like, with bitmaps and a reuse table)
+//! # Design: a liveness bitmap and per-cache magazines
 //!
-//! A slab is a naturally aligned block of 2^order pages cut into `objs` slots
-//! (at most 128). Its *free bitmap* (bit i = slot i is free) is the one source of
-//! truth about its objects, kept at a fixed place: in the head page's `Page::count`
-//! when the slab has at most 32 slots (every kmalloc class from 128 bytes up), else
-//! in slot 0, the *header slot*, which is never handed out (kmalloc-32: 127 objects
-//! per page, kmalloc-64: 63). Nothing is ever stored inside a free object, so a
-//! constructor's work survives and a use after free cannot corrupt the allocator.
+//! A slab is a naturally aligned block of 2^order pages cut into `objs` slots of
+//! `stride` bytes (at most 128; the stride is a multiple of 32). Three facts describe
+//! every object, each kept in exactly one place:
 //!
-//! Each cache has an *active* slab whose bitmap it keeps in itself (`words`), a
-//! FIFO doubly linked list of *partial* slabs (through `Page::next`/`prev` of the
-//! head pages) and a 32-entry *reuse table* `q` of objects freed recently, which are
-//! still marked in use in their slabs. An object can only sit in entry
-//! `(phys / stride) % 32` (`phys >> log2(stride)` for other strides), so "is it in
-//! the table?" is one comparison, and the objects of different slabs spread over
-//! the whole table even when a slab has only 8 slots.
+//! - **Is it live?** The liveness bitmap ([`PageProvider::slab_bits`], 16 bytes per
+//!   frame, like Linux's `page_ext`): bit `phys / 32` is set exactly while a live
+//!   object starts at `phys`. It lies outside every slab, so no overflow or use
+//!   after free can corrupt it, and "is this the start of a live object?" is one
+//!   bit test: foreign, interior and double frees all fail it.
+//! - **Whose is it?** `Page::slab_cache` of its frame (every page of a slab carries
+//!   the cache number; 0 = not a slab page).
+//! - **Where is it free?** A free object is either in its cache's *magazine* (a
+//!   LIFO array of up to [`MAG`] free objects) or *available* in its slab. A slab's
+//!   head page counts its available objects (`Page::count`); slabs with some are on
+//!   the cache's FIFO partial list (`Page::next`/`prev`).
 //!
-//! - kmalloc (fast path): pop an object of the reuse table (lowest occupied entry:
-//!   only its `qmask` bit is cleared),
-//!   else take the lowest set bit of the active words: the object is
-//!   `active_virt + i * stride`. No memory is touched, no counter updated.
-//! - kfree (fast path): `virt -> phys` ([`PhysMem::phys_of`]) `-> pfn -> Page`:
-//!   `Page::slab_cache` is the cache number (every page of a slab carries it, 0 =
-//!   not a slab page); the slab head is the slab-aligned block start (tail pages also
-//!   point to it through `Page::next`); the slot is `offset >> log2(stride)` and must
-//!   be an object start. The object must be in use (its bit clear, not in the reuse
-//!   table); it then goes into its reuse table entry if that is empty, else its bit
-//!   is set in its slab's bitmap. One shortcut: freeing the object handed out by
-//!   the last allocation (the LIFO `kmalloc`/`kfree` pair) needs no lookup at all:
-//!   the allocator remembers it (`recent`) and forgets it on any free of it, so it
-//!   always names a live object of a known cache.
-//! - Free into another slab's bitmap: the first free into a full slab puts it at the
-//!   tail of the partial list; a slab that becomes empty goes back to the page
-//!   provider at once.
-//! - When the active slab is exhausted, the first partial slab (its header bitmap
-//!   sanity-checked against the in-use count kept in its head page) or a new slab
-//!   becomes active; the old one simply stops being active (full slabs are on no
-//!   list, except in debug caches).
-//! - Statistics cost nothing on these paths: objects in use are computed from slab
-//!   counts, the active words, the reuse table and a count of free objects in
-//!   non-active slabs kept by the slower paths.
+//! The invariant that ties them together: **a magazine is only refilled when it is
+//! empty**, so at that moment every clear bit of a slab's object slots is an
+//! available object, and refilling scans the bitmap of a partial slab for them.
 //!
-//! Empty slabs kept: the active slab, and slabs kept alive by objects in the reuse
-//! table; none for caches with slabs above 32 KiB (order > 3), which also have no
-//! reuse table. [`Slab::kmem_cache_shrink`] / [`Slab::shrink_all`] empty the reuse
-//! tables and give those slabs back, so freeing everything and shrinking returns
-//! every page (the shell's `free all`).
+//! - kmalloc (fast path): pop the magazine, set the object's bit.
+//! - kfree (fast path): `virt - direct-map offset` = `phys`; it must be 32-aligned,
+//!   its frame's `Page::slab_cache` must name a kmalloc cache whose magazine has
+//!   room (`kmem_cache_free`: the given cache), and its bit must be set. Clear the
+//!   bit, push the object. Nothing is changed unless every check passes.
+//! - Magazine empty on allocation: refill it with up to half its capacity from
+//!   partial slabs (or one new slab). Magazine full on free: the older half goes
+//!   back to its slabs (available counts, partial list; a slab whose objects are
+//!   all available is given back, except one spare per cache).
+//! - Statistics cost nothing on these paths: objects in use = slab objects -
+//!   available objects - magazine objects.
 //!
-//! Head page fields of a slab: `slab_cache` = cache number; `count` = the free
-//! bitmap (slabs of <= 32 slots; 0 while active) or the in-use count | quarantine
-//! flag (header slabs); `next`/`prev` = list links. Tail pages: state `Tail`,
-//! `next` = head PFN, `slab_cache` = cache number. Invariant relied upon by kfree:
-//! `slab_cache != 0` exactly on the pages of live slabs (set on every page when a
-//! slab is made, cleared before its block goes back; the buddy allocator's page
-//! templates have 0).
+//! A magazine holds at most 256 KiB of objects; caches with slabs above 32 KiB
+//! and debug caches have none: their objects go straight to and from their slabs. [`Slab::kmem_cache_shrink`] /
+//! [`Slab::shrink_all`] empty the magazines and give back the spare slabs, so
+//! freeing everything and shrinking returns every page (the shell's `free all`).
+//!
+//! Head page fields of a slab: `slab_cache` = cache number; `count` = available
+//! objects; `next`/`prev` = list links. Tail pages: state `Tail`, `next` = head
+//! PFN, `slab_cache` = cache number. Invariants relied upon by kfree: `slab_cache !=
+//! 0` exactly on the pages of live slabs (set on every page when a slab is made,
+//! cleared before its block goes back); a liveness bit is only set inside a slab.
 //!
 //! Slab sizes: the smallest order giving >= 8 objects (or >= 32 KiB) with <= 1/8
 //! waste, at most 128 slots (kmalloc-32..512: order 0; 1k: 1; 2k: 2; 4k..32k: 3;
@@ -83,10 +71,7 @@
 //! Nothing panics. Freeing anything that is not a live object (foreign pointer,
 //! interior pointer, freed object, object of another cache) returns an error and
 //! changes nothing; OOM is `MmError::OutOfMemory` (and changes nothing either).
-//! Detected corruption is counted and reported ([`Slab::reports`]): a header bitmap
-//! that fails its check puts the slab in quarantine (never allocated from again;
-//! frees into it are only counted, so double frees there go unnoticed; it is
-//! released when its count reaches zero).
+//! Detected corruption in debug caches is counted and reported ([`Slab::reports`]).
 //!
 //! # Debugging
 //!
@@ -94,8 +79,8 @@
 //! ([`Slab::set_debug`], [`SlabFlags`] at creation, [`Slab::slub_debug`] with the
 //! Linux `slub_debug=` syntax). A cache's options can only change while it has no
 //! live objects (the layout changes): otherwise `CacheBusy { live }`. Debug caches
-//! take the out-of-line paths: they have no reuse table, check every object they
-//! hand out or take back, and also keep their full slabs on a list for validation.
+//! take the out-of-line paths: they have no magazine, check every object they hand
+//! out or take back, and also keep their full slabs on a list for validation.
 
 pub mod debug;
 pub mod layout;
@@ -132,23 +117,45 @@ const KIND_CACHE: u8 = 2;
 const MODE_FAST: u8 = 0;
 const MODE_DEBUG: u8 = 1;
 
-/// `active_phys` when there is no active slab (never a slab address).
-const NO_SLAB: u64 = u64::MAX;
-/// Entries of a cache's reuse table.
-const QN: usize = 32;
-const _: () = assert!(QN <= 32); // `qmask` is a u32
+/// Entries of a cache's magazine.
+pub const MAG: usize = 128;
+const _: () = assert!(MAG.is_power_of_two());
+/// Most bytes of objects one magazine holds.
+const MAG_BYTES: u64 = 256 << 10;
+/// log2 of the liveness granule: one bit per 32 bytes (the smallest stride).
+const GRANULE_SHIFT: u32 = 5;
+const _: () = assert!(1 << GRANULE_SHIFT == layout::MIN_STRIDE);
+/// log2 of the bytes one bitmap word covers.
+const WORD_SHIFT: u32 = GRANULE_SHIFT + 6;
 
-/// The only entry of the reuse table the object at physical address `phys` can
-/// occupy, in a cache with `log2(stride)` = `shift`: `phys / stride` (for
-/// power-of-two strides) modulo the table size, so that the objects of different
-/// slabs spread over the whole table even when a slab has fewer slots than the
-/// table has entries (8 objects for kmalloc-512 ... kmalloc-32k).
+/// The bitmap word and bit of the object at physical address `phys`.
 #[inline(always)]
-const fn qslot(phys: u64, shift: u32) -> usize {
-    (phys >> shift) as usize % QN
+const fn bit_of(phys: u64) -> (usize, u64) {
+    (
+        (phys >> WORD_SHIFT) as usize,
+        1 << ((phys >> GRANULE_SHIFT) & 63),
+    )
 }
-/// Header slabs: `Page::count` flag of a quarantined slab.
-const QUARANTINE: u32 = 1 << 24;
+
+/// True if a live object starts at `phys` (its liveness bit).
+#[inline(always)]
+fn is_live<P: PageProvider>(pages: &P, phys: u64) -> bool {
+    let (w, b) = bit_of(phys);
+    pages.slab_bits().get(w).is_some_and(|&x| x & b != 0)
+}
+
+/// Sets (`live`) or clears the liveness bit of `phys`.
+#[inline(always)]
+fn set_live<P: PageProvider>(pages: &mut P, phys: u64, live: bool) {
+    let (w, b) = bit_of(phys);
+    if let Some(x) = pages.slab_bits_mut().get_mut(w) {
+        if live {
+            *x |= b;
+        } else {
+            *x &= !b;
+        }
+    }
+}
 
 /// Handle of a cache: its number and a generation, so a handle of a destroyed cache
 /// is refused (`NotFound`) even when the number is reused.
@@ -345,52 +352,36 @@ fn page_mut<P: PageProvider>(pp: &mut P, pfn: u32) -> Result<&mut Page, MmError>
     pp.page_mut(Pfn(pfn))
         .ok_or(MmError::Invalid("slab: page metadata missing"))
 }
-
 /// One cache. Hot fields first.
 #[derive(Clone, Copy)]
 struct Cache {
-    /// Occupied entries of `q`.
-    qmask: u32,
-    /// The reuse table: objects freed recently, still marked in use in their slabs.
-    /// An entry holds an object only while its `qmask` bit is set (taking an object
-    /// out clears the bit and leaves the stale value). An object can only sit in
-    /// entry [`qslot`], so a double free of one of them is found with one comparison.
-    q: [u64; QN],
-    /// Free bitmap of the active slab (bit i of word i/64 = slot i free).
-    words: [u64; 2],
-    active_virt: u64,
+    /// Objects in the magazine (`mag[..n]`, newest last).
+    n: usize,
+    /// Magazine capacity for `kfree` (`cap` for kmalloc caches, else 0, so that a
+    /// `kfree` of another cache's object leaves the fast path).
+    kcap: usize,
+    /// Magazine capacity (0: no magazine).
+    cap: usize,
+    /// Free objects (virtual addresses), their liveness bits clear.
+    mag: [u64; MAG],
     /// Slab bytes - 1.
     mask: u64,
-    /// `stride - 1` for a power-of-two stride (an object start has these bits clear),
-    /// all ones otherwise (the fast path then leaves everything to the checked one).
-    align_mask: u64,
-    /// log2(stride) for a power-of-two stride.
-    shift: u32,
-    /// Free bitmap of an empty slab whose bitmap is in its head page.
-    full32: u32,
-    /// Offset of the first object slot, and bytes of object slots from it in a
-    /// non-debug cache that uses the reuse table (0 otherwise: no fast path).
-    first_off: u64,
-    fast_span: u64,
+    /// `ceil(2^32 / stride)`: `offset * recip >> 32` is the slot of an offset.
     recip: u64,
     stride: u32,
-    first: u32,
-    /// Object slots per slab (`objs - first`).
-    span: u32,
     objs: u32,
     mode: u8,
     kind: u8,
-    /// Give the active slab back as soon as it is empty (slabs above 32 KiB).
-    release_empty: bool,
     dma: bool,
-    /// Physical address of the active slab, [`NO_SLAB`] if none.
-    active_phys: u64,
+    /// Slabs with available objects (FIFO), the spare included.
     partial: SlabList,
-    /// Full slabs (debug caches only).
+    /// Slabs without available objects (debug caches only).
     full: SlabList,
+    /// An empty slab kept for reuse (on the partial list), NIL if none.
+    spare: u32,
     nr_slabs: u64,
-    /// Free objects in the stored bitmaps of non-active slabs.
-    nonactive_free: u64,
+    /// Available objects: the sum of the partial slabs' counts.
+    avail: u64,
     lay: Layout,
     generation: u32,
     name: CacheName,
@@ -408,42 +399,32 @@ struct Cache {
 
 impl Cache {
     const EMPTY: Cache = Cache {
-        qmask: 0,
-        q: [0; QN],
-        words: [0; 2],
-        active_virt: 0,
+        n: 0,
+        kcap: 0,
+        cap: 0,
+        mag: [0; MAG],
         mask: 0,
-        align_mask: u64::MAX,
-        shift: 0,
-        full32: 0,
-        first_off: 0,
-        fast_span: 0,
         recip: 0,
         stride: 0,
-        first: 0,
-        span: 0,
         objs: 0,
         mode: MODE_FAST,
         kind: KIND_NONE,
-        release_empty: false,
         dma: false,
-        active_phys: NO_SLAB,
         partial: SlabList::EMPTY,
         full: SlabList::EMPTY,
+        spare: NIL,
         nr_slabs: 0,
-        nonactive_free: 0,
+        avail: 0,
         lay: Layout {
             obj_size: 0,
             stride: 0,
             order: 0,
             objs: 0,
-            first: 0,
             recip: 0,
             rz_len: 0,
             state_off: 0,
             track_off: 0,
             pad_off: 0,
-            full_mask: 0,
         },
         generation: 0,
         name: CacheName::EMPTY,
@@ -456,74 +437,30 @@ impl Cache {
         quiet: false,
     };
 
-    /// Installs a layout and debug options (the cache has no slab).
+    /// Installs a layout and debug options (the cache has no slab, its magazine is
+    /// empty); `kind` must be set already.
     const fn set_layout(&mut self, lay: Layout, debug: DebugFlags) {
         self.lay = lay;
         self.debug = debug;
         self.mode = if debug.any() { MODE_DEBUG } else { MODE_FAST };
-        self.release_empty = lay.order > 3;
         self.mask = lay.slab_bytes() - 1;
-        let pow2 = lay.stride.is_power_of_two();
-        self.align_mask = if pow2 {
-            lay.stride as u64 - 1
-        } else {
-            u64::MAX
-        };
-        self.shift = 31 - lay.stride.leading_zeros();
-        self.full32 = lay.full_mask as u32;
-        self.first_off = lay.first as u64 * lay.stride as u64;
         self.recip = lay.recip;
         self.stride = lay.stride;
-        self.first = lay.first;
-        self.span = lay.objs - lay.first;
         self.objs = lay.objs;
-        self.active_phys = NO_SLAB;
-        self.words = [0; 2];
-        self.q = [0; QN];
-        self.qmask = 0;
-        self.fast_span = if self.uses_q() {
-            (lay.objs - lay.first) as u64 * lay.stride as u64
+        self.n = 0;
+        let fit = MAG_BYTES / lay.stride as u64;
+        self.cap = if debug.any() || lay.order > 3 {
+            0
+        } else if fit < MAG as u64 {
+            fit as usize
+        } else {
+            MAG
+        };
+        self.kcap = if self.kind == KIND_KMALLOC {
+            self.cap
         } else {
             0
         };
-    }
-
-    /// Non-debug caches with slabs up to 32 KiB use the reuse table.
-    const fn uses_q(&self) -> bool {
-        self.mode == MODE_FAST && !self.release_empty
-    }
-
-    /// Takes an object out of the reuse table.
-    #[inline(always)]
-    fn qpop(&mut self) -> Option<u64> {
-        let m = self.qmask;
-        if m == 0 {
-            return None;
-        }
-        let s = m.trailing_zeros() as usize % QN;
-        self.qmask = m & (m - 1);
-        Some(self.q[s])
-    }
-
-    /// The object in reuse-table entry `slot`, 0 if the entry is empty (an entry
-    /// is only meaningful while its `qmask` bit is set).
-    #[inline(always)]
-    fn q_get(&self, slot: usize) -> u64 {
-        if self.qmask >> (slot % QN) & 1 != 0 {
-            self.q[slot % QN]
-        } else {
-            0
-        }
-    }
-
-    /// Puts `virt` into reuse-table entry `slot` (which must be empty).
-    #[inline(always)]
-    fn q_put(&mut self, slot: usize, virt: u64) {
-        // Mask read before the entry is written: measurably faster W1 pairs
-        // than a read-modify-write of `qmask` after it.
-        let m = self.qmask;
-        self.q[slot % QN] = virt;
-        self.qmask = m | 1 << (slot % QN);
     }
 
     const fn kmalloc(k: usize, dma: bool) -> Cache {
@@ -534,8 +471,8 @@ impl Cache {
         };
         let (bytes, len) = layout::kmalloc_name(k, dma);
         let mut c = Cache::EMPTY;
-        c.set_layout(lay, DebugFlags::NONE);
         c.kind = KIND_KMALLOC;
+        c.set_layout(lay, DebugFlags::NONE);
         c.dma = dma;
         c.generation = 1;
         c.name = CacheName { bytes, len };
@@ -549,43 +486,17 @@ impl Cache {
         c
     }
 
-    /// Makes `phys` (or nothing) the active slab with free bitmap `bits`.
-    fn set_active(&mut self, phys: u64, virt: u64, bits: u128) {
-        self.active_phys = phys;
-        self.active_virt = virt;
-        self.words = [bits as u64, (bits >> 64) as u64];
-    }
-
-    fn active_bits(&self) -> u128 {
-        self.words[0] as u128 | (self.words[1] as u128) << 64
-    }
-
     /// Objects in use.
-    fn live(&self) -> u64 {
-        let total = self.nr_slabs * self.lay.usable() as u64;
-        let free = self.active_bits().count_ones() as u64
-            + self.nonactive_free
-            + self.qmask.count_ones() as u64;
-        total - free
+    const fn live(&self) -> u64 {
+        self.nr_slabs * self.objs as u64 - self.avail - self.n as u64
     }
 }
 
-/// Where a freed pointer is: cache number, slot, physical address, offset in slab.
+/// An object located by [`Slab::locate`]: its cache number and physical address.
 #[derive(Clone, Copy, Debug)]
 struct Loc {
     ix: u8,
-    idx: u32,
     phys: u64,
-    off: u64,
-}
-
-impl Loc {
-    fn head_phys(&self) -> u64 {
-        self.phys - self.off
-    }
-    fn head(&self) -> u32 {
-        (self.head_phys() >> 12) as u32
-    }
 }
 
 /// Statistics of one cache (enough for `/proc/slabinfo` 2.1).
@@ -648,13 +559,6 @@ pub struct ObjectInfo {
 
 /// The slab allocator. See the module documentation.
 pub struct Slab {
-    /// The object most recently handed out by an allocation fast path (0 = none),
-    /// its cache number (0 = none) and reuse-table entry: freeing it right away
-    /// (the LIFO `kmalloc`/`kfree` pair) needs no lookup at all. Cleared by any free
-    /// of that object, so it always names a live object.
-    recent: u64,
-    recent_ix: u8,
-    recent_slot: u8,
     caches: [Cache; TABLE],
     sites: Sites,
     reports: Reports,
@@ -706,9 +610,6 @@ impl Slab {
             k += 1;
         }
         Slab {
-            recent: 0,
-            recent_ix: 0,
-            recent_slot: 0,
             caches,
             sites: Sites::new(),
             reports: Reports::new(),
@@ -739,10 +640,16 @@ impl Slab {
         if size.wrapping_sub(1) >= KMALLOC_MAX {
             return Err(bad_size(size));
         }
-        let ix = kmalloc_ix(size, gfp.0 & Gfp::DMA.0 != 0);
-        if let Some(v) = self.alloc_fast(ix, gfp) {
-            return Ok(v);
+        let dma = gfp.0 & Gfp::DMA.0 != 0;
+        if gfp.0 & Gfp::ZERO.0 == 0 {
+            // The cache number as a full-width index: the class arithmetic folds
+            // into the address.
+            let i = 1 + layout::kmalloc_class(size) + if dma { KMALLOC_CLASSES } else { 0 };
+            if let Some(v) = self.alloc_fast(mem, pages, i) {
+                return Ok(v);
+            }
         }
+        let ix = kmalloc_ix(size, dma);
         let packed = ix as u64 | (size as u64) << 8 | (gfp.0 as u64 & 0xffff) << 40;
         self.alloc_slow_packed(mem, pages, packed, Location::caller())
     }
@@ -899,8 +806,8 @@ impl Slab {
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1).max(2);
         let mut c = Cache::EMPTY;
-        c.set_layout(lay, debug);
         c.kind = kind;
+        c.set_layout(lay, debug);
         c.dma = flags.contains(SlabFlags::CACHE_DMA);
         c.generation = generation;
         c.name = cname;
@@ -928,8 +835,10 @@ impl Slab {
         gfp: Gfp,
     ) -> Result<u64, MmError> {
         let ix = self.check_id(cache)?;
-        if let Some(v) = self.alloc_fast(ix, gfp) {
-            return Ok(v);
+        if gfp.0 & Gfp::ZERO.0 == 0 {
+            if let Some(v) = self.alloc_fast(mem, pages, ix as usize) {
+                return Ok(v);
+            }
         }
         let req = self.caches[ix as usize].size;
         let packed = ix as u64 | (req as u64) << 8 | (gfp.0 as u64 & 0xffff) << 40;
@@ -972,8 +881,8 @@ impl Slab {
         Ok(())
     }
 
-    /// `kmem_cache_shrink`: gives back the slabs kept for reuse (the empty active
-    /// slab, the object held for reuse). Returns the number of slabs released.
+    /// `kmem_cache_shrink`: empties the magazine into the slabs and gives back every
+    /// empty slab (the spare included). Returns the number of slabs released.
     pub fn kmem_cache_shrink<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -1034,18 +943,18 @@ impl Slab {
 
     fn info_ix(&self, ix: u8) -> CacheInfo {
         let c = &self.caches[ix as usize];
-        let empty_active = c.active_phys != NO_SLAB && c.active_bits() == c.lay.full_mask;
+        let spare = (c.spare != NIL) as u64;
         CacheInfo {
             id: self.id_of(ix),
             name: c.name,
             active_objs: c.live(),
-            num_objs: c.nr_slabs * c.lay.usable() as u64,
+            num_objs: c.nr_slabs * c.objs as u64,
             obj_size: c.lay.obj_size,
             stride: c.lay.stride,
             align: c.align,
-            objs_per_slab: c.lay.usable(),
+            objs_per_slab: c.objs,
             pages_per_slab: 1 << c.lay.order,
-            active_slabs: c.nr_slabs - empty_active as u64,
+            active_slabs: c.nr_slabs - spare,
             num_slabs: c.nr_slabs,
             partial_slabs: c.partial.len as u64,
             flags: c.flags,
@@ -1133,17 +1042,12 @@ impl Slab {
         }
         let off = phys & c.mask;
         let idx = off / c.stride as u64;
-        if idx < c.first as u64 || idx >= c.objs as u64 {
+        if idx >= c.objs as u64 {
             return Err(bad);
         }
         let slot = phys - off + idx * c.stride as u64;
         let object = virt - (phys - slot);
-        let loc = Loc {
-            ix,
-            idx: idx as u32,
-            phys: slot,
-            off: slot & c.mask,
-        };
+        let loc = Loc { ix, phys: slot };
         Ok(ObjectInfo {
             cache: self.id_of(ix),
             name: c.name,
@@ -1154,6 +1058,7 @@ impl Slab {
         })
     }
 
+    // ------------------------------------------------------------------
     // ------------------------------------------------------------------
     // Locating objects
     // ------------------------------------------------------------------
@@ -1192,46 +1097,21 @@ impl Slab {
         let c = &self.caches[ix as usize];
         let off = phys & c.mask;
         let idx = off.wrapping_mul(c.recip) >> 32;
-        if idx.wrapping_sub(c.first as u64) >= (c.objs - c.first) as u64
-            || idx * c.stride as u64 != off
-        {
+        if idx >= c.objs as u64 || idx * c.stride as u64 != off {
             return Err(bad);
         }
-        Ok(Loc {
-            ix,
-            idx: idx as u32,
-            phys,
-            off,
-        })
+        Ok(Loc { ix, phys })
     }
 
     /// True if the located object is free (no side effects).
     fn is_free<M: PhysMem, P: PageProvider>(
         &self,
-        mem: &M,
+        _mem: &M,
         pages: &P,
         loc: Loc,
-        virt: u64,
+        _virt: u64,
     ) -> Result<bool, MmError> {
-        let c = &self.caches[loc.ix as usize];
-        if c.q_get(qslot(loc.phys, c.shift)) == virt {
-            return Ok(true);
-        }
-        if loc.head_phys() == c.active_phys {
-            return Ok(c.words[(loc.idx >> 6) as usize & 1] >> (loc.idx & 63) & 1 == 1);
-        }
-        let meta = pages
-            .page(Pfn(loc.head()))
-            .ok_or(MmError::Invalid("slab: page metadata missing"))?
-            .count;
-        if c.lay.in_page() {
-            return Ok(meta >> loc.idx & 1 == 1);
-        }
-        if meta & QUARANTINE != 0 {
-            return Ok(false);
-        }
-        let w = mem.read_u64(loc.head_phys() + (loc.idx as u64 / 64) * 8);
-        Ok(w >> (loc.idx % 64) & 1 == 1)
+        Ok(!is_live(pages, loc.phys))
     }
 
     // ------------------------------------------------------------------
@@ -1247,7 +1127,7 @@ impl Slab {
         req: u32,
         site: &'static Location<'static>,
     ) -> Result<u64, MmError> {
-        match self.alloc_fast(ix, Gfp::KERNEL) {
+        match self.alloc_fast(mem, pages, ix as usize) {
             Some(v) => Ok(v),
             None => {
                 let packed = ix as u64 | (req as u64) << 8;
@@ -1256,54 +1136,32 @@ impl Slab {
         }
     }
 
-    /// Allocation fast path: an object of the reuse table, else a bit of the active
-    /// slab. `None`: take the slow path.
+    /// Allocation fast path: pop the magazine and mark the object live. `None`: the
+    /// magazine is empty (always, for caches without one): take the slow path.
     #[inline(always)]
-    fn alloc_fast(&mut self, ix: u8, gfp: Gfp) -> Option<u64> {
-        if gfp.0 & Gfp::ZERO.0 != 0 {
+    fn alloc_fast<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &M,
+        pages: &mut P,
+        ix: usize,
+    ) -> Option<u64> {
+        let c = &mut self.caches[ix % TABLE];
+        let n = c.n.wrapping_sub(1);
+        if n >= MAG {
             return None;
         }
-        let c = &mut self.caches[ix as usize];
-        let m = c.qmask;
-        let (v, slot) = if m != 0 {
-            let s = m.trailing_zeros() as usize % QN;
-            c.qmask = m & (m - 1);
-            (c.q[s], s)
-        } else {
-            if c.mode != MODE_FAST {
-                return None;
-            }
-            let w0 = c.words[0];
-            let i = if w0 != 0 {
-                c.words[0] = w0 & (w0 - 1);
-                w0.trailing_zeros() as u64
-            } else {
-                let w1 = c.words[1];
-                if w1 == 0 {
-                    return None;
-                }
-                c.words[1] = w1 & (w1 - 1);
-                64 + w1.trailing_zeros() as u64
-            };
-            let off = i * c.stride as u64;
-            let v = c.active_virt + off;
-            if c.fast_span == 0 {
-                return Some(v);
-            }
-            (v, qslot(c.active_phys + off, c.shift))
-        };
-        self.recent = v;
-        self.recent_ix = ix;
-        self.recent_slot = slot as u8;
+        c.n = n;
+        let v = c.mag[n];
+        let g = v.wrapping_sub(mem.direct_offset()) >> GRANULE_SHIFT;
+        if let Some(word) = pages.slab_bits_mut().get_mut((g >> 6) as usize) {
+            *word |= 1u64.rotate_left((g & 63) as u32);
+        }
         Some(v)
     }
 
-    /// Free: the fast path of non-debug caches with power-of-two strides (the
-    /// pointer is an object start of a slab of the right cache, the object is in use
-    /// and its reuse table entry is empty: it goes there), else
-    /// [`free_other`](Self::free_other). `want`: the cache number, 0 for any kmalloc
-    /// cache. The fast path changes nothing unless it succeeds; the other paths check
-    /// everything again.
+    /// Free: the fast path (see the module documentation), else the checked path,
+    /// which checks everything again. `want`: the cache number, 0 for any kmalloc
+    /// cache.
     #[inline(always)]
     fn free_obj<M: PhysMem, P: PageProvider>(
         &mut self,
@@ -1313,144 +1171,60 @@ impl Slab {
         want: u8,
         site: &'static Location<'static>,
     ) -> Result<(), MmError> {
-        if virt == self.recent {
-            // The object just handed out, if the tag is still valid: live, of cache
-            // `tag as u8` (0 = forgotten), reuse-table entry `tag >> 8`.
-            let ix = self.recent_ix;
-            self.recent_ix = 0;
-            self.recent = 0;
-            let ok = if want == 0 {
-                ix.wrapping_sub(1) < LAST_KMALLOC
-            } else {
-                ix == want
-            };
-            let slot = self.recent_slot as usize % QN;
-            let c = &mut self.caches[ix as usize];
-            let m = c.qmask;
-            if ok && m >> slot & 1 == 0 {
-                c.q_put(slot, virt);
-                return Ok(());
-            }
-        }
-        if want == 0 {
-            return self.kfree_full(mem, pages, virt, site);
-        }
-        self.free_full(mem, pages, virt, want, site)
-    }
-
-    /// [`free_full`](Self::free_full) for `kfree` (every argument in a register, so
-    /// that the recent-object check can jump here).
-    #[inline(never)]
-    fn kfree_full<M: PhysMem, P: PageProvider>(
-        &mut self,
-        mem: &mut M,
-        pages: &mut P,
-        virt: u64,
-        site: &'static Location<'static>,
-    ) -> Result<(), MmError> {
-        self.free_full(mem, pages, virt, 0, site)
-    }
-
-    /// Free in one pass for non-debug caches with a reuse table and power-of-two
-    /// strides: the pointer must be an object start of a slab of the right cache and
-    /// in use; it goes into its reuse table entry if that is empty, else into its
-    /// slab's bitmap (list changes, release). Everything else (debug caches, other
-    /// strides, errors) takes the checked path, which checks everything again;
-    /// nothing is changed before the checks pass.
-    #[inline(always)]
-    fn free_full<M: PhysMem, P: PageProvider>(
-        &mut self,
-        mem: &mut M,
-        pages: &mut P,
-        virt: u64,
-        want: u8,
-        site: &'static Location<'static>,
-    ) -> Result<(), MmError> {
-        if let Some(phys) = mem.phys_of(virt).filter(|p| p >> 44 == 0) {
-            if let Some(pg) = pages.page(Pfn::containing(phys)) {
-                let ix = pg.slab_cache;
-                let ok = if want == 0 {
-                    ix.wrapping_sub(1) < LAST_KMALLOC
-                } else {
-                    ix == want
-                };
-                let c = &self.caches[ix as usize];
-                if ok && phys & c.align_mask == 0 {
-                    let off = phys & c.mask;
-                    if off.wrapping_sub(c.first_off) < c.fast_span {
-                        // `x >> log2(stride)` for power-of-two strides (the
-                        // product's bits above 64 do not matter for the slot).
-                        let idx = off.wrapping_mul(c.recip) >> 32;
-                        let slot = (phys.wrapping_mul(c.recip) >> 32) as usize % QN;
-                        debug_assert_eq!(slot, qslot(phys, c.shift));
-                        let m = c.qmask;
-                        if m >> slot & 1 == 0 {
-                            let head_phys = phys - off;
-                            let in_use = if head_phys == c.active_phys {
-                                c.words[(idx >> 6) as usize & 1] >> (idx & 63) & 1 == 0
-                            } else {
-                                Self::in_use_other(mem, pages, c, head_phys, idx)
-                            };
-                            if in_use {
-                                let c = &mut self.caches[ix as usize];
-                                c.q_put(slot, virt);
-                                return Ok(());
-                            }
-                        } else if c.q[slot] != virt {
-                            // Entry taken: into the slab's bitmap, which checks that
-                            // the object is in use before changing anything.
-                            return self.free_to_bitmap(mem, pages, virt, phys | (ix as u64) << 56);
-                        }
-                    }
-                }
-            }
+        if self.free_fast(mem, pages, virt, want) {
+            return Ok(());
         }
         self.free_checked(mem, pages, virt, want, site)
     }
 
-    /// Free of an object of a fast cache (`packed` = its physical address | cache
-    /// number << 56; located and checked by [`free_full`](Self::free_full) up to its
-    /// state) whose reuse table entry is taken: into its slab's bitmap (which checks
-    /// the object's state first). Out of line, off the reuse-table path.
-    #[inline(never)]
-    fn free_to_bitmap<M: PhysMem, P: PageProvider>(
+    /// The free fast path: true if `virt` was the start of a live object of the
+    /// right cache and went into that cache's magazine; false (nothing changed)
+    /// otherwise. The offset need not be a direct-map address: the bounds-checked
+    /// `struct Page` and bitmap reads refuse anything else, and a set bit in a
+    /// slab page can only be a live object.
+    #[inline(always)]
+    fn free_fast<M: PhysMem, P: PageProvider>(
         &mut self,
-        mem: &mut M,
+        mem: &M,
         pages: &mut P,
         virt: u64,
-        packed: u64,
-    ) -> Result<(), MmError> {
-        let ix = (packed >> 56) as u8;
-        let phys = packed & ((1 << 56) - 1);
-        let c = &self.caches[ix as usize];
-        let off = phys & c.mask;
-        let loc = Loc {
-            ix,
-            idx: (off >> c.shift) as u32,
-            phys,
-            off,
-        };
-        self.free_to_slab(mem, pages, loc, virt, false)
-    }
-
-    /// True if object slot `idx` of the non-active slab at `head_phys` of a fast
-    /// cache is in use according to its bitmap (false for a quarantined slab).
-    #[inline(always)]
-    fn in_use_other<M: PhysMem, P: PageProvider>(
-        mem: &M,
-        pages: &P,
-        c: &Cache,
-        head_phys: u64,
-        idx: u64,
+        want: u8,
     ) -> bool {
-        let Some(hp) = pages.page(Pfn((head_phys >> PAGE_SHIFT) as u32)) else {
+        // The granule number with the offset inside the granule rotated into the
+        // top bits: a pointer that is not 32-aligned fails both bounds checks.
+        let g = virt
+            .wrapping_sub(mem.direct_offset())
+            .rotate_right(GRANULE_SHIFT);
+        let Some(ix) = pages.slab_cache_at((g >> (PAGE_SHIFT - GRANULE_SHIFT)) as usize) else {
             return false;
         };
-        if c.objs <= 32 {
-            return hp.count >> idx & 1 == 0;
+        let ix = ix as usize;
+        let c = &self.caches[ix];
+        let cap = if want == 0 {
+            c.kcap
+        } else if ix == want as usize {
+            c.cap
+        } else {
+            0
+        };
+        let n = c.n;
+        if n >= cap {
+            return false;
         }
-        hp.count & QUARANTINE == 0
-            && mem.read_u64(head_phys + (idx >> 6) * 8) >> (idx & 63) & 1 == 0
+        let Some(word) = pages.slab_bits_mut().get_mut((g >> 6) as usize) else {
+            return false;
+        };
+        let w = *word;
+        let bit = (g & 63) as u32;
+        if w >> bit & 1 == 0 {
+            return false;
+        }
+        // `!(1 << bit)` as a rotation: one `btr`.
+        *word = w & (!1u64).rotate_left(bit);
+        let c = &mut self.caches[ix];
+        c.mag[n % MAG] = virt;
+        c.n = n + 1;
+        true
     }
 
     // ------------------------------------------------------------------

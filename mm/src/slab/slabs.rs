@@ -1,19 +1,10 @@
-//! The out-of-line paths: refilling the active slab, making and releasing slabs,
-//! freeing into non-active slabs, the header bitmaps and their checks.
+//! The out-of-line paths: refilling and flushing magazines, taking objects from
+//! and returning them to slabs, making and releasing slabs.
 
 use core::panic::Location;
 
-use super::debug::{Finding, SlabErrorKind};
-use super::{page_mut, qslot, Loc, Slab, MODE_DEBUG, NO_SLAB, QUARANTINE};
+use super::{bit_of, is_live, page_mut, set_live, Loc, Slab, MODE_DEBUG};
 use crate::{Gfp, MmError, PageProvider, PageState, Pfn, PhysMem, NIL};
-
-/// What the stored bitmap of a header slab turned out to be.
-pub(super) enum Header {
-    /// Consistent: the free bitmap.
-    Ok(u128),
-    /// Failed its check (reported).
-    Corrupt,
-}
 
 impl Slab {
     /// [`alloc_slow`](Self::alloc_slow) with cache number, requested size and gfp
@@ -31,6 +22,9 @@ impl Slab {
         self.alloc_slow(mem, pages, packed as u8, (packed >> 8) as u32, gfp, site)
     }
 
+    /// Allocation when the fast path cannot serve: `__GFP_ZERO`, an empty
+    /// magazine (refilled here), a cache without magazine (debug caches: one
+    /// object straight from a slab, checked). On error nothing has changed.
     #[inline(always)]
     pub(super) fn alloc_slow<M: PhysMem, P: PageProvider>(
         &mut self,
@@ -42,162 +36,217 @@ impl Slab {
         site: &'static Location<'static>,
     ) -> Result<u64, MmError> {
         let zero = gfp.contains(Gfp::ZERO);
-        let c = &mut self.caches[ix as usize];
+        let c = &self.caches[ix as usize];
         if zero && c.ctor.is_some() {
             return Err(MmError::Invalid("__GFP_ZERO on a cache with a constructor"));
         }
-        if let Some(v) = c.qpop() {
-            if let Some(p) = mem.phys_of(v).filter(|_| zero) {
-                mem.fill(p, c.lay.obj_size as usize, 0);
-            }
-            return Ok(v);
-        }
-        if c.words == [0, 0] {
-            self.refill(mem, pages, ix)?;
-        }
-        let c = &mut self.caches[ix as usize];
-        let i = if c.words[0] != 0 {
-            let w = c.words[0];
-            c.words[0] = w & (w - 1);
-            w.trailing_zeros() as u64
+        let phys = if c.cap == 0 {
+            self.take_one(mem, pages, ix)?
         } else {
-            let w = c.words[1];
-            c.words[1] = w & (w - 1);
-            64 + w.trailing_zeros() as u64
+            if c.n == 0 {
+                self.refill(mem, pages, ix)?;
+            }
+            let c = &mut self.caches[ix as usize];
+            c.n -= 1;
+            let v = c.mag[c.n % super::MAG];
+            mem.phys_of(v)
+                .ok_or(MmError::Invalid("slab: object outside the direct map"))?
         };
-        let off = i * c.stride as u64;
-        let (phys, virt) = (c.active_phys + off, c.active_virt + off);
+        set_live(pages, phys, true);
+        let c = &self.caches[ix as usize];
         if c.mode == MODE_DEBUG {
             self.debug_alloc_slot(mem, ix, phys, req, gfp, site);
         } else if zero {
             mem.fill(phys, c.lay.obj_size as usize, 0);
         }
-        Ok(virt)
+        mem.virt_of(phys)
+            .ok_or(MmError::Invalid("slab: object outside the direct map"))
     }
 
-    /// Makes sure the active slab has a free object: activates the first partial
-    /// slab or a new one; the exhausted active slab stops being active. On
-    /// `OutOfMemory` nothing has changed.
+    /// The first partial slab of cache `ix`, or a new one (on the partial list).
+    fn partial_head<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &mut M,
+        pages: &mut P,
+        ix: u8,
+    ) -> Result<u32, MmError> {
+        match self.caches[ix as usize].partial.head {
+            NIL => self.grow(mem, pages, ix),
+            head => Ok(head),
+        }
+    }
+
+    /// One available object (physical address) out of a slab of cache `ix` (caches
+    /// without magazine), its bit still clear.
+    fn take_one<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &mut M,
+        pages: &mut P,
+        ix: u8,
+    ) -> Result<u64, MmError> {
+        let head = self.partial_head(mem, pages, ix)?;
+        let mut found = 0;
+        self.scan_free(pages, ix, head, 1, |p| found = p);
+        if found == 0 {
+            return Err(MmError::Invalid(
+                "slab: available count without a free slot",
+            ));
+        }
+        self.took(pages, ix, head, 1)?;
+        Ok(found)
+    }
+
+    /// Refills the empty magazine of cache `ix` with up to half its capacity from
+    /// the partial slabs, growing one slab only if there are none. Every clear bit
+    /// of a slab's slots is then an available object (the magazine is empty).
     fn refill<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
         pages: &mut P,
         ix: u8,
     ) -> Result<(), MmError> {
-        let (head, bits) = loop {
+        let c = &self.caches[ix as usize];
+        debug_assert_eq!(c.n, 0);
+        let target = (c.cap / 2).max(1);
+        let off = mem.direct_offset();
+        let mut head = self.partial_head(mem, pages, ix)?;
+        loop {
             let c = &mut self.caches[ix as usize];
-            let head = c.partial.head;
-            if head == NIL {
-                let head = self.grow(mem, pages, ix)?;
-                break (head, self.caches[ix as usize].lay.full_mask);
+            let before = c.n;
+            let (stride, objs) = (c.stride as u64, c.objs);
+            scan_slab(
+                pages.slab_bits(),
+                head,
+                stride,
+                objs,
+                (target - before) as u32,
+                |p| {
+                    c.mag[c.n % super::MAG] = p + off;
+                    c.n += 1;
+                },
+            );
+            let k = c.n - before;
+            if k == 0 {
+                // A partial slab without a free slot: its count is wrong.
+                break;
+            }
+            self.took(pages, ix, head, k as u32)?;
+            head = self.caches[ix as usize].partial.head;
+            if self.caches[ix as usize].n >= target || head == NIL {
+                break;
+            }
+        }
+        let c = &mut self.caches[ix as usize];
+        if c.n == 0 {
+            return Err(MmError::Invalid("slab: partial slabs without free slots"));
+        }
+        // Lowest address on top: a run of allocations goes up through a slab.
+        c.mag[..c.n].reverse();
+        Ok(())
+    }
+
+    /// Calls `f(phys)` for up to `max` free slots (clear liveness bit) of slab
+    /// `head` of cache `ix`, lowest first.
+    pub(super) fn scan_free<P: PageProvider>(
+        &self,
+        pages: &P,
+        ix: u8,
+        head: u32,
+        max: u32,
+        f: impl FnMut(u64),
+    ) {
+        let c = &self.caches[ix as usize];
+        scan_slab(pages.slab_bits(), head, c.stride as u64, c.objs, max, f);
+    }
+
+    /// Bookkeeping after `k` available objects of slab `head` were taken: its count
+    /// drops; at 0 it leaves the partial list (debug caches: onto the full list).
+    fn took<P: PageProvider>(
+        &mut self,
+        pages: &mut P,
+        ix: u8,
+        head: u32,
+        k: u32,
+    ) -> Result<(), MmError> {
+        let c = &mut self.caches[ix as usize];
+        let p = page_mut(pages, head)?;
+        if p.count < k {
+            return Err(MmError::Invalid(
+                "slab: available count below the free slots",
+            ));
+        }
+        p.count -= k;
+        let left = p.count;
+        c.avail -= k as u64;
+        if k != 0 && c.spare == head {
+            c.spare = NIL;
+        }
+        if left == 0 {
+            c.partial.unlink(pages, head)?;
+            if c.mode == MODE_DEBUG {
+                c.full.push(pages, head)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes object `phys` (its bit already clear, not in the magazine) available
+    /// in its slab: the slab joins the partial list on its first available object;
+    /// a slab whose objects are all available becomes the cache's spare, or goes
+    /// back to the page provider if there is one already.
+    pub(super) fn put_back<P: PageProvider>(
+        &mut self,
+        pages: &mut P,
+        ix: u8,
+        phys: u64,
+    ) -> Result<(), MmError> {
+        let c = &mut self.caches[ix as usize];
+        let head = ((phys & !c.mask) >> 12) as u32;
+        let p = page_mut(pages, head)?;
+        let before = p.count;
+        p.count = before + 1;
+        c.avail += 1;
+        if before == 0 {
+            if c.mode == MODE_DEBUG {
+                c.full.unlink(pages, head)?;
+            }
+            c.partial.push(pages, head)?;
+        }
+        if before + 1 == c.objs {
+            if c.spare == NIL && c.lay.order <= 3 {
+                c.spare = head;
+                return Ok(());
             }
             c.partial.unlink(pages, head)?;
-            if let Some(bits) = self.take_bitmap(mem, pages, ix, head)? {
-                break (head, bits);
-            }
-        };
-        let phys = Pfn(head).phys();
-        let virt = mem
-            .virt_of(phys)
-            .ok_or(MmError::NoVirtualAddress(Pfn(head)))?;
-        let c = &mut self.caches[ix as usize];
-        if c.active_phys != NO_SLAB {
-            // Exhausted: a full slab (in-page bitmaps are 0 already).
-            let old = (c.active_phys >> 12) as u32;
-            if !c.lay.in_page() {
-                page_mut(pages, old)?.count = c.lay.usable();
-            }
-            if c.mode == MODE_DEBUG {
-                c.full.push(pages, old)?;
-            }
-        }
-        c.set_active(phys, virt, bits);
-        if c.mode == MODE_DEBUG && c.debug.contains(super::DebugFlags::SANITY) {
-            self.debug_scan_slab(mem, ix, phys, bits);
+            c.avail -= c.objs as u64;
+            return self.release_slab(pages, ix, head);
         }
         Ok(())
     }
 
-    /// The free bitmap of partial slab `head` (just unlinked) for activation, `None`
-    /// if it cannot be used (quarantined, or full after a debug rebuild).
-    fn take_bitmap<M: PhysMem, P: PageProvider>(
+    /// Moves the `k` oldest objects of the magazine of cache `ix` back to their
+    /// slabs.
+    pub(super) fn flush<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
         pages: &mut P,
         ix: u8,
-        head: u32,
-    ) -> Result<Option<u128>, MmError> {
-        let c = &mut self.caches[ix as usize];
-        if c.lay.in_page() {
-            let p = page_mut(pages, head)?;
-            let bits = p.count;
-            p.count = 0;
-            c.nonactive_free -= bits.count_ones() as u64;
-            return Ok(Some(bits as u128));
-        }
-        let bits = match self.check_header(mem, pages, ix, head)? {
-            Header::Ok(bits) => bits,
-            Header::Corrupt if self.caches[ix as usize].mode == MODE_DEBUG => {
-                self.rebuild_header(mem, pages, ix, head)?
-            }
-            Header::Corrupt => {
-                self.quarantine(pages, head)?;
-                return Ok(None);
-            }
-        };
-        let c = &mut self.caches[ix as usize];
-        if bits == 0 {
-            c.full.push(pages, head)?;
-            return Ok(None);
-        }
-        c.nonactive_free -= bits.count_ones() as u64;
-        // While active the bitmap lives in the cache; the header says "all in use"
-        // so that it is right again when the slab is retired exhausted.
-        write_header(mem, Pfn(head).phys(), 0, c.lay.objs);
-        Ok(Some(bits))
-    }
-
-    /// Reads and checks the header bitmap of slab `head`: no bit outside the object
-    /// slots, and as many free bits as the in-use count in its head page says.
-    /// Reports a failure.
-    pub(super) fn check_header<M: PhysMem, P: PageProvider>(
-        &mut self,
-        mem: &mut M,
-        pages: &mut P,
-        ix: u8,
-        head: u32,
-    ) -> Result<Header, MmError> {
-        let l = self.caches[ix as usize].lay;
-        let inuse = page_mut(pages, head)?.count & 0xffff;
-        let base = Pfn(head).phys();
-        let bits = read_header(mem, base, l.objs);
-        if bits & !l.full_mask == 0 && bits.count_ones() + inuse == l.usable() {
-            return Ok(Header::Ok(bits));
-        }
-        let f = Finding {
-            kind: SlabErrorKind::FreePointerCorrupt,
-            slot_phys: base,
-            offset: 0,
-            expected: 0,
-            found: 0,
-        };
-        self.report(mem, ix, f);
-        Ok(Header::Corrupt)
-    }
-
-    /// Quarantines header slab `head` (off every list): never allocated from again;
-    /// frees into it are only counted; released when its count reaches 0.
-    pub(super) fn quarantine<P: PageProvider>(
-        &mut self,
-        pages: &mut P,
-        head: u32,
+        k: usize,
     ) -> Result<(), MmError> {
-        let p = page_mut(pages, head)?;
-        p.count = (p.count & 0xffff) | QUARANTINE;
+        let off = mem.direct_offset();
+        let k = k.min(self.caches[ix as usize].n);
+        for i in 0..k {
+            let v = self.caches[ix as usize].mag[i];
+            self.put_back(pages, ix, v.wrapping_sub(off))?;
+        }
+        let c = &mut self.caches[ix as usize];
+        c.mag.copy_within(k..c.n, 0);
+        c.n -= k;
         Ok(())
     }
 
-    /// A new slab for cache `ix`: pages set up, debug slots and constructors run.
+    /// A new slab for cache `ix` (on the partial list, every object available):
+    /// pages set up, debug slots and constructors run.
     fn grow<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -219,16 +268,17 @@ impl Slab {
             p.count = 0;
             if i == 0 {
                 p.next = NIL;
+                p.count = l.objs;
             } else {
                 p.set_state(PageState::Tail);
                 p.next = head.0;
             }
         }
-        if !l.in_page() {
-            write_header(mem, phys, 0, l.objs);
-        }
-        self.caches[ix as usize].nr_slabs += 1;
-        for i in l.first as u64..l.objs as u64 {
+        let c = &mut self.caches[ix as usize];
+        c.nr_slabs += 1;
+        c.avail += l.objs as u64;
+        c.partial.push(pages, head.0)?;
+        for i in 0..l.objs as u64 {
             let off = i * l.stride as u64;
             if mode == MODE_DEBUG {
                 self.debug_make_free(mem, ix, phys + off);
@@ -243,6 +293,10 @@ impl Slab {
         Ok(head.0)
     }
 
+    /// Free of a located live-or-free object (kind checked) that the fast path did
+    /// not take: refuses a double free, runs the debug checks, clears its bit, then
+    /// into the magazine (flushing half of a full one first) or, without magazine,
+    /// back to its slab.
     #[inline(never)]
     pub(super) fn free_slow<M: PhysMem, P: PageProvider>(
         &mut self,
@@ -252,139 +306,32 @@ impl Slab {
         virt: u64,
         site: &'static Location<'static>,
     ) -> Result<(), MmError> {
-        if self.caches[loc.ix as usize].mode == MODE_DEBUG {
-            self.debug_free_slot(mem, pages, loc, virt, site)?;
-        }
-        self.free_to_slab(mem, pages, loc, virt, true)
-    }
-
-    /// Marks a located object free: into the reuse table if `use_q` and its entry is
-    /// empty, else in its slab's bitmap. Checks for a double free before changing
-    /// anything.
-    #[inline(always)]
-    pub(super) fn free_to_slab<M: PhysMem, P: PageProvider>(
-        &mut self,
-        mem: &mut M,
-        pages: &mut P,
-        loc: Loc,
-        virt: u64,
-        use_q: bool,
-    ) -> Result<(), MmError> {
-        let c = &mut self.caches[loc.ix as usize];
-        let slot = qslot(loc.phys, c.shift);
-        let e = c.q_get(slot);
-        if e == virt {
-            return Err(MmError::ObjectDoubleFree(virt));
-        }
-        let use_q = use_q && c.uses_q() && e == 0;
-        if loc.head_phys() != c.active_phys {
-            if use_q && !self.is_free(mem, pages, loc, virt)? {
-                let c = &mut self.caches[loc.ix as usize];
-                c.q_put(slot, virt);
-                return Ok(());
-            }
-            return self.free_inactive(mem, pages, loc, virt);
-        }
-        let w = (loc.idx >> 6) as usize & 1;
-        let bit = 1u64 << (loc.idx & 63);
-        if c.words[w] & bit != 0 {
-            return Err(MmError::ObjectDoubleFree(virt));
-        }
-        if use_q {
-            c.q_put(slot, virt);
-            return Ok(());
-        }
-        c.words[w] |= bit;
-        if c.release_empty && c.active_bits() == c.lay.full_mask {
-            c.set_active(NO_SLAB, 0, 0);
-            return self.release_slab(pages, loc.ix, loc.head());
-        }
-        Ok(())
-    }
-
-    /// Free into the bitmap of a slab that is not the active one. The caller has
-    /// checked that the object is not in the reuse table.
-    #[inline(always)]
-    pub(super) fn free_inactive<M: PhysMem, P: PageProvider>(
-        &mut self,
-        mem: &mut M,
-        pages: &mut P,
-        loc: Loc,
-        virt: u64,
-    ) -> Result<(), MmError> {
         let ix = loc.ix;
-        let head = loc.head();
-        let c = &mut self.caches[ix as usize];
-        let l = c.lay;
-        let debug = c.mode == MODE_DEBUG;
-        let p = page_mut(pages, head)?;
-        if l.in_page() {
-            let b = p.count;
-            let bit = 1u32 << loc.idx;
-            if b & bit != 0 {
-                return Err(MmError::ObjectDoubleFree(virt));
-            }
-            let nb = b | bit;
-            if nb as u128 == l.full_mask {
-                // Empty now: back to the page provider.
-                if b != 0 {
-                    c.partial.unlink(pages, head)?;
-                } else if debug {
-                    c.full.unlink(pages, head)?;
-                }
-                c.nonactive_free -= b.count_ones() as u64;
-                return self.release_slab(pages, ix, head);
-            }
-            p.count = nb;
-            c.nonactive_free += 1;
-            if b == 0 {
-                if debug {
-                    c.full.unlink(pages, head)?;
-                }
-                c.partial.push(pages, head)?;
-            }
-            return Ok(());
-        }
-        // Header slab.
-        let meta = p.count;
-        let inuse = meta & 0xffff;
-        if meta & QUARANTINE != 0 {
-            c.nonactive_free += 1;
-            if inuse <= 1 {
-                c.nonactive_free -= l.usable() as u64;
-                return self.release_slab(pages, ix, head);
-            }
-            p.count = meta - 1;
-            return Ok(());
-        }
-        let at = loc.head_phys() + (loc.idx as u64 / 64) * 8;
-        let word = mem.read_u64(at);
-        let bit = 1u64 << (loc.idx % 64);
-        if word & bit != 0 {
+        if !is_live(pages, loc.phys) {
+            self.report_misuse(mem, ix, super::SlabErrorKind::DoubleFree, loc.phys);
             return Err(MmError::ObjectDoubleFree(virt));
         }
-        if inuse <= 1 {
-            if inuse < l.usable() {
-                c.partial.unlink(pages, head)?;
-            } else if debug {
-                c.full.unlink(pages, head)?;
-            }
-            c.nonactive_free -= (l.usable() - inuse) as u64;
-            return self.release_slab(pages, ix, head);
+        if self.caches[ix as usize].mode == MODE_DEBUG {
+            self.debug_free_slot(mem, loc, site);
         }
-        mem.write_u64(at, word | bit);
-        p.count = meta - 1;
-        c.nonactive_free += 1;
-        if inuse == l.usable() {
-            if debug {
-                c.full.unlink(pages, head)?;
-            }
-            c.partial.push(pages, head)?;
+        let c = &self.caches[ix as usize];
+        if c.cap == 0 {
+            set_live(pages, loc.phys, false);
+            return self.put_back(pages, ix, loc.phys);
         }
+        if c.n >= c.cap {
+            let half = (c.cap / 2).max(1);
+            self.flush(mem, pages, ix, half)?;
+        }
+        set_live(pages, loc.phys, false);
+        let c = &mut self.caches[ix as usize];
+        c.mag[c.n % super::MAG] = virt;
+        c.n += 1;
         Ok(())
     }
 
-    /// Gives a slab (off every list, not active) back to the page provider.
+    /// Gives a slab (off every list, every object available) back to the page
+    /// provider.
     pub(super) fn release_slab<P: PageProvider>(
         &mut self,
         pages: &mut P,
@@ -393,6 +340,9 @@ impl Slab {
     ) -> Result<(), MmError> {
         let c = &mut self.caches[ix as usize];
         let order = c.lay.order;
+        if c.spare == head {
+            c.spare = NIL;
+        }
         for i in 0..1u32 << order {
             let p = page_mut(pages, head + i)?;
             p.slab_cache = 0;
@@ -406,21 +356,16 @@ impl Slab {
         pages.free_slab_block(Pfn(head), order)
     }
 
-    /// Gives back every slab of a cache without live objects (destroy, layout change).
+    /// Gives back every slab of a cache without live objects (destroy, layout
+    /// change).
     pub(super) fn release_all<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
         pages: &mut P,
         ix: u8,
     ) -> Result<(), MmError> {
-        // Objects of the reuse table may keep full slabs (on no list) alive.
-        self.flush_q(mem, pages, ix)?;
-        let c = &mut self.caches[ix as usize];
-        if c.active_phys != NO_SLAB {
-            let head = (c.active_phys >> 12) as u32;
-            c.set_active(NO_SLAB, 0, 0);
-            self.release_slab(pages, ix, head)?;
-        }
+        let n = self.caches[ix as usize].n;
+        self.flush(mem, pages, ix, n)?;
         loop {
             let c = &mut self.caches[ix as usize];
             let head = if c.partial.head != NIL {
@@ -432,16 +377,15 @@ impl Slab {
                 c.full.unlink(pages, h)?;
                 h
             } else {
-                c.nonactive_free = 0;
+                c.avail = 0;
                 return Ok(());
             };
             self.release_slab(pages, ix, head)?;
         }
     }
 
-    /// Puts the objects of the reuse table back into their slabs (slabs that become
-    /// empty go back), then gives back the active slab if it is empty. Returns the
-    /// number of slabs released.
+    /// Empties the magazine of cache `ix` into the slabs and gives back the spare
+    /// slab. Returns the number of slabs released.
     pub(super) fn shrink_ix<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -449,45 +393,61 @@ impl Slab {
         ix: u8,
     ) -> Result<u64, MmError> {
         let before = self.caches[ix as usize].nr_slabs;
-        self.flush_q(mem, pages, ix)?;
+        let n = self.caches[ix as usize].n;
+        self.flush(mem, pages, ix, n)?;
         let c = &mut self.caches[ix as usize];
-        if c.active_phys != NO_SLAB && c.active_bits() == c.lay.full_mask {
-            let head = (c.active_phys >> 12) as u32;
-            c.set_active(NO_SLAB, 0, 0);
-            self.release_slab(pages, ix, head)?;
+        let spare = c.spare;
+        if spare != NIL {
+            c.partial.unlink(pages, spare)?;
+            c.avail -= c.objs as u64;
+            self.release_slab(pages, ix, spare)?;
         }
         Ok(before - self.caches[ix as usize].nr_slabs)
     }
+}
 
-    /// Puts the objects of the reuse table back into their slabs' bitmaps.
-    pub(super) fn flush_q<M: PhysMem, P: PageProvider>(
-        &mut self,
-        mem: &mut M,
-        pages: &mut P,
-        ix: u8,
-    ) -> Result<(), MmError> {
-        while let Some(v) = self.caches[ix as usize].qpop() {
-            let loc = self.locate(mem, pages, v)?;
-            self.free_to_slab(mem, pages, loc, v, false)?;
+/// Calls `f(phys)` for up to `max` free slots (clear liveness bit) of the slab at
+/// PFN `head` with `objs` slots of `stride` bytes, lowest first.
+fn scan_slab(bits: &[u64], head: u32, stride: u64, objs: u32, max: u32, mut f: impl FnMut(u64)) {
+    let base = Pfn(head).phys();
+    let end = base + objs as u64 * stride;
+    let mut left = max;
+    if stride.is_power_of_two() && stride <= 1 << super::WORD_SHIFT {
+        // Word by word: the slots' bits repeat every stride / 32 bits.
+        let step = stride >> super::GRANULE_SHIFT;
+        let mut pattern = 0u64;
+        let mut b = 0;
+        while b < 64 {
+            pattern |= 1 << b;
+            b += step;
         }
-        Ok(())
+        let (w0, _) = bit_of(base);
+        let words = (end - base).div_ceil(1 << super::WORD_SHIFT) as usize;
+        for (w, &word) in bits.iter().skip(w0).take(words).enumerate() {
+            let mut free = !word & pattern;
+            while free != 0 {
+                if left == 0 {
+                    return;
+                }
+                let p =
+                    base + ((w as u64 * 64 + free.trailing_zeros() as u64) << super::GRANULE_SHIFT);
+                if p >= end {
+                    return;
+                }
+                free &= free - 1;
+                f(p);
+                left -= 1;
+            }
+        }
+        return;
     }
-}
-
-/// Reads the free bitmap in the header slot of the slab at `base`.
-pub(super) fn read_header<M: PhysMem>(mem: &M, base: u64, objs: u32) -> u128 {
-    let lo = mem.read_u64(base) as u128;
-    if objs > 64 {
-        lo | (mem.read_u64(base + 8) as u128) << 64
-    } else {
-        lo
-    }
-}
-
-/// Writes the free bitmap in the header slot of the slab at `base`.
-pub(super) fn write_header<M: PhysMem>(mem: &mut M, base: u64, bits: u128, objs: u32) {
-    mem.write_u64(base, bits as u64);
-    if objs > 64 {
-        mem.write_u64(base + 8, (bits >> 64) as u64);
+    let mut p = base;
+    while p < end && left != 0 {
+        let (w, b) = bit_of(p);
+        if bits.get(w).is_some_and(|&x| x & b == 0) {
+            f(p);
+            left -= 1;
+        }
+        p += stride;
     }
 }

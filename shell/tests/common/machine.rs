@@ -80,6 +80,9 @@ impl PhysMem for SimMem {
         let p = virt.checked_sub(DIRECT_MAP)?;
         (p < self.lowmem.phys()).then_some(p)
     }
+    fn direct_offset(&self) -> u64 {
+        DIRECT_MAP
+    }
     fn fill(&mut self, phys: u64, len: usize, byte: u8) {
         for a in phys..phys + len as u64 {
             self.page_mut(a / PAGE_SIZE as u64)[(a % PAGE_SIZE as u64) as usize] = byte;
@@ -140,7 +143,11 @@ pub fn machine(map: &mut [Page]) -> (Shell, Machine<'_>) {
 pub fn machine_with_lowmem(map: &mut [Page], lowmem: u32) -> (Shell, Machine<'_>) {
     let ram: Vec<(Pfn, Pfn)> = RAM.iter().map(|&(s, e)| (Pfn(s), Pfn(e))).collect();
     let reserved = [(Pfn(KERNEL.0), Pfn(KERNEL.1), PageFlags::KERNEL_INIT)];
-    let b = Buddy::page_init(map, Pfn(lowmem), &ram, &reserved).unwrap();
+    let npages = map.len() as u32;
+    let mut b = Buddy::page_init(map, Pfn(lowmem), &ram, &reserved).unwrap();
+    // The slab liveness bitmap over every frame of the map (leaked: test code).
+    let bits = vec![0u64; Buddy::slab_bits_words(npages)];
+    b.attach_slab_bits(Box::leak(bits.into_boxed_slice()));
     let mut k = Machine {
         out: String::new(),
         calls: Vec::new(),
