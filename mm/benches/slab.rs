@@ -10,8 +10,6 @@
 //! summary table (median of 21 interleaved timed rounds) with the ratio of each
 //! allocator to the best of the five peers the issue names: talc, rlsf,
 //! linked_list, buddy_system and slabmalloc. `System` and mimalloc are references;
-//! `floor` is the model of the least a fully checked kmalloc/kfree can do (see
-//! `Floor` in the workloads), not an allocator.
 //! `SLAB_BENCH=summary` skips criterion and prints the table only.
 //! The workloads live in `examples/slab_work.rs` (also the callgrind driver).
 
@@ -23,8 +21,7 @@ use criterion::Criterion;
 mod work;
 
 use work::{
-    Alloc, BuddySystemPeer, Floor, Global, LinkedListPeer, Memkern, RlsfPeer, SlabmallocPeer,
-    TalcPeer, W2,
+    Alloc, BuddySystemPeer, Global, LinkedListPeer, Memkern, RlsfPeer, SlabmallocPeer, TalcPeer, W2,
 };
 
 /// The peers the targets are measured against.
@@ -85,7 +82,6 @@ fn runners(w2: bool) -> Vec<Runner> {
         r!("slabmalloc", SlabmallocPeer::new()),
         r!("system", Global(std::alloc::System)),
         r!("mimalloc", Global(mimalloc::MiMalloc)),
-        r!("floor", Floor::new()),
     ]
 }
 

@@ -6,8 +6,6 @@
 //! slab_work <allocator> <workload> <iterations>
 //!   allocator: memkern talc rlsf linked_list buddy_system slabmalloc system mimalloc
 //!              null (no allocator: the harness alone)
-//!              floor (a model of the least work a fully checked kfree/kmalloc can
-//!                     do: see `Floor`)
 //!   workload:  w1 (kmalloc(80)/kfree LIFO pair)
 //!              w2 (10,000 live objects, sizes 2^5..2^12 aligned to size:
 //!                  free a random one, allocate a new one)
@@ -44,9 +42,10 @@ pub trait Alloc {
 // memkern
 // ----------------------------------------------------------------------------
 
-/// memkern's slab over the real buddy allocator on a 64 MiB machine.
+/// memkern's slab over the real buddy allocator on a 64 MiB machine. The `Slab`
+/// is held inline, not boxed, as the kernel holds it in a `static`.
 pub struct Memkern {
-    pub slab: Box<Slab>,
+    pub slab: Slab,
     pub mem: SimMem,
     pub buddy: Buddy<'static>,
 }
@@ -61,7 +60,7 @@ impl Memkern {
         let bits = vec![0u64; Buddy::slab_bits_words(npages)];
         buddy.attach_slab_bits(Box::leak(bits.into_boxed_slice()));
         Memkern {
-            slab: Box::new(Slab::new()),
+            slab: Slab::new(),
             mem: SimMem::new(ARENA, 0),
             buddy,
         }
@@ -296,132 +295,6 @@ impl Alloc for SlabmallocPeer {
     }
 }
 
-/// A model, not an allocator: the fast paths of the cheapest fully checked
-/// kmalloc/kfree we know, with everything else left out, to show what the W2
-/// harness allows. kfree finds the size class through `struct Page`, refuses
-/// anything that is not the start of a live object (an exact liveness bitmap, one
-/// bit per 32 bytes: foreign, interior and double frees) and pushes the object
-/// on a per-class LIFO array; kmalloc pops and marks it live. No slab lists, no
-/// statistics, no memory returned; slabs are carved from a bump pointer and the
-/// overflow of the LIFO arrays goes to an unbounded `Vec` (both off the measured
-/// fast paths). Addresses are numbers: no memory is touched.
-pub struct Floor {
-    classes: [FloorClass; 8],
-    /// Size class (0 = none) of each 4 KiB page: the `struct Page` lookup.
-    page_class: Vec<u8>,
-    /// Liveness bitmap: bit `(a - FLOOR_BASE) / 32` set = a live object starts at `a`.
-    live: Vec<u64>,
-    bump: u64,
-}
-
-const FLOOR_BASE: u64 = 0xffff_8000_0000_0000;
-const FLOOR_CAP: usize = 64;
-
-#[derive(Clone)]
-struct FloorClass {
-    n: usize,
-    lifo: [u64; FLOOR_CAP],
-    overflow: Vec<u64>,
-}
-
-impl Floor {
-    pub fn new() -> Floor {
-        Floor {
-            classes: std::array::from_fn(|_| FloorClass {
-                n: 0,
-                lifo: [0; FLOOR_CAP],
-                overflow: Vec::new(),
-            }),
-            page_class: vec![0; ARENA / 4096],
-            live: vec![0; ARENA / 32 / 64],
-            bump: 0,
-        }
-    }
-
-    #[inline(never)]
-    fn alloc_slow(&mut self, k: usize) -> u64 {
-        let size = 32u64 << k;
-        let v = match self.classes[k].overflow.pop() {
-            Some(v) => v,
-            None => {
-                // A new 32 KiB "slab".
-                let base = self.bump;
-                self.bump += 32 << 10;
-                assert!(self.bump <= ARENA as u64, "floor: arena exhausted");
-                for p in 0..8 {
-                    self.page_class[(base >> 12) as usize + p] = k as u8 + 1;
-                }
-                let mut o = base + (32 << 10) - size;
-                while o > base {
-                    self.classes[k].overflow.push(FLOOR_BASE + o);
-                    o -= size;
-                }
-                FLOOR_BASE + base
-            }
-        };
-        let off = v - FLOOR_BASE;
-        self.live[(off >> 11) as usize] |= 1 << ((off >> 5) & 63);
-        v
-    }
-
-    #[inline(never)]
-    fn free_slow(&mut self, v: u64) {
-        let off = v.wrapping_sub(FLOOR_BASE);
-        let Some(&c) = self.page_class.get((off >> 12) as usize) else {
-            panic!("floor: bad free {v:#x}");
-        };
-        let bit = 1 << ((off >> 5) & 63);
-        let w = &mut self.live[(off >> 11) as usize];
-        assert!(c != 0 && off & ((32 << (c - 1)) - 1) == 0 && *w & bit != 0);
-        *w &= !bit;
-        self.classes[c as usize - 1].overflow.push(v);
-    }
-}
-
-impl Alloc for Floor {
-    #[inline]
-    fn alloc(&mut self, size: usize, _align: usize) -> usize {
-        if size.wrapping_sub(1) >= 4096 {
-            return 0;
-        }
-        let k = (usize::BITS - ((size - 1) | 31).leading_zeros()) as usize - 5;
-        let c = &mut self.classes[k];
-        let n = c.n;
-        if n == 0 || n > FLOOR_CAP {
-            return self.alloc_slow(k) as usize;
-        }
-        c.n = n - 1;
-        let v = c.lifo[n - 1];
-        let off = v.wrapping_sub(FLOOR_BASE);
-        if let Some(w) = self.live.get_mut((off >> 11) as usize) {
-            *w |= 1 << ((off >> 5) & 63);
-        }
-        v as usize
-    }
-    #[inline]
-    fn free(&mut self, ptr: usize, _size: usize, _align: usize) {
-        // Like kfree: the size is not used.
-        let v = ptr as u64;
-        let off = v.wrapping_sub(FLOOR_BASE);
-        if let Some(&c) = self.page_class.get((off >> 12) as usize) {
-            let c = c.wrapping_sub(1) as usize;
-            if c < 8 && off & ((32 << c) - 1) == 0 {
-                if let Some(w) = self.live.get_mut((off >> 11) as usize) {
-                    let bit = 1 << ((off >> 5) & 63);
-                    let k = &mut self.classes[c];
-                    if *w & bit != 0 && k.n < FLOOR_CAP {
-                        *w &= !bit;
-                        k.lifo[k.n] = v;
-                        k.n += 1;
-                        return;
-                    }
-                }
-            }
-        }
-        self.free_slow(v)
-    }
-}
-
 /// No allocator at all (returns a fixed address): the cost of the harness itself.
 pub struct Null;
 
@@ -468,30 +341,35 @@ pub fn w1_step<A: Alloc>(a: &mut A) {
 /// W2 state: 10,000 live objects of random power-of-two sizes 32..=4096, each
 /// aligned to its size.
 pub struct W2 {
-    slots: Vec<(usize, usize)>,
+    /// A fixed-size array: the slot index is provably in range (no bounds check
+    /// in the harness).
+    slots: Box<[(usize, usize); W2_LIVE]>,
     rng: u64,
 }
 
 impl W2 {
+    /// The next number of a 64-bit LCG (Knuth's MMIX constants). Its high bits
+    /// are good; the step uses bits 32..64 for the slot and 29..32 for the size,
+    /// which are independent. Two instructions: the harness stays small next to
+    /// the allocators it measures.
     #[inline(always)]
     fn next(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        self.rng = self
+            .rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.rng
     }
 
     /// Fills the live set and runs 100,000 steps to reach the steady state.
     pub fn new<A: Alloc>(a: &mut A) -> W2 {
         let mut w = W2 {
-            slots: Vec::with_capacity(W2_LIVE),
+            slots: Box::new([(0, 0); W2_LIVE]),
             rng: 0x9e37_79b9_7f4a_7c15,
         };
-        for _ in 0..W2_LIVE {
-            let size = 32usize << (w.next() & 7);
-            w.slots.push((a.alloc(size, size), size));
+        for i in 0..W2_LIVE {
+            let size = 32usize << (w.next() >> 29 & 7);
+            w.slots[i] = (a.alloc(size, size), size);
         }
         for _ in 0..100_000 {
             w.step(a);
@@ -500,11 +378,11 @@ impl W2 {
     }
 
     /// Frees a random live object and allocates a new one of a random size.
-    #[inline]
+    #[inline(always)]
     pub fn step<A: Alloc>(&mut self, a: &mut A) {
         let r = self.next();
         let j = (((r >> 32) * W2_LIVE as u64) >> 32) as usize;
-        let size = 32usize << (r & 7);
+        let size = 32usize << (r >> 29 & 7);
         let (p, s) = self.slots[j];
         a.free(p, s, s);
         self.slots[j] = (a.alloc(size, size), size);
@@ -555,7 +433,6 @@ pub fn run_named(allocator: &str, workload: &str, iters: u64) {
         "system" => run(Global(std::alloc::System), workload, iters),
         "mimalloc" => run(Global(mimalloc::MiMalloc), workload, iters),
         "null" => run(Null, workload, iters),
-        "floor" => run(Floor::new(), workload, iters),
         _ => panic!("unknown allocator {allocator} ({ALLOCATORS:?})"),
     }
 }
