@@ -686,6 +686,7 @@ impl Slab {
     /// The complete free: every check, every case. `want` is the cache number
     /// (`kmem_cache_free`) or 0 for any kmalloc cache (`kfree`).
     #[inline(never)]
+    #[cold]
     fn free_checked<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,

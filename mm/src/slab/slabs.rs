@@ -11,6 +11,7 @@ impl Slab {
     /// packed into one word (`ix | req << 8 | gfp << 40`) so that every argument is
     /// passed in a register and the fast paths can jump here.
     #[inline(never)]
+    #[cold]
     pub(super) fn alloc_slow_packed<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
