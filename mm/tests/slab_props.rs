@@ -1425,6 +1425,33 @@ fn nondebug_metadata_is_out_of_reach_of_overflows() {
 }
 
 #[test]
+fn validate_checks_available_counts_against_the_bitmap() {
+    let mut e = Env::new(8192);
+    let c = e.create("counted", 128, 0, SlabFlags::NONE);
+    let objs: Vec<u64> = (0..32).map(|_| e.calloc(c).unwrap()).collect();
+    for &v in &objs[..3] {
+        e.cfree(c, v).unwrap();
+    }
+    // Out of the magazine: the slab has 3 available objects.
+    e.slab
+        .kmem_cache_shrink(&mut e.mem, &mut e.pages, c)
+        .unwrap();
+    assert_eq!(e.validate_all(), 0);
+    let head = (e.phys(objs[0]) >> 12) as usize;
+    assert_eq!(e.pages.map[head].count, 3);
+    e.pages.map[head].count = 5;
+    assert_eq!(e.validate_all(), 1, "a wrong count is reported");
+    assert_eq!(e.pages.map[head].count, 3, "and repaired from the bitmap");
+    assert_eq!(e.validate_all(), 0);
+    let again: Vec<u64> = (0..3).map(|_| e.calloc(c).unwrap()).collect();
+    for v in objs[3..].iter().chain(&again) {
+        e.cfree(c, *v).unwrap();
+    }
+    e.shrink_all();
+    assert_eq!(e.pages.outstanding(), 0);
+}
+
+#[test]
 fn selftest_detects_every_scenario_and_leaks_nothing() {
     let mut e = Env::new(8192);
     let keep = e.kmalloc(64, Gfp::KERNEL).unwrap();

@@ -658,6 +658,8 @@ impl Slab {
         let before = c.errors;
         let debug = c.mode == MODE_DEBUG;
         let off = mem.direct_offset();
+        // The available count is rebuilt from the partial slabs' counts.
+        let mut avail = 0u64;
         for full in [false, true] {
             let c = &self.caches[ix as usize];
             let mut head = if full { c.full.head } else { c.partial.head };
@@ -687,13 +689,15 @@ impl Slab {
                         found: 0,
                     };
                     self.report(mem, ix, f);
-                    let c = &mut self.caches[ix as usize];
-                    c.avail = c.avail + want as u64 - count as u64;
                     page_mut(pages, head)?.count = want;
+                }
+                if !full {
+                    avail += page_mut(pages, head)?.count as u64;
                 }
                 head = next;
             }
         }
+        self.caches[ix as usize].avail = avail;
         Ok(self.caches[ix as usize].errors - before)
     }
 }
