@@ -12,7 +12,8 @@ pub const KMALLOC_MIN: usize = 32;
 pub const KMALLOC_MAX: usize = 1 << 20;
 /// Number of kmalloc size classes: 32 B, 64 B, ... 1 MiB.
 pub const KMALLOC_CLASSES: usize = 16;
-/// Most objects in one slab (the per-slab free bitmap is a `u128`).
+/// Most objects in one slab (a page of 32-byte objects; bigger objects get
+/// bigger slabs, not more of them).
 pub const MAX_OBJS_PER_SLAB: u32 = 128;
 /// Smallest slot (stride) of any cache, and the unit of every stride.
 pub const MIN_STRIDE: u32 = 32;
