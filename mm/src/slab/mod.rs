@@ -589,6 +589,13 @@ const fn kmalloc_ix(size: usize, dma: bool) -> u8 {
     (1 + layout::kmalloc_class(size) + if dma { KMALLOC_CLASSES } else { 0 }) as u8
 }
 
+/// Cache number, requested size and gfp in one word for
+/// [`Slab::alloc_slow_packed`]: `ix | req << 8 | gfp << 40`.
+#[inline(always)]
+const fn pack(ix: u8, req: u64, gfp: Gfp) -> u64 {
+    ix as u64 | req << 8 | (gfp.0 as u64 & 0xffff) << 40
+}
+
 #[inline(always)]
 fn bad_size(size: usize) -> MmError {
     MmError::BadSize {
@@ -650,8 +657,7 @@ impl Slab {
             }
         }
         let ix = kmalloc_ix(size, dma);
-        let packed = ix as u64 | (size as u64) << 8 | (gfp.0 as u64 & 0xffff) << 40;
-        self.alloc_slow_packed(mem, pages, packed, Location::caller())
+        self.alloc_slow_packed(mem, pages, pack(ix, size as u64, gfp), Location::caller())
     }
 
     /// `kzalloc(size, gfp)`: `kmalloc` with `__GFP_ZERO`.
@@ -842,8 +848,7 @@ impl Slab {
             }
         }
         let req = self.caches[ix as usize].size;
-        let packed = ix as u64 | (req as u64) << 8 | (gfp.0 as u64 & 0xffff) << 40;
-        self.alloc_slow_packed(mem, pages, packed, Location::caller())
+        self.alloc_slow_packed(mem, pages, pack(ix, req as u64, gfp), Location::caller())
     }
 
     /// `kmem_cache_free(cache, virt)`: 0 is a no-op; an object of another cache is
@@ -1130,10 +1135,7 @@ impl Slab {
     ) -> Result<u64, MmError> {
         match self.alloc_fast(mem, pages, ix as usize) {
             Some(v) => Ok(v),
-            None => {
-                let packed = ix as u64 | (req as u64) << 8;
-                self.alloc_slow_packed(mem, pages, packed, site)
-            }
+            None => self.alloc_slow_packed(mem, pages, pack(ix, req as u64, Gfp::KERNEL), site),
         }
     }
 
