@@ -168,6 +168,9 @@ struct ZoneData {
     managed: u64,
     /// Frames in free-list blocks (not counting the block caches).
     free: u64,
+    /// Watermarks in frames, indexed by [`Wmark`]: ordinary requests leave at
+    /// least `min` frames on the free lists; only `Gfp::MEMALLOC` goes below.
+    wmark: [u64; 3],
     /// Bit `o` set iff `free_list[o]` is not empty.
     avail: u32,
     head: [u32; NR_ORDERS],
@@ -216,6 +219,7 @@ impl ZoneData {
             present: 0,
             managed: 0,
             free: 0,
+            wmark: [0; 3],
             avail: 0,
             head: [NIL; NR_ORDERS],
             tail: [NIL; NR_ORDERS],
@@ -310,6 +314,27 @@ pub struct ZoneStat {
     pub cached: u64,
     /// Free-list blocks per order (`/proc/buddyinfo`; cached pages are not included).
     pub nr_free: [u64; NR_ORDERS],
+    /// Watermarks in frames: `min`, `low`, `high` (see [`Wmark`]).
+    pub wmark: [u64; 3],
+}
+
+/// The three per-zone watermarks (Linux `enum zone_watermarks`), in frames of the
+/// zone's free lists (block-cache frames are above them: they left the free lists
+/// through a checked refill).
+///
+/// - `Min`: the kernel's reserve. No request without `Gfp::MEMALLOC` takes the
+///   zone's free lists below it; the kernel heap may use it all.
+/// - `Low`: a gfp request walks its zone list once at `Low` first, so it falls back
+///   to the next zone before it eats into a zone's last `Low - Min` frames; only
+///   when every zone is below `Low` does it take them, down to `Min`.
+/// - `High`: shown only. Linux's kswapd reclaims until a zone is back above it;
+///   memkern reclaims nothing in the background (the shell's `free all` returns the
+///   slab's free slabs and the block caches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wmark {
+    Min = 0,
+    Low = 1,
+    High = 2,
 }
 
 /// The zoned buddy allocator over a `mem_map` of `Page`s indexed by PFN.
@@ -419,6 +444,52 @@ impl<'a> Buddy<'a> {
     pub fn attach_slab_bits(&mut self, bits: &'a mut [u64]) {
         bits.fill(0);
         self.slab_bits = bits;
+    }
+
+    /// Linux `calculate_min_free_kbytes`: `sqrt(16 * lowmem KiB)`, clamped to
+    /// 128 KiB..=256 MiB, where lowmem is the managed memory of the mapped zones.
+    pub fn default_min_free_kbytes(&self) -> u64 {
+        let lowmem_kb = (self.zones[Zone::Dma as usize].managed
+            + self.zones[Zone::Normal as usize].managed)
+            * (PAGE_SIZE as u64 / 1024);
+        (lowmem_kb * 16).isqrt().clamp(128, 256 << 10)
+    }
+
+    /// Linux `__setup_per_zone_wmarks`: sets every zone's watermarks from
+    /// `min_free_kbytes` (the whole reserve of the mapped zones), shared among the
+    /// mapped zones by their managed frames. ZONE_UNMAPPED (Linux's highmem, which the
+    /// kernel heap cannot use) gets a small `min` of managed/1024 clamped to 32..=128.
+    /// Then `low = min + gap` and `high = min + 2 * gap`, with `gap` the larger of a
+    /// quarter of the zone's share and 0.1% of its managed frames
+    /// (`watermark_scale_factor` 10). Call it after the memory map is in place and
+    /// whenever the managed memory changes much; `min_free_kbytes` 0 clears every
+    /// watermark.
+    pub fn setup_watermarks(&mut self, min_free_kbytes: u64) {
+        let pages_min = min_free_kbytes / (PAGE_SIZE as u64 / 1024);
+        let lowmem =
+            self.zones[Zone::Dma as usize].managed + self.zones[Zone::Normal as usize].managed;
+        for zone in Zone::ALL {
+            let zd = &mut self.zones[zone as usize];
+            if pages_min == 0 || zd.managed == 0 {
+                zd.wmark = [0; 3];
+                continue;
+            }
+            let share = (pages_min as u128 * zd.managed as u128 / lowmem.max(1) as u128) as u64;
+            let min = if zone == Zone::Unmapped {
+                (zd.managed / 1024).clamp(32, 128)
+            } else {
+                share
+            };
+            let gap = (share / 4).max(zd.managed * 10 / 10_000);
+            // Never more than the zone has: a tiny zone keeps a usable part.
+            let cap = |w: u64| w.min(zd.managed / 2);
+            zd.wmark = [cap(min), cap(min + gap), cap(min + 2 * gap)];
+        }
+    }
+
+    /// The watermarks of `zone` in frames (`[min, low, high]`).
+    pub fn watermarks(&self, zone: Zone) -> [u64; 3] {
+        self.zones[zone as usize].wmark
     }
 
     /// Words of slab liveness bitmap needed to cover frames `[0, pfns)`.
@@ -670,9 +741,12 @@ impl<'a> Buddy<'a> {
     /// from the free lists into it and pops one.
     #[cold]
     #[inline(never)]
-    fn pcp_refill(&mut self, zone: Zone, order: u32) -> Option<u32> {
+    fn pcp_refill(&mut self, zone: Zone, order: u32, floor: u64) -> Option<u32> {
         let o = order as usize;
         for _ in 0..pcp_batch(order) {
+            if self.zones[zone as usize].free < floor + (1 << order) {
+                break;
+            }
             let Some(pfn) = self.rmqueue(zone, order) else {
                 break;
             };
@@ -728,8 +802,10 @@ impl<'a> Buddy<'a> {
     }
 
     /// A free naturally aligned block of 2^`order` frames from `zone`, or `None`.
+    /// The zone's free lists keep at least `floor` frames (a watermark, or 0 for
+    /// `Gfp::MEMALLOC`); block-cache frames are above every watermark.
     #[inline]
-    fn zone_alloc(&mut self, zone: Zone, order: u32) -> Option<u32> {
+    fn zone_alloc(&mut self, zone: Zone, order: u32, floor: u64) -> Option<u32> {
         if order <= PCP_MAX_ORDER {
             let o = order as usize;
             let zd = &mut self.zones[zone as usize];
@@ -737,25 +813,79 @@ impl<'a> Buddy<'a> {
                 zd.pcp_len[o] -= 1;
                 return Some(zd.pcp[o][zd.pcp_len[o] as usize]);
             }
-            if let Some(p) = self.pcp_refill(zone, order) {
+            if let Some(p) = self.pcp_refill(zone, order, floor) {
                 return Some(p);
             }
         }
-        self.zone_alloc_slow(zone, order)
+        self.zone_alloc_slow(zone, order, floor)
     }
 
     /// Free lists; on failure drain the zone's caches (they may hold the pages that
     /// would merge into the block) and retry once.
     #[inline(never)]
-    fn zone_alloc_slow(&mut self, zone: Zone, order: u32) -> Option<u32> {
-        if let Some(p) = self.rmqueue(zone, order) {
-            return Some(p);
+    fn zone_alloc_slow(&mut self, zone: Zone, order: u32, floor: u64) -> Option<u32> {
+        let above = |b: &Self| b.zones[zone as usize].free >= floor + (1 << order);
+        if above(self) {
+            if let Some(p) = self.rmqueue(zone, order) {
+                return Some(p);
+            }
         }
         if self.zones[zone as usize].pcp_len.iter().all(|&n| n == 0) {
             return None;
         }
         self.drain_zone(zone);
+        if !above(self) {
+            return None;
+        }
         self.rmqueue(zone, order)
+    }
+
+    /// Walks `zonelist` at the `low` watermark, then at `min` (Linux
+    /// `get_page_from_freelist` before and after waking kswapd); `MEMALLOC` walks it
+    /// a third time with no watermark (Linux `ALLOC_NO_WATERMARKS`), so the kernel
+    /// heap uses a zone's reserve only when no zone has memory above it. The failure
+    /// says whether a watermark stood in the way.
+    fn alloc_zonelist(
+        &mut self,
+        zonelist: &[Zone],
+        gfp: Gfp,
+        order: u32,
+    ) -> Result<(u32, Zone), MmError> {
+        let passes = if gfp.contains(Gfp::MEMALLOC) { 3 } else { 2 };
+        for pass in 0..passes {
+            for &zone in zonelist {
+                let floor = match pass {
+                    0 => self.zones[zone as usize].wmark[Wmark::Low as usize],
+                    1 => self.zones[zone as usize].wmark[Wmark::Min as usize],
+                    _ => 0,
+                };
+                if let Some(pfn) = self.zone_alloc(zone, order, floor) {
+                    return Ok((pfn, zone));
+                }
+            }
+        }
+        Err(self.oom_error(zonelist, gfp, order))
+    }
+
+    /// Why an allocation of `order` from `zonelist` failed: `BelowWatermark` for the
+    /// first zone that has the frames but would drop below its `min` watermark,
+    /// else `OutOfMemory`.
+    #[cold]
+    fn oom_error(&self, zonelist: &[Zone], gfp: Gfp, order: u32) -> MmError {
+        if !gfp.contains(Gfp::MEMALLOC) {
+            for &zone in zonelist {
+                let zd = &self.zones[zone as usize];
+                let min = zd.wmark[Wmark::Min as usize];
+                if zd.free >= 1 << order && zd.free < min + (1 << order) {
+                    return MmError::BelowWatermark {
+                        zone,
+                        free: zd.free,
+                        min,
+                    };
+                }
+            }
+        }
+        MmError::OutOfMemory
     }
 
     /// Writes the head of a fresh allocation.
@@ -811,13 +941,9 @@ impl<'a> Buddy<'a> {
 
     #[inline(never)]
     fn alloc_gfp_slow(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
-        for &zone in gfp.zonelist() {
-            if let Some(pfn) = self.zone_alloc(zone, order) {
-                self.prep_alloc(pfn, zone, order, 1 << order, PageFlags::EMPTY);
-                return Ok(Pfn(pfn));
-            }
-        }
-        Err(MmError::OutOfMemory)
+        let (pfn, zone) = self.alloc_zonelist(gfp.zonelist(), gfp, order)?;
+        self.prep_alloc(pfn, zone, order, 1 << order, PageFlags::EMPTY);
+        Ok(Pfn(pfn))
     }
 
     /// Releases the frames of an allocated block (head `pfn`, `num` frames) whose last
@@ -1043,7 +1169,7 @@ impl<'a> Buddy<'a> {
             return Err(MmError::BadZone);
         }
         let order = order_for(num);
-        let pfn = self.zone_alloc(zone, order).ok_or(MmError::OutOfMemory)?;
+        let (pfn, _) = self.alloc_zonelist(&[zone], Gfp::KERNEL, order)?;
         self.prep_alloc(pfn, zone, order, num as u32, flags);
         if num < 1 << order {
             self.free_range(zone, pfn + num as u32, pfn + (1 << order));
@@ -1386,6 +1512,7 @@ impl<'a> Buddy<'a> {
             free: zd.free + zd.cached_pages(),
             cached: zd.cached_pages(),
             nr_free: zd.nr_free.map(|n| n as u64),
+            wmark: zd.wmark,
         }
     }
 
@@ -1446,33 +1573,31 @@ fn check_flags(flags: PageFlags) -> Result<(), MmError> {
 }
 
 impl PageProvider for Buddy<'_> {
-    fn alloc_slab_block(&mut self, order: u32, dma: bool) -> Result<Pfn, MmError> {
+    fn alloc_slab_block(&mut self, order: u32, gfp: Gfp) -> Result<Pfn, MmError> {
         if order > MAX_ORDER {
             return Err(MmError::BadOrder(order));
         }
-        let zonelist: &[Zone] = if dma {
-            &[Zone::Dma]
-        } else {
-            &[Zone::Normal, Zone::Dma]
-        };
+        // Mapped zones only: `__GFP_HIGHMEM` means nothing to the slab.
+        let gfp = Gfp(gfp.0 & !Gfp::HIGHMEM.0);
         // Frames the liveness bitmap covers (slab blocks must lie below).
         let covered = (self.slab_bits.len() / Buddy::slab_bits_words(1)) as u64;
-        for &zone in zonelist {
-            if self.zones[zone as usize].lo as u64 + (1 << order) > covered {
-                continue;
-            }
-            if let Some(pfn) = self.zone_alloc(zone, order) {
-                if pfn as u64 + (1 << order) > covered {
-                    self.release(pfn, zone, 1 << order);
-                    continue;
-                }
-                let mut h = tmpl(zone, PageState::Slab);
-                h.set_order(order);
-                self.map[pfn as usize] = h;
-                return Ok(Pfn(pfn));
+        let mut zones = [Zone::Dma; 2];
+        let mut n = 0;
+        for &zone in gfp.zonelist() {
+            if self.zones[zone as usize].lo as u64 + (1 << order) <= covered {
+                zones[n] = zone;
+                n += 1;
             }
         }
-        Err(MmError::OutOfMemory)
+        let (pfn, zone) = self.alloc_zonelist(&zones[..n], gfp, order)?;
+        if pfn as u64 + (1 << order) > covered {
+            self.release(pfn, zone, 1 << order);
+            return Err(MmError::OutOfMemory);
+        }
+        let mut h = tmpl(zone, PageState::Slab);
+        h.set_order(order);
+        self.map[pfn as usize] = h;
+        Ok(Pfn(pfn))
     }
 
     /// Frees a slab block. The tails are rewritten (the slab may have used their

@@ -8,12 +8,14 @@
 //! - [`page`]: physical frame numbers, zones, flags and the 16-byte `struct Page`.
 //! - [`buddy`]: the zoned buddy allocator (orders 0..=10) with every page-level API.
 //! - [`slab`]: kmalloc, kmem_cache and mempool on top of the buddy allocator.
+//! - [`memalloc`]: who may use the reserves below the zones' `min` watermarks.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 pub mod buddy;
+pub mod memalloc;
 pub mod memmap;
 pub mod page;
 pub mod sim;
@@ -69,11 +71,12 @@ pub struct MmStat {
 /// What the slab allocator needs from the page allocator. The buddy allocator
 /// implements it; slab unit tests may use a simpler one.
 pub trait PageProvider {
-    /// Allocates a naturally aligned block of 2^`order` pages from ZONE_DMA if
-    /// `dma`, else ZONE_NORMAL (falling back to DMA). The head page's state is
+    /// Allocates a naturally aligned block of 2^`order` pages from ZONE_DMA if `gfp`
+    /// has `GFP_DMA`, else ZONE_NORMAL (falling back to DMA), above the zones'
+    /// watermarks unless `gfp` has `Gfp::MEMALLOC`. The head page's state is
     /// `PageState::Slab`; the slab allocator owns `slab_cache`, `count`, `next`,
     /// `prev` of every page of the block from now on.
-    fn alloc_slab_block(&mut self, order: u32, dma: bool) -> Result<Pfn, MmError>;
+    fn alloc_slab_block(&mut self, order: u32, gfp: Gfp) -> Result<Pfn, MmError>;
     /// Returns a block taken with `alloc_slab_block` (same order).
     fn free_slab_block(&mut self, head: Pfn, order: u32) -> Result<(), MmError>;
     /// The metadata of a frame, or `None` outside the managed range.

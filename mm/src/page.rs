@@ -348,6 +348,11 @@ impl Gfp {
     pub const HIGHMEM: Gfp = Gfp(1 << 2);
     /// Zero the memory before returning it.
     pub const ZERO: Gfp = Gfp(1 << 3);
+    /// Linux `__GFP_MEMALLOC`: may use the zones' reserves below their `min`
+    /// watermark. Kernel-internal: only the kernel's own heap passes it; the shell
+    /// never parses it (it is not in [`Gfp::NAMED`]) and fault injection never fails
+    /// such a request.
+    pub const MEMALLOC: Gfp = Gfp(1 << 4);
     /// Every flag with its shell name.
     pub const NAMED: [(Gfp, &'static str); 5] = [
         (Gfp::KERNEL, "GFP_KERNEL"),
@@ -443,12 +448,20 @@ pub enum MmError {
     Busy(u64),
     /// The operation is not valid in the current state.
     Invalid(&'static str),
+    /// The zone has the frames, but taking them would cross its `min` watermark:
+    /// they are the kernel's reserve.
+    BelowWatermark { zone: Zone, free: u64, min: u64 },
 }
 
 impl fmt::Display for MmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             MmError::OutOfMemory => f.write_str("out of memory"),
+            MmError::BelowWatermark { zone, free, min } => write!(
+                f,
+                "out of memory: zone {zone} has {free} free pages and keeps {min} \
+                 (its min watermark) for the kernel"
+            ),
             MmError::BadZone => {
                 f.write_str("unknown or empty zone (expected DMA, NORMAL or UNMAPPED)")
             }

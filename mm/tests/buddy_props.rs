@@ -369,7 +369,9 @@ impl Harness<'_> {
                 self.gfp_result(Gfp::KERNEL, 0, r, Kind::Order);
             }
             Op::AllocSlab { order, dma } => {
-                let r = self.b.alloc_slab_block(order, dma);
+                let r = self
+                    .b
+                    .alloc_slab_block(order, if dma { Gfp::DMA } else { Gfp::KERNEL });
                 let gfp = if dma { Gfp::DMA } else { Gfp::KERNEL };
                 self.gfp_result(gfp, order, r, Kind::Slab);
             }

@@ -80,7 +80,8 @@ impl MockPages {
 }
 
 impl PageProvider for MockPages {
-    fn alloc_slab_block(&mut self, order: u32, dma: bool) -> Result<Pfn, MmError> {
+    fn alloc_slab_block(&mut self, order: u32, gfp: Gfp) -> Result<Pfn, MmError> {
+        let dma = gfp.contains(Gfp::DMA);
         if order > MAX_ORDER {
             return Err(MmError::BadOrder(order));
         }

@@ -9,7 +9,7 @@ use common::{
     error_lines, field, hex, last_call, machine, machine_with_lowmem, mem_map, one, poison, run,
     Machine, DIRECT_MAP, NPAGES,
 };
-use mm::{PageProvider, Pfn, PhysMem};
+use mm::{Gfp, PageProvider, Pfn, PhysMem};
 use shell::{Object, PageSummary, Shell};
 
 /// The PFN of a result line.
@@ -829,7 +829,7 @@ fn page_shows_every_state() {
     );
 
     // A slab block (taken straight from the allocator, as the slab layer does).
-    let s = k.b.alloc_slab_block(1, false).unwrap();
+    let s = k.b.alloc_slab_block(1, Gfp::KERNEL).unwrap();
     assert_eq!(
         page(&mut sh, &mut k, &format!("{s}"))[1],
         "state=slab order=1 n=2 flags=- ram=yes"
@@ -935,6 +935,9 @@ fn zoneinfo_reports_every_zone_and_the_lowmem_limit() {
             "  managed: 3486 pages, 14278656 bytes",
             "  free: 3486 pages, 14278656 bytes",
             "  cached: 0 pages, 0 bytes",
+            "  min: 0 pages, 0 bytes",
+            "  low: 0 pages, 0 bytes",
+            "  high: 0 pages, 0 bytes",
             "zone NORMAL",
             "  pfn: 0x1000..0x2000",
             "  phys: 0x0000000001000000..0x0000000002000000",
@@ -942,6 +945,9 @@ fn zoneinfo_reports_every_zone_and_the_lowmem_limit() {
             "  managed: 4096 pages, 16777216 bytes",
             "  free: 4096 pages, 16777216 bytes",
             "  cached: 0 pages, 0 bytes",
+            "  min: 0 pages, 0 bytes",
+            "  low: 0 pages, 0 bytes",
+            "  high: 0 pages, 0 bytes",
             "zone UNMAPPED",
             "  pfn: 0x2000..0x3f00",
             "  phys: 0x0000000002000000..0x0000000003f00000",
@@ -949,6 +955,9 @@ fn zoneinfo_reports_every_zone_and_the_lowmem_limit() {
             "  managed: 7936 pages, 32505856 bytes",
             "  free: 7936 pages, 32505856 bytes",
             "  cached: 0 pages, 0 bytes",
+            "  min: 0 pages, 0 bytes",
+            "  low: 0 pages, 0 bytes",
+            "  high: 0 pages, 0 bytes",
             "lowmem: pfn 0x2000 phys 0x0000000002000000 (ZONE_UNMAPPED starts here)",
             "max_pfn: 0x4000 (the mem_map describes 64 MiB)",
         ]
@@ -958,11 +967,11 @@ fn zoneinfo_reports_every_zone_and_the_lowmem_limit() {
     run(&mut sh, &mut k, "free #2");
     let out = run(&mut sh, &mut k, "zoneinfo");
     assert_eq!(out[5], "  free: 3482 pages, 14262272 bytes");
-    assert_eq!(out[12], "  free: 4096 pages, 16777216 bytes");
+    assert_eq!(out[15], "  free: 4096 pages, 16777216 bytes");
     let cached = k.b.zone_stat(mm::Zone::Normal).cached;
     assert!(cached > 0, "the freed page is cached");
     assert_eq!(
-        out[13],
+        out[16],
         format!("  cached: {cached} pages, {} bytes", cached * 4096)
     );
 
@@ -970,11 +979,11 @@ fn zoneinfo_reports_every_zone_and_the_lowmem_limit() {
     let (mut sh, mut k) = machine_with_lowmem(&mut map, NPAGES);
     let out = run(&mut sh, &mut k, "zoneinfo");
     assert_eq!(
-        &out[14..16],
+        &out[20..22],
         ["zone UNMAPPED", "  empty (no RAM in this zone)"]
     );
     assert_eq!(
-        out[16],
+        out[22],
         "lowmem: pfn 0x4000 phys 0x0000000004000000 (ZONE_UNMAPPED starts here)"
     );
 }
@@ -983,6 +992,11 @@ fn zoneinfo_reports_every_zone_and_the_lowmem_limit() {
 fn memstat_zone_lines_show_free_and_managed_pages() {
     let mut map = mem_map();
     let (mut sh, mut k) = machine(&mut map);
+    // As the kernel does at boot: sqrt(16 * 30328 KiB of lowmem) = 696 KiB = 174
+    // pages, shared 80 / 93 by DMA and NORMAL; UNMAPPED gets 32 (its floor).
+    let kb = k.b.default_min_free_kbytes();
+    assert_eq!(kb, 696);
+    k.b.setup_watermarks(kb);
     let out = run(&mut sh, &mut k, "memstat");
     assert_eq!(
         out,
@@ -994,15 +1008,19 @@ fn memstat_zone_lines_show_free_and_managed_pages() {
             "cache_used: 0",
             "cache_free: 0",
             "available: 63561728",
-            "zone DMA: total=14278656 used=0 free=14278656 free_pages=3486 managed_pages=3486",
-            "zone NORMAL: total=16777216 used=0 free=16777216 free_pages=4096 managed_pages=4096",
-            "zone UNMAPPED: total=32505856 used=0 free=32505856 free_pages=7936 managed_pages=7936",
+            "zone DMA: total=14278656 used=0 free=14278656 free_pages=3486 managed_pages=3486 \
+             min_pages=80 low_pages=100 high_pages=120",
+            "zone NORMAL: total=16777216 used=0 free=16777216 free_pages=4096 managed_pages=4096 \
+             min_pages=93 low_pages=116 high_pages=139",
+            "zone UNMAPPED: total=32505856 used=0 free=32505856 free_pages=7936 managed_pages=7936 \
+             min_pages=32 low_pages=77 high_pages=122",
         ]
     );
     one(&mut sh, &mut k, "pages 5 UNMAPPED");
     assert_eq!(
         run(&mut sh, &mut k, "memstat")[9],
-        "zone UNMAPPED: total=32505856 used=20480 free=32485376 free_pages=7931 managed_pages=7936"
+        "zone UNMAPPED: total=32505856 used=20480 free=32485376 free_pages=7931 managed_pages=7936 \
+         min_pages=32 low_pages=77 high_pages=122"
     );
 }
 
@@ -1106,7 +1124,7 @@ fn pagemap_draws_memory_within_80_columns() {
     let c = one(&mut sh, &mut k, "alloc_page");
     let a = one(&mut sh, &mut k, "alloc_page");
     run(&mut sh, &mut k, "free #3");
-    let s = k.b.alloc_slab_block(2, false).unwrap();
+    let s = k.b.alloc_slab_block(2, Gfp::KERNEL).unwrap();
     let cells = |sh: &mut Shell, k: &mut Machine<'_>, from: u64, to: u64| {
         let out = run(sh, k, &format!("pagemap {from:#x} {to:#x}"));
         out[3][22..out[3].len() - 1].to_string()
@@ -1177,7 +1195,7 @@ fn page_summary_counts_match_the_allocator() {
         one(&mut sh, &mut k, line);
     }
     run(&mut sh, &mut k, "free #3");
-    let slab = k.b.alloc_slab_block(3, true).unwrap();
+    let slab = k.b.alloc_slab_block(3, Gfp::DMA).unwrap();
     let s = PageSummary::from_buddy(&k.b, Pfn(0), Pfn(NPAGES));
     assert_eq!(s.total(), u64::from(NPAGES));
     assert_eq!(s.free + s.cached, k.b.nr_free_pages());

@@ -259,7 +259,7 @@ fn free_errors_change_nothing() {
     let mut bits = slab_bits();
     let mut b = boot(&mut m);
     b.attach_slab_bits(&mut bits);
-    let slab = b.alloc_slab_block(1, false).unwrap();
+    let slab = b.alloc_slab_block(1, Gfp::KERNEL).unwrap();
     let p = b
         .alloc_pages_zone(Zone::Normal, 5, PageFlags::EMPTY)
         .unwrap();
@@ -593,8 +593,8 @@ fn page_provider_slab_blocks() {
     let mut b = boot(&mut m);
     b.attach_slab_bits(&mut bits);
     let free = b.nr_free_pages();
-    let s = b.alloc_slab_block(2, false).unwrap();
-    let d = b.alloc_slab_block(0, true).unwrap();
+    let s = b.alloc_slab_block(2, Gfp::KERNEL).unwrap();
+    let d = b.alloc_slab_block(0, Gfp::DMA).unwrap();
     assert_eq!(b.zone_of(s), Zone::Normal);
     assert_eq!(b.zone_of(d), Zone::Dma);
     assert_eq!(s.0 % 4, 0);
@@ -623,7 +623,10 @@ fn page_provider_slab_blocks() {
             got: 1
         })
     );
-    assert_eq!(b.alloc_slab_block(11, false), Err(MmError::BadOrder(11)));
+    assert_eq!(
+        b.alloc_slab_block(11, Gfp::KERNEL),
+        Err(MmError::BadOrder(11))
+    );
     let a = b.alloc_page(Gfp::KERNEL).unwrap();
     assert!(matches!(b.free_slab_block(a, 0), Err(MmError::Invalid(_))));
     b.free_slab_block(s, 2).unwrap();
@@ -643,7 +646,10 @@ fn slab_blocks_only_where_the_bitmap_reaches() {
     let free = b.nr_free_pages();
     assert!(b.slab_bits().is_empty());
     for (order, dma) in [(0, false), (0, true), (3, false), (MAX_ORDER, false)] {
-        assert_eq!(b.alloc_slab_block(order, dma), Err(MmError::OutOfMemory));
+        assert_eq!(
+            b.alloc_slab_block(order, if dma { Gfp::DMA } else { Gfp::KERNEL }),
+            Err(MmError::OutOfMemory)
+        );
     }
     assert_eq!(b.nr_free_pages(), free);
     b.check().unwrap();
@@ -663,7 +669,7 @@ fn slab_blocks_only_where_the_bitmap_reaches() {
     let free = b.nr_free_pages();
     let mut got = Vec::new();
     for (order, dma) in [(2, false), (0, true), (0, false), (5, false)] {
-        while let Ok(s) = b.alloc_slab_block(order, dma) {
+        while let Ok(s) = b.alloc_slab_block(order, if dma { Gfp::DMA } else { Gfp::KERNEL }) {
             assert!(
                 s.0 + (1 << order) <= N,
                 "slab block {s} order {order} past {N}"

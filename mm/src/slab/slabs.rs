@@ -42,10 +42,10 @@ impl Slab {
             return Err(MmError::Invalid("__GFP_ZERO on a cache with a constructor"));
         }
         let phys = if c.cap == 0 {
-            self.take_one(mem, pages, ix)?
+            self.take_one(mem, pages, ix, gfp)?
         } else {
             if c.n == 0 {
-                self.refill(mem, pages, ix)?;
+                self.refill(mem, pages, ix, gfp)?;
             }
             let c = &mut self.caches[ix as usize];
             c.n -= 1;
@@ -70,9 +70,10 @@ impl Slab {
         mem: &mut M,
         pages: &mut P,
         ix: u8,
+        gfp: Gfp,
     ) -> Result<u32, MmError> {
         match self.caches[ix as usize].partial.head {
-            NIL => self.grow(mem, pages, ix),
+            NIL => self.grow(mem, pages, ix, gfp),
             head => Ok(head),
         }
     }
@@ -84,8 +85,9 @@ impl Slab {
         mem: &mut M,
         pages: &mut P,
         ix: u8,
+        gfp: Gfp,
     ) -> Result<u64, MmError> {
-        let head = self.partial_head(mem, pages, ix)?;
+        let head = self.partial_head(mem, pages, ix, gfp)?;
         let mut found = 0;
         self.scan_free(pages, ix, head, 1, |p| found = p);
         if found == 0 {
@@ -105,12 +107,13 @@ impl Slab {
         mem: &mut M,
         pages: &mut P,
         ix: u8,
+        gfp: Gfp,
     ) -> Result<(), MmError> {
         let c = &self.caches[ix as usize];
         debug_assert_eq!(c.n, 0);
         let target = (c.cap / 2).max(1);
         let off = mem.direct_offset();
-        let mut head = self.partial_head(mem, pages, ix)?;
+        let mut head = self.partial_head(mem, pages, ix, gfp)?;
         loop {
             let c = &mut self.caches[ix as usize];
             let before = c.n;
@@ -247,16 +250,19 @@ impl Slab {
     }
 
     /// A new slab for cache `ix` (on the partial list, every object available):
-    /// pages set up, debug slots and constructors run.
+    /// pages set up, debug slots and constructors run. Only `Gfp::MEMALLOC` of
+    /// `gfp` matters: the zones are the cache's.
     fn grow<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
         pages: &mut P,
         ix: u8,
+        gfp: Gfp,
     ) -> Result<u32, MmError> {
         let c = &self.caches[ix as usize];
         let (l, dma, mode, ctor) = (c.lay, c.dma, c.mode, c.ctor);
-        let head = pages.alloc_slab_block(l.order, dma)?;
+        let zones = if dma { Gfp::DMA } else { Gfp::KERNEL };
+        let head = pages.alloc_slab_block(l.order, zones | Gfp(gfp.0 & Gfp::MEMALLOC.0))?;
         let phys = head.phys();
         let Some(virt) = mem.virt_of(phys) else {
             pages.free_slab_block(head, l.order)?;
