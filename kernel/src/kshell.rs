@@ -98,6 +98,7 @@ impl Mm for Glue {
                 total: z.managed * 4096,
                 used: (z.managed - z.free) * 4096,
                 free: z.free * 4096,
+                wmark: z.wmark.map(|w| w * 4096),
             })
         })
     }

@@ -15,8 +15,8 @@ use super::physmem::DirectMap;
 use super::with_buddy;
 use core::alloc::{GlobalAlloc, Layout};
 use mm::buddy::Buddy;
+use mm::memalloc::{charged_to_user, heap_gfp};
 use mm::slab::{Slab, KMALLOC_MAX};
-use mm::Gfp;
 use spin::Mutex;
 
 /// The slab allocator (kmalloc caches, kmem_cache, mempools).
@@ -42,10 +42,11 @@ struct KernelHeap;
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let size = layout.size().max(layout.align()).max(1);
+        let gfp = heap_gfp();
         let r = if size <= KMALLOC_MAX {
-            with_slab(|s, b| s.kmalloc(&mut DirectMap, b, size, Gfp::KERNEL))
+            with_slab(|s, b| s.kmalloc(&mut DirectMap, b, size, gfp))
         } else {
-            with_buddy(|b| b.__get_free_pages(Gfp::KERNEL, order_for(size), &mut DirectMap))
+            with_buddy(|b| b.__get_free_pages(gfp, order_for(size), &mut DirectMap))
         };
         r.map_or(core::ptr::null_mut(), |v| v as *mut u8)
     }
@@ -71,8 +72,22 @@ static HEAP: KernelHeap = KernelHeap;
 /// One case of `selftest heap` (see `shell::HEAP_SELFTESTS`): exercises the
 /// global allocator through ordinary `alloc` types and checks alignment,
 /// placement in the direct map and contents. Everything is freed on return.
+///
+/// The user asked for these megabytes, so they are charged to the user (the
+/// watermarks hold, see `mm::memalloc`) and allocated fallibly: when memory is
+/// short the case fails with "out of memory" and the kernel's reserve stays whole.
 pub fn selftest(case: &str) -> Result<(), &'static str> {
+    charged_to_user(|| selftest_case(case))
+}
+
+fn selftest_case(case: &str) -> Result<(), &'static str> {
     use alloc::vec::Vec;
+    const OOM: &str = "out of memory (the watermarks keep the rest for the kernel)";
+    fn try_vec(cap: usize) -> Result<Vec<u8>, &'static str> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(cap).map_err(|_| OOM)?;
+        Ok(v)
+    }
     // Fills `v` to `len` with a pattern derived from `seed` and checks it back.
     fn fill_check(v: &mut Vec<u8>, len: usize, seed: u8) -> Result<(), &'static str> {
         v.clear();
@@ -109,20 +124,20 @@ pub fn selftest(case: &str) -> Result<(), &'static str> {
                 300_000,
                 1 << 20,
             ] {
-                let mut v: Vec<u8> = Vec::with_capacity(size);
+                let mut v = try_vec(size)?;
                 placed(v.as_ptr(), size.max(32).next_power_of_two())?;
                 fill_check(&mut v, size, size as u8)?;
             }
             Ok(())
         }
         "vec-1M" => {
-            let mut v: Vec<u8> = Vec::with_capacity(KMALLOC_MAX);
+            let mut v = try_vec(KMALLOC_MAX)?;
             placed(v.as_ptr(), KMALLOC_MAX)?;
             fill_check(&mut v, KMALLOC_MAX, 0x5a)
         }
         "vec-3M" => {
             let len = 3 << 20;
-            let mut v: Vec<u8> = Vec::with_capacity(len);
+            let mut v = try_vec(len)?;
             placed(v.as_ptr(), 4 << 20)?;
             fill_check(&mut v, len, 0xa5)
         }
@@ -132,7 +147,7 @@ pub fn selftest(case: &str) -> Result<(), &'static str> {
             // same layout and not used after.
             let p = unsafe { alloc::alloc::alloc(layout) };
             if p.is_null() {
-                return Err("out of memory");
+                return Err(OOM);
             }
             let r = placed(p, 4096);
             // SAFETY: `p` came from `alloc` with `layout` just above.
@@ -143,6 +158,7 @@ pub fn selftest(case: &str) -> Result<(), &'static str> {
             let len = 1_500_000;
             let mut v: Vec<u8> = Vec::new();
             for i in 0..len {
+                v.try_reserve(1).map_err(|_| OOM)?;
                 v.push((i as u8).wrapping_mul(31) ^ 0x3c);
             }
             let ok = v

@@ -13,7 +13,10 @@
 //!    `mem_map`, slab bitmap and page tables are reserved as `PAGE_KERNEL_INIT`,
 //!    and the slab bitmap is attached (slab blocks come only from the frames it
 //!    covers, the direct map);
-//! 5. `slub_debug=` from the command line is applied to the slab caches, before
+//! 5. the zones' watermarks are set from `min_free_kbytes=` (default Linux's
+//!    `sqrt(16 * lowmem KiB)`): below `min` only the kernel heap allocates
+//!    (`Gfp::MEMALLOC`), so the shell keeps working when a user took every page;
+//! 6. `slub_debug=` from the command line is applied to the slab caches, before
 //!    the first heap allocation (Linux syntax, e.g. `slub_debug=FZPU,kmalloc-64`).
 
 pub mod bootmem;
@@ -168,6 +171,13 @@ pub fn init(info: &BootInfo) {
     let mut buddy = Buddy::page_init(mem_map, Pfn::containing(lowmem), ram, &reserved[..nres])
         .expect("page_init");
     buddy.attach_slab_bits(slab_bits);
+    // The kernel heap's reserve (Linux `min_free_kbytes`, overridable at boot).
+    let min_free_kb = info
+        .cmdline
+        .get("min_free_kbytes")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(|| buddy.default_min_free_kbytes());
+    buddy.setup_watermarks(min_free_kb);
     *BUDDY.lock() = Some(buddy);
     if let Some(param) = mm::slab::cmdline_slub_debug(info.cmdline.as_str()) {
         match heap::with_slab(|s, b| s.slub_debug(&mut physmem::DirectMap, b, param)) {
