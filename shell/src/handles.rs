@@ -7,7 +7,6 @@
 //! one place that decides which `Mm` function frees it.
 
 use crate::kernel::{KmallocObj, Mm, PageBlock, PoolSource};
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -133,7 +132,102 @@ pub enum Object {
     Region { start: u64, len: u64, io: bool },
 }
 
+/// A copy of `s` made with fallible allocation (`None`: out of memory).
+fn try_string(s: &str) -> Option<String> {
+    let mut t = String::new();
+    t.try_reserve_exact(s.len()).ok()?;
+    t.push_str(s);
+    Some(t)
+}
+
 impl Object {
+    /// A copy whose names (the only heap memory in an `Object`) are allocated
+    /// fallibly; `None` if memory ran out. [`Handles::insert`] stores this copy.
+    pub fn try_clone(&self) -> Option<Object> {
+        let mut o = self.clone_without_names();
+        match (&mut o, self) {
+            (Object::Cache { name, .. }, Object::Cache { name: src, .. })
+            | (Object::Pool { name, .. }, Object::Pool { name: src, .. })
+            | (Object::CacheObj { cache: name, .. }, Object::CacheObj { cache: src, .. })
+            | (Object::PoolObj { pool: name, .. }, Object::PoolObj { pool: src, .. }) => {
+                *name = try_string(src)?;
+            }
+            _ => {}
+        }
+        if let (
+            Object::Pool {
+                source: PoolSource::Cache(c),
+                ..
+            },
+            Object::Pool {
+                source: PoolSource::Cache(src),
+                ..
+            },
+        ) = (&mut o, self)
+        {
+            *c = try_string(src)?;
+        }
+        Some(o)
+    }
+
+    /// A clone with every name left empty (no heap allocation).
+    fn clone_without_names(&self) -> Object {
+        match self {
+            Object::Cache {
+                size,
+                obj,
+                align,
+                flags,
+                debug,
+                ..
+            } => Object::Cache {
+                name: String::new(),
+                size: *size,
+                obj: *obj,
+                align: *align,
+                flags: *flags,
+                debug: *debug,
+            },
+            Object::CacheObj {
+                size, virt, phys, ..
+            } => Object::CacheObj {
+                cache: String::new(),
+                size: *size,
+                virt: *virt,
+                phys: *phys,
+            },
+            Object::Pool {
+                min_nr,
+                source,
+                size,
+                ..
+            } => Object::Pool {
+                name: String::new(),
+                min_nr: *min_nr,
+                source: match source {
+                    PoolSource::Kmalloc { size } => PoolSource::Kmalloc { size: *size },
+                    PoolSource::Cache(_) => PoolSource::Cache(String::new()),
+                },
+                size: *size,
+            },
+            Object::PoolObj {
+                virt,
+                phys,
+                size,
+                reserve,
+                ..
+            } => Object::PoolObj {
+                pool: String::new(),
+                virt: *virt,
+                phys: *phys,
+                size: *size,
+                reserve: *reserve,
+            },
+            // No names: a plain clone allocates nothing.
+            other => other.clone(),
+        }
+    }
+
     /// The kind word shown after the handle.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -476,6 +570,8 @@ pub enum HandleError {
     Ambiguous(u64, Vec<HandleId>),
     /// All 2^64 - 1 numbers have been used.
     Exhausted,
+    /// The table could not grow above the watermarks (see [`Handles::insert`]).
+    NoMemory,
 }
 
 impl fmt::Display for HandleError {
@@ -495,14 +591,30 @@ impl fmt::Display for HandleError {
                 f.write_str("); free by handle")
             }
             HandleError::Exhausted => f.write_str("out of handle numbers"),
+            HandleError::NoMemory => {
+                f.write_str("out of memory: no room for another handle (free some first)")
+            }
         }
     }
 }
 
+/// Entries per chunk of the handle table: a chunk is one small heap block
+/// (a few KiB), so the table never needs a large contiguous allocation.
+const CHUNK: usize = 32;
+
 /// The live handles and the next number to give out.
+///
+/// Handles live in chunks of up to [`CHUNK`] entries, sorted by number (numbers
+/// only grow, so a new handle always goes at the end). The table grows by the
+/// user's commands, so every byte of it is charged to the user (`mm::memalloc`):
+/// chunks and the names inside objects are allocated fallibly above the
+/// watermarks, and when the user has taken every page the watermarks allow,
+/// [`insert`](Self::insert) fails with `NoMemory` instead of eating the kernel's
+/// reserve. Emptied chunks are freed at once, so an empty table holds no memory.
 #[derive(Clone, Debug)]
 pub struct Handles {
-    live: BTreeMap<u64, Object>,
+    chunks: Vec<Vec<(u64, Object)>>,
+    len: usize,
     next: u64,
 }
 
@@ -516,17 +628,71 @@ impl Handles {
     /// An empty table; the first handle will be `#1`.
     pub fn new() -> Handles {
         Handles {
-            live: BTreeMap::new(),
+            chunks: Vec::new(),
+            len: 0,
             next: 1,
         }
     }
 
-    /// Stores `obj` under a new number.
+    /// Stores `obj` under a new number. The entry (and a copy of any name in it)
+    /// is allocated charged to the user; on `NoMemory` nothing changed.
     pub fn insert(&mut self, obj: Object) -> Result<HandleId, HandleError> {
         let n = self.next;
-        self.next = n.checked_add(1).ok_or(HandleError::Exhausted)?;
-        self.live.insert(n, obj);
+        let next = n.checked_add(1).ok_or(HandleError::Exhausted)?;
+        mm::memalloc::charged_to_user(|| self.push(n, &obj)).ok_or(HandleError::NoMemory)?;
+        self.next = next;
+        self.len += 1;
         Ok(HandleId(n))
+    }
+
+    /// Appends `(n, obj)` with fallible allocations only.
+    fn push(&mut self, n: u64, obj: &Object) -> Option<()> {
+        let obj = obj.try_clone()?;
+        let room = self.chunks.last().is_some_and(|c| c.len() < c.capacity());
+        if !room {
+            let mut chunk = Vec::new();
+            chunk.try_reserve_exact(CHUNK).ok()?;
+            self.chunks.try_reserve(1).ok()?;
+            self.chunks.push(chunk);
+        }
+        self.chunks.last_mut()?.push((n, obj));
+        Some(())
+    }
+
+    /// Chunk and slot of handle number `n`, if it is live.
+    fn locate(&self, n: u64) -> Option<(usize, usize)> {
+        // The first chunk whose last number is >= n.
+        let ci = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|&(m, _)| m < n));
+        let chunk = self.chunks.get(ci)?;
+        let si = chunk.binary_search_by_key(&n, |&(m, _)| m).ok()?;
+        Some((ci, si))
+    }
+
+    /// The live handle with the largest number below `before`, for walking the
+    /// table while it changes (`free all`) or while printing (`handles`) without a
+    /// copy of it.
+    pub fn last_before(&self, before: u64) -> Option<(HandleId, &Object)> {
+        // Chunks whose first number is below `before`; the last of them holds it.
+        let ci = self
+            .chunks
+            .partition_point(|c| c.first().is_some_and(|&(m, _)| m < before));
+        let chunk = self.chunks.get(ci.checked_sub(1)?)?;
+        let si = chunk.partition_point(|&(m, _)| m < before);
+        let (m, o) = chunk.get(si.checked_sub(1)?)?;
+        Some((HandleId(*m), o))
+    }
+
+    /// The live handle with the smallest number above `after`.
+    pub fn first_after(&self, after: u64) -> Option<(HandleId, &Object)> {
+        let ci = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|&(m, _)| m <= after));
+        let chunk = self.chunks.get(ci)?;
+        let si = chunk.partition_point(|&(m, _)| m <= after);
+        let (m, o) = chunk.get(si)?;
+        Some((HandleId(*m), o))
     }
 
     fn missing(&self, id: HandleId) -> HandleError {
@@ -539,32 +705,36 @@ impl Handles {
 
     /// The live object behind `id`.
     pub fn get(&self, id: HandleId) -> Result<&Object, HandleError> {
-        self.live.get(&id.0).ok_or_else(|| self.missing(id))
+        match self.locate(id.0) {
+            Some((ci, si)) => Ok(&self.chunks[ci][si].1),
+            None => Err(self.missing(id)),
+        }
     }
 
     /// Forgets `id` (after its object was released) and returns its object.
     pub fn remove(&mut self, id: HandleId) -> Result<Object, HandleError> {
-        match self.live.remove(&id.0) {
-            Some(o) => {
-                if self.live.is_empty() {
-                    // An emptied BTreeMap keeps its root node; drop it so that the
-                    // shell holds no heap memory once every handle is freed.
-                    self.live = BTreeMap::new();
-                }
-                Ok(o)
-            }
-            None => Err(self.missing(id)),
+        let Some((ci, si)) = self.locate(id.0) else {
+            return Err(self.missing(id));
+        };
+        let (_, obj) = self.chunks[ci].remove(si);
+        if self.chunks[ci].is_empty() {
+            self.chunks.remove(ci);
         }
+        if self.chunks.is_empty() {
+            // Give the outer array back too: an empty table holds no heap memory.
+            self.chunks = Vec::new();
+        }
+        self.len -= 1;
+        Ok(obj)
     }
 
     /// The live handle whose object is at `addr`: a unique match on the virtual
     /// address (or region start) wins, else a unique match on the physical address.
     pub fn find_addr(&self, addr: u64) -> Result<HandleId, HandleError> {
         let by = |f: fn(&Object) -> Option<u64>| -> Vec<HandleId> {
-            self.live
-                .iter()
+            self.iter()
                 .filter(|(_, o)| f(o) == Some(addr))
-                .map(|(&n, _)| HandleId(n))
+                .map(|(id, _)| id)
                 .collect()
         };
         for ids in [by(Object::primary_addr), by(Object::phys)] {
@@ -579,17 +749,20 @@ impl Handles {
 
     /// Live handles, oldest first.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (HandleId, &Object)> + '_ {
-        self.live.iter().map(|(&n, o)| (HandleId(n), o))
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .map(|(n, o)| (HandleId(*n), o))
     }
 
     /// Number of live handles.
     pub fn len(&self) -> usize {
-        self.live.len()
+        self.len
     }
 
     /// True if no handle is live.
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
+        self.len == 0
     }
 
     /// How many handles were ever given out.

@@ -148,6 +148,8 @@ pub struct ZoneStat {
     pub used: u64,
     /// Bytes free.
     pub free: u64,
+    /// The zone's watermarks `[min, low, high]` in bytes (`mm::buddy::Wmark`).
+    pub wmark: [u64; 3],
 }
 
 /// A block from DragonOS `alloc_pages(zone, num, flags)`.

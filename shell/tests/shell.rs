@@ -362,8 +362,10 @@ fn memstat_prints_every_field() {
             "cache_used: 4096",
             "cache_free: 12288",
             "available: 125841408",
-            "zone DMA: total=16777216 used=1048576 free=15728640 free_pages=3840 managed_pages=4096",
-            "zone NORMAL: total=117440512 used=7340032 free=110100480 free_pages=26880 managed_pages=28672",
+            "zone DMA: total=16777216 used=1048576 free=15728640 free_pages=3840 managed_pages=4096 \
+             min_pages=16 low_pages=20 high_pages=24",
+            "zone NORMAL: total=117440512 used=7340032 free=110100480 free_pages=26880 \
+             managed_pages=28672 min_pages=112 low_pages=140 high_pages=168",
         ]
     );
 }

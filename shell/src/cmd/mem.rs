@@ -9,7 +9,6 @@ use super::{Args, CmdError, Ctx, Target};
 use crate::cmd_err;
 use crate::handles::{HandleId, Object};
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::fmt::Write;
 use mm::{MmError, PageState, Zone, PAGE_SIZE};
 
@@ -33,12 +32,16 @@ pub fn memstat(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
             let page = PAGE_SIZE as u64;
             writeln!(
                 ctx,
-                "zone {zone}: total={} used={} free={} free_pages={} managed_pages={}",
+                "zone {zone}: total={} used={} free={} free_pages={} managed_pages={} \
+                 min_pages={} low_pages={} high_pages={}",
                 z.total,
                 z.used,
                 z.free,
                 z.free / page,
-                z.total / page
+                z.total / page,
+                z.wmark[0] / page,
+                z.wmark[1] / page,
+                z.wmark[2] / page
             )?;
         }
     }
@@ -52,13 +55,12 @@ pub fn handles(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
         writeln!(ctx, "no live handles")?;
         return Ok(());
     }
-    let lines: Vec<String> = ctx
-        .handles
-        .iter()
-        .map(|(id, o)| alloc::format!("{id} {o}"))
-        .collect();
-    for line in lines {
+    // One line at a time: a copy of a large table would live on the kernel's reserve.
+    let mut after = 0;
+    while let Some((id, o)) = ctx.handles.first_after(after) {
+        let line = alloc::format!("{id} {o}");
         writeln!(ctx, "{line}")?;
+        after = id.0;
     }
     Ok(())
 }
@@ -145,20 +147,20 @@ fn free_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
 }
 
 fn release_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
-    let all: Vec<(HandleId, Object)> = ctx
-        .handles
-        .iter()
-        .rev()
-        .map(|(id, o)| (id, o.clone()))
-        .collect();
-    if all.is_empty() {
+    if ctx.handles.is_empty() {
         writeln!(ctx, "no live handles")?;
         return Ok(());
     }
+    let total = ctx.handles.len();
     let mut failed = String::new();
     let mut freed = 0usize;
-    for (id, obj) in &all {
-        match release(ctx, *id, obj) {
+    // Newest first, one handle at a time (no copy of the table: it may be large
+    // and memory short).
+    let mut before = u64::MAX;
+    while let Some((id, obj)) = ctx.handles.last_before(before) {
+        let obj = obj.clone();
+        before = id.0;
+        match release(ctx, id, &obj) {
             Ok(()) => freed += 1,
             Err(e) => {
                 if !failed.is_empty() {
@@ -174,8 +176,7 @@ fn release_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
         Ok(())
     } else {
         Err(cmd_err!(
-            "freed {freed} of {} handles; could not free {failed}",
-            all.len()
+            "freed {freed} of {total} handles; could not free {failed}"
         ))
     }
 }

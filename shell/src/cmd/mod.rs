@@ -214,7 +214,9 @@ pub static COMMANDS: &[Command] = &[
         summary: "print mm_stat() and per-zone numbers, in bytes",
         help: "One 'name: value' line for total, used, free, shared, cache_used, cache_free,\n\
                available (bytes), then one line per zone:\n\
-               'zone NAME: total=.. used=.. free=.. free_pages=.. managed_pages=..'.",
+               'zone NAME: total=.. used=.. free=.. free_pages=.. managed_pages=..\n\
+               min_pages=.. low_pages=.. high_pages=..'. The last three are the zone's\n\
+               watermarks (see 'help zoneinfo').",
         run: mem::memstat,
     },
     Command {
@@ -433,10 +435,15 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "zoneinfo",
         usage: "zoneinfo",
-        summary: "per zone: pfn/phys range, present, managed, free pages",
+        summary: "per zone: pfn range, page counts and watermarks",
         help: "Ranges are half-open (end excluded). present: RAM in the zone; managed: RAM\n\
                under the allocator; free: free pages, the cached ones (per-zone caches)\n\
-               included. Then the lowmem limit (end of the direct map) and max_pfn.",
+               included. Then the lowmem limit (end of the direct map) and max_pfn.\n\
+               Watermarks (Linux's, set at boot from min_free_kbytes=N, default\n\
+               sqrt(16 x lowmem KiB)): no command takes a zone's free lists below min;\n\
+               those pages are the kernel's reserve, for the shell's own memory when a\n\
+               user has taken the rest. A request walks its zones at low first, then\n\
+               at min. high is shown only (memkern reclaims nothing in the background).",
         run: pages::zoneinfo,
     },
     Command {

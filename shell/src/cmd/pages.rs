@@ -501,6 +501,9 @@ pub fn zoneinfo(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
             ("managed", z.managed),
             ("free", z.free),
             ("cached", z.cached),
+            ("min", z.wmark[0]),
+            ("low", z.wmark[1]),
+            ("high", z.wmark[2]),
         ] {
             writeln!(
                 ctx,

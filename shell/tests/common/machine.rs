@@ -220,6 +220,7 @@ impl Mm for Machine<'_> {
             total: z.managed * 4096,
             used: (z.managed - z.free) * 4096,
             free: z.free * 4096,
+            wmark: z.wmark.map(|w| w * 4096),
         })
     }
     fn alloc_pages(&mut self, zone: Zone, n: u32, flags: PageFlags) -> Result<PageBlock, MmError> {

@@ -104,11 +104,13 @@ impl Mm for Fake {
                 total: 16 << 20,
                 used: 1 << 20,
                 free: 15 << 20,
+                wmark: [64 << 10, 80 << 10, 96 << 10],
             }),
             Zone::Normal => Some(ZoneStat {
                 total: 112 << 20,
                 used: 7 << 20,
                 free: 105 << 20,
+                wmark: [448 << 10, 560 << 10, 672 << 10],
             }),
             Zone::Unmapped => None,
         }
