@@ -233,6 +233,19 @@ impl Vm {
         self.session.flush().map_err(|e| format!("flush: {e}"))
     }
 
+    /// Sends a large block of bytes in one go (all of it, however long). QEMU's
+    /// output cannot back up meanwhile: rexpect reads it on its own thread into
+    /// an unbounded buffer, so blocking here while the kernel works through the
+    /// input (and echoes it) cannot deadlock.
+    pub fn send_all(&mut self, bytes: &[u8]) -> Check {
+        use std::io::Write;
+        self.session
+            .writer
+            .write_all(bytes)
+            .map_err(|e| format!("send: {e}"))?;
+        self.session.flush().map_err(|e| format!("flush: {e}"))
+    }
+
     /// Runs one command line and returns its output: the lines between the echo
     /// of the command and the next prompt, with CRs removed.
     pub fn cmd(&mut self, line: &str) -> Result<String, String> {

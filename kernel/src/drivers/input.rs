@@ -1,42 +1,78 @@
 //! The input queue: bytes from the serial receive interrupt and the keyboard
 //! interrupt, read by the shell loop. Filled in interrupt context, drained with
 //! interrupts disabled, so the lock is never contended across contexts.
+//!
+//! No serial byte is ever dropped: the serial driver takes a byte out of the
+//! UART only while [`serial_room`] says the queue has room for it, and otherwise
+//! leaves the rest in the UART, which holds the sender off (flow control, see
+//! `serial.rs`). [`wait_byte`] lets the driver resume once the shell has drained
+//! the queue to [`SERIAL_RESUME`]. The last [`KEYBOARD_RESERVE`] slots are kept
+//! for the keyboard, whose scancodes cannot wait (see [`push_keys`]).
 
 use spin::Mutex;
 
-const CAP: usize = 1024;
+const CAP: usize = 4096;
+
+/// Slots serial input never fills, so keys typed while a serial burst is queued
+/// still fit.
+pub const KEYBOARD_RESERVE: usize = 64;
+
+/// Queue length at or below which held-back serial input is taken again.
+pub const SERIAL_RESUME: usize = CAP / 2;
 
 struct Ring {
     buf: [u8; CAP],
     head: usize,
     len: usize,
-    dropped: u64,
+}
+
+impl Ring {
+    /// Appends `b`; the callers check the room first.
+    fn push(&mut self, b: u8) {
+        if self.len == CAP {
+            return; // unreachable: every caller checked the room
+        }
+        let i = (self.head + self.len) % CAP;
+        self.buf[i] = b;
+        self.len += 1;
+    }
 }
 
 static QUEUE: Mutex<Ring> = Mutex::new(Ring {
     buf: [0; CAP],
     head: 0,
     len: 0,
-    dropped: 0,
 });
 
-/// Adds one byte (called from interrupt handlers). Bytes beyond the capacity are
-/// dropped and counted.
-pub fn push(b: u8) {
-    let mut q = QUEUE.lock();
-    if q.len == CAP {
-        q.dropped += 1;
-        return;
-    }
-    let i = (q.head + q.len) % CAP;
-    q.buf[i] = b;
-    q.len += 1;
+/// How many more serial bytes the queue takes now (0: leave them in the UART).
+pub fn serial_room() -> usize {
+    (CAP - KEYBOARD_RESERVE).saturating_sub(QUEUE.lock().len)
 }
 
-/// Adds several bytes (an escape sequence from a key press).
-pub fn push_all(bytes: &[u8]) {
+/// Bytes queued and not yet read by the shell.
+pub fn len() -> usize {
+    QUEUE.lock().len
+}
+
+/// Adds one serial byte. The serial driver asked [`serial_room`] before taking
+/// it out of the UART (with interrupts disabled, so nothing else was queued in
+/// between): it fits.
+pub fn push_serial(b: u8) {
+    QUEUE.lock().push(b);
+}
+
+/// Adds the bytes of one key press (one character or an escape sequence), all or
+/// nothing, from the keyboard interrupt. The interrupt must read the scancode
+/// from port 0x60 to receive the next one, and the PS/2 controller has no deeper
+/// buffer to leave it in, so a key that does not fit is discarded: that takes
+/// more than [`KEYBOARD_RESERVE`] bytes typed while the shell is busy.
+pub fn push_keys(bytes: &[u8]) {
+    let mut q = QUEUE.lock();
+    if CAP - q.len < bytes.len() {
+        return;
+    }
     for &b in bytes {
-        push(b);
+        q.push(b);
     }
 }
 
@@ -58,11 +94,18 @@ pub fn wait_byte() -> u8 {
     use x86_64::instructions::interrupts;
     loop {
         interrupts::disable();
+        // Take held-back serial input again once the shell has caught up.
+        if crate::drivers::serial::held() && len() <= SERIAL_RESUME {
+            crate::drivers::serial::poll();
+        }
         if let Some(b) = pop() {
             interrupts::enable();
             return b;
         }
-        // Poll once too: covers a UART whose interrupt cannot reach us.
+        // Poll once too: covers a UART whose interrupt cannot reach us, and a
+        // receive interrupt whose handler found the port busy (its data is still
+        // in the UART, and the edge-triggered PIC raises no new interrupt until
+        // someone reads it).
         crate::drivers::serial::poll();
         if let Some(b) = pop() {
             interrupts::enable();

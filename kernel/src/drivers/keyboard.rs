@@ -28,13 +28,13 @@ pub fn on_interrupt() {
             Some(DecodedKey::Unicode(c)) => {
                 let c = if c == '\n' { '\r' } else { c };
                 let mut buf = [0u8; 4];
-                super::input::push_all(c.encode_utf8(&mut buf).as_bytes());
+                super::input::push_keys(c.encode_utf8(&mut buf).as_bytes());
             }
             Some(DecodedKey::RawKey(k)) => match k {
-                KeyCode::ArrowUp => super::input::push_all(b"\x1b[A"),
-                KeyCode::ArrowDown => super::input::push_all(b"\x1b[B"),
-                KeyCode::ArrowRight => super::input::push_all(b"\x1b[C"),
-                KeyCode::ArrowLeft => super::input::push_all(b"\x1b[D"),
+                KeyCode::ArrowUp => super::input::push_keys(b"\x1b[A"),
+                KeyCode::ArrowDown => super::input::push_keys(b"\x1b[B"),
+                KeyCode::ArrowRight => super::input::push_keys(b"\x1b[C"),
+                KeyCode::ArrowLeft => super::input::push_keys(b"\x1b[D"),
                 _ => {}
             },
             None => {}

@@ -1,12 +1,35 @@
 //! COM1 (I/O port 0x3f8), 115200 8N1, through the `uart_16550` crate: the kernel's
 //! console output from the first line, and shell input through its receive
 //! interrupt (IRQ 4).
+//!
+//! Input has flow control, so no received byte is ever dropped: a byte leaves the
+//! UART only when the input queue has room for it. When the queue is full the
+//! driver turns the receive interrupt off (IER bit 0) and drops RTS (MCR bit 1),
+//! and the rest waits in the UART: QEMU's 16550 takes bytes from its chardev
+//! only while its FIFO has room, so they stay in the host pipe, and a real
+//! line with RTS/CTS flow control stops sending. Once the shell has drained the
+//! queue to half, `input::wait_byte` calls [`poll`], which turns both back on and
+//! reads the UART at once (the edge-triggered PIC gives no new interrupt for data
+//! that was already waiting).
+//!
+//! Output waits for the transmitter, so the kernel writes only as fast as the
+//! other side reads. Neither direction waits for the other inside the kernel;
+//! whoever drives the line (a test harness on QEMU's stdio pipes) must keep
+//! reading while it writes, or both pipes fill and both sides wait forever.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::Mutex;
 use uart_16550::backend::PioBackend;
 use uart_16550::{BaudRate, Config, Uart16550};
 
 static COM1: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
+
+/// COM1's base port.
+const BASE: u16 = 0x3f8;
+
+/// The input queue was full: the receive interrupt is off, RTS is dropped, and
+/// received bytes wait in the UART.
+static HELD: AtomicBool = AtomicBool::new(false);
 
 /// Initialises COM1. Safe to call more than once.
 pub fn init() {
@@ -16,7 +39,7 @@ pub fn init() {
     }
     // SAFETY: 0x3f8..0x400 are the COM1 registers on every PC and microVM memkern
     // supports; this module is their only user.
-    let Ok(mut port) = (unsafe { Uart16550::new_port(0x3f8) }) else {
+    let Ok(mut port) = (unsafe { Uart16550::new_port(BASE) }) else {
         return;
     };
     let config = Config {
@@ -53,15 +76,58 @@ pub fn write_bytes_force(bytes: &[u8]) {
     }
 }
 
-/// Moves every received byte to the input queue.
+/// Whether received bytes are being held in the UART (the input queue was full).
+pub fn held() -> bool {
+    HELD.load(Ordering::Relaxed)
+}
+
+/// Moves received bytes to the input queue while it has room; when it has none,
+/// holds the rest in the UART. While held, does nothing until the queue has
+/// drained to `input::SERIAL_RESUME`, then resumes. Called with interrupts
+/// disabled (from the interrupt handler and from `input::wait_byte`).
 pub fn poll() {
-    if let Some(mut g) = COM1.try_lock() {
-        if let Some(p) = g.as_mut() {
-            while let Ok(b) = p.try_receive_byte() {
-                super::input::push(b);
-            }
+    let Some(mut g) = COM1.try_lock() else {
+        return;
+    };
+    let Some(p) = g.as_mut() else {
+        return;
+    };
+    if held() {
+        if super::input::len() > super::input::SERIAL_RESUME {
+            return;
+        }
+        set_receiving(p, true);
+    }
+    let room = super::input::serial_room();
+    for _ in 0..room {
+        match p.try_receive_byte() {
+            Ok(b) => super::input::push_serial(b),
+            Err(_) => return,
         }
     }
+    set_receiving(p, false);
+}
+
+/// Turns the receive-data interrupt and RTS on (taking input) or off (holding it
+/// in the UART).
+fn set_receiving(p: &mut Uart16550<PioBackend>, on: bool) {
+    const IER_DATA_READY: u8 = 1 << 0;
+    const MCR_RTS: u8 = 1 << 1;
+    let (ier, mcr) = (p.ier().bits(), p.mcr().bits());
+    let (ier, mcr) = if on {
+        (ier | IER_DATA_READY, mcr | MCR_RTS)
+    } else {
+        (ier & !IER_DATA_READY, mcr & !MCR_RTS)
+    };
+    // SAFETY: IER (base+1) and MCR (base+4) of COM1, written with the caller
+    // holding the COM1 lock; the divisor latch is off (the driver never leaves
+    // LCR.DLAB set), so base+1 is IER. Only the receive interrupt and RTS bits
+    // change; the `uart_16550` crate has no setter for either.
+    unsafe {
+        x86_64::instructions::port::Port::<u8>::new(BASE + 1).write(ier);
+        x86_64::instructions::port::Port::<u8>::new(BASE + 4).write(mcr);
+    }
+    HELD.store(!on, Ordering::Relaxed);
 }
 
 /// The receive interrupt.
