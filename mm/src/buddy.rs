@@ -50,6 +50,8 @@
 //! 5. Counters: per zone, `free` = frames in free-list blocks, `managed` = RAM frames
 //!    not reserved, `present` = RAM frames; the shared-page counter equals the number of
 //!    allocated frames whose head has `count > 1` or `PageFlags::SHARED`.
+//! 6. Watermarks: per zone, `min <= low <= high <= managed` (see [`Wmark`]).
+//!    Only requests with `Gfp::MEMALLOC` take a zone's free-list frames below `min`.
 //!
 //! # Allocation and freeing
 //!
@@ -72,6 +74,12 @@
 //!   once. Cached pages count as free in every statistic except the free-list block
 //!   counts (`buddyinfo`, as in Linux where pcp pages are not in /proc/buddyinfo).
 //!   Set `PCP_MAX_ORDER = 0` for an order-0 cache only.
+//! - Watermarks ([`Buddy::setup_watermarks`], Linux's formula) are checked where
+//!   frames leave the free lists: the cache refill and the slow path. A refill stops
+//!   at the watermark, so the frames in the block caches are always above it and the
+//!   fast path (a cache pop) needs no check. A gfp request walks its zones at `low`,
+//!   then at `min`; `Gfp::MEMALLOC` (the kernel's heap) then once more with none.
+//!   A failure caused by a watermark is `MmError::BelowWatermark`.
 //! - Zones: the DragonOS API names one zone. The gfp API walks [`Gfp::zonelist`]:
 //!   NORMAL then DMA for plain requests, DMA only for `GFP_DMA`, UNMAPPED then NORMAL
 //!   then DMA for `__GFP_HIGHMEM`.
@@ -102,6 +110,8 @@ use crate::{
 mod check;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wmark_tests;
 
 pub use check::CheckError;
 

@@ -786,6 +786,86 @@ mod tests {
         }
     }
 
+    /// The chunked table against a model (a sorted list of numbers): inserts,
+    /// removals in a scrambled order, lookups and both walks, across many chunks.
+    #[test]
+    fn chunked_table_matches_a_sorted_model() {
+        let mut h = Handles::new();
+        let mut model: Vec<u64> = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..2000u64 {
+            if rnd(3) > 0 || model.is_empty() {
+                let id = h.insert(km(0xffff_8000_0000_0000 + round * 64)).unwrap();
+                model.push(id.0);
+            } else {
+                let i = rnd(model.len() as u64) as usize;
+                let n = model.remove(i);
+                assert!(matches!(h.remove(HandleId(n)), Ok(Object::Kmalloc { .. })));
+                assert_eq!(h.remove(HandleId(n)), Err(HandleError::Freed(HandleId(n))));
+            }
+            assert_eq!(h.len(), model.len());
+            let probe = rnd(h.issued() + 2);
+            assert_eq!(h.get(HandleId(probe)).is_ok(), model.contains(&probe));
+            let before = model.iter().rev().find(|&&m| m < probe).copied();
+            assert_eq!(h.last_before(probe).map(|(id, _)| id.0), before);
+            let after = model.iter().find(|&&m| m > probe).copied();
+            assert_eq!(h.first_after(probe).map(|(id, _)| id.0), after);
+        }
+        assert_eq!(h.iter().map(|(id, _)| id.0).collect::<Vec<_>>(), model);
+        assert!(h.chunks.len() > 10, "the walk crossed many chunks");
+        // Emptied, the table holds no memory at all.
+        for n in model {
+            h.remove(HandleId(n)).unwrap();
+        }
+        assert!(h.is_empty());
+        assert_eq!(h.chunks.capacity(), 0);
+        assert_eq!(h.last_before(u64::MAX), None);
+        assert_eq!(h.first_after(0), None);
+    }
+
+    #[test]
+    fn try_clone_copies_every_name() {
+        let objs = [
+            Object::Cache {
+                name: "inode".into(),
+                size: 200,
+                obj: 256,
+                align: 8,
+                flags: SlabFlags::default(),
+                debug: DebugFlags::default(),
+            },
+            Object::CacheObj {
+                cache: "inode".into(),
+                size: 200,
+                virt: 1,
+                phys: 2,
+            },
+            Object::Pool {
+                name: "p".into(),
+                min_nr: 4,
+                source: PoolSource::Cache("inode".into()),
+                size: 200,
+            },
+            Object::PoolObj {
+                pool: "p".into(),
+                virt: 1,
+                phys: 2,
+                size: 200,
+                reserve: true,
+            },
+            km(0xffff_8000_0000_1000),
+        ];
+        for o in objs {
+            assert_eq!(o.try_clone(), Some(o.clone()));
+        }
+    }
+
     #[test]
     fn numbers_count_from_one_and_are_never_reused() {
         let mut h = Handles::new();

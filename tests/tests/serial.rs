@@ -7,6 +7,7 @@ use systest::*;
 
 mod abuse;
 mod input;
+mod oom;
 mod pages;
 mod slab;
 
@@ -362,5 +363,6 @@ fn main() {
     all.extend(slab::scenarios());
     all.extend(abuse::scenarios());
     all.extend(input::scenarios());
+    all.extend(oom::scenarios());
     run_all(all, 3)
 }

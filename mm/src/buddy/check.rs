@@ -193,6 +193,14 @@ impl Buddy<'_> {
             mismatch("free-list frames", z, free, zd.free)?;
             mismatch("managed frames", z, managed, zd.managed)?;
             mismatch("present frames", z, present, zd.present)?;
+            let [min, low, high] = zd.wmark;
+            if min > low || low > high || high > zd.managed {
+                return Err(err(
+                    "watermarks not min <= low <= high <= managed",
+                    zone,
+                    NIL,
+                ));
+            }
             for (&c, &len) in cached.iter().zip(&zd.pcp_len) {
                 mismatch("cached blocks of one order", z, c, len as u64)?;
             }
