@@ -557,7 +557,10 @@ fn a_slab_at_physical_address_zero_works_and_goes_back() {
             }
         }
         assert_eq!(e.validate_all(), 0);
-        assert!(e.snapshot().0 == boot, "debug={debug}: caches differ from boot");
+        assert!(
+            e.snapshot().0 == boot,
+            "debug={debug}: caches differ from boot"
+        );
     }
 }
 
