@@ -6,9 +6,17 @@
 //! non-empty regions; where entries overlap the more restrictive kind wins
 //! ([`MemKind`] is ordered from most to least usable); touching regions of one
 //! kind are merged. Fixed capacity ([`MEMMAP_MAX`]): it runs before any heap exists.
+//! [`MemoryMap::reserve_low`] then takes the first [`LOW_RESERVED`] bytes away from
+//! RAM, as Linux does on x86.
 
 /// Most memory-map entries kept.
 pub const MEMMAP_MAX: usize = 128;
+
+/// Physical memory below this address is never RAM for memkern: the first 64 KiB,
+/// which Linux reserves on x86 (`CONFIG_X86_RESERVE_LOW`). The real-mode interrupt
+/// vector table and the BIOS data area live there, and a null physical address
+/// is a trap for every driver.
+pub const LOW_RESERVED: u64 = 64 << 10;
 
 /// Kind of a physical memory region, most permissive first.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -151,6 +159,21 @@ impl MemoryMap {
         *self = out;
     }
 
+    /// Marks `[0, LOW_RESERVED)` reserved, whatever the loader said (the map is
+    /// sanitized before and after). RAM below [`LOW_RESERVED`] is cut off first,
+    /// so even a full map, where the reserved entry might find no room, keeps no
+    /// RAM there.
+    pub fn reserve_low(&mut self) {
+        for r in &mut self.entries[..self.len] {
+            if r.kind.is_ram() && r.start < LOW_RESERVED {
+                r.start = LOW_RESERVED.min(r.end);
+            }
+        }
+        self.sanitize();
+        self.reserve(0, LOW_RESERVED, MemKind::Reserved);
+        self.sanitize();
+    }
+
     /// Highest physical address of RAM, exclusive.
     pub fn ram_end(&self) -> u64 {
         self.entries()
@@ -243,6 +266,65 @@ mod tests {
                 (0, 0x1000, MemKind::Usable),
                 (0x1000, 0x3000, MemKind::BootReclaimable),
                 (0x3000, 0x6000, MemKind::Reserved)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_64_kib_are_reserved() {
+        // QEMU's PVH map: RAM from address 0.
+        let mut m = map(&[
+            (0, 0x9_fc00, MemKind::Usable),
+            (0x9_fc00, 0xa_0000, MemKind::Reserved),
+            (0x10_0000, 0x8000_0000, MemKind::Usable),
+        ]);
+        m.reserve_low();
+        assert_eq!(
+            triples(&m),
+            [
+                (0, LOW_RESERVED, MemKind::Reserved),
+                (LOW_RESERVED, 0x9_fc00, MemKind::Usable),
+                (0x9_fc00, 0xa_0000, MemKind::Reserved),
+                (0x10_0000, 0x8000_0000, MemKind::Usable)
+            ]
+        );
+        // Loader data and small holes below 64 KiB; RAM straddling the limit.
+        let mut m = map(&[
+            (0x1000, 0x2000, MemKind::BootReclaimable),
+            (0x3000, 0x2_0000, MemKind::Usable),
+        ]);
+        m.reserve_low();
+        assert_eq!(
+            triples(&m),
+            [
+                (0, LOW_RESERVED, MemKind::Reserved),
+                (LOW_RESERVED, 0x2_0000, MemKind::Usable)
+            ]
+        );
+        // A full map has no room for the reserved entry: the RAM below goes anyway.
+        let mut m = MemoryMap::new();
+        for i in 0..MEMMAP_MAX as u64 {
+            let kind = if i % 2 == 0 {
+                MemKind::Usable
+            } else {
+                MemKind::AcpiNvs
+            };
+            m.push(MemRegion {
+                start: i * 0x1000,
+                end: i * 0x1000 + 0x1000,
+                kind,
+            });
+        }
+        m.sanitize();
+        assert_eq!(m.entries().len(), MEMMAP_MAX);
+        m.reserve_low();
+        // The 8 RAM entries below 64 KiB went, so the reserved one found room.
+        assert_eq!(m.entries().len(), MEMMAP_MAX - 15);
+        assert_eq!(
+            triples(&m)[..2],
+            [
+                (0, LOW_RESERVED, MemKind::Reserved),
+                (LOW_RESERVED, LOW_RESERVED + 0x1000, MemKind::Usable)
             ]
         );
     }

@@ -532,6 +532,39 @@ fn out_of_memory_is_an_error_and_changes_nothing() {
     assert_eq!(small.slab.totals(), SlabTotals::default());
 }
 
+/// Issue #9: a slab at physical address 0 (a provider that hands out PFN 0) works
+/// like any other: the free-slot search must not take address 0 for "none", in
+/// caches without magazine (big classes, debug caches) as in the others.
+#[test]
+fn a_slab_at_physical_address_zero_works_and_goes_back() {
+    for debug in [false, true] {
+        let mut e = if debug { debug_env() } else { Env::new(8192) };
+        e.pages.used[0] = false; // this provider hands out PFN 0 first
+        let (boot, ..) = e.snapshot();
+        let sizes: &[usize] = if debug {
+            &[32, 4096, 92260, 256 << 10, 512 << 10]
+        } else {
+            &[32, 128 << 10, 256 << 10, 512 << 10]
+        };
+        for &size in sizes {
+            for _ in 0..2 {
+                let v = e
+                    .kmalloc(size, Gfp::DMA)
+                    .unwrap_or_else(|err| panic!("kmalloc({size}, GFP_DMA): {err}"));
+                assert_eq!(e.phys(v), 0, "kmalloc({size}): the first slab is at PFN 0");
+                e.kfree(v).unwrap();
+                e.shrink_all();
+                assert_eq!(e.pages.outstanding(), 0, "kmalloc({size}) leaked its slab");
+            }
+        }
+        assert_eq!(e.validate_all(), 0);
+        assert!(
+            e.snapshot().0 == boot,
+            "debug={debug}: caches differ from boot"
+        );
+    }
+}
+
 #[test]
 fn kfree_finds_owner_through_tail_pages() {
     let mut e = Env::new(16384);

@@ -79,6 +79,8 @@ use core::fmt::Write;
 pub struct Shell {
     editor: LineEditor,
     handles: Handles,
+    /// `free all` ran: shrink the caches once the command's memory is freed.
+    shrink_pending: bool,
 }
 
 impl Shell {
@@ -115,10 +117,12 @@ impl Shell {
                 let _ = k.write_str("\r\n");
                 match line {
                     Ok(text) => {
-                        let _ = self.run_line(&text, k);
+                        let _ = self.run(&text, k);
                     }
                     Err(e) => print_error(k, &CmdError::new(alloc::format!("{e}"))),
                 }
+                // The line is freed now: nothing of the command is left on the heap.
+                self.shrink_if_asked(k);
                 let _ = k.write_str(PROMPT);
             }
         }
@@ -134,14 +138,36 @@ impl Shell {
     /// Runs one command line (no echo, no prompt, not added to the history) and
     /// prints its output or its `error: ` line. Useful for boot-time scripts.
     pub fn run_line<K: Kernel>(&mut self, line: &str, k: &mut K) -> Result<(), CmdError> {
-        let result = {
+        let result = self.run(line, k);
+        self.shrink_if_asked(k);
+        result
+    }
+
+    /// [`run_line`](Self::run_line) without the final cache shrink of `free all`
+    /// (the caller does it once `line` is freed).
+    fn run<K: Kernel>(&mut self, line: &str, k: &mut K) -> Result<(), CmdError> {
+        let (result, shrink) = {
             let mut ctx = Ctx::new(k, &mut self.handles, self.editor.history());
-            cmd::run_line(&mut ctx, line)
+            let r = cmd::run_line(&mut ctx, line);
+            (r, ctx.shrink_caches)
         };
+        self.shrink_pending |= shrink;
         if let Err(e) = &result {
             print_error(k, e);
         }
         result
+    }
+
+    /// The cache shrink `free all` asked for (`kmem_cache_shrink_all`), run when
+    /// the shell holds no heap memory of the command any more: the kernel heap is
+    /// the slab allocator, and a slab holding the command line or a parsed word
+    /// would stay (empty) afterwards.
+    fn shrink_if_asked<K: Kernel>(&mut self, k: &mut K) {
+        if core::mem::take(&mut self.shrink_pending) {
+            // Kernels without a slab allocator answer UNSUPPORTED: nothing to give
+            // back.
+            let _ = k.kmem_cache_shrink_all();
+        }
     }
 
     /// The live handles.

@@ -537,6 +537,18 @@ fn ambiguous_address_must_be_freed_by_handle() {
     assert!(k.calls.is_empty());
 }
 
+/// `free all` is the one bulk command; its help says how it fails (issue #9).
+#[test]
+fn help_free_says_free_all_ends_with_one_error_line() {
+    let (mut sh, mut k) = boot();
+    let help = run(&mut sh, &mut k, "help free").join("\n");
+    assert!(
+        help.contains("the one bulk command")
+            && help.contains("single error: line naming the handles it could not release"),
+        "{help}"
+    );
+}
+
 #[test]
 fn ctx_add_gives_a_handle_and_prints_the_line() {
     let mut k = Fake::default();

@@ -829,6 +829,42 @@ fn mempools_keep_a_reserve_and_fall_back_to_it() {
     assert_eq!(k.mm_stat_now(), boot);
 }
 
+/// Issue #9 break 5: `mempool free NAME 0` is `mempool_free(NULL)`, a no-op as in
+/// Linux: one line, no report of an element going anywhere, nothing changed.
+#[test]
+fn mempool_free_null_is_one_line_and_changes_nothing() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    one(&mut sh, &mut k, "mempool create p 2 kmalloc 100");
+    let e = one(&mut sh, &mut k, "mempool alloc p");
+    let info = run(&mut sh, &mut k, "mempool info");
+    let stat = k.mm_stat_now();
+    for line in ["mempool free p 0", "mempool free p 0x0"] {
+        assert_eq!(
+            run(&mut sh, &mut k, line),
+            ["mempool_free(NULL): nothing to free"]
+        );
+    }
+    assert_eq!(run(&mut sh, &mut k, "mempool info"), info);
+    assert_eq!(k.mm_stat_now(), stat);
+    assert_eq!(sh.handles().len(), 2);
+    assert_eq!(
+        err(&mut sh, &mut k, "mempool free nope 0"),
+        "no mempool 'nope' (see 'mempool info')"
+    );
+    // A real element still gets its report.
+    let out = run(
+        &mut sh,
+        &mut k,
+        &format!("mempool free p {}", field(&e, "virt")),
+    );
+    assert!(out[0].starts_with("freed #2 pool_obj pool=p"), "{out:?}");
+    assert!(
+        out[1].starts_with("mempool p: element went back"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn mempools_on_caches_and_their_rules() {
     let mut map = mem_map();

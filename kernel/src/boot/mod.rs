@@ -5,7 +5,8 @@
 //! says into a [`BootInfo`]; nothing after that knows which loader ran. The memory
 //! map is sanitized here: sorted, zero-length entries dropped, overlaps resolved in
 //! favour of the more restrictive kind, neighbours of one kind merged (see
-//! `mm::memmap`, tested on the host), and the kernel image reserved.
+//! `mm::memmap`, tested on the host), the kernel image reserved, and the first
+//! 64 KiB of physical memory reserved as Linux does on x86 (`mm::memmap::LOW_RESERVED`).
 //!
 //! No heap exists yet at this point, so everything here is fixed-capacity.
 
@@ -178,10 +179,12 @@ impl BootInfo {
         (self.kernel_phys_base, self.kernel_phys_base + len)
     }
 
-    /// Reserves the kernel image and sanitizes the map. Both paths call it.
+    /// Reserves the kernel image, sanitizes the map and reserves the first 64 KiB
+    /// of physical memory (`MemoryMap::reserve_low`). Both paths call it.
     pub fn finish(&mut self) {
         let (s, e) = self.kernel_phys_range();
         self.memory_map.reserve(s, e, MemKind::Kernel);
         self.memory_map.sanitize();
+        self.memory_map.reserve_low();
     }
 }

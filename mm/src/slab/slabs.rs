@@ -88,15 +88,16 @@ impl Slab {
         gfp: Gfp,
     ) -> Result<u64, MmError> {
         let head = self.partial_head(mem, pages, ix, gfp)?;
-        let mut found = 0;
-        self.scan_free(pages, ix, head, 1, |p| found = p);
-        if found == 0 {
+        // `None` for "no free slot": 0 is a slot's address in a slab at PFN 0.
+        let mut found = None;
+        self.scan_free(pages, ix, head, 1, |p| found = Some(p));
+        let Some(phys) = found else {
             return Err(MmError::Invalid(
                 "slab: available count without a free slot",
             ));
-        }
+        };
         self.took(pages, ix, head, 1)?;
-        Ok(found)
+        Ok(phys)
     }
 
     /// Refills the empty magazine of cache `ix` with up to half its capacity from

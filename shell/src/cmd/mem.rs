@@ -136,14 +136,15 @@ fn check_single_reference(ctx: &Ctx<'_>, obj: &Object) -> Result<(), CmdError> {
 
 /// `free all`: every live handle, newest first (objects before the caches and
 /// pools they came from, pools before their caches). Handles that fail stay live
-/// and are named in the one error line. Last, the slab caches give back the empty
+/// and are named in the one error line. Then the slab caches give back the empty
 /// slabs they keep for reuse (`kmem_cache_shrink` of every cache), so that memory
-/// returns to the boot numbers.
+/// returns to the boot numbers: the shell does that after the command, once the
+/// command line and the command's own heap objects are freed (the kernel heap is
+/// the slab allocator: a slab holding one of them could not go back, and would be
+/// kept empty afterwards).
 fn free_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
-    let result = release_all(ctx);
-    // Kernels without a slab allocator answer UNSUPPORTED: nothing to give back.
-    let _ = ctx.kernel.kmem_cache_shrink_all();
-    result
+    ctx.shrink_caches = true;
+    release_all(ctx)
 }
 
 fn release_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {

@@ -105,6 +105,10 @@ pub struct Ctx<'a> {
     pub handles: &'a mut Handles,
     /// Lines entered so far.
     pub history: &'a History,
+    /// Set by `free all`: once the command line and every heap object of the
+    /// command are gone, the shell has the caches give back their empty slabs
+    /// (see [`Shell::feed`](crate::Shell::feed)).
+    pub(crate) shrink_caches: bool,
     last_cr: bool,
 }
 
@@ -119,6 +123,7 @@ impl<'a> Ctx<'a> {
             kernel,
             handles,
             history,
+            shrink_caches: false,
             last_cr: false,
         }
     }
@@ -231,7 +236,9 @@ pub static COMMANDS: &[Command] = &[
         usage: "free #N|ADDR|all",
         summary: "release a handle's object with the matching free function",
         help: "free #N: by handle. free ADDR: the handle whose virt (or else phys) address\n\
-               is ADDR. free all: every live handle, newest first.",
+               is ADDR. free all, the one bulk command: releases every live handle it can,\n\
+               newest first, then has the caches give back their empty slabs; it ends with\n\
+               a single error: line naming the handles it could not release (they stay live).",
         run: mem::free,
     },
     Command {

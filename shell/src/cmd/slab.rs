@@ -258,7 +258,8 @@ fn free_slab_object(ctx: &mut Ctx<'_>, target: Target, how: SlabFree<'_>) -> Res
         None if virt == 0 => writeln!(ctx, "{}(NULL): nothing to free", how.func())?,
         None => writeln!(ctx, "{}: {} freed", how.func(), Addr(virt))?,
     }
-    if let (SlabFree::Pool(p), Some(before)) = (how, pool_before) {
+    // mempool_free(NULL) is a no-op (Linux): no element moved, nothing to report.
+    if let (SlabFree::Pool(p), Some(before), true) = (how, pool_before, virt != 0) {
         if let Ok(after) = ctx.kernel.mempool_info(p) {
             let to = if after.curr_nr > before.curr_nr {
                 "back into the reserve"
