@@ -8,12 +8,14 @@
 //! - [`page`]: physical frame numbers, zones, flags and the 16-byte `struct Page`.
 //! - [`buddy`]: the zoned buddy allocator (orders 0..=10) with every page-level API.
 //! - [`slab`]: kmalloc, kmem_cache and mempool on top of the buddy allocator.
+//! - [`fault`]: fault injection (`fail_page_alloc`, `failslab`) for both.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 pub mod buddy;
+pub mod fault;
 pub mod memmap;
 pub mod page;
 pub mod sim;

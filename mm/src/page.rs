@@ -348,6 +348,10 @@ impl Gfp {
     pub const HIGHMEM: Gfp = Gfp(1 << 2);
     /// Zero the memory before returning it.
     pub const ZERO: Gfp = Gfp(1 << 3);
+    /// kernel-internal: may use the reserve below the min watermark; never parsed
+    /// from the shell. Fault injection never fails such a request (as Linux skips
+    /// `__GFP_NOFAIL`).
+    pub const MEMALLOC: Gfp = Gfp(1 << 4);
     /// Every flag with its shell name.
     pub const NAMED: [(Gfp, &'static str); 5] = [
         (Gfp::KERNEL, "GFP_KERNEL"),
