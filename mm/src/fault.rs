@@ -72,7 +72,8 @@ pub struct FaultConfig {
     pub probability: u32,
     /// Only every `interval`-th eligible call may fail (0 and 1: every call).
     pub interval: u64,
-    /// Failures left before injection stops; `None` = unlimited (Linux's -1).
+    /// Failures left before injection stops; `None` = unlimited (Linux's -1;
+    /// `Some(u64::MAX)` is the same).
     pub times: Option<u64>,
     /// Budget (pages or bytes) that calls use up before any may fail.
     pub space: u64,
@@ -158,14 +159,25 @@ impl fmt::Display for FaultConfig {
 }
 
 /// Linux's `struct fault_attr`: a configuration (if armed) and its running state.
+///
+/// Every field is a `u64`: no padding and no enum tags. Both allocators embed one,
+/// and a field with padding bytes in `Slab` was measured to change the compiler's
+/// register allocation around the inlined fast paths of the callgrind harness
+/// (W2: 72.75 to 75.77 instructions per step); plain words leave it unchanged.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct FaultAttr {
-    /// The configuration as armed; `None` while disarmed.
-    config: Option<FaultConfig>,
-    /// Failures left (`None`: unlimited).
-    times: Option<u64>,
-    /// Budget left.
+    /// 1 while a configuration is armed, else 0 (and every setting 0).
+    armed: u64,
+    probability: u64,
+    interval: u64,
+    /// Configured `times`; [`UNLIMITED`] for none.
+    times: u64,
     space: u64,
+    seed: u64,
+    /// Failures left; [`UNLIMITED`] for no limit.
+    times_left: u64,
+    /// Budget left.
+    space_left: u64,
     /// Calls that reached the interval test.
     count: u64,
     /// SplitMix64 state.
@@ -176,6 +188,9 @@ pub struct FaultAttr {
     injected: u64,
 }
 
+/// `times` value meaning no limit (a limit of `u64::MAX` failures is the same).
+const UNLIMITED: u64 = u64::MAX;
+
 impl Default for FaultAttr {
     fn default() -> FaultAttr {
         FaultAttr::OFF
@@ -185,9 +200,14 @@ impl Default for FaultAttr {
 impl FaultAttr {
     /// Disarmed, nothing injected.
     pub const OFF: FaultAttr = FaultAttr {
-        config: None,
-        times: None,
+        armed: 0,
+        probability: 0,
+        interval: 0,
+        times: 0,
         space: 0,
+        seed: 0,
+        times_left: 0,
+        space_left: 0,
         count: 0,
         rng: 0,
         calls: 0,
@@ -197,10 +217,16 @@ impl FaultAttr {
     /// Arms with `cfg`: the running state starts afresh (times, space, interval
     /// count, the generator seeded); the `injected` total is kept.
     pub fn arm(&mut self, cfg: FaultConfig) {
+        let times = cfg.times.unwrap_or(UNLIMITED);
         *self = FaultAttr {
-            config: Some(cfg),
-            times: cfg.times,
+            armed: 1,
+            probability: cfg.probability as u64,
+            interval: cfg.interval,
+            times,
             space: cfg.space,
+            seed: cfg.seed,
+            times_left: times,
+            space_left: cfg.space,
             count: 0,
             rng: cfg.seed,
             calls: 0,
@@ -218,23 +244,41 @@ impl FaultAttr {
 
     /// True while a configuration is armed (even if its `times` are used up: the
     /// allocators keep their caches bypassed until disarmed).
+    #[inline(always)]
     pub const fn is_armed(&self) -> bool {
-        self.config.is_some()
+        self.armed != 0
     }
 
     /// The armed configuration.
     pub const fn config(&self) -> Option<FaultConfig> {
-        self.config
+        if !self.is_armed() {
+            return None;
+        }
+        Some(FaultConfig {
+            probability: self.probability as u32,
+            interval: self.interval,
+            times: if self.times == UNLIMITED {
+                None
+            } else {
+                Some(self.times)
+            },
+            space: self.space,
+            seed: self.seed,
+        })
     }
 
     /// Failures left (`None`: unlimited or disarmed).
     pub const fn times_left(&self) -> Option<u64> {
-        self.times
+        if !self.is_armed() || self.times_left == UNLIMITED {
+            None
+        } else {
+            Some(self.times_left)
+        }
     }
 
     /// Budget left before failures may start.
     pub const fn space_left(&self) -> u64 {
-        self.space
+        self.space_left
     }
 
     /// Calls decided since arming.
@@ -250,28 +294,28 @@ impl FaultAttr {
     /// Linux `should_fail(attr, size)`: decides one call of `size` (pages or bytes).
     /// Always false while disarmed. See the module documentation for the rules.
     pub fn should_fail(&mut self, size: u64) -> bool {
-        let Some(cfg) = self.config else {
+        if !self.is_armed() {
             return false;
-        };
+        }
         self.calls += 1;
-        if cfg.probability == 0 || self.times == Some(0) {
+        if self.probability == 0 || self.times_left == 0 {
             return false;
         }
-        if self.space > size {
-            self.space -= size;
+        if self.space_left > size {
+            self.space_left -= size;
             return false;
         }
-        if cfg.interval > 1 {
+        if self.interval > 1 {
             self.count += 1;
-            if self.count % cfg.interval != 0 {
+            if self.count % self.interval != 0 {
                 return false;
             }
         }
-        if cfg.probability <= self.random_below_100() {
+        if self.probability <= self.random_below_100() {
             return false;
         }
-        if let Some(t) = &mut self.times {
-            *t -= 1;
+        if self.times_left != UNLIMITED {
+            self.times_left -= 1;
         }
         self.injected += 1;
         true
@@ -285,13 +329,13 @@ impl FaultAttr {
     }
 
     /// SplitMix64, reduced to 0..100.
-    fn random_below_100(&mut self) -> u32 {
+    fn random_below_100(&mut self) -> u64 {
         self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.rng;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        (z % 100) as u32
+        z % 100
     }
 }
 
