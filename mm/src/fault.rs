@@ -140,16 +140,19 @@ fn parse_u64(s: &str) -> Option<u64> {
 /// The value of `name=` on a kernel command line (`fail_page_alloc=...`), if given.
 pub fn cmdline_option<'a>(cmdline: &'a str, site: FaultSite) -> Option<&'a str> {
     let name = site.name();
-    cmdline.split_ascii_whitespace().find_map(|w| {
-        w.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix('='))
-    })
+    cmdline
+        .split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
 }
 
 impl fmt::Display for FaultConfig {
     /// `probability=P interval=N times=N|-1 space=N seed=S`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "probability={} interval={} times=", self.probability, self.interval)?;
+        write!(
+            f,
+            "probability={} interval={} times=",
+            self.probability, self.interval
+        )?;
         match self.times {
             Some(t) => write!(f, "{t}")?,
             None => f.write_str("-1")?,
@@ -475,7 +478,15 @@ mod tests {
                 seed: 7,
             })
         );
-        for bad in ["", "1", "1,2,3", "1,101,0,-1", "x,1,0,1", "1,1,0,-2", "1,1,0,1,1,1"] {
+        for bad in [
+            "",
+            "1",
+            "1,2,3",
+            "1,101,0,-1",
+            "x,1,0,1",
+            "1,1,0,-2",
+            "1,1,0,1,1,1",
+        ] {
             assert!(FaultConfig::parse_boot(bad).is_err(), "{bad}");
         }
         let line = "mm.lowmem=512M failslab=1,100,0,3 fail_page_alloc=2,50,0,-1";

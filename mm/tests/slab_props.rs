@@ -1820,7 +1820,9 @@ fn failslab_fails_every_allocation_while_armed_and_skips_memalloc() {
     let mut e = Env::new(8192);
     let c = e.create("fi", 200, 0, SlabFlags::NONE);
     // Objects in the magazines before arming, and one live object.
-    let warm: Vec<u64> = (0..4).map(|_| e.kmalloc(80, Gfp::KERNEL).unwrap()).collect();
+    let warm: Vec<u64> = (0..4)
+        .map(|_| e.kmalloc(80, Gfp::KERNEL).unwrap())
+        .collect();
     let live = e.calloc(c).unwrap();
     for v in warm {
         e.kfree(v).unwrap();

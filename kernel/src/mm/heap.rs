@@ -7,6 +7,9 @@
 //! - beyond: whole pages from the buddy allocator (`__get_free_pages`, ZONE_NORMAL
 //!   then ZONE_DMA), freed with `free_pages(addr, order)`.
 //!
+//! Requests carry `Gfp::MEMALLOC`: fault injection (`fail`, `failslab=`,
+//! `fail_page_alloc=`) never fails the kernel's own allocations.
+//!
 //! Lock order: the slab lock, then the buddy lock. Code holding either must not
 //! allocate from the heap (it would deadlock); the shell glue keeps heap work
 //! outside those closures.
@@ -43,9 +46,11 @@ unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let size = layout.size().max(layout.align()).max(1);
         let r = if size <= KMALLOC_MAX {
-            with_slab(|s, b| s.kmalloc(&mut DirectMap, b, size, Gfp::KERNEL))
+            with_slab(|s, b| s.kmalloc(&mut DirectMap, b, size, Gfp::KERNEL | Gfp::MEMALLOC))
         } else {
-            with_buddy(|b| b.__get_free_pages(Gfp::KERNEL, order_for(size), &mut DirectMap))
+            with_buddy(|b| {
+                b.__get_free_pages(Gfp::KERNEL | Gfp::MEMALLOC, order_for(size), &mut DirectMap)
+            })
         };
         r.map_or(core::ptr::null_mut(), |v| v as *mut u8)
     }

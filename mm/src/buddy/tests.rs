@@ -815,7 +815,11 @@ fn fail_page_alloc_fails_the_page_api_and_bypasses_the_caches() {
     }
     assert!(b.zone_stat(Zone::Normal).cached > 0);
     b.set_fail_page_alloc(Some(FaultConfig::ALWAYS));
-    assert_eq!(b.zone_stat(Zone::Normal).cached, 0, "arming drains the caches");
+    assert_eq!(
+        b.zone_stat(Zone::Normal).cached,
+        0,
+        "arming drains the caches"
+    );
     let before = (b.nr_free_pages(), free_blocks(&b));
     let oom = Err(MmError::OutOfMemory);
     assert_eq!(b.alloc_page(Gfp::KERNEL), oom);
@@ -824,8 +828,14 @@ fn fail_page_alloc_fails_the_page_api_and_bypasses_the_caches() {
     assert_eq!(b.alloc_pages_zone(Zone::Normal, 1, PageFlags::EMPTY), oom);
     assert_eq!(b.alloc_pages_zone(Zone::Dma, 5, PageFlags::KERNEL), oom);
     assert_eq!(b.page_alloc(&mut mem), oom);
-    assert_eq!(b.__get_free_pages(Gfp::KERNEL, 0, &mut mem), Err(MmError::OutOfMemory));
-    assert_eq!(b.get_zeroed_page(Gfp::KERNEL, &mut mem), Err(MmError::OutOfMemory));
+    assert_eq!(
+        b.__get_free_pages(Gfp::KERNEL, 0, &mut mem),
+        Err(MmError::OutOfMemory)
+    );
+    assert_eq!(
+        b.get_zeroed_page(Gfp::KERNEL, &mut mem),
+        Err(MmError::OutOfMemory)
+    );
     // Argument errors keep their own answer and are not counted.
     assert_eq!(b.alloc_pages(Gfp::KERNEL, 11), Err(MmError::BadOrder(11)));
     assert!(matches!(

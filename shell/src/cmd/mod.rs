@@ -12,6 +12,7 @@
 
 pub mod args;
 mod base;
+mod fault;
 mod mem;
 pub mod pages;
 pub mod slab;
@@ -321,6 +322,13 @@ pub static COMMANDS: &[Command] = &[
         run: slab::bench,
     },
     Command {
+        name: "fail",
+        usage: "fail [page|slab|all [SETTING=N...]|off [page|slab|all]]",
+        summary: "fault injection: make page or slab allocations fail on purpose",
+        help: FAIL_HELP,
+        run: fault::fail,
+    },
+    Command {
         name: "pages",
         usage: "pages N [DMA|NORMAL|UNMAPPED] [FLAG...]",
         summary: "DragonOS alloc_pages: N contiguous pages from a zone",
@@ -525,6 +533,22 @@ slub_debug validate [NAME]  check every object of a cache, or of all caches
 Example: 'slub_debug FZPU,kmalloc-8k', 'kmalloc 5000' (#N), 'bzero #N 5000 8'
 (the slack after 5000 bytes is red zone), 'kfree #N': 'slub_debug reports'
 shows the overwritten red zone and where the object was allocated.";
+
+const FAIL_HELP: &str =
+    "fail                  show both injectors: settings, calls decided, failures injected
+fail page|slab|all [SETTING=N...]  arm Linux's fail_page_alloc (page API: pages,
+    alloc_pages, get_free_pages, page_alloc...), failslab (kmalloc, cache and
+    mempool allocations), or both. SETTINGs (defaults in brackets):
+    probability=P  percent of eligible calls that fail [100]
+    interval=N     only every N-th eligible call may fail [1]
+    times=N        stop after N failures; -1: unlimited [-1]
+    space=N        budget (pages, or bytes for the slab) used up before any call
+                   fails [0]
+    seed=S         seed of the pseudo-random numbers: same seed, same failures [1]
+fail off [page|slab|all]  disarm (default: both); the caches work again
+A failed call is 'out of memory' and changes nothing. The kernel's own heap is
+never failed. Boot option: fail_page_alloc=<interval>,<probability>,<space>,<times>
+(failslab= likewise), e.g. failslab=1,100,0,-1.";
 
 const GFP_HELP_STRUCT_PAGE: &str =
     "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\
