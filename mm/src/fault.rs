@@ -138,7 +138,7 @@ fn parse_u64(s: &str) -> Option<u64> {
 }
 
 /// The value of `name=` on a kernel command line (`fail_page_alloc=...`), if given.
-pub fn cmdline_option<'a>(cmdline: &'a str, site: FaultSite) -> Option<&'a str> {
+pub fn cmdline_option(cmdline: &str, site: FaultSite) -> Option<&str> {
     let name = site.name();
     cmdline
         .split_ascii_whitespace()
@@ -310,7 +310,7 @@ impl FaultAttr {
         }
         if self.interval > 1 {
             self.count += 1;
-            if self.count % self.interval != 0 {
+            if !self.count.is_multiple_of(self.interval) {
                 return false;
             }
         }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use systest::*;
 
 mod abuse;
+mod fault;
 mod pages;
 mod slab;
 
@@ -360,5 +361,6 @@ fn main() {
     all.extend(pages::scenarios());
     all.extend(slab::scenarios());
     all.extend(abuse::scenarios());
+    all.extend(fault::scenarios());
     run_all(all, 3)
 }
