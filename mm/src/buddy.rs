@@ -1227,7 +1227,10 @@ impl<'a> Buddy<'a> {
         let mapped = Gfp(gfp.0 & !Gfp::HIGHMEM.0);
         let pfn = match self.alloc_gfp(mapped, order) {
             Ok(p) => p,
-            Err(MmError::OutOfMemory) if gfp.zonelist().contains(&Zone::Unmapped) => {
+            // (While fault injection is armed, out of memory stays out of memory.)
+            Err(MmError::OutOfMemory)
+                if gfp.zonelist().contains(&Zone::Unmapped) && !self.fail.is_armed() =>
+            {
                 return Err(match self.find_free(Zone::Unmapped, order) {
                     Some(p) => MmError::NoVirtualAddress(p),
                     None => MmError::OutOfMemory,

@@ -7,7 +7,8 @@
 //! consulted by the page API: DragonOS `alloc_pages`, Linux `alloc_pages` and
 //! everything built on it, MOS `page_alloc`) and the slab allocator's
 //! ([`FaultSite::Slab`], `failslab`, consulted by every object allocation: kmalloc,
-//! kmem_cache_alloc, mempools' backing allocations, slab growth included).
+//! kmem_cache_alloc, mempools' backing allocations, whether or not a new slab is
+//! needed; slab blocks themselves are not subject to `fail_page_alloc`).
 //!
 //! [`FaultAttr::should_fail`] decides one call exactly as Linux's `should_fail()`:
 //!

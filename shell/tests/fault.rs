@@ -40,6 +40,7 @@ const PAGE_COMMANDS: &[&str] = &[
     "alloc_page GFP_ATOMIC",
     "get_free_pages 2",
     "get_free_pages 0 GFP_DMA __GFP_ZERO",
+    "get_free_pages 1 __GFP_HIGHMEM",
     "get_free_page",
     "get_zeroed_page",
     "page_alloc",

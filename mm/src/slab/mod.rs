@@ -1355,7 +1355,7 @@ impl Slab {
     /// gives it capacity 0 (objects go straight to and from their slabs, as in a
     /// debug cache); disarming restores the capacities. Re-arming restarts the
     /// running state. Errors only if slab metadata is corrupt (then the injector is
-    /// unchanged).
+    /// unchanged; magazines flushed so far keep capacity 0 until the next disarm).
     pub fn set_failslab<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
