@@ -15,6 +15,7 @@ use crate::mm::{heap::with_slab, physmem::DirectMap, with_buddy};
 use crate::{kprint, platform};
 use alloc::string::String;
 use core::fmt;
+use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::PhysMem;
 use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, Zone};
@@ -256,6 +257,21 @@ impl Mm for Glue {
     }
     fn heap_selftest(&mut self, case: &str) -> Result<(), MmError> {
         crate::mm::heap::selftest(case).map_err(MmError::Invalid)
+    }
+    fn fault_attr(&self, site: FaultSite) -> Result<FaultAttr, MmError> {
+        Ok(match site {
+            FaultSite::PageAlloc => with_buddy(|b| *b.fail_page_alloc()),
+            FaultSite::Slab => with_slab(|s, _| *s.failslab()),
+        })
+    }
+    fn set_fault(&mut self, site: FaultSite, cfg: Option<FaultConfig>) -> Result<(), MmError> {
+        match site {
+            FaultSite::PageAlloc => {
+                with_buddy(|b| b.set_fail_page_alloc(cfg));
+                Ok(())
+            }
+            FaultSite::Slab => with_slab(|s, b| s.set_failslab(&mut DirectMap, b, cfg)),
+        }
     }
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         let mut clock = crate::arch::cpu::rdtsc;

@@ -89,6 +89,15 @@
 //!   free, reserved or non-RAM frame, non-head frame, slab frame, wrong size, bad
 //!   order/count/flags). Failed allocations (`OutOfMemory`, `NoVirtualAddress`) may
 //!   have drained the caches, which moves free blocks but never changes a count.
+//! - Fault injection (`fail_page_alloc`, [`crate::fault`]): the DragonOS and gfp
+//!   allocation APIs consult the injector on their slow paths (after checking their
+//!   arguments; gfp requests with [`Gfp::MEMALLOC`] are never failed) and answer an
+//!   injected failure with `OutOfMemory`. Slab blocks are not failed here: the slab
+//!   allocator's own injector (`failslab`) decides for its allocations. While armed
+//!   the block caches are drained and bypassed (no refill; released blocks go to the
+//!   free lists), so every allocation reaches the check; the one exception is a block
+//!   that the `put` fast path pushes onto a cache, which serves the next allocation
+//!   of its order and zone unchecked. Disarming restores the caches.
 //! - Shared pages (for `mm_stat`): frames of allocated blocks whose head has a
 //!   reference count > 1 or `PageFlags::SHARED`, each frame counted once; kept as a
 //!   counter, so `mm_stat` is O(1).
@@ -102,6 +111,7 @@
 
 use core::fmt;
 
+use crate::fault::{FaultAttr, FaultConfig};
 use crate::{
     Gfp, MmError, MmStat, Page, PageFlags, PageProvider, PageState, Pfn, PhysMem, Zone, DMA_LIMIT,
     MAX_ORDER, NIL, PAGE_SHIFT, PAGE_SIZE,
@@ -360,6 +370,8 @@ pub struct Buddy<'a> {
     /// The slab liveness bitmap (see [`PageProvider::slab_bits`]); slab blocks are
     /// only handed out where it covers them.
     slab_bits: &'a mut [u64],
+    /// `fail_page_alloc` (see [`set_fail_page_alloc`](Self::set_fail_page_alloc)).
+    fail: FaultAttr,
 }
 
 impl fmt::Debug for Buddy<'_> {
@@ -444,6 +456,7 @@ impl<'a> Buddy<'a> {
             nr_ram: 0,
             shared: 0,
             slab_bits: &mut [],
+            fail: FaultAttr::OFF,
         })
     }
 
@@ -752,6 +765,10 @@ impl<'a> Buddy<'a> {
     #[cold]
     #[inline(never)]
     fn pcp_refill(&mut self, zone: Zone, order: u32, floor: u64) -> Option<u32> {
+        if self.fail.is_armed() {
+            // Fault injection: allocations must keep reaching the checked path.
+            return None;
+        }
         let o = order as usize;
         for _ in 0..pcp_batch(order) {
             if self.zones[zone as usize].free < floor + (1 << order) {
@@ -951,6 +968,9 @@ impl<'a> Buddy<'a> {
 
     #[inline(never)]
     fn alloc_gfp_slow(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
+        if self.fail.should_fail_gfp(gfp, 1 << order) {
+            return Err(MmError::OutOfMemory);
+        }
         let (pfn, zone) = self.alloc_zonelist(gfp.zonelist(), gfp, order)?;
         self.prep_alloc(pfn, zone, order, 1 << order, PageFlags::EMPTY);
         Ok(Pfn(pfn))
@@ -962,7 +982,7 @@ impl<'a> Buddy<'a> {
     #[inline(never)]
     fn release(&mut self, pfn: u32, zone: Zone, num: u32) {
         let order = num.trailing_zeros();
-        if num.is_power_of_two() && order <= PCP_MAX_ORDER {
+        if num.is_power_of_two() && order <= PCP_MAX_ORDER && !self.fail.is_armed() {
             let (z, o) = (zone as usize, order as usize);
             if self.zones[z].pcp_len[o] as usize >= pcp_high(order) {
                 self.pcp_drain_batch(zone, order);
@@ -1179,6 +1199,9 @@ impl<'a> Buddy<'a> {
             return Err(MmError::BadZone);
         }
         let order = order_for(num);
+        if self.fail.should_fail(1 << order) {
+            return Err(MmError::OutOfMemory);
+        }
         let (pfn, _) = self.alloc_zonelist(&[zone], Gfp::KERNEL, order)?;
         self.prep_alloc(pfn, zone, order, num as u32, flags);
         if num < 1 << order {
@@ -1340,7 +1363,10 @@ impl<'a> Buddy<'a> {
         let mapped = Gfp(gfp.0 & !Gfp::HIGHMEM.0);
         let pfn = match self.alloc_gfp(mapped, order) {
             Ok(p) => p,
-            Err(MmError::OutOfMemory) if gfp.zonelist().contains(&Zone::Unmapped) => {
+            // (While fault injection is armed, out of memory stays out of memory.)
+            Err(MmError::OutOfMemory)
+                if gfp.zonelist().contains(&Zone::Unmapped) && !self.fail.is_armed() =>
+            {
                 return Err(match self.find_free(Zone::Unmapped, order) {
                     Some(p) => MmError::NoVirtualAddress(p),
                     None => MmError::OutOfMemory,
@@ -1406,6 +1432,28 @@ impl<'a> Buddy<'a> {
     #[inline]
     pub fn page_decref(&mut self, pfn: Pfn) -> Result<bool, MmError> {
         self.put(pfn, Want::Any)
+    }
+
+    // ------------------------------------------------------------------
+    // Fault injection
+    // ------------------------------------------------------------------
+
+    /// Arms (`Some`) or disarms (`None`) `fail_page_alloc`. Arming drains the block
+    /// caches, which then stay bypassed until disarmed (see the module
+    /// documentation); re-arming restarts the running state.
+    pub fn set_fail_page_alloc(&mut self, cfg: Option<FaultConfig>) {
+        match cfg {
+            Some(c) => {
+                self.fail.arm(c);
+                self.drain();
+            }
+            None => self.fail.disarm(),
+        }
+    }
+
+    /// The `fail_page_alloc` attribute: configuration and counters.
+    pub fn fail_page_alloc(&self) -> &FaultAttr {
+        &self.fail
     }
 
     // ------------------------------------------------------------------

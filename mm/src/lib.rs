@@ -9,12 +9,14 @@
 //! - [`buddy`]: the zoned buddy allocator (orders 0..=10) with every page-level API.
 //! - [`slab`]: kmalloc, kmem_cache and mempool on top of the buddy allocator.
 //! - [`memalloc`]: who may use the reserves below the zones' `min` watermarks.
+//! - [`fault`]: fault injection (`fail_page_alloc`, `failslab`) for both.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 pub mod buddy;
+pub mod fault;
 pub mod memalloc;
 pub mod memmap;
 pub mod page;

@@ -1847,3 +1847,85 @@ fn buddy_refuses_slab_pages_and_slab_refuses_buddy_pages() {
     buddy.check().unwrap();
     let _ = NIL;
 }
+
+#[test]
+fn failslab_fails_every_allocation_while_armed_and_skips_memalloc() {
+    use mm::fault::FaultConfig;
+    let mut e = Env::new(8192);
+    let c = e.create("fi", 200, 0, SlabFlags::NONE);
+    // Objects in the magazines before arming, and one live object.
+    let warm: Vec<u64> = (0..4)
+        .map(|_| e.kmalloc(80, Gfp::KERNEL).unwrap())
+        .collect();
+    let live = e.calloc(c).unwrap();
+    for v in warm {
+        e.kfree(v).unwrap();
+    }
+    e.slab
+        .set_failslab(&mut e.mem, &mut e.pages, Some(FaultConfig::ALWAYS))
+        .unwrap();
+    let snap = e.snapshot();
+    assert_eq!(e.kmalloc(80, Gfp::KERNEL), Err(MmError::OutOfMemory));
+    assert_eq!(e.kmalloc(80, Gfp::ZERO), Err(MmError::OutOfMemory));
+    assert_eq!(e.kmalloc(80, Gfp::DMA), Err(MmError::OutOfMemory));
+    assert_eq!(e.calloc(c), Err(MmError::OutOfMemory));
+    assert!(e.snapshot() == snap, "an injected failure changes nothing");
+    // The kernel's own allocations are never failed; freeing one does not put it
+    // where the next allocation would take it unchecked.
+    let k = e.kmalloc(80, Gfp::MEMALLOC).unwrap();
+    e.kfree(k).unwrap();
+    assert_eq!(e.kmalloc(80, Gfp::KERNEL), Err(MmError::OutOfMemory));
+    e.cfree(c, live).unwrap();
+    assert_eq!(e.calloc(c), Err(MmError::OutOfMemory));
+    assert_eq!(e.slab.failslab().injected(), 6);
+    // A cache created while armed has no magazine either.
+    let d = e.create("fi2", 64, 0, SlabFlags::NONE);
+    assert_eq!(e.calloc(d), Err(MmError::OutOfMemory));
+    // Disarmed: allocations work and magazines fill again.
+    e.slab.set_failslab(&mut e.mem, &mut e.pages, None).unwrap();
+    let a = e.kmalloc(80, Gfp::KERNEL).unwrap();
+    let b = e.calloc(d).unwrap();
+    e.kfree(a).unwrap();
+    e.cfree(d, b).unwrap();
+    assert_eq!(e.kmalloc(80, Gfp::KERNEL), Ok(a), "the magazine is back");
+    e.kfree(a).unwrap();
+    assert_eq!(e.slab.failslab().injected(), 7);
+    assert_eq!(e.validate_all(), 0);
+}
+
+#[test]
+fn failslab_interval_and_times_count_every_call() {
+    use mm::fault::FaultConfig;
+    let mut e = Env::new(8192);
+    e.slab
+        .set_failslab(
+            &mut e.mem,
+            &mut e.pages,
+            Some(FaultConfig {
+                interval: 2,
+                times: Some(2),
+                ..FaultConfig::ALWAYS
+            }),
+        )
+        .unwrap();
+    let mut got = Vec::new();
+    let mut objs = Vec::new();
+    for _ in 0..6 {
+        // Free in between: an object freed while armed must not bypass the check.
+        let r = e.kmalloc(64, Gfp::KERNEL);
+        got.push(r.is_ok());
+        if let Ok(v) = r {
+            objs.push(v);
+            let x = objs.remove(0);
+            e.kfree(x).unwrap();
+        }
+    }
+    assert_eq!(got, [true, false, true, false, true, true]);
+    assert_eq!(e.slab.failslab().times_left(), Some(0));
+    for v in objs {
+        e.kfree(v).unwrap();
+    }
+    e.slab.set_failslab(&mut e.mem, &mut e.pages, None).unwrap();
+    e.shrink_all();
+    assert_eq!(e.pages.outstanding(), 0);
+}

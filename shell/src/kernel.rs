@@ -29,6 +29,7 @@ pub use slab::{
 use alloc::string::String;
 use core::fmt;
 use mm::buddy::{Buddy, DMA_END_PFN};
+use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
@@ -641,6 +642,16 @@ pub trait Mm {
     /// beyond). `Err(MmError::Invalid(why))` when a check fails. Leaves nothing
     /// allocated.
     fn heap_selftest(&mut self, case: &str) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// The fault-injection attribute of `site` (`Buddy::fail_page_alloc`,
+    /// `Slab::failslab`): configuration and counters.
+    fn fault_attr(&self, site: FaultSite) -> Result<FaultAttr, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Arms (`Some`) or disarms (`None`) fault injection at `site`
+    /// (`Buddy::set_fail_page_alloc`, `Slab::set_failslab`).
+    fn set_fault(&mut self, site: FaultSite, cfg: Option<FaultConfig>) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
     /// Runs the kmalloc microbenchmark ([`bench_kmalloc_in`] with `rdtsc` as the

@@ -6,6 +6,7 @@ use std::time::Duration;
 use systest::*;
 
 mod abuse;
+mod fault;
 mod input;
 mod oom;
 mod pages;
@@ -364,5 +365,6 @@ fn main() {
     all.extend(abuse::scenarios());
     all.extend(input::scenarios());
     all.extend(oom::scenarios());
+    all.extend(fault::scenarios());
     run_all(all, 3)
 }

@@ -7,6 +7,9 @@
 //! - beyond: whole pages from the buddy allocator (`__get_free_pages`, ZONE_NORMAL
 //!   then ZONE_DMA), freed with `free_pages(addr, order)`.
 //!
+//! Requests carry `Gfp::MEMALLOC`: fault injection (`fail`, `failslab=`,
+//! `fail_page_alloc=`) never fails the kernel's own allocations.
+//!
 //! Lock order: the slab lock, then the buddy lock. Code holding either must not
 //! allocate from the heap (it would deadlock); the shell glue keeps heap work
 //! outside those closures.

@@ -17,7 +17,10 @@
 //!    `sqrt(16 * lowmem KiB)`): below `min` only the kernel heap allocates
 //!    (`Gfp::MEMALLOC`), so the shell keeps working when a user took every page;
 //! 6. `slub_debug=` from the command line is applied to the slab caches, before
-//!    the first heap allocation (Linux syntax, e.g. `slub_debug=FZPU,kmalloc-64`).
+//!    the first heap allocation (Linux syntax, e.g. `slub_debug=FZPU,kmalloc-64`);
+//! 7. `fail_page_alloc=` and `failslab=` (Linux syntax
+//!    `<interval>,<probability>,<space>,<times>`) arm fault injection; the heap's
+//!    own requests carry `Gfp::MEMALLOC` and are never failed.
 
 pub mod bootmem;
 pub mod heap;
@@ -27,6 +30,7 @@ pub mod physmem;
 use crate::boot::{BootInfo, MemKind};
 use bootmem::BootAlloc;
 use mm::buddy::Buddy;
+use mm::fault::{FaultConfig, FaultSite};
 use mm::{PageFlags, Pfn};
 use spin::Mutex;
 
@@ -183,6 +187,25 @@ pub fn init(info: &BootInfo) {
         match heap::with_slab(|s, b| s.slub_debug(&mut physmem::DirectMap, b, param)) {
             Ok(o) => crate::kprintln!("{param}: debugging changed on {} caches", o.changed),
             Err(e) => crate::kprintln!("warning: {param} ignored: {e}"),
+        }
+    }
+    for site in FaultSite::ALL {
+        let Some(param) = mm::fault::cmdline_option(info.cmdline.as_str(), site) else {
+            continue;
+        };
+        let name = site.name();
+        let armed = FaultConfig::parse_boot(param).and_then(|cfg| {
+            match site {
+                FaultSite::PageAlloc => with_buddy(|b| b.set_fail_page_alloc(Some(cfg))),
+                FaultSite::Slab => {
+                    heap::with_slab(|s, b| s.set_failslab(&mut physmem::DirectMap, b, Some(cfg)))?
+                }
+            }
+            Ok(cfg)
+        });
+        match armed {
+            Ok(cfg) => crate::kprintln!("{name}: fault injection armed ({cfg})"),
+            Err(e) => crate::kprintln!("warning: {name}={param} ignored: {e}"),
         }
     }
     SETUP.call_once(|| MmSetup {

@@ -805,3 +805,87 @@ fn higher_order_block_caches() {
     assert_eq!(b.nr_free_pages(), 31);
     b.check().unwrap();
 }
+
+#[test]
+fn fail_page_alloc_fails_the_page_api_and_bypasses_the_caches() {
+    use crate::fault::FaultConfig;
+    let mut m = map();
+    let mut bits = slab_bits();
+    let mut b = boot(&mut m);
+    b.attach_slab_bits(&mut bits);
+    let mut mem = SimMem::new(NPAGES as usize * PAGE_SIZE, 0xee).direct_map_end(Pfn(LOWMEM).phys());
+    // Fill the caches.
+    let warm: Vec<Pfn> = (0..8).map(|_| b.alloc_page(Gfp::KERNEL).unwrap()).collect();
+    for p in warm {
+        b.__free_page(p).unwrap();
+    }
+    assert!(b.zone_stat(Zone::Normal).cached > 0);
+    b.set_fail_page_alloc(Some(FaultConfig::ALWAYS));
+    assert_eq!(
+        b.zone_stat(Zone::Normal).cached,
+        0,
+        "arming drains the caches"
+    );
+    let before = (b.nr_free_pages(), free_blocks(&b));
+    let oom = Err(MmError::OutOfMemory);
+    assert_eq!(b.alloc_page(Gfp::KERNEL), oom);
+    assert_eq!(b.alloc_pages(Gfp::DMA, 3), oom);
+    assert_eq!(b.alloc_pages(Gfp::HIGHMEM, 10), oom);
+    assert_eq!(b.alloc_pages_zone(Zone::Normal, 1, PageFlags::EMPTY), oom);
+    assert_eq!(b.alloc_pages_zone(Zone::Dma, 5, PageFlags::KERNEL), oom);
+    assert_eq!(b.page_alloc(&mut mem), oom);
+    assert_eq!(
+        b.__get_free_pages(Gfp::KERNEL, 0, &mut mem),
+        Err(MmError::OutOfMemory)
+    );
+    assert_eq!(
+        b.get_zeroed_page(Gfp::KERNEL, &mut mem),
+        Err(MmError::OutOfMemory)
+    );
+    // Argument errors keep their own answer and are not counted.
+    assert_eq!(b.alloc_pages(Gfp::KERNEL, 11), Err(MmError::BadOrder(11)));
+    assert!(matches!(
+        b.alloc_pages_zone(Zone::Normal, 0, PageFlags::EMPTY),
+        Err(MmError::BadCount { .. })
+    ));
+    assert_eq!(b.fail_page_alloc().injected(), 8);
+    assert_eq!((b.nr_free_pages(), free_blocks(&b)), before);
+    // The kernel's reserve requests and slab blocks are not failed here; a block
+    // released while armed goes to the free lists, not to a cache.
+    let k = b.alloc_page(Gfp::MEMALLOC).unwrap();
+    let s = b.alloc_slab_block(0, Gfp::KERNEL).unwrap();
+    b.free_slab_block(s, 0).unwrap();
+    assert_eq!(b.zone_stat(Zone::Normal).cached, 0);
+    assert_eq!(b.alloc_page(Gfp::KERNEL), oom);
+    // The documented exception: the `put` fast path still pushes onto a cache, and
+    // the next allocation of that order and zone takes that block unchecked.
+    b.__free_page(k).unwrap();
+    assert_eq!(b.zone_stat(Zone::Normal).cached, 1);
+    assert_eq!(b.alloc_page(Gfp::KERNEL), Ok(k));
+    assert_eq!(b.alloc_page(Gfp::KERNEL), oom);
+    b.__free_page(k).unwrap();
+    b.check().unwrap();
+    // Disarmed: everything works again, with the caches.
+    b.set_fail_page_alloc(None);
+    let p = b.alloc_page(Gfp::KERNEL).unwrap();
+    let q = b.alloc_page(Gfp::KERNEL).unwrap();
+    assert!(b.zone_stat(Zone::Normal).cached > 0, "refills again");
+    b.__free_page(p).unwrap();
+    b.__free_page(q).unwrap();
+    assert_eq!(b.fail_page_alloc().injected(), 10);
+    b.check().unwrap();
+}
+
+#[test]
+fn fail_page_alloc_interval() {
+    use crate::fault::FaultConfig;
+    let mut m = map();
+    let mut b = boot(&mut m);
+    b.set_fail_page_alloc(Some(FaultConfig {
+        interval: 3,
+        ..FaultConfig::ALWAYS
+    }));
+    let got: Vec<bool> = (0..6).map(|_| b.alloc_page(Gfp::KERNEL).is_ok()).collect();
+    assert_eq!(got, [true, true, false, true, true, false]);
+    b.check().unwrap();
+}

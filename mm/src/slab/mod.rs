@@ -81,6 +81,12 @@
 //! live objects (the layout changes): otherwise `CacheBusy { live }`. Debug caches
 //! take the out-of-line paths: they have no magazine, check every object they hand
 //! out or take back, and also keep their full slabs on a list for validation.
+//!
+//! # Fault injection
+//!
+//! `failslab` ([`Slab::set_failslab`], [`crate::fault`]) is consulted at the top of
+//! the allocation slow path. While it is armed every magazine is empty with
+//! capacity 0, so every allocation gets there.
 
 pub mod debug;
 pub mod layout;
@@ -91,6 +97,7 @@ mod slabs;
 use core::fmt;
 use core::panic::Location;
 
+use crate::fault::{FaultAttr, FaultConfig};
 use crate::{Gfp, MmError, MmStat, Page, PageProvider, Pfn, PhysMem, NIL, PAGE_SHIFT};
 pub use debug::{
     cmdline_slub_debug, DebugFlags, SlabReport, SlubDebugOutcome, Track, POISON_END, POISON_FREE,
@@ -448,8 +455,13 @@ impl Cache {
         self.stride = lay.stride;
         self.objs = lay.objs;
         self.n = 0;
-        let fit = MAG_BYTES / lay.stride as u64;
-        self.cap = if debug.any() || lay.order > 3 {
+        self.set_mag_cap();
+    }
+
+    /// Sets the magazine capacities from the layout, debug options and kind.
+    const fn set_mag_cap(&mut self) {
+        let fit = MAG_BYTES / self.lay.stride as u64;
+        self.cap = if self.debug.any() || self.lay.order > 3 {
             0
         } else if fit < MAG as u64 {
             fit as usize
@@ -567,6 +579,8 @@ pub struct Slab {
     /// Allocation/free sequence number for track records.
     seq: u64,
     next_generation: u32,
+    /// `failslab` (see [`Slab::set_failslab`]).
+    fail: FaultAttr,
 }
 
 impl Default for Slab {
@@ -623,6 +637,7 @@ impl Slab {
             default_debug: DebugFlags::NONE,
             seq: 0,
             next_generation: 2,
+            fail: FaultAttr::OFF,
         }
     }
 
@@ -822,6 +837,10 @@ impl Slab {
         c.align = a;
         c.flags = flags;
         c.ctor = ctor;
+        if self.fail.is_armed() {
+            c.cap = 0;
+            c.kcap = 0;
+        }
         self.caches[ix] = c;
         Ok(CacheId {
             index: ix as u8,
@@ -1271,7 +1290,12 @@ impl Slab {
         let lay =
             layout::compute(c.lay.obj_size, c.align, debug).ok_or(bad_size(c.size as usize))?;
         self.release_all(mem, pages, ix)?;
-        self.caches[ix as usize].set_layout(lay, debug);
+        let c = &mut self.caches[ix as usize];
+        c.set_layout(lay, debug);
+        if self.fail.is_armed() {
+            c.cap = 0;
+            c.kcap = 0;
+        }
         Ok(())
     }
 
@@ -1322,6 +1346,47 @@ impl Slab {
             }
         }
         Ok(out)
+    }
+
+    /// Arms (`Some`) or disarms (`None`) `failslab` ([`crate::fault`]). While armed
+    /// every object allocation takes the slow path, which consults the injector
+    /// (requests with [`Gfp::MEMALLOC`] are never failed) and answers an injected
+    /// failure with `OutOfMemory`: arming flushes every magazine into its slabs and
+    /// gives it capacity 0 (objects go straight to and from their slabs, as in a
+    /// debug cache); disarming restores the capacities. Re-arming restarts the
+    /// running state. Errors only if slab metadata is corrupt (then the injector is
+    /// unchanged; magazines flushed so far keep capacity 0 until the next disarm).
+    pub fn set_failslab<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &mut M,
+        pages: &mut P,
+        cfg: Option<FaultConfig>,
+    ) -> Result<(), MmError> {
+        match cfg {
+            Some(c) => {
+                for ix in 1..TABLE {
+                    if self.caches[ix].kind != KIND_NONE {
+                        let n = self.caches[ix].n;
+                        self.flush(mem, pages, ix as u8, n)?;
+                        self.caches[ix].cap = 0;
+                        self.caches[ix].kcap = 0;
+                    }
+                }
+                self.fail.arm(c);
+            }
+            None => {
+                for c in self.caches.iter_mut().filter(|c| c.kind != KIND_NONE) {
+                    c.set_mag_cap();
+                }
+                self.fail.disarm();
+            }
+        }
+        Ok(())
+    }
+
+    /// The `failslab` attribute: configuration and counters.
+    pub fn failslab(&self) -> &FaultAttr {
+        &self.fail
     }
 
     /// Error reports, oldest first (the last [`debug::MAX_REPORTS`]).

@@ -41,6 +41,11 @@ impl Slab {
         if zero && c.ctor.is_some() {
             return Err(MmError::Invalid("__GFP_ZERO on a cache with a constructor"));
         }
+        let size = c.lay.obj_size as u64;
+        if self.fail.should_fail_gfp(gfp, size) {
+            return Err(MmError::OutOfMemory);
+        }
+        let c = &self.caches[ix as usize];
         let phys = if c.cap == 0 {
             self.take_one(mem, pages, ix, gfp)?
         } else {

@@ -8,10 +8,12 @@
 //!
 //! Adding a command is one entry in [`COMMANDS`] plus one handler function
 //! (platform commands live in `cmd/base.rs`, memory commands in `cmd/mem.rs`,
-//! page-level commands in `cmd/pages.rs`, slab-level commands in `cmd/slab.rs`).
+//! page-level commands in `cmd/pages.rs`, slab-level commands in `cmd/slab.rs`,
+//! fault injection in `cmd/fault.rs`).
 
 pub mod args;
 mod base;
+mod fault;
 mod mem;
 pub mod pages;
 pub mod slab;
@@ -330,6 +332,13 @@ pub static COMMANDS: &[Command] = &[
         run: slab::bench,
     },
     Command {
+        name: "fail",
+        usage: "fail [page|slab|all [SETTING=N...]|off [page|slab|all]]",
+        summary: "fault injection: page or slab allocations fail on purpose",
+        help: FAIL_HELP,
+        run: fault::fail,
+    },
+    Command {
         name: "pages",
         usage: "pages N [DMA|NORMAL|UNMAPPED] [FLAG...]",
         summary: "DragonOS alloc_pages: N contiguous pages from a zone",
@@ -539,6 +548,21 @@ slub_debug validate [NAME]  check every object of a cache, or of all caches
 Example: 'slub_debug FZPU,kmalloc-8k', 'kmalloc 5000' (#N), 'bzero #N 5000 8'
 (the slack after 5000 bytes is red zone), 'kfree #N': 'slub_debug reports'
 shows the overwritten red zone and where the object was allocated.";
+
+const FAIL_HELP: &str = "fail                  both injectors: settings, calls, failures injected
+fail page|slab|all [SETTING=N...]  arm Linux's fail_page_alloc (page API: pages,
+    alloc_pages, get_free_pages, page_alloc...), failslab (kmalloc, cache and
+    mempool allocations), or both. SETTINGs (defaults in brackets):
+    probability=P  percent of eligible calls that fail [100]
+    interval=N     only every N-th eligible call may fail [1]
+    times=N        stop after N failures; -1: unlimited [-1]
+    space=N        budget (pages, or bytes for the slab) used up before any call
+                   fails [0]
+    seed=S         pseudo-random seed: the same seed fails the same calls [1]
+fail off [page|slab|all]  disarm (default: both); the caches work again
+A failed call is 'out of memory' and changes nothing. The kernel's own heap is
+never failed. Boot options (Linux syntax, times -1: unlimited):
+fail_page_alloc=<interval>,<probability>,<space>,<times>, failslab= likewise.";
 
 const GFP_HELP_STRUCT_PAGE: &str =
     "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\

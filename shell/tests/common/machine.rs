@@ -13,6 +13,7 @@
 //! ([`poison`]), so zeroing and copying are visible in `dump`.
 
 use mm::buddy::Buddy;
+use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::slab::{ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, Page, PageFlags, Pfn, PhysMem, Zone, PAGE_SIZE};
 use shell::{
@@ -437,6 +438,22 @@ impl Mm for Machine<'_> {
         match self.heap_fail {
             Some(bad) if bad == case => Err(MmError::Invalid("simulated failure")),
             _ => Ok(()),
+        }
+    }
+    fn fault_attr(&self, site: FaultSite) -> Result<FaultAttr, MmError> {
+        Ok(match site {
+            FaultSite::PageAlloc => *self.b.fail_page_alloc(),
+            FaultSite::Slab => *self.slab.failslab(),
+        })
+    }
+    fn set_fault(&mut self, site: FaultSite, cfg: Option<FaultConfig>) -> Result<(), MmError> {
+        self.log(format!("set_fault({}, {cfg:?})", site.name()));
+        match site {
+            FaultSite::PageAlloc => {
+                self.b.set_fail_page_alloc(cfg);
+                Ok(())
+            }
+            FaultSite::Slab => self.slab.set_failslab(&mut self.mem, &mut self.b, cfg),
         }
     }
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
