@@ -326,10 +326,11 @@ impl FaultAttr {
     }
 
     /// [`should_fail`](Self::should_fail) for an allocation with `gfp`: a request
-    /// with [`Gfp::MEMALLOC`] is never failed (and not counted).
+    /// with [`Gfp::MEMALLOC`] or [`Gfp::NOFAULT`] (the kernel heap's) is never
+    /// failed (and not counted).
     #[inline]
     pub fn should_fail_gfp(&mut self, gfp: Gfp, size: u64) -> bool {
-        self.is_armed() && !gfp.contains(Gfp::MEMALLOC) && self.should_fail(size)
+        self.is_armed() && gfp.0 & (Gfp::MEMALLOC.0 | Gfp::NOFAULT.0) == 0 && self.should_fail(size)
     }
 
     /// SplitMix64, reduced to 0..100.

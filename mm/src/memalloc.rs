@@ -28,13 +28,14 @@ pub fn charged_to_user<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// The gfp flags of a kernel-heap allocation now: `GFP_KERNEL | MEMALLOC`, or plain
-/// `GFP_KERNEL` inside [`charged_to_user`].
+/// The gfp flags of a kernel-heap allocation now: `GFP_KERNEL | MEMALLOC`, or
+/// `GFP_KERNEL` inside [`charged_to_user`]; always with `NOFAULT` (fault injection
+/// fails what commands ask the allocators for, never the kernel's own heap).
 pub fn heap_gfp() -> Gfp {
     if CHARGED_TO_USER.load(Ordering::Relaxed) {
-        Gfp::KERNEL
+        Gfp::KERNEL | Gfp::NOFAULT
     } else {
-        Gfp::KERNEL | Gfp::MEMALLOC
+        Gfp::KERNEL | Gfp::MEMALLOC | Gfp::NOFAULT
     }
 }
 
@@ -49,9 +50,9 @@ mod tests {
 
     #[test]
     fn scopes_nest_and_restore() {
-        assert_eq!(heap_gfp(), Gfp::KERNEL | Gfp::MEMALLOC);
+        assert_eq!(heap_gfp(), Gfp::KERNEL | Gfp::MEMALLOC | Gfp::NOFAULT);
         charged_to_user(|| {
-            assert_eq!(heap_gfp(), Gfp::KERNEL);
+            assert_eq!(heap_gfp(), Gfp::KERNEL | Gfp::NOFAULT);
             charged_to_user(|| assert!(is_charged_to_user()));
             assert!(is_charged_to_user());
         });

@@ -353,6 +353,11 @@ impl Gfp {
     /// never parses it (it is not in [`Gfp::NAMED`]) and fault injection never fails
     /// such a request.
     pub const MEMALLOC: Gfp = Gfp(1 << 4);
+    /// Kernel-internal, like `MEMALLOC`: fault injection never fails the request.
+    /// The kernel heap passes it with or without `MEMALLOC` (see `mm::memalloc`):
+    /// injection fails what commands ask the allocators for, not the kernel's
+    /// bookkeeping.
+    pub const NOFAULT: Gfp = Gfp(1 << 5);
     /// Every flag with its shell name.
     pub const NAMED: [(Gfp, &'static str); 5] = [
         (Gfp::KERNEL, "GFP_KERNEL"),

@@ -85,7 +85,7 @@ pub fn selftest(case: &str) -> Result<(), &'static str> {
 
 fn selftest_case(case: &str) -> Result<(), &'static str> {
     use alloc::vec::Vec;
-    const OOM: &str = "out of memory (the watermarks keep the rest for the kernel)";
+    const OOM: &str = "out of memory";
     fn try_vec(cap: usize) -> Result<Vec<u8>, &'static str> {
         let mut v = Vec::new();
         v.try_reserve_exact(cap).map_err(|_| OOM)?;
