@@ -12,6 +12,7 @@
 
 pub mod args;
 mod base;
+mod check;
 mod mem;
 pub mod pages;
 pub mod slab;
@@ -105,6 +106,9 @@ pub struct Ctx<'a> {
     pub handles: &'a mut Handles,
     /// Lines entered so far.
     pub history: &'a History,
+    /// Check mode: the invariant check runs after every command (the shell
+    /// copies its setting in before a command and back out after it).
+    pub check: bool,
     last_cr: bool,
 }
 
@@ -119,6 +123,7 @@ impl<'a> Ctx<'a> {
             kernel,
             handles,
             history,
+            check: false,
             last_cr: false,
         }
     }
@@ -309,6 +314,13 @@ pub static COMMANDS: &[Command] = &[
                checks contents and alignment, and that memstat is unchanged afterwards.\n\
                Both leave nothing allocated.",
         run: slab::selftest,
+    },
+    Command {
+        name: "check",
+        usage: "check [on|off]",
+        summary: "check allocator invariants now, or after every command",
+        help: CHECK_HELP,
+        run: check::check,
     },
     Command {
         name: "bench",
@@ -525,6 +537,22 @@ slub_debug validate [NAME]  check every object of a cache, or of all caches
 Example: 'slub_debug FZPU,kmalloc-8k', 'kmalloc 5000' (#N), 'bzero #N 5000 8'
 (the slack after 5000 bytes is red zone), 'kfree #N': 'slub_debug reports'
 shows the overwritten red zone and where the object was allocated.";
+
+const CHECK_HELP: &str =
+    "check       run every invariant check now: the page allocator's (Buddy::check),
+            slab validation of every cache, and every live handle against the
+            allocators (its pages or object still allocated as it says; its cache
+            or pool still there). Prints one 'check: ok ...' line, or one error
+            line naming the first violation.
+check on    check mode: run the checks after every command (also: mm.check=1 on
+            the kernel command line); check off stops it.
+In check mode a violation is reported at once as
+    error: invariant violated after 'CMD': DETAIL
+right after the output of the command CMD that caused it. This is the one case
+where a command that succeeded is followed by an error line (and where a
+failed command may print a second one). Slab findings are also kept in
+'slub_debug reports'. Deliberate corruption, such as writing into the red zone
+of a debug cache with bzero, is a violation too.";
 
 const GFP_HELP_STRUCT_PAGE: &str =
     "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\

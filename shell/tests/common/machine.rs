@@ -427,6 +427,12 @@ impl Mm for Machine<'_> {
         self.log(format!("validate({cache:?})"));
         shell::slab_validate_in(&mut self.slab, &mut self.mem, &mut self.b, cache)
     }
+    fn buddy_check(&self) -> Result<Option<mm::buddy::CheckError>, MmError> {
+        Ok(self.b.check().err())
+    }
+    fn slab_check(&mut self) -> Result<shell::SlabCheck, MmError> {
+        shell::slab_check_in(&mut self.slab, &mut self.mem, &mut self.b)
+    }
     fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
         self.log(format!("selftest({scenario})"));
         self.slab.selftest_one(&mut self.mem, &mut self.b, scenario)
