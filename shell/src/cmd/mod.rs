@@ -318,7 +318,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "check",
         usage: "check [on|off]",
-        summary: "check allocator invariants now, or after every command",
+        summary: "check allocators and handles now, or after each command",
         help: CHECK_HELP,
         run: check::check,
     },
@@ -538,18 +538,17 @@ Example: 'slub_debug FZPU,kmalloc-8k', 'kmalloc 5000' (#N), 'bzero #N 5000 8'
 (the slack after 5000 bytes is red zone), 'kfree #N': 'slub_debug reports'
 shows the overwritten red zone and where the object was allocated.";
 
-const CHECK_HELP: &str =
-    "check       run every invariant check now: the page allocator's (Buddy::check),
-            slab validation of every cache, and every live handle against the
-            allocators (its pages or object still allocated as it says; its cache
-            or pool still there). Prints one 'check: ok ...' line, or one error
-            line naming the first violation.
-check on    check mode: run the checks after every command (also: mm.check=1 on
-            the kernel command line); check off stops it.
+const CHECK_HELP: &str = "check       run every consistency check now: the page allocator's own
+            (Buddy::check), slab validation of every cache, and every live
+            handle against the allocators (its pages or object still allocated
+            as it says; its cache or pool still there). Prints one 'check: ok'
+            line, or one error line naming the first violation.
+check on    check mode: run the checks after every command (also: mm.check=1
+            on the kernel command line); check off stops it.
 In check mode a violation is reported at once as
     error: invariant violated after 'CMD': DETAIL
-right after the output of the command CMD that caused it. This is the one case
-where a command that succeeded is followed by an error line (and where a
+right after the output of the command CMD that caused it. This is the one
+case where a command that succeeded is followed by an error line (and where a
 failed command may print a second one). Slab findings are also kept in
 'slub_debug reports'. Deliberate corruption, such as writing into the red zone
 of a debug cache with bzero, is a violation too.";
