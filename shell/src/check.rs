@@ -184,13 +184,14 @@ fn live_object(info: &mm::slab::ObjectInfo, virt: u64) -> Result<(), String> {
 pub fn cmdline_check(cmdline: &str) -> Option<bool> {
     cmdline
         .split_ascii_whitespace()
+        .rev()
         .filter_map(|w| w.strip_prefix("mm.check="))
         .filter_map(|v| match v {
             "1" | "on" => Some(true),
             "0" | "off" => Some(false),
             _ => None,
         })
-        .last()
+        .next()
 }
 
 #[cfg(test)]
