@@ -32,13 +32,6 @@ const CHECKPOINT: u64 = 200;
 /// Bursts of the largest allocations until the zones are exhausted. Off: see
 /// the module documentation.
 const OOM_PRESSURE: bool = false;
-/// Large slab objects from ZONE_DMA: `kmalloc SIZE GFP_DMA` above 64 KiB and
-/// `SLAB_CACHE_DMA` caches above 2 KiB. Off: today, right after boot, both
-/// `kmalloc 100K GFP_DMA` (dma-kmalloc-128k, -256k) and `cache create x 23169
-/// 64 SLAB_CACHE_DMA` + `cache alloc x` fail with the internal text `error:
-/// slab: available count without a free slot` (the simulated machine of the
-/// host tests does not show it). Turn on once that is fixed.
-const DMA_LARGE_OBJECTS: bool = false;
 
 /// A small deterministic generator (xorshift64*), so failures can be replayed.
 struct Rng(u64);
@@ -159,15 +152,7 @@ fn line(r: &mut Rng, s: &Seen) -> String {
                 "page_alloc",
             ])
             .into(),
-        5..=7 => {
-            let gfp = r.pick(GFPS);
-            let size = if gfp == "GFP_DMA" && !DMA_LARGE_OBJECTS {
-                (1 + r.below(65536)).to_string()
-            } else {
-                size(r)
-            };
-            format!("kmalloc {size} {gfp}")
-        }
+        5..=7 => format!("kmalloc {} {}", size(r), r.pick(GFPS)),
         8 => format!("kzalloc {}", size(r)),
         9 | 10 => format!("free {}", s.handle(r)),
         11 => format!("kfree {}", s.handle(r)),
@@ -184,16 +169,12 @@ fn line(r: &mut Rng, s: &Seen) -> String {
         18 => format!("dump {} {} {}", s.handle(r), r.below(300), r.below(300)),
         19 => format!("bzero {} {} {}", s.handle(r), r.below(300), r.below(300)),
         20 => format!("bcopy {} {} {}", s.handle(r), s.handle(r), r.below(300)),
-        21 => {
-            let flag = r.pick(&["", "SLAB_HWCACHE_ALIGN", "SLAB_CACHE_DMA"]);
-            let size = if flag == "SLAB_CACHE_DMA" && !DMA_LARGE_OBJECTS {
-                (1 + r.below(2048)).to_string()
-            } else {
-                size(r)
-            };
-            let align = ["", "0", "64", "3"][r.below(4) as usize];
-            format!("cache create {c} {size} {align} {flag}")
-        }
+        21 => format!(
+            "cache create {c} {} {} {}",
+            size(r),
+            ["", "0", "64", "3"][r.below(4) as usize],
+            r.pick(&["", "SLAB_HWCACHE_ALIGN", "SLAB_CACHE_DMA"])
+        ),
         22 | 23 => format!("cache alloc {c}"),
         24 => format!("cache free {c} {}", s.handle(r)),
         25 => format!("cache {} {c}", r.pick(&["destroy", "shrink"])),

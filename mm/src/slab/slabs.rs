@@ -86,13 +86,14 @@ impl Slab {
         ix: u8,
     ) -> Result<u64, MmError> {
         let head = self.partial_head(mem, pages, ix)?;
-        let mut found = 0;
-        self.scan_free(pages, ix, head, 1, |p| found = p);
-        if found == 0 {
+        // Not 0 for "none": a slab at PFN 0 has its first slot at physical 0.
+        let mut found = None;
+        self.scan_free(pages, ix, head, 1, |p| found = Some(p));
+        let Some(found) = found else {
             return Err(MmError::Invalid(
                 "slab: available count without a free slot",
             ));
-        }
+        };
         self.took(pages, ix, head, 1)?;
         Ok(found)
     }
