@@ -172,14 +172,15 @@ pub const SMALL_NPAGES: u32 = 0x1400;
 
 /// A machine with little RAM, for fuzzing (`Buddy::check` walks the whole
 /// mem_map, so it is cheap here): a mem_map of [`SMALL_NPAGES`], RAM
-/// `[0x1, 0x9f)`, `[0x100, 0x600)` (DMA, the first 0x40 pages the "kernel") and
-/// `[0x1000, 0x1400)`, lowmem at 18 MiB: NORMAL `[0x1000, 0x1200)` and UNMAPPED
-/// `[0x1200, 0x1400)`, 2 MiB each. `map` must have `SMALL_NPAGES` entries.
+/// `[0x0, 0x9f)` (from PFN 0, as in the kernel), `[0x100, 0x600)` (DMA; its
+/// first 0x40 pages are the "kernel") and `[0x1000, 0x1400)`, lowmem at
+/// 18 MiB: NORMAL `[0x1000, 0x1200)` and UNMAPPED `[0x1200, 0x1400)`, 2 MiB
+/// each. `map` must have `SMALL_NPAGES` entries.
 pub fn small_machine(map: &mut [Page]) -> (Shell, Machine<'_>) {
     machine_with(
         map,
         0x1200,
-        &[(0x1, 0x9f), (0x100, 0x600), (0x1000, 0x1400)],
+        &[(0x0, 0x9f), (0x100, 0x600), (0x1000, 0x1400)],
         (0x100, 0x140),
     )
 }
