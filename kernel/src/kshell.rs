@@ -252,6 +252,12 @@ impl Mm for Glue {
     fn slab_validate(&mut self, cache: Option<&str>) -> Result<u64, MmError> {
         with_slab(|s, b| shell::slab_validate_in(s, &mut DirectMap, b, cache))
     }
+    fn buddy_check(&self) -> Result<Option<mm::buddy::CheckError>, MmError> {
+        Ok(with_buddy(|b| b.check().err()))
+    }
+    fn slab_check(&mut self) -> Result<shell::SlabCheck, MmError> {
+        with_slab(|s, b| shell::slab_check_in(s, &mut DirectMap, b))
+    }
     fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
         with_slab(|s, b| s.selftest_one(&mut DirectMap, b, scenario))
     }
@@ -312,6 +318,9 @@ fn direct_range(virt: u64, len: u64) -> Result<u64, MmError> {
 pub fn run(info: &'static BootInfo) -> ! {
     let mut glue = Glue { info };
     let mut sh = Shell::new();
+    if let Some(on) = shell::cmdline_check(info.cmdline.as_str()) {
+        sh.set_check(on);
+    }
     sh.banner_and_prompt(&mut glue);
     loop {
         let b = input::wait_byte();

@@ -25,10 +25,11 @@ pub use slab::{
     kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow, KmallocBench, PoolElem,
     PoolInfo, PoolSource, PoolTable, SlabObj, BENCH_LIVE, BENCH_SIZES, MAX_POOLS,
 };
+pub use slab::{slab_check_in, SlabCheck};
 
 use alloc::string::String;
 use core::fmt;
-use mm::buddy::{Buddy, DMA_END_PFN};
+use mm::buddy::{Buddy, CheckError, DMA_END_PFN};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
@@ -629,6 +630,19 @@ pub trait Mm {
     /// Linux `validate_slab_cache` of the named cache, or of every cache
     /// (`Slab::validate` / `validate_all`, [`slab_validate_in`]): errors found.
     fn slab_validate(&mut self, cache: Option<&str>) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    // ---- Invariant checks (the `check` command and check mode) ----
+
+    /// `Buddy::check`: every invariant of the page allocator (block structure of
+    /// the whole mem_map, free lists, merging, block caches, counters). `Ok(None)`
+    /// when all hold, `Ok(Some(e))` for the first one broken.
+    fn buddy_check(&self) -> Result<Option<CheckError>, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Slab validation of every cache ([`slab_check_in`]); findings are reported
+    /// (and repaired) by the slab allocator and counted in the result.
+    fn slab_check(&mut self) -> Result<SlabCheck, MmError> {
         Err(UNSUPPORTED)
     }
     /// Runs one scenario of `mm::slab::selftest::SCENARIOS` (Linux `slub_kunit`;

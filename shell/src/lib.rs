@@ -10,6 +10,7 @@
 //! - [`parse`]: tokenizer, numbers, addresses, `#N` handle references.
 //! - [`handles`]: the handle table and [`Object`], every kind of object commands create.
 //! - [`cmd`]: the command table, [`cmd::Args`] helpers and the commands themselves.
+//! - [`check`]: the invariant check of the `check` command and of check mode.
 //! - [`kernel`]: the traits the kernel implements.
 //! - [`term`]: output conventions (prompt, `\r\n`, one-line errors).
 //!
@@ -50,6 +51,7 @@
 
 extern crate alloc;
 
+pub mod check;
 pub mod cmd;
 pub mod handles;
 pub mod kernel;
@@ -57,6 +59,7 @@ pub mod line;
 pub mod parse;
 pub mod term;
 
+pub use check::{cmdline_check, Summary as CheckSummary};
 pub use cmd::{Args, CmdError, Command, Ctx, Target, COMMANDS};
 pub use handles::{Addr, HandleId, Handles, Object};
 pub use kernel::{
@@ -66,6 +69,7 @@ pub use kernel::{
     PoolElem, PoolInfo, PoolSource, PoolTable, SlabObj, Trap, VersionInfo, ZoneStat, BENCH_LIVE,
     BENCH_SIZES, HEAP_SELFTESTS, MAX_POOLS, UNSUPPORTED,
 };
+pub use kernel::{slab_check_in, SlabCheck};
 pub use line::{Event, History, LineEditor, LineError, MAX_LINE};
 pub use term::PROMPT;
 
@@ -81,6 +85,8 @@ pub struct Shell {
     handles: Handles,
     /// `free all` ran: shrink the caches once the command's memory is freed.
     shrink_pending: bool,
+    /// Check mode: [`check::run`] after every command.
+    check: bool,
 }
 
 impl Shell {
@@ -137,6 +143,10 @@ impl Shell {
 
     /// Runs one command line (no echo, no prompt, not added to the history) and
     /// prints its output or its `error: ` line. Useful for boot-time scripts.
+    ///
+    /// In check mode (see [`Shell::set_check`]) the invariant check runs after
+    /// every non-blank line except `check` itself, and a violation is printed as
+    /// one more line, `error: invariant violated after 'LINE': DETAIL`.
     pub fn run_line<K: Kernel>(&mut self, line: &str, k: &mut K) -> Result<(), CmdError> {
         let result = self.run(line, k);
         self.shrink_if_asked(k);
@@ -148,12 +158,25 @@ impl Shell {
     fn run<K: Kernel>(&mut self, line: &str, k: &mut K) -> Result<(), CmdError> {
         let (result, shrink) = {
             let mut ctx = Ctx::new(k, &mut self.handles, self.editor.history());
+            ctx.check = self.check;
             let r = cmd::run_line(&mut ctx, line);
+            self.check = ctx.check;
             (r, ctx.shrink_caches)
         };
         self.shrink_pending |= shrink;
         if let Err(e) = &result {
             print_error(k, e);
+        }
+        let first = line.split_ascii_whitespace().next();
+        if self.check && first.is_some_and(|w| !w.eq_ignore_ascii_case("check")) {
+            if let Err(detail) = check::run(k, &self.handles) {
+                let e = CmdError::new(alloc::format!(
+                    "invariant violated after '{}': {detail}",
+                    line.trim()
+                ));
+                print_error(k, &e);
+                return Err(e);
+            }
         }
         result
     }
@@ -168,6 +191,17 @@ impl Shell {
             // back.
             let _ = k.kmem_cache_shrink_all();
         }
+    }
+
+    /// Turns check mode on or off (the `check on|off` command does the same;
+    /// the kernel turns it on at boot for `mm.check=1`, see [`cmdline_check`]).
+    pub fn set_check(&mut self, on: bool) {
+        self.check = on;
+    }
+
+    /// True in check mode.
+    pub fn check_mode(&self) -> bool {
+        self.check
     }
 
     /// The live handles.

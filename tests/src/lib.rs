@@ -215,6 +215,29 @@ impl Vm {
             .map_err(|e| self.fail(&format!("waiting for {needle:?}: {e}")))
     }
 
+    /// [`Vm::expect`] polling every millisecond (rexpect polls every 100 ms),
+    /// for tests that run thousands of short commands; fails after `limit` or
+    /// as soon as QEMU has exited.
+    pub fn expect_quick(&mut self, needle: &str, limit: Duration) -> Result<String, String> {
+        let t0 = Instant::now();
+        let mut got = String::new();
+        loop {
+            while let Some(c) = self.session.try_read() {
+                got.push(c);
+                if got.ends_with(needle) {
+                    got.truncate(got.len() - needle.len());
+                    return Ok(got);
+                }
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited || t0.elapsed() > limit {
+                let why = if exited { "QEMU exited" } else { "timeout" };
+                return Err(self.fail(&format!("waiting for {needle:?}: {why}; got:\n{got}")));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn fail(&self, what: &str) -> String {
         let err = self.stderr.lock().unwrap().clone();
         if err.trim().is_empty() {

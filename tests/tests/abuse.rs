@@ -1,9 +1,37 @@
-//! Abuse over the real serial line: a seeded random mix of well-formed commands
-//! with random arguments and garbage lines. After every line the prompt must come
-//! back; at the end `free all` must bring `memstat` back to its boot value.
+//! The serial fuzzer: a seeded random mix of well-formed commands (on live and
+//! dead handles, with random and hostile arguments) and garbage lines, over the
+//! real serial line, against a kernel booted with `mm.check=1` on a small
+//! machine (128 MiB, `mm.lowmem=64M`: all three zones), so that every command is
+//! followed by the invariant check.
+//!
+//! After every line: the prompt comes back, at most one `error:` line, and no
+//! internal error text (`invariant`, `available count`, `panic`, `!!!`, `CPU
+//! exception`; the last two are expected after a `trap`). Every [`CHECKPOINT`]
+//! lines and at the end: `free all` succeeds and `memstat` is exactly the boot
+//! `memstat`.
+//!
+//! The seed is printed at the start (and in any failure);
+//! `MEMKERN_FUZZ_SEED=<n>` replays it, `MEMKERN_FUZZ_LINES=<n>` runs longer
+//! (default [`LINES`]), and `MEMKERN_FUZZ_TRACE=1` prints every line sent.
+//!
+//! [`OOM_PRESSURE`] adds runs of the largest requests until memory runs out.
+//! It is off until out of memory is an `error:` line everywhere: today the
+//! kernel heap panics when the shell itself needs memory after the zones are
+//! exhausted (`!!! kernel panic: memory allocation of N bytes failed`).
+//!
+//! A second scenario checks the `check` command on the default 2 GiB machine
+//! and reports how long one check takes there.
 
-use crate::pages::memstat;
+use std::time::{Duration, Instant};
 use systest::*;
+
+/// Lines per run by default.
+const LINES: u64 = 2000;
+/// `free all` + `memstat` comparison every this many lines.
+const CHECKPOINT: u64 = 200;
+/// Bursts of the largest allocations until the zones are exhausted. Off: see
+/// the module documentation.
+const OOM_PRESSURE: bool = false;
 
 /// A small deterministic generator (xorshift64*), so failures can be replayed.
 struct Rng(u64);
@@ -16,7 +44,7 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next() % n.max(1)
     }
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
         xs[self.below(xs.len() as u64) as usize]
@@ -34,128 +62,351 @@ const GFPS: &[&str] = &[
     "GFP_BOGUS",
 ];
 
-fn number(r: &mut Rng) -> String {
-    match r.below(6) {
-        0 => r.below(70).to_string(),
-        1 => format!("{:#x}", r.below(1 << 20)),
-        2 => format!("{}K", r.below(2048)),
-        3 => format!("{}M", r.below(3)),
-        4 => format!(
-            "{:#018x}",
-            0xffff_8000_0000_0000u64 + (r.below(1 << 24) << 4)
-        ),
-        _ => ["-1", "0x", "99999999999999999999999", "1G", "#1", "#7"][r.below(6) as usize]
-            .to_string(),
+/// What the fuzzer knows of the shell: the handles it saw created and not
+/// freed, with their addresses.
+#[derive(Default)]
+struct Seen {
+    live: Vec<(u64, Option<u64>, Option<u64>)>,
+    issued: u64,
+}
+
+impl Seen {
+    /// Learns from one command's output.
+    fn learn(&mut self, out: &str) {
+        for l in out.lines() {
+            if let Some(rest) = l.strip_prefix('#') {
+                let Some(n) = rest.split(' ').next().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                let virt = field(l, "virt").and_then(num);
+                let pfn = field(l, "pfn").and_then(num);
+                self.live.push((n, virt, pfn));
+                self.issued = self.issued.max(n);
+            } else if let Some(rest) = l.strip_prefix("freed #") {
+                if let Some(n) = rest.split(' ').next().and_then(|n| n.parse::<u64>().ok()) {
+                    self.live.retain(|h| h.0 != n);
+                }
+            }
+        }
+    }
+
+    fn handle(&self, r: &mut Rng) -> String {
+        if !self.live.is_empty() && r.below(4) != 0 {
+            format!("#{}", self.live[r.below(self.live.len() as u64) as usize].0)
+        } else {
+            format!("#{}", r.below(self.issued + 3))
+        }
+    }
+
+    /// A live handle's address (maybe plus an interior offset), or a random one.
+    fn addr(&self, r: &mut Rng) -> String {
+        let v = (!self.live.is_empty())
+            .then(|| self.live[r.below(self.live.len() as u64) as usize].1)
+            .flatten();
+        let a = match (r.below(4), v) {
+            (0, Some(v)) => v,
+            (1, Some(v)) => v + [8, 32, 64, 4096][r.below(4) as usize],
+            (2, _) => 0xffff_8000_0000_0000u64 + (r.below(1 << 26) << 4),
+            _ => r.below(1 << 27) & !0xfff,
+        };
+        format!("{a:#018x}")
+    }
+
+    fn pfn(&self, r: &mut Rng) -> String {
+        let p = (!self.live.is_empty())
+            .then(|| self.live[r.below(self.live.len() as u64) as usize].2)
+            .flatten();
+        match p {
+            Some(p) if r.below(3) != 0 => format!("{:#x}", p + r.below(2)),
+            _ => format!("{:#x}", r.below(0x8000)),
+        }
     }
 }
 
-fn line(r: &mut Rng, handles: u64) -> String {
-    let h = format!("#{}", 1 + r.below(handles.max(1) + 2));
-    match r.below(22) {
-        0 => format!("pages {} {}", number(r), r.pick(ZONES)),
-        1 => format!("alloc_pages {} {}", r.below(12), r.pick(GFPS)),
-        2 => format!("get_free_pages {} {}", r.below(12), r.pick(GFPS)),
-        3 => "get_zeroed_page".into(),
-        4 => "page_alloc".into(),
-        5 => format!("kmalloc {} {}", number(r), r.pick(GFPS)),
-        6 => format!("kzalloc {}", number(r)),
-        7 => format!("kfree {}", if r.below(2) == 0 { h } else { number(r) }),
-        8 => format!("free {h}"),
-        9 => format!("free_pages {} {}", number(r), r.below(70)),
-        10 => format!("__free_pages {} {}", number(r), r.below(12)),
-        11 => format!("page {}", number(r)),
-        12 => format!("dump {h} {} {}", r.below(300), r.below(300)),
-        13 => format!("bzero {h} {} {}", r.below(5000), r.below(5000)),
-        14 => format!(
-            "cache create c{} {} {}",
-            r.below(4),
-            number(r),
-            ["", "0", "64", "3"][r.below(4) as usize]
+fn size(r: &mut Rng) -> String {
+    match r.below(8) {
+        0..=3 => (1 + r.below(300)).to_string(),
+        4 | 5 => (1 + r.below(8192)).to_string(),
+        6 => format!("{}K", 1 + r.below(256)),
+        _ => ["0", "2M", "-1", "0x", "1G", "99999999999999999999"][r.below(6) as usize].to_string(),
+    }
+}
+
+fn line(r: &mut Rng, s: &Seen) -> String {
+    let c = format!("c{}", r.below(3));
+    let p = format!("p{}", r.below(3));
+    match r.below(40) {
+        0 | 1 => format!(
+            "pages {} {} {}",
+            [1, 2, 3, 4, 16, 63, 0, 64][r.below(8) as usize],
+            r.pick(ZONES),
+            r.pick(&["", "KERNEL", "SHARED", "BOGUS"])
         ),
-        15 => format!("cache alloc c{}", r.below(4)),
-        16 => format!("cache destroy c{}", r.below(4)),
-        17 => format!(
-            "mempool create p{} {} kmalloc {}",
-            r.below(3),
-            r.below(80),
-            number(r)
+        2 => format!("alloc_pages {} {}", r.below(11), r.pick(GFPS)),
+        3 => format!("get_free_pages {} {}", r.below(12), r.pick(GFPS)),
+        4 => r
+            .pick(&[
+                "alloc_page",
+                "get_free_page",
+                "get_zeroed_page",
+                "page_alloc",
+            ])
+            .into(),
+        5..=7 => format!("kmalloc {} {}", size(r), r.pick(GFPS)),
+        8 => format!("kzalloc {}", size(r)),
+        9 | 10 => format!("free {}", s.handle(r)),
+        11 => format!("kfree {}", s.handle(r)),
+        12 => format!("kfree {}", s.addr(r)),
+        13 => format!("free {}", s.addr(r)),
+        14 => format!("free_pages {} {}", s.pfn(r), r.below(9)),
+        15 => format!("__free_pages {} {}", s.pfn(r), r.below(4)),
+        16 => format!(
+            "{} {}",
+            r.pick(&["page", "page_decref", "put_page"]),
+            s.handle(r)
         ),
-        18 => format!("mempool alloc p{}", r.below(3)),
-        19 => [
-            "buddyinfo",
-            "zoneinfo",
-            "memstat",
-            "handles",
-            "slabinfo",
-            "history",
-            "pagemap",
-        ][r.below(7) as usize]
+        17 => format!("page {}", s.pfn(r)),
+        18 => format!("dump {} {} {}", s.handle(r), r.below(300), r.below(300)),
+        19 => format!("bzero {} {} {}", s.handle(r), r.below(300), r.below(300)),
+        20 => format!("bcopy {} {} {}", s.handle(r), s.handle(r), r.below(300)),
+        21 => format!(
+            "cache create {c} {} {} {}",
+            size(r),
+            ["", "0", "64", "3"][r.below(4) as usize],
+            r.pick(&["", "SLAB_HWCACHE_ALIGN", "SLAB_CACHE_DMA"])
+        ),
+        22 | 23 => format!("cache alloc {c}"),
+        24 => format!("cache free {c} {}", s.handle(r)),
+        25 => format!("cache {} {c}", r.pick(&["destroy", "shrink"])),
+        26 => format!("mempool create {p} {} kmalloc {}", r.below(8), size(r)),
+        27 => format!("mempool create {p} {} cache {c}", r.below(8)),
+        28 => format!("mempool alloc {p}"),
+        29 => format!("mempool {} {p}", r.pick(&["free", "destroy", "info"])),
+        30 => r
+            .pick(&[
+                "buddyinfo",
+                "zoneinfo",
+                "memstat",
+                "handles",
+                "slabinfo",
+                "caches",
+                "history",
+                "pagemap",
+                "check",
+                "slub_debug validate",
+            ])
             .into(),
-        20 => [
-            "trap pf", "trap gp", "trap ud", "trap de", "trap bp", "trap zz",
-        ][r.below(6) as usize]
+        31 => r
+            .pick(&[
+                "trap pf", "trap gp", "trap ud", "trap de", "trap bp", "trap zz",
+            ])
             .into(),
+        32 => "free all".into(),
         _ => {
             // Garbage: printable, a few control bytes, high bytes; never CR, LF,
-            // ESC or Ctrl-C, which have meanings of their own.
-            let n = 1 + r.below(300);
+            // ESC or Ctrl-C, which have meanings of their own, nor '!' (an
+            // error line quoting the garbage must not look like a report).
+            let n = 1 + r.below(200);
             (0..n)
                 .map(|_| match r.below(10) {
                     0 => char::from([0x01u8, 0x02, 0x08, 0x7f, 0x15][r.below(5) as usize]),
                     1 => char::from_u32(0x80 + r.below(0x80) as u32).unwrap(),
-                    _ => char::from(0x20 + r.below(0x5f) as u8),
+                    _ => match char::from(0x20 + r.below(0x5f) as u8) {
+                        '!' => '?',
+                        c => c,
+                    },
                 })
                 .collect()
         }
     }
 }
 
-fn random_lines_never_break_the_shell(vm: &mut Vm) -> Check {
-    let boot = memstat(vm)?;
-    let seed = std::env::var("MEMKERN_ABUSE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x6d65_6d6b_6572_6e21u64);
-    let mut r = Rng(seed);
-    let (mut handles, mut errors, mut faults) = (0, 0, 0);
-    for i in 0..250 {
-        let l = line(&mut r, handles);
-        vm.send(&format!("{l}\r"))
-            .map_err(|e| format!("line {i}: {e}"))?;
-        let out = vm
-            .expect(PROMPT)
-            .map_err(|e| format!("seed {seed:#x}, line {i} {l:?}: no prompt: {e}"))?;
-        if out.contains("!!! kernel panic") || out.contains("not recoverable") {
-            return Err(format!(
-                "seed {seed:#x}, line {i} {l:?} killed the kernel:\n{out}"
-            ));
-        }
-        if out.lines().filter(|x| x.starts_with("error: ")).count() > 1 {
-            return Err(format!(
-                "seed {seed:#x}, line {i} {l:?}: more than one error line:\n{out}"
-            ));
-        }
-        handles += out.lines().filter(|x| x.starts_with('#')).count() as u64;
-        errors += out.lines().filter(|x| x.starts_with("error: ")).count();
-        faults += out.matches("!!! CPU exception").count();
+/// A burst of the largest requests, until memory runs out ([`OOM_PRESSURE`]).
+fn oom_burst(r: &mut Rng) -> Vec<String> {
+    let big = [
+        "kmalloc 1M",
+        "kmalloc 512K",
+        "pages 63 NORMAL",
+        "pages 63 DMA",
+        "alloc_pages 10",
+        "get_free_pages 9",
+        "page_alloc",
+        "kmalloc 64",
+    ];
+    (0..40 + r.below(60))
+        .map(|_| r.pick(&big).to_string())
+        .collect()
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let s = std::env::var(name).ok()?;
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
     }
-    // The mix must really have exercised allocation, misuse and faults.
-    ensure(handles >= 20 && errors >= 40 && faults >= 3, || {
-        format!("seed {seed:#x}: too tame: {handles} handles, {errors} errors, {faults} faults")
+}
+
+fn lines() -> u64 {
+    env_u64("MEMKERN_FUZZ_LINES").unwrap_or(LINES)
+}
+
+fn fuzz_serial_random_lines(vm: &mut Vm, seed: u64) -> Check {
+    let n = lines();
+    let t0 = Instant::now();
+    let c = vm.ok("check")?;
+    ensure(c.contains("(check mode on)"), || {
+        format!("mm.check=1 did not turn check mode on:\n{c}")
     })?;
-    vm.ok("slub_debug -")?;
-    vm.ok("free all")?;
-    let after = memstat(vm)?;
-    ensure(after == boot, || {
-        format!("seed {seed:#x}: after free all\nboot  {boot:?}\nafter {after:?}")
-    })?;
+    let boot = vm.ok("memstat")?;
+    let mut r = Rng(seed);
+    let mut s = Seen::default();
+    let (mut handles, mut errors, mut faults) = (0u64, 0u64, 0u64);
+    let mut pending: Vec<String> = Vec::new();
+    let trace = std::env::var_os("MEMKERN_FUZZ_TRACE").is_some();
+    let ctx = |i: u64, l: &str| {
+        format!(
+            "seed {seed:#x}, line {i} {l:?} (replay: MEMKERN_FUZZ_SEED={seed:#x} \
+             MEMKERN_FUZZ_LINES={})",
+            i + 1
+        )
+    };
+    for i in 0..n {
+        if pending.is_empty() && OOM_PRESSURE && r.below(100) == 0 {
+            pending = oom_burst(&mut r);
+        }
+        let l = pending.pop().unwrap_or_else(|| line(&mut r, &s));
+        if trace {
+            eprintln!("fuzz_serial: {i}: {l}");
+        }
+        vm.send(&format!("{l}\r"))
+            .map_err(|e| format!("{}: {e}", ctx(i, &l)))?;
+        let raw = vm
+            .expect_quick(PROMPT, Duration::from_secs(30))
+            .map_err(|e| format!("{}: no prompt: {e}", ctx(i, &l)))?
+            .replace('\r', "");
+        // What the command printed: everything after the echo of the line.
+        let out = raw.split_once('\n').map_or("", |(_, o)| o);
+        let trap = l.starts_with("trap ");
+        let bad = ["invariant", "available count", "panic", "not recoverable"]
+            .into_iter()
+            .chain((!trap).then_some("!!!"))
+            .chain((!trap).then_some("CPU exception"))
+            .find(|b| out.contains(b));
+        if let Some(b) = bad {
+            return Err(format!("{}: internal error text {b:?}:\n{out}", ctx(i, &l)));
+        }
+        let errs = out.lines().filter(|x| x.starts_with("error: ")).count();
+        if errs > 1 {
+            return Err(format!("{}: {errs} error lines:\n{out}", ctx(i, &l)));
+        }
+        s.learn(out);
+        handles += out.lines().filter(|x| x.starts_with('#')).count() as u64;
+        errors += errs as u64;
+        faults += out.matches("!!! CPU exception").count() as u64;
+        if (i + 1) % CHECKPOINT == 0 || i + 1 == n {
+            vm.ok("free all")
+                .map_err(|e| format!("{}: checkpoint: {e}", ctx(i, &l)))?;
+            s.live.clear();
+            let now = vm.ok("memstat")?;
+            ensure(now == boot, || {
+                format!(
+                    "{}: memstat after free all differs from boot:\nboot:\n{boot}\nnow:\n{now}",
+                    ctx(i, &l)
+                )
+            })?;
+        }
+    }
+    ensure(
+        n < 1000 || (handles * 10 >= n && errors * 10 >= n && faults >= 3),
+        || format!("seed {seed:#x}: too tame: {handles} handles, {errors} errors, {faults} faults"),
+    )?;
     let out = vm.ok("echo still alive")?;
-    ensure(out.contains("still alive"), || out)
+    ensure(out.contains("still alive"), || out)?;
+    eprintln!(
+        "fuzz_serial: seed {seed:#x}: {n} lines in {:.1} s ({handles} handles, {errors} error \
+         lines, {faults} CPU exceptions), no violation",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn fuzz_serial() -> Outcome {
+    let seed = env_u64("MEMKERN_FUZZ_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1
+    });
+    let n = lines();
+    eprintln!(
+        "fuzz_serial: seed {seed:#x}, {n} lines (replay: MEMKERN_FUZZ_SEED={seed:#x}, longer: \
+         MEMKERN_FUZZ_LINES=N)"
+    );
+    let o = Opts {
+        life: Duration::from_secs(120 + n / 10),
+        ..Opts::default()
+            .mem("128M")
+            .cmdline("mm.check=1 mm.lowmem=64M")
+    };
+    with_vm(o, |vm| fuzz_serial_random_lines(vm, seed))
+}
+
+/// `mm.check=1` turns check mode on at boot; `check` passes on the default
+/// 2 GiB machine, with handles of every allocator; its cost is reported.
+fn check_command_on_2g(vm: &mut Vm) -> Check {
+    let out = vm.ok("check")?;
+    ensure(
+        out.starts_with("check: ok: page allocator, ") && out.contains("(check mode on)"),
+        || format!("check at boot:\n{out}"),
+    )?;
+    for l in [
+        "kmalloc 80",
+        "pages 3 DMA",
+        "alloc_pages 2 __GFP_HIGHMEM",
+        "cache create c 100",
+        "cache alloc c",
+        "mempool create p 2 kmalloc 64",
+        "mempool alloc p",
+    ] {
+        vm.ok(l)?;
+    }
+    // Timed with expect_quick (rexpect itself polls every 100 ms).
+    let time = |vm: &mut Vm, line: &str, want: &str| -> Result<Duration, String> {
+        let n = 10;
+        let t = Instant::now();
+        for _ in 0..n {
+            vm.send(&format!("{line}\r"))?;
+            let out = vm.expect_quick(PROMPT, Duration::from_secs(30))?;
+            ensure(out.contains(want), || out.clone())?;
+        }
+        Ok(t.elapsed() / n)
+    };
+    let check = time(vm, "check", " 7 handles (check mode on)")?;
+    let echo_on = time(vm, "echo x", "x")?;
+    vm.ok("check off")?;
+    let echo_off = time(vm, "echo x", "x")?;
+    eprintln!(
+        "check_command: under TCG on 2 GiB (524288 frames), a 'check' line takes {:.1} ms, \
+         'echo' {:.1} ms with check mode on and {:.1} ms without",
+        check.as_secs_f64() * 1e3,
+        echo_on.as_secs_f64() * 1e3,
+        echo_off.as_secs_f64() * 1e3
+    );
+    vm.ok("free all")?;
+    let out = vm.ok("check")?;
+    ensure(out.contains(" 0 handles (check mode off)"), || out)
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
-        name: "random_lines_never_break_the_shell",
-        run: || with_vm(Opts::default(), random_lines_never_break_the_shell),
-    }]
+    vec![
+        Scenario {
+            name: "fuzz_serial_random_lines",
+            run: fuzz_serial,
+        },
+        Scenario {
+            name: "check_command_on_2g",
+            run: || with_vm(Opts::default().cmdline("mm.check=1"), check_command_on_2g),
+        },
+    ]
 }

@@ -13,6 +13,7 @@
 
 pub mod args;
 mod base;
+mod check;
 mod fault;
 mod mem;
 pub mod pages;
@@ -111,6 +112,9 @@ pub struct Ctx<'a> {
     /// command are gone, the shell has the caches give back their empty slabs
     /// (see [`Shell::feed`](crate::Shell::feed)).
     pub(crate) shrink_caches: bool,
+    /// Check mode: the invariant check runs after every command (the shell
+    /// copies its setting in before a command and back out after it).
+    pub check: bool,
     last_cr: bool,
 }
 
@@ -126,6 +130,7 @@ impl<'a> Ctx<'a> {
             handles,
             history,
             shrink_caches: false,
+            check: false,
             last_cr: false,
         }
     }
@@ -320,6 +325,13 @@ pub static COMMANDS: &[Command] = &[
                checks contents and alignment, and that memstat is unchanged afterwards.\n\
                Both leave nothing allocated.",
         run: slab::selftest,
+    },
+    Command {
+        name: "check",
+        usage: "check [on|off]",
+        summary: "check allocators and handles now, or after each command",
+        help: CHECK_HELP,
+        run: check::check,
     },
     Command {
         name: "bench",
@@ -563,6 +575,21 @@ fail off [page|slab|all]  disarm (default: both); the caches work again
 A failed call is 'out of memory' and changes nothing. The kernel's own heap is
 never failed. Boot options (Linux syntax, times -1: unlimited):
 fail_page_alloc=<interval>,<probability>,<space>,<times>, failslab= likewise.";
+
+const CHECK_HELP: &str = "check       run every consistency check now: the page allocator's own
+            (Buddy::check), slab validation of every cache, and every live
+            handle against the allocators (its pages or object still allocated
+            as it says; its cache or pool still there). Prints one 'check: ok'
+            line, or one error line naming the first violation.
+check on    check mode: run the checks after every command (also: mm.check=1
+            on the kernel command line); check off stops it.
+In check mode a violation is reported at once as
+    error: invariant violated after 'CMD': DETAIL
+right after the output of the command CMD that caused it. This is the one
+case where a command that succeeded is followed by an error line (and where a
+failed command may print a second one). Slab findings are also kept in
+'slub_debug reports'. Deliberate corruption, such as writing into the red zone
+of a debug cache with bzero, is a violation too.";
 
 const GFP_HELP_STRUCT_PAGE: &str =
     "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\

@@ -290,6 +290,44 @@ pub fn slab_validate_in<M: PhysMem, P: PageProvider>(
     }
 }
 
+/// What [`slab_check_in`] found: the caches validated, the errors found in all
+/// of them, and the first cache with errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SlabCheck {
+    /// Caches validated.
+    pub caches: u64,
+    /// Errors found (each one is also kept as a corruption report).
+    pub errors: u64,
+    /// The first cache (in table order) with errors, and how many.
+    pub first_bad: Option<(CacheName, u64)>,
+}
+
+/// `Slab::validate` of every cache, one at a time so that the first cache with
+/// errors can be named, for [`Mm::slab_check`](super::Mm::slab_check). Every
+/// finding is reported (and repaired) by the slab allocator as in
+/// `slub_debug validate`. No heap allocation.
+pub fn slab_check_in<M: PhysMem, P: PageProvider>(
+    slab: &mut Slab,
+    mem: &mut M,
+    pages: &mut P,
+) -> Result<SlabCheck, MmError> {
+    let mut r = SlabCheck::default();
+    let mut i = 0;
+    loop {
+        let Some(info) = slab.caches().nth(i) else {
+            break;
+        };
+        let n = slab.validate(mem, pages, info.id)?;
+        r.caches += 1;
+        r.errors += n;
+        if n > 0 && r.first_bad.is_none() {
+            r.first_bad = Some((info.name, n));
+        }
+        i += 1;
+    }
+    Ok(r)
+}
+
 /// The microbenchmark behind [`Mm::bench_kmalloc`](super::Mm::bench_kmalloc),
 /// timed with `clock` (the kernel passes `rdtsc`):
 ///

@@ -64,13 +64,6 @@ impl SimMem {
             p
         })
     }
-
-    fn byte(&self, phys: u64) -> u8 {
-        match self.pages.get(&(phys / PAGE_SIZE as u64)) {
-            Some(p) => p[(phys % PAGE_SIZE as u64) as usize],
-            None => poison(phys),
-        }
-    }
 }
 
 impl PhysMem for SimMem {
@@ -85,21 +78,51 @@ impl PhysMem for SimMem {
         DIRECT_MAP
     }
     fn fill(&mut self, phys: u64, len: usize, byte: u8) {
-        for a in phys..phys + len as u64 {
-            self.page_mut(a / PAGE_SIZE as u64)[(a % PAGE_SIZE as u64) as usize] = byte;
+        for (a, n) in chunks(phys, len) {
+            let off = (a % PAGE_SIZE as u64) as usize;
+            self.page_mut(a / PAGE_SIZE as u64)[off..off + n].fill(byte);
         }
     }
     fn read(&self, phys: u64, buf: &mut [u8]) {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = self.byte(phys + i as u64);
+        let mut done = 0;
+        for (a, n) in chunks(phys, buf.len()) {
+            let off = (a % PAGE_SIZE as u64) as usize;
+            let dst = &mut buf[done..done + n];
+            match self.pages.get(&(a / PAGE_SIZE as u64)) {
+                Some(p) => dst.copy_from_slice(&p[off..off + n]),
+                None => {
+                    for (i, b) in dst.iter_mut().enumerate() {
+                        *b = poison(a + i as u64);
+                    }
+                }
+            }
+            done += n;
         }
     }
     fn write(&mut self, phys: u64, buf: &[u8]) {
-        for (i, &b) in buf.iter().enumerate() {
-            let a = phys + i as u64;
-            self.page_mut(a / PAGE_SIZE as u64)[(a % PAGE_SIZE as u64) as usize] = b;
+        let mut done = 0;
+        for (a, n) in chunks(phys, buf.len()) {
+            let off = (a % PAGE_SIZE as u64) as usize;
+            self.page_mut(a / PAGE_SIZE as u64)[off..off + n].copy_from_slice(&buf[done..done + n]);
+            done += n;
         }
     }
+}
+
+/// `[phys, phys + len)` cut at page boundaries: `(start, bytes)` pieces, so that
+/// each page is looked up once.
+fn chunks(phys: u64, len: usize) -> impl Iterator<Item = (u64, usize)> {
+    let end = phys + len as u64;
+    let mut a = phys;
+    std::iter::from_fn(move || {
+        (a < end).then(|| {
+            let next = ((a / PAGE_SIZE as u64) + 1) * PAGE_SIZE as u64;
+            let n = (next.min(end) - a) as usize;
+            let piece = (a, n);
+            a += n as u64;
+            piece
+        })
+    })
 }
 
 /// A fresh mem_map for [`machine`] (garbage is fine: `page_init` overwrites it).
@@ -142,8 +165,37 @@ pub fn machine(map: &mut [Page]) -> (Shell, Machine<'_>) {
 
 /// [`machine`] with another lowmem limit (`NPAGES`: no ZONE_UNMAPPED memory).
 pub fn machine_with_lowmem(map: &mut [Page], lowmem: u32) -> (Shell, Machine<'_>) {
-    let ram: Vec<(Pfn, Pfn)> = RAM.iter().map(|&(s, e)| (Pfn(s), Pfn(e))).collect();
-    let reserved = [(Pfn(KERNEL.0), Pfn(KERNEL.1), PageFlags::KERNEL_INIT)];
+    machine_with(map, lowmem, &RAM, KERNEL)
+}
+
+/// Frames of the mem_map of [`small_machine`]: 20 MiB.
+pub const SMALL_NPAGES: u32 = 0x1400;
+
+/// A machine with little RAM, for fuzzing (`Buddy::check` walks the whole
+/// mem_map, so it is cheap here): a mem_map of [`SMALL_NPAGES`], RAM
+/// `[0x0, 0x9f)` (from PFN 0, as in the kernel), `[0x100, 0x600)` (DMA; its
+/// first 0x40 pages are the "kernel") and `[0x1000, 0x1400)`, lowmem at
+/// 18 MiB: NORMAL `[0x1000, 0x1200)` and UNMAPPED `[0x1200, 0x1400)`, 2 MiB
+/// each. `map` must have `SMALL_NPAGES` entries.
+pub fn small_machine(map: &mut [Page]) -> (Shell, Machine<'_>) {
+    machine_with(
+        map,
+        0x1200,
+        &[(0x0, 0x9f), (0x100, 0x600), (0x1000, 0x1400)],
+        (0x100, 0x140),
+    )
+}
+
+/// A booted machine over `map` with these RAM ranges, lowmem limit and reserved
+/// "kernel image" (PFNs).
+pub fn machine_with<'a>(
+    map: &'a mut [Page],
+    lowmem: u32,
+    ram: &[(u32, u32)],
+    kernel: (u32, u32),
+) -> (Shell, Machine<'a>) {
+    let ram: Vec<(Pfn, Pfn)> = ram.iter().map(|&(s, e)| (Pfn(s), Pfn(e))).collect();
+    let reserved = [(Pfn(kernel.0), Pfn(kernel.1), PageFlags::KERNEL_INIT)];
     let npages = map.len() as u32;
     let mut b = Buddy::page_init(map, Pfn(lowmem), &ram, &reserved).unwrap();
     // The slab liveness bitmap over every frame of the map (leaked: test code).
@@ -428,6 +480,12 @@ impl Mm for Machine<'_> {
     fn slab_validate(&mut self, cache: Option<&str>) -> Result<u64, MmError> {
         self.log(format!("validate({cache:?})"));
         shell::slab_validate_in(&mut self.slab, &mut self.mem, &mut self.b, cache)
+    }
+    fn buddy_check(&self) -> Result<Option<mm::buddy::CheckError>, MmError> {
+        Ok(self.b.check().err())
+    }
+    fn slab_check(&mut self) -> Result<shell::SlabCheck, MmError> {
+        shell::slab_check_in(&mut self.slab, &mut self.mem, &mut self.b)
     }
     fn slab_selftest(&mut self, scenario: &str) -> Result<u64, MmError> {
         self.log(format!("selftest({scenario})"));
