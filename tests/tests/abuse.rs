@@ -14,10 +14,9 @@
 //! `MEMKERN_FUZZ_SEED=<n>` replays it, `MEMKERN_FUZZ_LINES=<n>` runs longer
 //! (default [`LINES`]), and `MEMKERN_FUZZ_TRACE=1` prints every line sent.
 //!
-//! [`OOM_PRESSURE`] adds runs of the largest requests until memory runs out.
-//! It is off until out of memory is an `error:` line everywhere: today the
-//! kernel heap panics when the shell itself needs memory after the zones are
-//! exhausted (`!!! kernel panic: memory allocation of N bytes failed`).
+//! [`OOM_PRESSURE`] adds runs of the largest requests until memory runs out:
+//! the zones' watermarks keep the kernel heap's reserve, so the shell keeps
+//! answering and every later line must still behave.
 //!
 //! A second scenario checks the `check` command on the default 2 GiB machine
 //! and reports how long one check takes there.
@@ -29,9 +28,8 @@ use systest::*;
 const LINES: u64 = 2000;
 /// `free all` + `memstat` comparison every this many lines.
 const CHECKPOINT: u64 = 200;
-/// Bursts of the largest allocations until the zones are exhausted. Off: see
-/// the module documentation.
-const OOM_PRESSURE: bool = false;
+/// Bursts of the largest allocations until the zones are exhausted.
+const OOM_PRESSURE: bool = true;
 
 /// A small deterministic generator (xorshift64*), so failures can be replayed.
 struct Rng(u64);
