@@ -272,6 +272,10 @@ fn main() {
     );
     let mut map = vec![Page::reserved(Zone::Dma); SMALL_NPAGES as usize];
     let (mut sh, mut k) = small_machine(&mut map);
+    // Watermarks as the kernel sets them at boot, so running out of memory
+    // meets them (and `BelowWatermark` errors) as on the real machine.
+    let kb = k.b.default_min_free_kbytes();
+    k.b.setup_watermarks(kb);
     sh.set_check(true);
     let boot = feed(&mut sh, &mut k, "memstat");
     let mut r = Rng(seed);
