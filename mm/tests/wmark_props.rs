@@ -53,6 +53,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// `GFP_DMA` or `GFP_KERNEL`, with `MEMALLOC` if asked.
+fn gfp_of(dma: bool, memalloc: bool) -> Gfp {
+    let zones = if dma { Gfp::DMA } else { Gfp::KERNEL };
+    if memalloc {
+        zones | Gfp::MEMALLOC
+    } else {
+        zones
+    }
+}
+
 /// Free-list frames per zone (the watermarks' measure).
 fn listed(b: &Buddy) -> [u64; 3] {
     Zone::ALL.map(|z| {
@@ -86,10 +96,7 @@ fn run(min_free_kb: u64, ops: &[Op]) {
                 memalloc,
                 order,
             } => {
-                let mut gfp = if dma { Gfp::DMA } else { Gfp::KERNEL };
-                if memalloc {
-                    gfp = gfp | Gfp::MEMALLOC;
-                }
+                let gfp = gfp_of(dma, memalloc);
                 let r = b.alloc_pages(gfp, order);
                 if let Ok(p) = r {
                     live.push(Live::Order(p));
@@ -110,10 +117,7 @@ fn run(min_free_kb: u64, ops: &[Op]) {
                 memalloc,
                 order,
             } => {
-                let mut gfp = if dma { Gfp::DMA } else { Gfp::KERNEL };
-                if memalloc {
-                    gfp = gfp | Gfp::MEMALLOC;
-                }
+                let gfp = gfp_of(dma, memalloc);
                 let r = b.alloc_slab_block(order, gfp);
                 if let Ok(p) = r {
                     live.push(Live::Slab(p, order));
