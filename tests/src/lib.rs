@@ -97,6 +97,8 @@ pub fn kernel_path() -> PathBuf {
 /// A running memkern under QEMU.
 pub struct Vm {
     session: StreamSession<ChildStdin>,
+    /// Limit of one expect (`Opts::step`).
+    step: Duration,
     child: Child,
     done: Arc<AtomicBool>,
     stderr: Arc<std::sync::Mutex<String>>,
@@ -197,6 +199,7 @@ impl Vm {
             rexpect::session::spawn_stream(stdout, stdin, Some(o.step.as_millis() as u64));
         let mut vm = Vm {
             session,
+            step: o.step,
             child,
             done,
             stderr,
@@ -216,8 +219,7 @@ impl Vm {
     }
 
     /// [`Vm::expect`] polling every millisecond (rexpect polls every 100 ms),
-    /// for tests that run thousands of short commands; fails after `limit` or
-    /// as soon as QEMU has exited.
+    /// as [`Vm::cmd`] does; fails after `limit` or as soon as QEMU has exited.
     pub fn expect_quick(&mut self, needle: &str, limit: Duration) -> Result<String, String> {
         let t0 = Instant::now();
         let mut got = String::new();
@@ -274,8 +276,8 @@ impl Vm {
     pub fn cmd(&mut self, line: &str) -> Result<String, String> {
         self.send(&format!("{line}\r"))?;
         let echoed = format!("{line}\r\n");
-        self.expect(&echoed)?;
-        let out = self.expect(PROMPT)?;
+        self.expect_quick(&echoed, self.step)?;
+        let out = self.expect_quick(PROMPT, self.step)?;
         Ok(out.replace('\r', ""))
     }
 
