@@ -60,7 +60,7 @@ pub mod parse;
 pub mod term;
 
 pub use check::{cmdline_check, Summary as CheckSummary};
-pub use cmd::{Args, CmdError, Command, Ctx, Target, COMMANDS};
+pub use cmd::{commands, Args, CmdError, Command, Ctx, Target};
 pub use handles::{Addr, HandleId, Handles, Object};
 pub use kernel::{
     addr_to_pfn_in, bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,

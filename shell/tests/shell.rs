@@ -4,7 +4,7 @@ mod common;
 
 use common::{boot, crlf_only, error_lines, run, type_in, Fake};
 use mm::{PageFlags, Pfn, Zone};
-use shell::{Ctx, Handles, History, Object, Shell, COMMANDS, PROMPT};
+use shell::{commands, Ctx, Handles, History, Object, Shell, PROMPT};
 
 const KVIRT: u64 = 0xffff_8000_0000_0000;
 
@@ -151,7 +151,7 @@ fn help_lists_every_command_in_aligned_columns() {
     assert_eq!(lines[0], "commands (type 'help CMD' for details):");
     let mut rest = lines[1..].iter();
     let mut column = None;
-    for c in COMMANDS {
+    for c in commands() {
         let first = rest.next().expect("a line per command");
         assert!(first.starts_with(&format!("  {}", c.usage)), "{first}");
         // A long usage gets a line of its own; the summary follows, aligned.
@@ -174,7 +174,7 @@ fn help_lists_every_command_in_aligned_columns() {
 #[test]
 fn help_texts_fit_80_columns() {
     let (mut sh, mut k) = boot();
-    for c in COMMANDS {
+    for c in commands() {
         for line in run(&mut sh, &mut k, &format!("help {}", c.name)) {
             assert!(line.len() <= 80, "help {}: {line:?}", c.name);
         }
@@ -184,7 +184,7 @@ fn help_texts_fit_80_columns() {
 #[test]
 fn help_cmd_explains_each_command() {
     let (mut sh, mut k) = boot();
-    for c in COMMANDS {
+    for c in commands() {
         let lines = run(&mut sh, &mut k, &format!("help {}", c.name));
         assert_eq!(lines[0], format!("usage: {}", c.usage));
         assert_eq!(lines[1], c.summary);

@@ -1,6 +1,6 @@
 //! Platform commands: help, echo, history, clear, version, reboot, poweroff, trap.
 
-use super::{find, Args, CmdError, Ctx, COMMANDS};
+use super::{commands, find, Args, CmdError, Command, Ctx};
 use crate::cmd_err;
 use crate::kernel::Trap;
 use crate::parse::expected_list;
@@ -15,14 +15,13 @@ pub const HELP_USAGE_WIDTH: usize = 19;
 pub fn help(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let Some(name) = args.opt_word() else {
         args.end()?;
-        let width = COMMANDS
-            .iter()
+        let width = commands()
             .map(|c| c.usage.len())
             .filter(|&w| w <= HELP_USAGE_WIDTH)
             .max()
             .unwrap_or(0);
         writeln!(ctx, "commands (type 'help CMD' for details):")?;
-        for c in COMMANDS {
+        for c in commands() {
             if c.usage.len() <= width {
                 writeln!(ctx, "  {:width$}  {}", c.usage, c.summary)?;
             } else {
@@ -118,3 +117,66 @@ pub fn trap(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
         Err(why) => Err(cmd_err!("trap {} failed: {why}", t.name())),
     }
 }
+
+/// The machine commands, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "help",
+        usage: "help [CMD]",
+        summary: "list the commands, or explain one",
+        help: "Numbers: 4096, 0x1000, 1_000, and sizes 4K, 2M, 1G (powers of 1024).\n\
+               Handles: objects you create are #1, #2, ...; 'handles' lists them.",
+        run: help,
+    },
+    Command {
+        name: "echo",
+        usage: "echo [ARG...]",
+        summary: "print the arguments joined by one space",
+        help: "Double quotes keep spaces: echo \"a  b\" prints 'a  b'.",
+        run: echo,
+    },
+    Command {
+        name: "history",
+        usage: "history",
+        summary: "list the last lines entered, numbered",
+        help: "Up and Down walk the same list while editing a line.",
+        run: history,
+    },
+    Command {
+        name: "clear",
+        usage: "clear",
+        summary: "clear the screen",
+        help: "Sends ESC[2J ESC[H to the serial terminal and clears the framebuffer console.",
+        run: clear,
+    },
+    Command {
+        name: "version",
+        usage: "version",
+        summary: "print the kernel version, boot path and command line",
+        help: "",
+        run: version,
+    },
+    Command {
+        name: "reboot",
+        usage: "reboot",
+        summary: "reset the machine",
+        help: "Prints an error if the reset did not happen.",
+        run: reboot,
+    },
+    Command {
+        name: "poweroff",
+        usage: "poweroff",
+        summary: "power the machine off (QEMU: exit with success status)",
+        help: "Prints an error if the machine is still running afterwards.",
+        run: poweroff,
+    },
+    Command {
+        name: "trap",
+        usage: "trap de|ud|gp|pf|bp",
+        summary: "raise a CPU exception on purpose",
+        help:
+            "de: divide error (#DE)\nud: invalid opcode (#UD)\ngp: general protection fault (#GP)\n\
+               pf: page fault (#PF)\nbp: breakpoint (#BP); its handler returns to the shell",
+        run: trap,
+    },
+];

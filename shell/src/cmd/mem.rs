@@ -5,7 +5,7 @@
 //! result a handle and print its line. The page-level commands are in `pages.rs`,
 //! the slab-level ones in `slab.rs`.
 
-use super::{Args, CmdError, Ctx, Target};
+use super::{Args, CmdError, Command, Ctx, Target};
 use crate::cmd_err;
 use crate::handles::{HandleId, Object};
 use alloc::string::String;
@@ -181,3 +181,35 @@ fn release_all(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
         ))
     }
 }
+
+/// The handle and memory-statistics commands, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "memstat",
+        usage: "memstat",
+        summary: "print mm_stat() and per-zone numbers, in bytes",
+        help: "One 'name: value' line for total, used, free, shared, cache_used, cache_free,\n\
+               available (bytes), then one line per zone:\n\
+               'zone NAME: total=.. used=.. free=.. free_pages=.. managed_pages=..\n\
+               min_pages=.. low_pages=.. high_pages=..'. The last three are the zone's\n\
+               watermarks (see 'help zoneinfo').",
+        run: memstat,
+    },
+    Command {
+        name: "handles",
+        usage: "handles",
+        summary: "list the live handles",
+        help: "Each line is '#N kind key=value...', as printed when the object was made.",
+        run: handles,
+    },
+    Command {
+        name: "free",
+        usage: "free #N|ADDR|all",
+        summary: "release a handle's object with the matching free function",
+        help: "free #N: by handle. free ADDR: the handle whose virt (or else phys) address\n\
+               is ADDR. free all, the one bulk command: releases every live handle it can,\n\
+               newest first, then has the caches give back their empty slabs; it ends with\n\
+               a single error: line naming the handles it could not release (they stay live).",
+        run: free,
+    },
+];

@@ -8,7 +8,7 @@
 //! memory it did not allocate; when `put_page`/`page_decref` drops the last
 //! reference, the handle is retired at once so that it cannot be freed twice.
 
-use super::{Args, CmdError, Ctx};
+use super::{Args, CmdError, Command, Ctx};
 use crate::cmd_err;
 use crate::handles::{Addr, HandleId, Object, OptAddr};
 use crate::kernel::{PageInfo, PageSummary};
@@ -788,6 +788,191 @@ pub fn hex_line(offset: u64, bytes: &[u8]) -> String {
     s.push('|');
     s
 }
+
+/// The page-level commands, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "pages",
+        usage: "pages N [DMA|NORMAL|UNMAPPED] [FLAG...]",
+        summary: "DragonOS alloc_pages: N contiguous pages from a zone",
+        help: "N is 1..=63; the zone defaults to NORMAL (DMA: below 16 MiB; UNMAPPED: above\n\
+               the direct map, virt=none). FLAGs: PGT_MAPPED, KERNEL_INIT, DEVICE, KERNEL,\n\
+               SHARED (PAGE_ prefix allowed). free #N calls free_pages(page, N).",
+        run: pages,
+    },
+    Command {
+        name: "alloc_pages",
+        usage: "alloc_pages ORDER [GFP...]",
+        summary: "Linux alloc_pages: 2^ORDER pages as a struct page",
+        help: GFP_HELP_STRUCT_PAGE,
+        run: alloc_pages,
+    },
+    Command {
+        name: "alloc_page",
+        usage: "alloc_page [GFP...]",
+        summary: "Linux alloc_page: one page as a struct page",
+        help: "alloc_pages(gfp, 0); see 'help alloc_pages'.\n\
+               free #N calls __free_pages(page, 0).",
+        run: alloc_page,
+    },
+    Command {
+        name: "get_free_pages",
+        usage: "get_free_pages ORDER [GFP...]",
+        summary: "Linux __get_free_pages: 2^ORDER pages by address",
+        help: "ORDER is 0..=10. Mapped memory only: NORMAL then DMA (GFP_DMA: DMA only;\n\
+               __GFP_HIGHMEM is ignored); an error if none is free. __GFP_ZERO zeroes.\n\
+               free #N calls free_pages(addr, ORDER).",
+        run: get_free_pages,
+    },
+    Command {
+        name: "get_free_page",
+        usage: "get_free_page [GFP...]",
+        summary: "Linux __get_free_page: one page by address",
+        help: "__get_free_pages(gfp, 0). free #N calls free_page(addr).",
+        run: get_free_page,
+    },
+    Command {
+        name: "get_zeroed_page",
+        usage: "get_zeroed_page [GFP...]",
+        summary: "Linux get_zeroed_page: one zeroed page by address",
+        help: "See the zeroes with 'dump #N'. free #N calls free_page(addr).",
+        run: get_zeroed_page,
+    },
+    Command {
+        name: "page_alloc",
+        usage: "page_alloc",
+        summary: "MOS page_alloc: one zeroed page, refcount 1",
+        help: "Out of memory is MOS -E_NO_MEM. free #N (or page_decref #N) calls\n\
+               page_decref(page).",
+        run: page_alloc,
+    },
+    Command {
+        name: "page_decref",
+        usage: "page_decref PFN|ADDR|#N",
+        summary: "MOS page_decref: drop a reference, free at 0",
+        help: REFCOUNT_HELP,
+        run: page_decref,
+    },
+    Command {
+        name: "free_pages",
+        usage: "free_pages PFN|ADDR|#N N",
+        summary: "DragonOS free_pages(page, n), args as given",
+        help: RAW_FREE_HELP,
+        run: raw_free_pages,
+    },
+    Command {
+        name: "__free_pages",
+        usage: "__free_pages PFN|ADDR|#N ORDER",
+        summary: "Linux __free_pages(page, order), args as given",
+        help: RAW_FREE_HELP,
+        run: raw_free_pages_order,
+    },
+    Command {
+        name: "get_page",
+        usage: "get_page PFN|ADDR|#N",
+        summary: "Linux get_page: take a reference, print the new count",
+        help: REFCOUNT_HELP,
+        run: get_page,
+    },
+    Command {
+        name: "put_page",
+        usage: "put_page PFN|ADDR|#N",
+        summary: "Linux put_page: drop a reference, free at 0",
+        help: REFCOUNT_HELP,
+        run: put_page,
+    },
+    Command {
+        name: "page",
+        usage: "page PFN|ADDR|#N",
+        summary: "show one struct page: state, order, refcount, flags",
+        help: "Line 1: pfn, phys, virt (page_address, or none), zone. Line 2: state (free,\n\
+               allocated, tail, slab, reserved, cached), order and n (pages) of a block head,\n\
+               refcount, head (of a tail), flags, ram (no: a hole), handle (the owner).\n\
+               PFN: a number (0x1e4c) or pfn=N. ADDR: a physical or direct-map virtual\n\
+               address written as 0x + 16 hex digits, or phys=A, virt=A.\n\
+               #N: the first page of the handle's object.",
+        run: page,
+    },
+    Command {
+        name: "buddyinfo",
+        usage: "buddyinfo",
+        summary: "free blocks per zone and order, as /proc/buddyinfo",
+        help: "Columns: orders 0..10 (blocks of 4 KiB .. 4 MiB). As in Linux, blocks held\n\
+               in the per-zone caches are not counted (zoneinfo shows them as cached).",
+        run: buddyinfo,
+    },
+    Command {
+        name: "zoneinfo",
+        usage: "zoneinfo",
+        summary: "per zone: pfn range, page counts and watermarks",
+        help: "Ranges are half-open (end excluded). present: RAM in the zone; managed: RAM\n\
+               under the allocator; free: free pages, the cached ones (per-zone caches)\n\
+               included. Then the lowmem limit (end of the direct map) and max_pfn.\n\
+               Watermarks (Linux's, set at boot from min_free_kbytes=N, default\n\
+               sqrt(16 x lowmem KiB)): no command takes a zone's free lists below min;\n\
+               those pages are the kernel's reserve, for the shell's own memory when a\n\
+               user has taken the rest. A request walks its zones at low first, then\n\
+               at min. high is shown only (memkern reclaims nothing in the background).",
+        run: zoneinfo,
+    },
+    Command {
+        name: "pagemap",
+        usage: "pagemap [START_PFN [END_PFN]]",
+        summary: "picture of physical memory by page state and zone",
+        help: "Default: all of the mem_map. One character per cell of 2^k pages, 48 cells\n\
+               per row, k chosen so that the range fits in about 32 rows. Each row starts\n\
+               with its physical address and zone (D DMA, N NORMAL, U UNMAPPED) and stays\n\
+               in one zone. Legend: . free  c cached  # allocated  S slab\n\
+               K reserved RAM (kernel image, mem_map...)  ' ' not RAM. A mixed cell shows\n\
+               the state of most of its pages (on a tie, the busier state).",
+        run: pagemap,
+    },
+    Command {
+        name: "dump",
+        usage: "dump #N [OFFSET [LEN]]",
+        summary: "hex dump of a handle's memory (at most 256 bytes)",
+        help: "LEN defaults to 64 (at most 256; 16 bytes per line); offsets count from the\n\
+               start of the object. Works on kmalloc, cache_obj, pool_obj, pages, gfp_pages,\n\
+               gfp_addr, mos_page and vmalloc handles with a virtual address.",
+        run: dump,
+    },
+    Command {
+        name: "bzero",
+        usage: "bzero #N [OFFSET [LEN]]",
+        summary: "MOS bzero: zero a handle's memory, or part of it",
+        help: "Default: from OFFSET (0) to the end of the object; the range must lie\n\
+               inside it. Same handles as 'dump'.",
+        run: bzero,
+    },
+    Command {
+        name: "bcopy",
+        usage: "bcopy #SRC #DST [LEN]",
+        summary: "MOS bcopy: copy one handle's memory to another's",
+        help: "LEN defaults to the size of the smaller object and must fit in both.\n\
+               Same handles as 'dump'.",
+        run: bcopy,
+    },
+];
+
+const GFP_HELP_STRUCT_PAGE: &str =
+    "ORDER is 0..=10. GFP: GFP_KERNEL (default), GFP_ATOMIC, GFP_DMA, __GFP_HIGHMEM,\n\
+     __GFP_ZERO. Zones: NORMAL then DMA; GFP_DMA: DMA only; __GFP_HIGHMEM: UNMAPPED\n\
+     first (then virt=none). free #N calls __free_pages(page, ORDER).";
+
+const RAW_FREE_HELP: &str =
+    "Calls the page allocator's free function with the PFN and count or order
+exactly as given, so that its own misuse checks answer: freeing a free page
+(double free), a reserved or kernel page, a slab page, with the wrong count or
+order, a page that is not the first of its block, or a PFN outside RAM is
+reported as an error and changes nothing. On success the handle that owned the
+block is retired. Blocks the kernel allocated for itself are never freed this
+way. Use 'free #N' for the ordinary release.";
+
+const REFCOUNT_HELP: &str =
+    "Works on the first page of a block of a live handle (pages, gfp_pages,\n\
+     gfp_addr, mos_page): PFN (0x1e4c or pfn=N), ADDR (0x + 16 hex digits, phys=A,\n\
+     virt=A) or #N. When the last reference goes the pages are freed and the handle\n\
+     is retired. While a block holds more than one reference, free #N refuses it.";
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,10 @@
 //! (the kernel's own, the shell's own strings, elements in a pool's reserve) are
 //! never freed.
 
-use super::{Args, CmdError, Command, Ctx, Target};
+use super::{sub, subcommand, Args, CmdError, Command, Ctx, Target};
 use crate::cmd_err;
 use crate::handles::{Addr, HandleId, Object, SLAB_FLAG_NAMES};
-use crate::kernel::{CacheRow, PoolSource, UNSUPPORTED};
+use crate::kernel::{CacheRow, PoolSource};
 use crate::parse::{self, expected_list};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,44 +26,6 @@ use mm::{Gfp, MmError};
 // ---------------------------------------------------------------------------
 // Subcommands
 // ---------------------------------------------------------------------------
-
-fn not_a_command(_: &mut Ctx<'_>, _: &mut Args) -> Result<(), CmdError> {
-    Err(CmdError::new("internal: subcommand table entry run"))
-}
-
-/// A subcommand: only its usage is used (for `Args` errors).
-const fn sub(usage: &'static str) -> Command {
-    Command {
-        name: "",
-        usage,
-        summary: "",
-        help: "",
-        run: not_a_command,
-    }
-}
-
-/// The subcommand word of a subcommand's usage (`cache create NAME` -> `create`).
-fn sub_word(c: &Command) -> &'static str {
-    c.usage.split(' ').nth(1).unwrap_or("")
-}
-
-/// Reads the subcommand word and returns the subcommand with the rest of the
-/// arguments, which report errors with the subcommand's own usage.
-fn subcommand(args: &mut Args, subs: &'static [Command]) -> Result<(usize, Args), CmdError> {
-    let w = args.word("SUBCOMMAND")?;
-    let names: Vec<&str> = subs.iter().map(sub_word).collect();
-    let i = names
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(&w))
-        .ok_or_else(|| {
-            cmd_err!(
-                "unknown {} subcommand '{w}' (expected {})",
-                args.command().name,
-                expected_list(&names)
-            )
-        })?;
-    Ok((i, Args::new(&subs[i], args.rest())))
-}
 
 /// Checks a cache or pool name: 1..=31 bytes, no whitespace or control bytes.
 fn check_name(what: &str, name: &str) -> Result<(), CmdError> {
@@ -88,7 +50,7 @@ fn size_arg(args: &mut Args) -> Result<u64, CmdError> {
 }
 
 /// `x.yz` of `num / den`, or `-` when `den` is 0.
-fn ratio(num: u64, den: u64) -> String {
+pub(super) fn ratio(num: u64, den: u64) -> String {
     if den == 0 {
         return String::from("-");
     }
@@ -282,42 +244,47 @@ fn free_slab_object(ctx: &mut Ctx<'_>, target: Target, how: SlabFree<'_>) -> Res
 
 /// `cache` subcommands, in `help cache` order.
 static CACHE_SUBS: [Command; 6] = [
-    sub("cache create NAME SIZE [ALIGN] [FLAG...]"),
-    sub("cache alloc NAME [GFP...]"),
-    sub("cache free NAME ADDR|#N"),
-    sub("cache destroy NAME"),
-    sub("cache shrink NAME"),
-    sub("cache list"),
+    sub(
+        "create",
+        "cache create NAME SIZE [ALIGN] [FLAG...]",
+        cache_create,
+    ),
+    sub("alloc", "cache alloc NAME [GFP...]", cache_alloc),
+    sub("free", "cache free NAME ADDR|#N", cache_free),
+    sub("destroy", "cache destroy NAME", cache_destroy),
+    sub("shrink", "cache shrink NAME", cache_shrink),
+    sub("list", "cache list", cache_list),
 ];
 
 /// `cache create|alloc|free|destroy|shrink|list ...`.
 pub fn cache(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let (i, mut a) = subcommand(args, &CACHE_SUBS)?;
-    match sub_word(&CACHE_SUBS[i]) {
-        "create" => cache_create(ctx, &mut a),
-        "alloc" => cache_alloc(ctx, &mut a),
-        "free" => {
-            let name = a.word("NAME")?;
-            let target = a.handle_or_addr("ADDR|#N")?;
-            a.end()?;
-            free_slab_object(ctx, target, SlabFree::Cache(&name))
-        }
-        "destroy" => cache_destroy(ctx, &mut a),
-        "shrink" => {
-            let name = a.word("NAME")?;
-            a.end()?;
-            let n = ctx
-                .kernel
-                .kmem_cache_shrink(&name)
-                .map_err(|e| cache_error(&name, e))?;
-            writeln!(ctx, "cache {name}: {} released", plural(n, "slab", "slabs"))?;
-            Ok(())
-        }
-        _ => {
-            a.end()?;
-            list_caches(ctx)
-        }
-    }
+    subcommand(ctx, args, &CACHE_SUBS)
+}
+
+/// `cache free NAME ADDR|#N`.
+fn cache_free(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<(), CmdError> {
+    let name = a.word("NAME")?;
+    let target = a.handle_or_addr("ADDR|#N")?;
+    a.end()?;
+    free_slab_object(ctx, target, SlabFree::Cache(&name))
+}
+
+/// `cache shrink NAME`.
+fn cache_shrink(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<(), CmdError> {
+    let name = a.word("NAME")?;
+    a.end()?;
+    let n = ctx
+        .kernel
+        .kmem_cache_shrink(&name)
+        .map_err(|e| cache_error(&name, e))?;
+    writeln!(ctx, "cache {name}: {} released", plural(n, "slab", "slabs"))?;
+    Ok(())
+}
+
+/// `cache list`.
+fn cache_list(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<(), CmdError> {
+    a.end()?;
+    list_caches(ctx)
 }
 
 /// `caches`.
@@ -590,28 +557,28 @@ pub fn slabinfo(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
 
 /// `mempool` subcommands, in `help mempool` order.
 static MEMPOOL_SUBS: [Command; 5] = [
-    sub("mempool create NAME MIN_NR kmalloc SIZE|cache CACHE"),
-    sub("mempool alloc NAME [GFP...]"),
-    sub("mempool free NAME ADDR|#N"),
-    sub("mempool destroy NAME"),
-    sub("mempool info [NAME]"),
+    sub(
+        "create",
+        "mempool create NAME MIN_NR kmalloc SIZE|cache CACHE",
+        pool_create,
+    ),
+    sub("alloc", "mempool alloc NAME [GFP...]", pool_alloc),
+    sub("free", "mempool free NAME ADDR|#N", pool_free),
+    sub("destroy", "mempool destroy NAME", pool_destroy),
+    sub("info", "mempool info [NAME]", pool_info),
 ];
 
 /// `mempool create|alloc|free|destroy|info ...`.
 pub fn mempool(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let (i, mut a) = subcommand(args, &MEMPOOL_SUBS)?;
-    match sub_word(&MEMPOOL_SUBS[i]) {
-        "create" => pool_create(ctx, &mut a),
-        "alloc" => pool_alloc(ctx, &mut a),
-        "free" => {
-            let name = a.word("NAME")?;
-            let target = a.handle_or_addr("ADDR|#N")?;
-            a.end()?;
-            free_slab_object(ctx, target, SlabFree::Pool(&name))
-        }
-        "destroy" => pool_destroy(ctx, &mut a),
-        _ => pool_info(ctx, &mut a),
-    }
+    subcommand(ctx, args, &MEMPOOL_SUBS)
+}
+
+/// `mempool free NAME ADDR|#N`.
+fn pool_free(ctx: &mut Ctx<'_>, a: &mut Args) -> Result<(), CmdError> {
+    let name = a.word("NAME")?;
+    let target = a.handle_or_addr("ADDR|#N")?;
+    a.end()?;
+    free_slab_object(ctx, target, SlabFree::Pool(&name))
 }
 
 /// An error about the pool called `name`.
@@ -965,135 +932,121 @@ fn debug_apply(ctx: &mut Ctx<'_>, spec: &str) -> Result<(), CmdError> {
     Ok(())
 }
 
-// ---------------------------------------------------------------------------
-// selftest, bench
-// ---------------------------------------------------------------------------
+/// The slab commands, in the order `help` lists them.
+pub static COMMANDS: &[Command] = &[
+    Command {
+        name: "kmalloc",
+        usage: "kmalloc SIZE [GFP...]",
+        summary: "kmalloc: a physically contiguous object of SIZE bytes",
+        help: "SIZE is 1..=1M; the object is the next power of two (at least 32 bytes),\n\
+               aligned to its size: obj=128 for 80. GFP: GFP_KERNEL (default), GFP_ATOMIC,\n\
+               GFP_DMA (from the dma-kmalloc caches, below 16 MiB), __GFP_HIGHMEM (ignored),\n\
+               __GFP_ZERO. free #N (or kfree #N) calls kfree.",
+        run: kmalloc,
+    },
+    Command {
+        name: "kzalloc",
+        usage: "kzalloc SIZE [GFP...]",
+        summary: "kzalloc: kmalloc with __GFP_ZERO (see it with 'dump #N')",
+        help: "See 'help kmalloc'. free #N (or kfree #N) calls kfree.",
+        run: kzalloc,
+    },
+    Command {
+        name: "kfree",
+        usage: "kfree ADDR|#N",
+        summary: "kfree: free a kmalloc object, or any address as given",
+        help: KFREE_HELP,
+        run: kfree,
+    },
+    Command {
+        name: "cache",
+        usage: "cache create|alloc|free|destroy|shrink|list ...",
+        summary: "object caches: kmem_cache_create/alloc/free/destroy",
+        help: CACHE_HELP,
+        run: cache,
+    },
+    Command {
+        name: "caches",
+        usage: "caches",
+        summary: "list the slab caches with their sizes and object counts",
+        help: "Columns: name, size (usable bytes of an object), obj (stride: object,\n\
+               debug metadata and alignment), align, active (objects in use), total\n\
+               (objects in all slabs), slabs, pg (pages per slab), dbg (slub_debug letters)\n\
+               and flags (kmalloc, dma, hw: SLAB_HWCACHE_ALIGN, panic: SLAB_PANIC).",
+        run: caches,
+    },
+    Command {
+        name: "mempool",
+        usage: "mempool create|alloc|free|destroy|info ...",
+        summary: "mempool_create/alloc/free/destroy: pools with a reserve",
+        help: MEMPOOL_HELP,
+        run: mempool,
+    },
+    Command {
+        name: "slabinfo",
+        usage: "slabinfo",
+        summary: "every slab cache, as /proc/slabinfo (version 2.1)",
+        help: "Exactly the Linux format (lines are wider than 80 columns). objsize is the\n\
+               stride; tunables and sharedavail are 0 as in SLUB; active_slabs are slabs\n\
+               with an object in use.",
+        run: slabinfo,
+    },
+    Command {
+        name: "slub_debug",
+        usage: "slub_debug [SPEC|reports|clear|validate [NAME]]",
+        summary: "slab debugging: red zones, poison, corruption reports",
+        help: SLUB_DEBUG_HELP,
+        run: slub_debug,
+    },
+];
 
-/// `selftest slab`: Linux slub_kunit scenarios.
-pub fn selftest(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let what = args.word("slab|heap")?;
-    args.end()?;
-    if what.eq_ignore_ascii_case("heap") {
-        return selftest_heap(ctx);
-    }
-    if !what.eq_ignore_ascii_case("slab") {
-        return Err(cmd_err!(
-            "unknown selftest '{what}' (expected slab or heap)"
-        ));
-    }
-    let scenarios = mm::slab::selftest::SCENARIOS;
-    let mut failed = Vec::new();
-    for (i, name) in scenarios.iter().enumerate() {
-        match ctx.kernel.slab_selftest(name) {
-            Ok(n) => {
-                writeln!(ctx, "{name}: {n} errors detected")?;
-                if n == 0 {
-                    failed.push(*name);
-                }
-            }
-            Err(e) if i == 0 && e == UNSUPPORTED => return Err(e.into()),
-            Err(e) => {
-                writeln!(ctx, "{name}: could not run ({e})")?;
-                failed.push(*name);
-            }
-        }
-    }
-    if failed.is_empty() {
-        writeln!(
-            ctx,
-            "selftest slab: all {} scenarios detected their corruption",
-            scenarios.len()
-        )?;
-        Ok(())
-    } else {
-        Err(cmd_err!(
-            "selftest slab: {} of {} scenarios failed: {}",
-            failed.len(),
-            scenarios.len(),
-            failed.join(", ")
-        ))
-    }
-}
+const KFREE_HELP: &str =
+    "#N, or ADDR of a handle's object: frees the kmalloc object and retires the
+handle. Any other ADDR is passed to kfree exactly as given, so that the slab
+allocator's own checks answer: a pointer into the middle of an object, a freed
+object (double free), an object of a kmem_cache, or memory outside every slab
+is reported as an error and changes nothing; kfree 0 is kfree(NULL), a no-op.
+A live object that no handle owns (the kernel's own, the shell's own strings,
+a mempool's reserve) is never freed this way.";
 
-/// `selftest heap`: every case of [`crate::kernel::HEAP_SELFTESTS`], then checks
-/// that the heap gave everything back (`mm_stat` equal before and after, once
-/// empty slabs are released).
-fn selftest_heap(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
-    let cases = crate::kernel::HEAP_SELFTESTS;
-    // Allocated before the first measurement: a push must not grow the heap
-    // between the two.
-    let mut failed = Vec::with_capacity(cases.len());
-    ctx.kernel.kmem_cache_shrink_all()?;
-    let before = ctx.kernel.mm_stat();
-    for (i, name) in cases.iter().enumerate() {
-        match ctx.kernel.heap_selftest(name) {
-            Ok(()) => writeln!(ctx, "{name}: ok")?,
-            Err(e) if i == 0 && e == UNSUPPORTED => return Err(e.into()),
-            Err(e) => {
-                writeln!(ctx, "{name}: FAILED ({e})")?;
-                failed.push(*name);
-            }
-        }
-    }
-    ctx.kernel.kmem_cache_shrink_all()?;
-    let after = ctx.kernel.mm_stat();
-    if before != after {
-        return Err(cmd_err!(
-            "selftest heap: memory not given back (used {} -> {} bytes)",
-            before.used,
-            after.used
-        ));
-    }
-    if failed.is_empty() {
-        writeln!(
-            ctx,
-            "selftest heap: all {} cases passed, nothing leaked",
-            cases.len()
-        )?;
-        Ok(())
-    } else {
-        Err(cmd_err!(
-            "selftest heap: {} of {} cases failed: {}",
-            failed.len(),
-            cases.len(),
-            failed.join(", ")
-        ))
-    }
-}
+const CACHE_HELP: &str = "cache create NAME SIZE [ALIGN] [FLAG...]
+    kmem_cache_create: a 'cache' handle (obj= is the stride of its objects)
+cache alloc NAME [GFP...]   kmem_cache_alloc: a 'cache_obj' handle
+cache free NAME ADDR|#N     kmem_cache_free (checks as for kfree)
+cache destroy NAME          kmem_cache_destroy; refused while objects live
+cache shrink NAME           kmem_cache_shrink: give back the empty slabs
+cache list                  the same as 'caches'
+NAME: 1..=31 bytes. SIZE: 1..=1M. ALIGN: 0 (= 8) or a power of two.
+FLAGs (SLAB_ prefix optional): SLAB_HWCACHE_ALIGN (64-byte alignment),
+SLAB_CACHE_DMA (slabs below 16 MiB), SLAB_PANIC (Linux panics if the creation
+fails; memkern says so in the error), and the slub_debug flags
+SLAB_CONSISTENCY_CHECKS (F), SLAB_RED_ZONE (Z), SLAB_POISON (P),
+SLAB_STORE_USER (U). free #N of a cache handle destroys the cache.";
 
-/// Default `bench kmalloc` iterations.
-pub const BENCH_DEFAULT: u64 = 100_000;
-/// Most `bench kmalloc` iterations.
-pub const BENCH_MAX: u64 = 10_000_000;
+const MEMPOOL_HELP: &str = "mempool create NAME MIN_NR kmalloc SIZE
+    mempool_create_kmalloc_pool: elements from kmalloc(SIZE)
+mempool create NAME MIN_NR cache CACHE
+    mempool_create_slab_pool: elements from kmem_cache_alloc(CACHE)
+mempool alloc NAME [GFP...]  mempool_alloc: a 'pool_obj' handle; from=backing,
+    or from=reserve when the backing allocator is out of memory
+mempool free NAME ADDR|#N    mempool_free: refills the reserve up to MIN_NR
+mempool destroy NAME         mempool_destroy; refused while elements are out
+mempool info [NAME]          min_nr, curr_nr (in reserve), outstanding
+MIN_NR is 0..=64 elements, allocated at creation. free #N of a mempool handle
+destroys the pool.";
 
-/// `bench kmalloc [ITER]`.
-pub fn bench(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let what = args.word("kmalloc")?;
-    if !what.eq_ignore_ascii_case("kmalloc") {
-        return Err(cmd_err!("unknown benchmark '{what}' (expected kmalloc)"));
-    }
-    let iters = match args.peek() {
-        Some(_) => args.number_in("ITER", 1, BENCH_MAX)?,
-        None => BENCH_DEFAULT,
-    };
-    args.end()?;
-    let r = ctx.kernel.bench_kmalloc(iters)?;
-    writeln!(
-        ctx,
-        "kmalloc(80)+kfree: {} pairs, {} cycles, {} cycles/pair",
-        r.pairs,
-        r.pair_cycles,
-        ratio(r.pair_cycles, r.pairs)
-    )?;
-    writeln!(
-        ctx,
-        "mixed 16..4096 bytes: {} ops, {} cycles, {} cycles/op",
-        r.mixed_ops,
-        r.mixed_cycles,
-        ratio(r.mixed_cycles, r.mixed_ops)
-    )?;
-    Ok(())
-}
+const SLUB_DEBUG_HELP: &str = "slub_debug            caches with debug options, and the error total
+slub_debug SPEC       Linux slub_debug= syntax, applied now: letters F (sanity
+    checks), Z (red zones), P (poison), U (alloc/free sites), or - for off;
+    then optionally ,CACHE[,CACHE...] (a * ends a prefix: dma-kmalloc-*);
+    blocks separated by ;. Without a cache list: every cache, and the default
+    for caches created later. Caches with live objects cannot change.
+slub_debug reports    the corruption reports kept (the last 32)
+slub_debug clear      forget the reports (the total keeps counting)
+slub_debug validate [NAME]  check every object of a cache, or of all caches
+Example: 'slub_debug FZPU,kmalloc-8k', 'kmalloc 5000' (#N), 'bzero #N 5000 8'
+(the slack after 5000 bytes is red zone), 'kfree #N': 'slub_debug reports'
+shows the overwritten red zone and where the object was allocated.";
 
 #[cfg(test)]
 mod tests {
