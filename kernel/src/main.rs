@@ -17,6 +17,7 @@ mod kshell;
 mod mm;
 mod platform;
 
+use ::mm::layout::DIRECT_MAP_BASE;
 use boot::BootInfo;
 use spin::Once;
 
@@ -50,10 +51,10 @@ pub fn kmain(mut info: BootInfo) -> ! {
         );
     }
     if let Some(fb) = info.framebuffer {
-        drivers::framebuffer::init(&fb, mm::paging::DIRECT_MAP_BASE + fb.phys);
+        drivers::framebuffer::init(&fb, DIRECT_MAP_BASE + fb.phys);
     }
     drivers::keyboard::init();
-    arch::pic::init(mm::paging::DIRECT_MAP_BASE);
+    arch::pic::init(DIRECT_MAP_BASE);
     arch::pic::unmask(4);
     arch::pic::unmask(1);
     x86_64::instructions::interrupts::enable();

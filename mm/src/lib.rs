@@ -10,6 +10,9 @@
 //! - [`slab`]: kmalloc, kmem_cache and mempool on top of the buddy allocator.
 //! - [`memalloc`]: who may use the reserves below the zones' `min` watermarks.
 //! - [`fault`]: fault injection (`fail_page_alloc`, `failslab`) for both.
+//! - [`memmap`]: the loaders' physical memory map and its sanitizing.
+//! - [`layout`]: every fixed kernel virtual address, with a picture of the space.
+//! - [`sim`]: simulated physical memory for host tests and benchmarks.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -17,6 +20,7 @@ extern crate alloc;
 
 pub mod buddy;
 pub mod fault;
+pub mod layout;
 pub mod memalloc;
 pub mod memmap;
 pub mod page;

@@ -1,14 +1,12 @@
 //! Simulated physical memory for host tests, benchmarks and examples: a byte
 //! vector standing for RAM from physical address 0, with a direct map at
-//! [`SIM_DIRECT_MAP`] covering the first `mapped` bytes (like the kernel's map of
+//! [`DIRECT_MAP_BASE`] covering the first `mapped` bytes (like the kernel's map of
 //! ZONE_DMA and ZONE_NORMAL). The kernel itself uses its real direct map instead.
 
+use crate::layout::DIRECT_MAP_BASE;
 use crate::PhysMem;
 use alloc::vec;
 use alloc::vec::Vec;
-
-/// Where [`SimMem`] maps physical address 0 (the kernel's direct-map base).
-pub const SIM_DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
 
 /// `len` bytes of simulated RAM.
 #[derive(Clone, Debug)]
@@ -44,16 +42,16 @@ impl SimMem {
 impl PhysMem for SimMem {
     #[inline]
     fn virt_of(&self, phys: u64) -> Option<u64> {
-        (phys < self.mapped).then_some(phys + SIM_DIRECT_MAP)
+        (phys < self.mapped).then_some(phys + DIRECT_MAP_BASE)
     }
     #[inline]
     fn phys_of(&self, virt: u64) -> Option<u64> {
-        let p = virt.checked_sub(SIM_DIRECT_MAP)?;
+        let p = virt.checked_sub(DIRECT_MAP_BASE)?;
         (p < self.mapped).then_some(p)
     }
     #[inline(always)]
     fn direct_offset(&self) -> u64 {
-        SIM_DIRECT_MAP
+        DIRECT_MAP_BASE
     }
     #[inline]
     fn fill(&mut self, phys: u64, len: usize, byte: u8) {
@@ -89,10 +87,10 @@ mod tests {
     #[test]
     fn direct_map_covers_only_the_mapped_part() {
         let mut m = SimMem::new(8192, 0xee).direct_map_end(4096);
-        assert_eq!(m.virt_of(4095), Some(SIM_DIRECT_MAP + 4095));
+        assert_eq!(m.virt_of(4095), Some(DIRECT_MAP_BASE + 4095));
         assert_eq!(m.virt_of(4096), None);
-        assert_eq!(m.phys_of(SIM_DIRECT_MAP + 8), Some(8));
-        assert_eq!(m.phys_of(SIM_DIRECT_MAP + 4096), None);
+        assert_eq!(m.phys_of(DIRECT_MAP_BASE + 8), Some(8));
+        assert_eq!(m.phys_of(DIRECT_MAP_BASE + 4096), None);
         assert_eq!(m.phys_of(8), None);
         m.write_u64(4100, 0x1122_3344_5566_7788);
         assert_eq!(m.read_u64(4100), 0x1122_3344_5566_7788);

@@ -16,7 +16,7 @@ use mm::{
 };
 use proptest::prelude::*;
 
-const DIRECT_MAP: u64 = mm::sim::SIM_DIRECT_MAP;
+const DIRECT_MAP: u64 = mm::layout::DIRECT_MAP_BASE;
 const DMA_PAGES: u32 = 4096;
 
 // ----------------------------------------------------------------------------

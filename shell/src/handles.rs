@@ -780,7 +780,7 @@ mod tests {
     fn km(virt: u64) -> Object {
         Object::Kmalloc {
             virt,
-            phys: virt - 0xffff_8000_0000_0000,
+            phys: virt - mm::layout::DIRECT_MAP_BASE,
             size: 80,
             obj: 128,
         }

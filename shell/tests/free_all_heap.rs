@@ -13,6 +13,7 @@ use core::fmt;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use mm::layout::DIRECT_MAP_BASE;
 use mm::{MmError, MmStat};
 use shell::{Mm, Object, Platform, Shell, Trap, VersionInfo};
 
@@ -99,7 +100,7 @@ impl Mm for K {
 
 fn kmalloc(i: u64) -> Object {
     Object::Kmalloc {
-        virt: 0xffff_8000_0000_0000 + 0x1000 * i,
+        virt: DIRECT_MAP_BASE + 0x1000 * i,
         phys: 0x1000 * i,
         size: 32,
         obj: 32,
@@ -117,7 +118,7 @@ fn free_all_shrinks_the_caches_once_the_command_is_off_the_heap() {
         for i in 1..=handles {
             sh.handles_mut().insert(kmalloc(i)).unwrap();
         }
-        k.refuse = refuse.map(|i| 0xffff_8000_0000_0000 + 0x1000 * i);
+        k.refuse = refuse.map(|i| DIRECT_MAP_BASE + 0x1000 * i);
         let shrinks = k.shrinks;
         sh.feed_bytes(b"free all\r", &mut k);
         assert_eq!(k.shrinks, shrinks + 1, "free all shrinks the caches once");

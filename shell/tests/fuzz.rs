@@ -4,6 +4,7 @@
 mod common;
 
 use common::{boot, crlf_only, error_lines, machine, mem_map, run, Fake};
+use mm::layout::DIRECT_MAP_BASE;
 use proptest::prelude::*;
 use shell::{Shell, PROMPT};
 
@@ -207,7 +208,7 @@ fn slab_cmd() -> impl Strategy<Value = String> {
         (0usize..10, 0usize..5).prop_map(move |(z, g)| format!("kmalloc {} {}", sizes[z], gfps[g])),
         (0usize..10, 0usize..5).prop_map(move |(z, g)| format!("kzalloc {} {}", sizes[z], gfps[g])),
         h.clone().prop_map(|n| format!("kfree #{n}")),
-        (0u64..0x800).prop_map(|o| format!("kfree {:#x}", 0xffff_8000_01c0_0000u64 + o * 8)),
+        (0u64..0x800).prop_map(|o| format!("kfree {:#x}", DIRECT_MAP_BASE + 0x1c0_0000 + o * 8)),
         (
             0usize..3,
             0usize..8,

@@ -6,7 +6,7 @@ use common::{boot, crlf_only, error_lines, run, type_in, Fake};
 use mm::{PageFlags, Pfn, Zone};
 use shell::{commands, Ctx, Handles, History, Object, Shell, PROMPT};
 
-const KVIRT: u64 = 0xffff_8000_0000_0000;
+const KVIRT: u64 = mm::layout::DIRECT_MAP_BASE;
 
 fn kmalloc_obj(i: u64) -> Object {
     Object::Kmalloc {

@@ -104,7 +104,7 @@ impl Seen {
         let a = match (r.below(4), v) {
             (0, Some(v)) => v,
             (1, Some(v)) => v + [8, 32, 64, 4096][r.below(4) as usize],
-            (2, _) => 0xffff_8000_0000_0000u64 + (r.below(1 << 26) << 4),
+            (2, _) => mm::layout::DIRECT_MAP_BASE + (r.below(1 << 26) << 4),
             _ => r.below(1 << 27) & !0xfff,
         };
         format!("{a:#018x}")

@@ -17,7 +17,7 @@ fn numfield(line: &str, key: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("no numeric {key}= in {line:?}"))
 }
 
-const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+const DIRECT_MAP: u64 = mm::layout::DIRECT_MAP_BASE;
 
 fn kmalloc_sizes_and_alignment(vm: &mut Vm) -> Check {
     let l = result_line(&vm.ok("kmalloc 80")?)?;
@@ -71,7 +71,7 @@ fn kfree_misuse_is_detected(vm: &mut Vm) -> Check {
     vm.err(&format!("kfree {:#018x}", virt + 8), "not a live object")?;
     vm.ok("free #1")?;
     vm.err(&format!("kfree {virt:#018x}"), "")?;
-    vm.err("kfree 0xffffffff80200000", "")?;
+    vm.err(&format!("kfree {:#x}", mm::layout::KERNEL_LINK_ADDR), "")?;
     vm.ok("kfree 0")?;
     vm.ok("free all")?;
     let after = memstat(vm)?;

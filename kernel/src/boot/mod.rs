@@ -14,6 +14,7 @@ pub mod limine;
 pub mod pvh;
 
 use core::fmt;
+use mm::layout::KERNEL_BASE;
 pub use mm::memmap::{MemKind, MemRegion, MemoryMap, MEMMAP_MAX};
 
 /// Bytes of the boot stack both entry paths switch to.
@@ -44,8 +45,17 @@ extern "C" {
     static __rodata_end: u8;
 }
 
-/// The higher-half base the kernel is linked at (from linker.ld).
-pub const KERNEL_VMA: u64 = 0xffff_ffff_8000_0000;
+// `linker.ld` places the image at `KERNEL_BASE + KERNEL_LOAD_PHYS` with load
+// addresses `VMA - KERNEL_BASE`; a linker script cannot import Rust, so these
+// absolute symbols hand it the `mm::layout` values.
+core::arch::global_asm!(
+    ".global __layout_kernel_base",
+    ".set __layout_kernel_base, {base}",
+    ".global __layout_kernel_load_phys",
+    ".set __layout_kernel_load_phys, {load}",
+    base = const KERNEL_BASE,
+    load = const mm::layout::KERNEL_LOAD_PHYS,
+);
 
 /// Virtual address of the first byte of the kernel image.
 pub fn kernel_virt_base() -> u64 {
@@ -73,7 +83,7 @@ pub fn rodata_end() -> u64 {
 
 /// Physical base of the image when loaded at its link-time physical address (PVH).
 pub fn kernel_phys_base_linked() -> u64 {
-    kernel_virt_base() - KERNEL_VMA
+    kernel_virt_base() - KERNEL_BASE
 }
 
 /// Which loader started the kernel.

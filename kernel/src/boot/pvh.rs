@@ -4,18 +4,24 @@
 //! `XEN_ELFNOTE_PHYS32_ENTRY` note in 32-bit protected mode, paging off, with
 //! `ebx` = physical address of `hvm_start_info`. The stub below builds temporary
 //! page tables (identity + direct map of the first 4 GiB at `DIRECT_MAP_BASE`, and
-//! the kernel's higher half), enters long mode and calls [`pvh_main`] on the boot
-//! stack. `pvh_main` turns the start info into a [`BootInfo`].
+//! the first 1 GiB at `KERNEL_BASE` for the image), enters long mode and calls
+//! [`pvh_main`] on the boot stack. `pvh_main` turns the start info into a
+//! [`BootInfo`]. The addresses and table slots come from `mm::layout`, as `const`
+//! operands of the assembly.
 
 use super::{BootInfo, BootPath, MemKind, MemRegion, MemoryMap};
 use core::arch::global_asm;
+use mm::layout::{pdpt_index, pml4_index, DIRECT_MAP_BASE, KERNEL_BASE, KERNEL_LOAD_PHYS};
 
-/// Where the PVH stub maps physical memory (0..4 GiB with 2 MiB pages).
-pub const PVH_DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+// What the stub's tables assume: the direct map starts a PML4 slot (its PDPT maps
+// 0..4 GiB from entry 0), and the image lies in the first 1 GiB above a 1 GiB
+// aligned KERNEL_BASE (one PD of 2 MiB pages).
+const _: () = assert!(DIRECT_MAP_BASE.is_multiple_of(512 << 30));
+const _: () = assert!(KERNEL_BASE.is_multiple_of(1 << 30) && KERNEL_LOAD_PHYS < 1 << 30);
 
 global_asm!(
     r#"
-    .set KOFF, 0xffffffff80000000
+    .set KOFF, {kernel_base}
 
     /* The PVH entry note (type 18 = XEN_ELFNOTE_PHYS32_ENTRY). */
     .pushsection .note.Xen, "a"
@@ -43,16 +49,17 @@ pvh_start32:
     xor eax, eax
     rep stosd
 
-    /* PML4[0] and PML4[256] -> low PDPT; PML4[511] -> high PDPT. */
+    /* PML4[0] (identity) and PML4[DIRECT_MAP_BASE] -> low PDPT;
+       PML4[KERNEL_BASE] -> high PDPT. */
     mov eax, offset pvh_pdpt_low - KOFF
     or eax, 3
     mov [pvh_pml4 - KOFF], eax
-    mov [pvh_pml4 - KOFF + 256 * 8], eax
+    mov [pvh_pml4 - KOFF + {dm_pml4} * 8], eax
     mov eax, offset pvh_pdpt_high - KOFF
     or eax, 3
-    mov [pvh_pml4 - KOFF + 511 * 8], eax
+    mov [pvh_pml4 - KOFF + {k_pml4} * 8], eax
 
-    /* Low PDPT[0..4] -> the four PDs; high PDPT[510] -> PD 0 (kernel at -2 GiB). */
+    /* Low PDPT[0..4] -> the four PDs; high PDPT[KERNEL_BASE] -> PD 0 (the image). */
     mov edi, offset pvh_pdpt_low - KOFF
     mov eax, offset pvh_pd - KOFF
     or eax, 3
@@ -64,7 +71,7 @@ pvh_start32:
     loop 1b
     mov eax, offset pvh_pd - KOFF
     or eax, 3
-    mov [pvh_pdpt_high - KOFF + 510 * 8], eax
+    mov [pvh_pdpt_high - KOFF + {k_pdpt} * 8], eax
 
     /* 2048 PD entries of 2 MiB: phys = i << 21, present|writable|huge. */
     mov edi, offset pvh_pd - KOFF
@@ -142,6 +149,10 @@ pvh_pdpt_high: .skip 4096
 pvh_pd:        .skip 4 * 4096
     .popsection
     "#,
+    kernel_base = const KERNEL_BASE,
+    dm_pml4 = const pml4_index(DIRECT_MAP_BASE),
+    k_pml4 = const pml4_index(KERNEL_BASE),
+    k_pdpt = const pdpt_index(KERNEL_BASE),
     stack_top = sym super::BOOT_STACK_TOP,
     pvh_main = sym pvh_main,
 );
@@ -183,10 +194,10 @@ extern "C" fn pvh_main(start_info_phys: u32) -> ! {
 
 /// Reads `T` at physical address `phys` through the stub's direct map.
 fn read_phys<T: Copy>(phys: u64) -> T {
-    // SAFETY: the PVH stub maps 0..4 GiB at PVH_DIRECT_MAP and the VMM places the
+    // SAFETY: the PVH stub maps 0..4 GiB at DIRECT_MAP_BASE and the VMM places the
     // start info, memory map and command line in low RAM; read_unaligned copes
     // with any alignment.
-    unsafe { core::ptr::read_unaligned((PVH_DIRECT_MAP + phys) as *const T) }
+    unsafe { core::ptr::read_unaligned((DIRECT_MAP_BASE + phys) as *const T) }
 }
 
 fn parse_start_info(phys: u64) -> BootInfo {
@@ -249,7 +260,7 @@ fn parse_start_info(phys: u64) -> BootInfo {
     BootInfo {
         path: BootPath::Pvh,
         memory_map: map,
-        direct_map_offset: PVH_DIRECT_MAP,
+        direct_map_offset: DIRECT_MAP_BASE,
         framebuffer: None,
         cmdline,
         kernel_phys_base: super::kernel_phys_base_linked(),

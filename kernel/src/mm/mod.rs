@@ -31,6 +31,7 @@ use crate::boot::{BootInfo, MemKind};
 use bootmem::BootAlloc;
 use mm::buddy::Buddy;
 use mm::fault::{FaultConfig, FaultSite};
+use mm::layout::DIRECT_MAP_BASE;
 use mm::{PageFlags, Pfn};
 use spin::Mutex;
 
@@ -158,7 +159,7 @@ pub fn init(info: &BootInfo) {
     // every bit pattern is a valid `Page`; it lives for the rest of the run.
     let mem_map = unsafe {
         core::slice::from_raw_parts_mut(
-            (paging::DIRECT_MAP_BASE + mem_map_phys) as *mut mm::Page,
+            (DIRECT_MAP_BASE + mem_map_phys) as *mut mm::Page,
             max_pfn as usize,
         )
     };
@@ -168,7 +169,7 @@ pub fn init(info: &BootInfo) {
     // for the rest of the run.
     let slab_bits = unsafe {
         core::slice::from_raw_parts_mut(
-            (paging::DIRECT_MAP_BASE + slab_bits_phys) as *mut u64,
+            (DIRECT_MAP_BASE + slab_bits_phys) as *mut u64,
             slab_bits_words,
         )
     };

@@ -1,13 +1,14 @@
 //! The kernel's own page tables.
 //!
 //! At boot memkern builds a fresh PML4 and switches to it; nothing of the
-//! loader's tables stays in use. The layout:
+//! loader's tables stays in use. What it maps where (the addresses and a picture
+//! of the whole space are in `mm::layout`):
 //!
 //! | virtual                          | what                                        |
 //! |----------------------------------|---------------------------------------------|
 //! | `DIRECT_MAP_BASE + phys`         | RAM of ZONE_DMA and ZONE_NORMAL (2 MiB pages, RW, NX), plus the framebuffer and local-APIC pages |
 //! | `TEMP_WINDOW`                    | one page, remapped on demand to reach an UNMAPPED frame |
-//! | `0xffffffff80000000 + phys`      | the kernel image: text RX, rodata R, data+bss RW (4 KiB pages, NX where not text) |
+//! | `KERNEL_BASE + phys`             | the kernel image: text RX, rodata R, data+bss RW (4 KiB pages, NX where not text) |
 //!
 //! Page-table frames are always in the direct map, so tables are reached at
 //! `DIRECT_MAP_BASE + frame` (the `x86_64` crate's `OffsetPageTable`).
@@ -15,6 +16,7 @@
 use super::bootmem::BootAlloc;
 use crate::boot::{self, BootInfo};
 use core::sync::atomic::{AtomicU64, Ordering};
+use mm::layout::{DIRECT_MAP_BASE, TEMP_WINDOW};
 use spin::Mutex;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Efer, EferFlags};
 use x86_64::structures::paging::{
@@ -22,11 +24,6 @@ use x86_64::structures::paging::{
     Size2MiB, Size4KiB,
 };
 use x86_64::{PhysAddr, VirtAddr};
-
-/// Where physical memory is mapped in the kernel's own tables.
-pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
-/// A one-page window for touching frames outside the direct map.
-pub const TEMP_WINDOW: u64 = 0xffff_fe00_0000_0000;
 
 /// Where physical memory is mapped right now (the loader's HHDM until the switch).
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);

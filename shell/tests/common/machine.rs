@@ -32,8 +32,8 @@ pub const LOWMEM: u32 = 0x2000;
 pub const RAM: [(u32, u32); 2] = [(0x1, 0x9f), (0x100, 0x3f00)];
 /// The "kernel image": reserved RAM with `KERNEL_INIT`.
 pub const KERNEL: (u32, u32) = (0x100, 0x300);
-/// Where the direct map starts.
-pub const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+/// Where the direct map starts (the kernel's).
+pub const DIRECT_MAP: u64 = mm::layout::DIRECT_MAP_BASE;
 
 /// The byte at physical address `phys` before anybody writes it: never 0, and
 /// different in neighbouring pages.
