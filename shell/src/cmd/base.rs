@@ -74,6 +74,9 @@ pub fn version(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     writeln!(ctx, "memkern {}", one_line(v.version))?;
     writeln!(ctx, "boot: {}", one_line(v.boot))?;
     writeln!(ctx, "cmdline: {}", one_line(&v.cmdline))?;
+    if let Some(why) = &v.tainted {
+        writeln!(ctx, "tainted: {}", one_line(why))?;
+    }
     Ok(())
 }
 

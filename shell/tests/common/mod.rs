@@ -52,6 +52,7 @@ impl Platform for Fake {
             version: "0.1.0",
             boot: "pvh",
             cmdline: "console=ttyS0 quiet".into(),
+            tainted: None,
         }
     }
     fn clear_screen(&mut self) {
