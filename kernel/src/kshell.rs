@@ -1,14 +1,22 @@
 //! Glue between the hardware-free `shell` crate and the kernel: the console
 //! writer, the machine operations (`Platform`) and the memory API (`Mm`).
 //!
-//! Operations that may fault on purpose (`trap`, and later raw memory access)
-//! run under [`run_protected`] themselves, so the exception is reported, the
-//! operation fails with an ordinary error and every destructor runs: nothing leaks.
-//! As a last resort every input byte is also fed to the shell under
-//! `run_protected`, so even an unexpected exception in a command is reported and
-//! the shell comes back (what that command held on the heap is then lost).
+//! Memory accesses that may fault (`trap pf` and `trap gp`, the raw memory
+//! operations `bzero`, `bcopy` and `read_bytes`) go through the fault-safe
+//! accessors of [`extable`]: a fault is resumed at the accessor's exception-table
+//! fixup and becomes an ordinary error, and every Rust frame returns normally.
+//!
+//! What is left of the `longjmp` net ([`run_protected`]) is a last resort for an
+//! oops, a fault in kernel code with no fixup: every input byte is fed to the
+//! shell under it, so the report is printed and the shell comes back, but the
+//! frames it abandons never run their destructors (undefined behaviour by Rust's
+//! rules: a held lock stays held, heap memory is lost), so the kernel is marked
+//! tainted, `version` says why, and `oops=panic` stops the machine instead.
+//! `trap de` and `trap ud` raise such an oops on purpose, under a net of their
+//! own whose abandoned frames hold nothing.
 
-use crate::arch::recover::run_protected;
+use crate::arch::extable::{self, Fault};
+use crate::arch::recover::{self, run_protected};
 use crate::boot::BootInfo;
 use crate::drivers::input;
 use crate::mm::{heap::with_slab, physmem::DirectMap, with_buddy};
@@ -42,25 +50,30 @@ impl fmt::Write for Glue {
     }
 }
 
-/// Raises one CPU exception on purpose.
+/// Raises one CPU exception on purpose, in code with no fixup (`Pf` and `Gp`
+/// go through an accessor instead, in [`Platform::trap`]).
 fn raise(t: Trap) {
     // SAFETY (all arms): each instruction raises the named exception; the handler
-    // reports it and either returns (#BP) or aborts the protected command, so no
-    // state is corrupted: the faulting accesses read nothing and write nothing.
+    // reports it and either returns (#BP) or aborts the protected call of
+    // `Platform::trap`, whose abandoned frames (this one and its closure) hold
+    // nothing with a destructor.
     unsafe {
         match t {
             Trap::De => {
                 core::arch::asm!("xor edx, edx", "xor eax, eax", "xor ecx, ecx", "div ecx", out("eax") _, out("edx") _, out("ecx") _)
             }
             Trap::Ud => core::arch::asm!("ud2"),
-            Trap::Gp => {
-                core::arch::asm!("mov rax, [rax]", in("rax") 0x8000_0000_0000_0000u64, lateout("rax") _)
-            }
-            Trap::Pf => {
-                core::arch::asm!("mov rax, [rax]", in("rax") 0xdead_b000u64, lateout("rax") _)
-            }
             Trap::Bp => core::arch::asm!("int3"),
+            Trap::Gp | Trap::Pf => {}
         }
+    }
+}
+
+/// A raw memory access that faulted, as the memory API's error.
+fn access_error(f: Fault) -> MmError {
+    match f.vector {
+        14 => MmError::NotRam(f.cr2),
+        _ => MmError::Invalid("the access faulted (general protection)"),
     }
 }
 
@@ -70,6 +83,7 @@ impl Platform for Glue {
             version: env!("CARGO_PKG_VERSION"),
             boot: self.info.path.name(),
             cmdline: String::from(self.info.cmdline.as_str()),
+            tainted: recover::taint_reason(),
         }
     }
     fn clear_screen(&mut self) {
@@ -83,8 +97,21 @@ impl Platform for Glue {
         "no power-off method worked (no ACPI S5 support yet); it is safe to switch the machine off"
     }
     fn trap(&mut self, t: Trap) -> Result<(), &'static str> {
-        run_protected(|| raise(t))
-            .map_err(|_| "command aborted by the CPU exception (report above)")
+        const ABORTED: &str = "command aborted by the CPU exception (report above)";
+        let addr = match t {
+            Trap::Pf => 0xdead_b000,           // unmapped
+            Trap::Gp => 0x8000_0000_0000_0000, // not canonical
+            _ => return run_protected(|| raise(t)).map_err(|_| ABORTED),
+        };
+        // SAFETY: nothing is mapped at either address, so the load reads nothing;
+        // it faults and is resumed at the accessor's fixup.
+        match unsafe { extable::load(addr, 8) } {
+            Ok(_) => Err("the access did not fault"),
+            Err(f) => {
+                crate::arch::idt::report_fault(&f);
+                Err(ABORTED)
+            }
+        }
     }
 }
 
@@ -284,9 +311,10 @@ impl Mm for Glue {
         with_slab(|s, b| shell::bench_kmalloc_in(s, &mut DirectMap, b, iters, &mut clock))
     }
     fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
-        let phys = direct_range(virt, len)?;
-        DirectMap.fill(phys, len as usize, 0);
-        Ok(())
+        direct_range(virt, len)?;
+        // SAFETY: the range lies in the direct map (checked above) and inside a
+        // live object the shell allocated; a fault would be returned, not taken.
+        unsafe { extable::fill(virt, 0, len) }.map_err(access_error)
     }
     fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
         direct_range(src, len)?;
@@ -294,13 +322,14 @@ impl Mm for Glue {
         // SAFETY: both ranges lie in the direct map (checked above); the shell
         // only passes ranges inside live objects it allocated; `copy` handles
         // overlap like MOS bcopy.
-        unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, len as usize) };
-        Ok(())
+        unsafe { extable::copy(dst, src, len) }.map_err(access_error)
     }
     fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
-        let phys = direct_range(virt, buf.len() as u64)?;
-        DirectMap.read(phys, buf);
-        Ok(())
+        direct_range(virt, buf.len() as u64)?;
+        let dst = buf.as_mut_ptr() as u64;
+        // SAFETY: the source lies in the direct map (checked above) and is only
+        // read; the destination is `buf`, which we borrow mutably.
+        unsafe { extable::copy(dst, virt, buf.len() as u64) }.map_err(access_error)
     }
 }
 

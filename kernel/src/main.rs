@@ -50,6 +50,11 @@ pub fn kmain(mut info: BootInfo) -> ! {
             s.init_cycles
         );
     }
+    if let Some(v) = info.cmdline.get("oops") {
+        if let Err(e) = arch::recover::set_oops_option(v) {
+            kprintln!("warning: oops={v} ignored: {e}");
+        }
+    }
     if let Some(fb) = info.framebuffer {
         drivers::framebuffer::init(&fb, DIRECT_MAP_BASE + fb.phys);
     }

@@ -46,6 +46,9 @@ pub struct VersionInfo {
     pub boot: &'static str,
     /// The kernel command line (may be empty).
     pub cmdline: String,
+    /// Why the kernel is tainted (an oops: a CPU exception in kernel code with
+    /// no fixup), or `None`; `version` prints a `tainted:` line only then.
+    pub tainted: Option<String>,
 }
 
 /// A CPU exception that `trap` raises on purpose.

@@ -28,7 +28,7 @@
 //! }
 //! impl Platform for K {
 //!     fn version_info(&self) -> VersionInfo {
-//!         VersionInfo { version: "0.1.0", boot: "limine", cmdline: String::new() }
+//!         VersionInfo { version: "0.1.0", boot: "limine", cmdline: String::new(), tainted: None }
 //!     }
 //!     fn clear_screen(&mut self) {}
 //!     fn reboot(&mut self) -> &'static str { "reset failed" }

@@ -67,6 +67,7 @@ impl Platform for K {
             version: "0.1.0",
             boot: "test",
             cmdline: String::new(),
+            tainted: None,
         }
     }
     fn clear_screen(&mut self) {}

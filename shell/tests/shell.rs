@@ -350,6 +350,21 @@ fn version_and_clear() {
 }
 
 #[test]
+fn version_says_why_the_kernel_is_tainted() {
+    let (mut sh, mut k) = boot();
+    k.tainted = Some("D (oops: 1 CPU exception in kernel code with no fixup)".into());
+    assert_eq!(
+        run(&mut sh, &mut k, "version"),
+        [
+            "memkern 0.1.0",
+            "boot: pvh",
+            "cmdline: console=ttyS0 quiet",
+            "tainted: D (oops: 1 CPU exception in kernel code with no fixup)"
+        ]
+    );
+}
+
+#[test]
 fn memstat_prints_every_field() {
     let (mut sh, mut k) = boot();
     assert_eq!(

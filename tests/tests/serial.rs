@@ -6,6 +6,7 @@ use std::time::Duration;
 use systest::*;
 
 mod abuse;
+mod extable;
 mod fault;
 mod input;
 mod oom;
@@ -371,5 +372,6 @@ fn main() {
     all.extend(input::scenarios());
     all.extend(oom::scenarios());
     all.extend(fault::scenarios());
+    all.extend(extable::scenarios());
     run_all(all, 3)
 }

@@ -73,6 +73,9 @@ pub fn version(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     writeln!(ctx, "memkern {}", one_line(v.version))?;
     writeln!(ctx, "boot: {}", one_line(v.boot))?;
     writeln!(ctx, "cmdline: {}", one_line(&v.cmdline))?;
+    if let Some(why) = &v.tainted {
+        writeln!(ctx, "tainted: {}", one_line(why))?;
+    }
     Ok(())
 }
 
@@ -176,7 +179,12 @@ pub static COMMANDS: &[Command] = &[
         summary: "raise a CPU exception on purpose",
         help:
             "de: divide error (#DE)\nud: invalid opcode (#UD)\ngp: general protection fault (#GP)\n\
-               pf: page fault (#PF)\nbp: breakpoint (#BP); its handler returns to the shell",
+               pf: page fault (#PF)\nbp: breakpoint (#BP); its handler returns to the shell\n\
+               pf and gp load from an unmapped and a non-canonical address through a\n\
+               fault-safe accessor: the exception table resumes it, the command fails.\n\
+               de and ud fault in code with no fixup: an oops. It is reported in full,\n\
+               the kernel is marked tainted ('version' says why) and the command is\n\
+               abandoned, or with 'oops=panic' on the kernel command line the machine stops.",
         run: trap,
     },
 ];

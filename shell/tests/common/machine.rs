@@ -249,6 +249,7 @@ impl Platform for Machine<'_> {
             version: "0.1.0",
             boot: "sim",
             cmdline: String::new(),
+            tainted: None,
         }
     }
     fn clear_screen(&mut self) {}

@@ -37,6 +37,8 @@ pub struct Fake {
     pub calls: Vec<String>,
     /// Release calls on this address fail with `InvalidFree`.
     pub fail_addr: Option<u64>,
+    /// What `version_info` reports as the taint.
+    pub tainted: Option<String>,
 }
 
 impl fmt::Write for Fake {
@@ -52,6 +54,7 @@ impl Platform for Fake {
             version: "0.1.0",
             boot: "pvh",
             cmdline: "console=ttyS0 quiet".into(),
+            tainted: self.tainted.clone(),
         }
     }
     fn clear_screen(&mut self) {

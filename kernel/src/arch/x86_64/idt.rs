@@ -1,13 +1,20 @@
 //! The IDT: a handler for every CPU exception vector, plus the PIC interrupts.
 //!
-//! Every exception is reported on the serial line: vector and name, the error code
-//! decoded, RIP, RSP, RFLAGS and, for page faults, CR2. Then:
+//! A page fault or general-protection fault at an instruction listed in the
+//! exception table ([`super::extable`]) is not reported here: the handler records
+//! it and resumes at the fixup, so the accessor returns an error to its caller,
+//! which may report it ([`report_fault`]). Every other exception is reported on
+//! the serial line: vector and name, the error code decoded, RIP, RSP, RFLAGS
+//! and, for page faults, CR2. Then:
 //! - `#BP` and `#DB` are traps: execution continues after the report;
-//! - if a shell command is running under [`super::recover::run_protected`] the
-//!   command is aborted and the shell comes back;
+//! - a fault in kernel code with no fixup is an oops: the general registers are
+//!   reported too, the kernel is marked tainted ([`super::recover::taint`]), and
+//!   if a shell command is running under [`super::recover::run_protected`] (the
+//!   last-resort net) it is abandoned and the shell comes back, unless the
+//!   command line says `oops=panic`;
 //! - otherwise the machine stops (QEMU exits with the failure status).
 
-use super::{gdt, pic, recover};
+use super::{extable, gdt, pic, recover};
 use crate::console::emergency_print as eprint;
 use core::arch::global_asm;
 use spin::Once;
@@ -28,10 +35,30 @@ enum After {
     Continue,
     RecoverOrStop,
     Stop,
+    /// Resumed at an exception-table fixup; the caller aborts its command.
+    Resumed,
+}
+
+/// Reports a fault that an accessor took and resumed at its fixup, as an
+/// exception the command could not survive (for `trap`).
+pub fn report_fault(f: &extable::Fault) {
+    let frame = TrapFrame {
+        vector: f.vector as u64,
+        error_code: f.error_code,
+        rip: f.rip,
+        cs: f.cs,
+        rflags: f.rflags,
+        rsp: f.rsp,
+        ss: f.ss,
+        ..TrapFrame::default()
+    };
+    let code = HAS_ERROR_CODE.contains(&f.vector).then_some(f.error_code);
+    report(&frame, f.cr2, name_of(f.vector), code, After::Resumed);
 }
 
 fn report(
     frame: &TrapFrame,
+    cr2: u64,
     name: &str,
     code: Option<u64>,
     after: After,
@@ -94,7 +121,6 @@ fn report(
         }
     }
     if vector == 14 {
-        let cr2 = Cr2::read_raw();
         eprint(format_args!("    CR2    {cr2:#018x}\r\n"));
     }
     eprint(format_args!(
@@ -111,14 +137,40 @@ fn report(
     }
     match after {
         After::Continue => None,
+        After::Resumed => {
+            eprint(format_args!("    command aborted; the shell continues\r\n"));
+            None
+        }
         After::RecoverOrStop => match recover::recovery_point() {
             Some(p) => {
+                oops(frame);
                 eprint(format_args!("    command aborted; the shell continues\r\n"));
                 Some(p)
             }
             None => stop(),
         },
         After::Stop => stop(),
+    }
+}
+
+/// The rest of an oops report (a fault with no fixup that the last-resort net
+/// will catch): the general registers, the taint, and `oops=panic`.
+fn oops(f: &TrapFrame) {
+    eprint(format_args!(
+        "    RAX {:#018x} RBX {:#018x} RCX {:#018x}\r\n    RDX {:#018x} RSI {:#018x} RDI {:#018x}\r\n    \
+         RBP {:#018x} R8  {:#018x} R9  {:#018x}\r\n    R10 {:#018x} R11 {:#018x} R12 {:#018x}\r\n    \
+         R13 {:#018x} R14 {:#018x} R15 {:#018x}\r\n",
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.r8, f.r9, f.r10, f.r11, f.r12, f.r13,
+        f.r14, f.r15,
+    ));
+    recover::taint(f.vector as u8, f.rip);
+    eprint(format_args!(
+        "    oops: kernel code faulted with no exception-table fixup; kernel tainted (see 'version')\r\n"
+    ));
+    if recover::panic_on_oops() {
+        eprint(format_args!("    oops=panic: system halted\r\n"));
+        crate::platform::qemu_exit_failure();
+        super::cpu::halt_forever()
     }
 }
 
@@ -130,7 +182,7 @@ fn stop() -> ! {
 
 /// The registers the entry stubs save, in stack order, then what the CPU pushed.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,
@@ -229,7 +281,8 @@ extern "C" {
     static trap_stubs: u8;
 }
 
-fn name_of(vector: u8) -> &'static str {
+/// The name of an exception vector, as reports print it (`#PF page fault`).
+pub fn name_of(vector: u8) -> &'static str {
     match vector {
         0 => "#DE divide error",
         1 => "#DB debug",
@@ -264,13 +317,23 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
         0..=31 => {
+            if vector == 13 || vector == 14 {
+                if let Some(fixup) = extable::fixup(frame.rip) {
+                    let cr2 = if vector == 14 { Cr2::read_raw() } else { 0 };
+                    extable::record(extable::Fault::new(frame, cr2));
+                    frame.rip = fixup;
+                    frame.rax = vector as u64;
+                    return;
+                }
+            }
             let code = HAS_ERROR_CODE.contains(&vector).then_some(frame.error_code);
             let after = match vector {
                 1..=3 => After::Continue,
                 8 | 18 => After::Stop,
                 _ => After::RecoverOrStop,
             };
-            if let Some((rip, rsp, rdi)) = report(frame, name_of(vector), code, after) {
+            let cr2 = if vector == 14 { Cr2::read_raw() } else { 0 };
+            if let Some((rip, rsp, rdi)) = report(frame, cr2, name_of(vector), code, after) {
                 frame.rip = rip;
                 frame.rsp = rsp;
                 frame.rdi = rdi;

@@ -1,17 +1,31 @@
-//! Recoverable faults: run a shell command so that a CPU exception it causes
-//! (a `peek` of an unmapped address, a deliberate `trap`) is reported and the
-//! shell comes back, instead of the machine stopping.
+//! The last-resort net for CPU exceptions in kernel code that has no fixup, and
+//! the taint it leaves.
 //!
-//! [`run_protected`] is a tiny setjmp-like assembly routine: it saves the
-//! callee-saved registers and the stack pointer, then calls the closure. If an
-//! exception handler finds a protected call active, it points the interrupted
+//! Faults that are expected (a raw memory access to a bad address, `trap pf`)
+//! never come here: they happen in the accessors of [`super::extable`], whose
+//! exception-table fixups make them return an error, so every Rust frame
+//! returns normally. This module is for the rest: a fault in kernel code that
+//! nobody expected, a bug. Linux calls that an oops; here, as there, it gets a
+//! full report (the handler in `idt.rs`), marks the kernel tainted ([`taint`],
+//! shown by `version`), and the kernel command-line option `oops=panic` (like
+//! Linux's `panic_on_oops`) stops the machine instead of going on.
+//!
+//! Going on uses [`run_protected`], a tiny setjmp-like assembly routine: it saves
+//! the callee-saved registers and the stack pointer, then calls the closure. If
+//! an exception handler finds a protected call active, it points the interrupted
 //! context at `memkern_protected_abort`, which restores the saved registers and
-//! makes `run_protected` return `Err`. Frames between are abandoned without running
-//! their destructors (leaking, never undefined), so code run this way must not
-//! hold locks when it may fault.
+//! makes `run_protected` return `Err`. The frames in between are deallocated
+//! without running their destructors. For frames that hold values with
+//! destructors, Rust's rules make that undefined behaviour, not a mere leak: a
+//! held lock stays locked, a `Vec` is never freed, and the compiler was allowed
+//! to assume neither happens. That is why the net is only a last resort, why
+//! using it taints the kernel, and why nothing may be built on it: new code that
+//! expects faults uses the exception table.
 
+use alloc::format;
+use alloc::string::String;
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Callee-saved registers and stack pointer of one protected call.
 #[repr(C)]
@@ -112,4 +126,50 @@ pub fn recovery_point() -> Option<(u64, u64, u64)> {
     // lives in that call's stack frame until it returns.
     let rsp = unsafe { (*p).regs[6] };
     Some((memkern_protected_abort as *const () as u64, rsp, p as u64))
+}
+
+/// How many oopses (faults with no fixup) the kernel has taken.
+static OOPSES: AtomicU32 = AtomicU32::new(0);
+/// The first oops's exception vector.
+static FIRST_VECTOR: AtomicU32 = AtomicU32::new(0);
+/// The first oops's RIP.
+static FIRST_RIP: AtomicU64 = AtomicU64::new(0);
+/// `oops=panic`: stop the machine at an oops instead of going on.
+static PANIC_ON_OOPS: AtomicBool = AtomicBool::new(false);
+
+/// Marks the kernel tainted by an oops: exception `vector` at `rip`.
+pub fn taint(vector: u8, rip: u64) {
+    if OOPSES.fetch_add(1, Ordering::SeqCst) == 0 {
+        FIRST_VECTOR.store(vector as u32, Ordering::SeqCst);
+        FIRST_RIP.store(rip, Ordering::SeqCst);
+    }
+}
+
+/// Why the kernel is tainted, for `version`, or `None` if it is not.
+pub fn taint_reason() -> Option<String> {
+    let n = OOPSES.load(Ordering::SeqCst);
+    (n > 0).then(|| {
+        let name = super::idt::name_of(FIRST_VECTOR.load(Ordering::SeqCst) as u8);
+        let rip = FIRST_RIP.load(Ordering::SeqCst);
+        format!(
+            "D (oops: {n} CPU exception{} in kernel code with no fixup, the first {name} at RIP {rip:#018x})",
+            if n == 1 { "" } else { "s" }
+        )
+    })
+}
+
+/// Whether an oops stops the machine (`oops=panic`).
+pub fn panic_on_oops() -> bool {
+    PANIC_ON_OOPS.load(Ordering::SeqCst)
+}
+
+/// Applies the `oops=` command-line option: `panic` or `continue` (the default).
+pub fn set_oops_option(value: &str) -> Result<(), &'static str> {
+    let panic = match value {
+        "panic" => true,
+        "continue" => false,
+        _ => return Err("expected oops=panic or oops=continue"),
+    };
+    PANIC_ON_OOPS.store(panic, Ordering::SeqCst);
+    Ok(())
 }
