@@ -55,8 +55,7 @@ pub fn run<M: Mm + ?Sized>(mm: &mut M, handles: &Handles) -> Result<Summary, Str
 /// block heads with the handle's zone and page count (or order) and at least one
 /// reference, and no two handles' blocks overlap; kmalloc, cache and mempool
 /// objects are live objects that start at the handle's address, in the right
-/// kind of cache; caches and mempools exist. Kinds this kernel cannot create
-/// (vmalloc, mappings, regions) are not checked. Returns the handles checked.
+/// kind of cache; caches and mempools exist. Returns the handles checked.
 pub fn check_handles<M: Mm + ?Sized>(mm: &M, handles: &Handles) -> Result<u64, String> {
     let mut blocks: Vec<(Pfn, u64, u64)> = Vec::new();
     let mut n = 0;
@@ -146,10 +145,6 @@ pub fn check_handles<M: Mm + ?Sized>(mm: &M, handles: &Handles) -> Result<u64, S
                 mm.mempool_info(name)
                     .map_err(|e| mm_err("mempool_info", e))?;
             }
-            Object::Vmalloc { .. }
-            | Object::Mapping { .. }
-            | Object::Ioremap { .. }
-            | Object::Region { .. } => {}
         }
     }
     blocks.sort_unstable();

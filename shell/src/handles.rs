@@ -121,15 +121,6 @@ pub enum Object {
         size: u64,
         reserve: bool,
     },
-    /// `vmalloc`: released with `vfree`.
-    Vmalloc { virt: u64, size: u64 },
-    /// A mapping made by a `map` command: released with `mm_unmap(virt, len)`.
-    Mapping { virt: u64, phys: u64, len: u64 },
-    /// `ioremap`: released with `iounmap`.
-    Ioremap { virt: u64, phys: u64, len: u64 },
-    /// `request_region` (`io`) or `request_mem_region`: released with the
-    /// matching `release_*`.
-    Region { start: u64, len: u64, io: bool },
 }
 
 /// A copy of `s` made with fallible allocation (`None`: out of memory).
@@ -240,28 +231,20 @@ impl Object {
             Object::CacheObj { .. } => "cache_obj",
             Object::Pool { .. } => "mempool",
             Object::PoolObj { .. } => "pool_obj",
-            Object::Vmalloc { .. } => "vmalloc",
-            Object::Mapping { .. } => "mapping",
-            Object::Ioremap { .. } => "ioremap",
-            Object::Region { .. } => "region",
         }
     }
 
-    /// The address `free ADDR` matches first: the virtual address, or the start
-    /// of a region. `None` for caches and pools.
+    /// The address `free ADDR` matches first: the virtual address. `None` for
+    /// caches and pools.
     pub fn primary_addr(&self) -> Option<u64> {
         match *self {
             Object::Kmalloc { virt, .. }
             | Object::CacheObj { virt, .. }
             | Object::PoolObj { virt, .. }
-            | Object::Vmalloc { virt, .. }
-            | Object::Mapping { virt, .. }
-            | Object::Ioremap { virt, .. }
             | Object::GfpAddr { virt, .. } => Some(virt),
             Object::Pages { virt, .. }
             | Object::LinuxPages { virt, .. }
             | Object::MosPage { virt, .. } => virt,
-            Object::Region { start, .. } => Some(start),
             Object::Cache { .. } | Object::Pool { .. } => None,
         }
     }
@@ -271,9 +254,7 @@ impl Object {
         match *self {
             Object::Kmalloc { phys, .. }
             | Object::CacheObj { phys, .. }
-            | Object::PoolObj { phys, .. }
-            | Object::Mapping { phys, .. }
-            | Object::Ioremap { phys, .. } => Some(phys),
+            | Object::PoolObj { phys, .. } => Some(phys),
             Object::Pages { pfn, .. }
             | Object::LinuxPages { pfn, .. }
             | Object::GfpAddr { pfn, .. }
@@ -297,8 +278,8 @@ impl Object {
 
     /// The memory the object owns that `dump`, `bzero` and `bcopy` may touch:
     /// `Some((virt, bytes))`, with `virt == None` when it has no kernel virtual
-    /// address. `None` for kinds without memory of their own (caches, pools,
-    /// mappings of someone else's memory, I/O regions) or of unknown size.
+    /// address. `None` for kinds without memory of their own (caches, pools) or
+    /// of unknown size.
     pub fn memory(&self) -> Option<(Option<u64>, u64)> {
         let page = mm::PAGE_SIZE as u64;
         match *self {
@@ -306,7 +287,6 @@ impl Object {
             Object::CacheObj { virt, size, .. } | Object::PoolObj { virt, size, .. } => {
                 Some((Some(virt), size))
             }
-            Object::Vmalloc { virt, size } => Some((Some(virt), size)),
             Object::Pages { virt, .. }
             | Object::LinuxPages { virt, .. }
             | Object::MosPage { virt, .. } => {
@@ -344,10 +324,6 @@ impl Object {
             Object::CacheObj { cache, virt, .. } => mm.kmem_cache_free(cache, *virt),
             Object::Pool { name, .. } => mm.mempool_destroy(name),
             Object::PoolObj { pool, virt, .. } => mm.mempool_free(pool, *virt),
-            Object::Vmalloc { virt, .. } => mm.vfree(*virt),
-            Object::Mapping { virt, len, .. } => mm.unmap(*virt, *len),
-            Object::Ioremap { virt, len, .. } => mm.iounmap(*virt, *len),
-            Object::Region { start, len, io } => mm.release_region(*start, *len, *io),
         }
     }
 }
@@ -449,22 +425,6 @@ impl fmt::Display for Object {
                 Addr(*phys),
                 if *reserve { "reserve" } else { "backing" }
             ),
-            Object::Vmalloc { virt, size } => write!(f, " size={size} virt={}", Addr(*virt)),
-            Object::Mapping { virt, phys, len } | Object::Ioremap { virt, phys, len } => {
-                write!(f, " len={len} virt={} phys={}", Addr(*virt), Addr(*phys))
-            }
-            Object::Region {
-                start,
-                len,
-                io: true,
-            } => write!(f, " space=io start={start:#06x} len={len}"),
-            Object::Region {
-                start,
-                len,
-                io: false,
-            } => {
-                write!(f, " space=mem start={} len={len}", Addr(*start))
-            }
         }
     }
 }
@@ -937,21 +897,6 @@ mod tests {
             virt: None,
         };
         assert!(huge.to_string().starts_with("gfp_pages order=99 zone=DMA"));
-        let r = Object::Region {
-            start: 0x3f8,
-            len: 8,
-            io: true,
-        };
-        assert_eq!(r.to_string(), "region space=io start=0x03f8 len=8");
-        let r = Object::Region {
-            start: 0xfee0_0000,
-            len: 4096,
-            io: false,
-        };
-        assert_eq!(
-            r.to_string(),
-            "region space=mem start=0x00000000fee00000 len=4096"
-        );
         let all = [
             Object::Cache {
                 name: "c".to_string(),
@@ -985,17 +930,6 @@ mod tests {
                 phys: 2,
                 size: 80,
                 reserve: true,
-            },
-            Object::Vmalloc { virt: 1, size: 2 },
-            Object::Mapping {
-                virt: 1,
-                phys: 2,
-                len: 3,
-            },
-            Object::Ioremap {
-                virt: 1,
-                phys: 2,
-                len: 3,
             },
         ];
         for o in all {
@@ -1095,12 +1029,13 @@ mod tests {
             km(0xffff_8000_0000_1000).memory(),
             Some((Some(0xffff_8000_0000_1000), 128))
         );
-        let r = Object::Region {
-            start: 0x3f8,
-            len: 8,
-            io: true,
+        let pool = Object::Pool {
+            name: "p".into(),
+            min_nr: 1,
+            source: PoolSource::Kmalloc { size: 64 },
+            size: 64,
         };
-        assert_eq!((r.page_block(), r.memory()), (None, None));
+        assert_eq!((pool.page_block(), pool.memory()), (None, None));
         let huge = Object::LinuxPages {
             pfn: Pfn(0),
             order: 99,
@@ -1125,14 +1060,16 @@ mod tests {
             .unwrap();
         assert_eq!(h.find_addr(0xffff_8000_0010_0000), Ok(page));
         assert_eq!(h.find_addr(0x10_0000), Ok(page), "by physical address");
+        // The same frame without a virtual address (as an UNMAPPED block shows).
         let map = h
-            .insert(Object::Mapping {
-                virt: 0x4000_0000,
-                phys: 0x10_0000,
-                len: 4096,
+            .insert(Object::LinuxPages {
+                pfn: Pfn(0x100),
+                order: 0,
+                zone: Zone::Normal,
+                virt: None,
             })
             .unwrap();
-        assert_eq!(h.find_addr(0x4000_0000), Ok(map));
+        assert_eq!(h.find_addr(0xffff_8000_0010_0000), Ok(page));
         assert_eq!(
             h.find_addr(0x10_0000),
             Err(HandleError::Ambiguous(0x10_0000, vec![page, map]))

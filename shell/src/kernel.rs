@@ -418,22 +418,6 @@ pub trait Mm {
     fn mempool_destroy(&mut self, pool: &str) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// `vfree(virt)`.
-    fn vfree(&mut self, virt: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `mm_unmap(virt, len)`: removes a mapping made by a `map` command.
-    fn unmap(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `iounmap(virt)`.
-    fn iounmap(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `release_region(start, len)` if `io`, else `release_mem_region(start, len)`.
-    fn release_region(&mut self, start: u64, len: u64, io: bool) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
 
     // ---- Physical memory queries (buddyinfo, zoneinfo, page, pagemap) ----
 

@@ -436,23 +436,15 @@ fn free_by_address_calls_the_matching_release() {
         virt: Some(KVIRT + 0x40_0000),
     })
     .unwrap();
-    h.insert(Object::Region {
-        start: 0x3f8,
-        len: 8,
-        io: true,
-    })
-    .unwrap();
     run(&mut sh, &mut k, "free 0x200000");
     run(&mut sh, &mut k, "free 0xffff_8000_0000_1000");
     run(&mut sh, &mut k, "free 0x400000");
-    run(&mut sh, &mut k, "free 0x3f8");
     assert_eq!(
         k.calls,
         [
             "free_pages 0x200 3",
             "kfree 0xffff800000001000",
             "free_pages_order 0x400 1",
-            "release_region 0x3f8 8 true"
         ]
     );
     assert!(sh.handles().is_empty());
@@ -515,16 +507,17 @@ fn free_all_releases_newest_first_and_reports_failures_in_one_line() {
 #[test]
 fn unsupported_release_is_an_error_and_keeps_the_handle() {
     let (mut sh, mut k) = boot();
+    // The fake kernel has no MOS page_decref.
     sh.handles_mut()
-        .insert(Object::Ioremap {
-            virt: 0xffff_c000_0000_0000,
-            phys: 0xfee0_0000,
-            len: 4096,
+        .insert(Object::MosPage {
+            pfn: Pfn(0x300),
+            zone: Zone::Normal,
+            virt: Some(KVIRT + 0x30_0000),
         })
         .unwrap();
     assert_eq!(
         run(&mut sh, &mut k, "free #1"),
-        ["error: cannot free #1 ioremap: not supported by this kernel"]
+        ["error: cannot free #1 mos_page: not supported by this kernel"]
     );
     assert_eq!(sh.handles().len(), 1);
 }
@@ -533,16 +526,20 @@ fn unsupported_release_is_an_error_and_keeps_the_handle() {
 fn ambiguous_address_must_be_freed_by_handle() {
     let (mut sh, mut k) = boot();
     let h = sh.handles_mut();
-    h.insert(Object::Mapping {
-        virt: 0x4000_0000,
-        phys: 0x10_0000,
-        len: 4096,
+    // Two handles on the frame at 1 MiB, neither with a virtual address.
+    h.insert(Object::LinuxPages {
+        pfn: Pfn(0x100),
+        order: 0,
+        zone: Zone::Unmapped,
+        virt: None,
     })
     .unwrap();
-    h.insert(Object::Mapping {
-        virt: 0x5000_0000,
-        phys: 0x10_0000,
-        len: 4096,
+    h.insert(Object::Pages {
+        pfn: Pfn(0x100),
+        n: 1,
+        zone: Zone::Unmapped,
+        flags: PageFlags::EMPTY,
+        virt: None,
     })
     .unwrap();
     assert_eq!(

@@ -676,7 +676,7 @@ fn handle_memory(ctx: &Ctx<'_>, id: HandleId) -> Result<(u64, u64), CmdError> {
         )),
         None => Err(cmd_err!(
             "{id} {} has no memory of its own to read or write (expected kmalloc, \
-             cache_obj, pool_obj, pages, gfp_pages, gfp_addr, mos_page or vmalloc)",
+             cache_obj, pool_obj, pages, gfp_pages, gfp_addr or mos_page)",
             obj.kind()
         )),
     }
@@ -933,7 +933,7 @@ pub static COMMANDS: &[Command] = &[
         summary: "hex dump of a handle's memory (at most 256 bytes)",
         help: "LEN defaults to 64 (at most 256; 16 bytes per line); offsets count from the\n\
                start of the object. Works on kmalloc, cache_obj, pool_obj, pages, gfp_pages,\n\
-               gfp_addr, mos_page and vmalloc handles with a virtual address.",
+               gfp_addr and mos_page handles with a virtual address.",
         run: dump,
     },
     Command {

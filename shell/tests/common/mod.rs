@@ -133,15 +133,6 @@ impl Mm for Fake {
     fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
         self.record(format!("kmem_cache_destroy {cache}"), 0)
     }
-    fn vfree(&mut self, virt: u64) -> Result<(), MmError> {
-        self.record(format!("vfree {virt:#x}"), virt)
-    }
-    fn unmap(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
-        self.record(format!("unmap {virt:#x} {len}"), virt)
-    }
-    fn release_region(&mut self, start: u64, len: u64, io: bool) -> Result<(), MmError> {
-        self.record(format!("release_region {start:#x} {len} {io}"), start)
-    }
 }
 
 /// A shell that has printed its banner and first prompt, and its fake kernel.
