@@ -52,6 +52,8 @@ pub struct Opts {
     pub life: Duration,
     /// Limit of one expect.
     pub step: Duration,
+    /// More QEMU arguments, after the usual ones (say `-gdb tcp::PORT -S`).
+    pub qemu_extra: Vec<String>,
 }
 
 impl Default for Opts {
@@ -62,6 +64,7 @@ impl Default for Opts {
             cmdline: String::new(),
             life: Duration::from_secs(120),
             step: Duration::from_secs(30),
+            qemu_extra: Vec::new(),
         }
     }
 }
@@ -147,12 +150,23 @@ fn qemu_args(o: &Opts, kernel: &Path) -> Vec<String> {
             iso.to_str().unwrap(),
         ]),
     }
+    a.extend(o.qemu_extra.iter().cloned());
     a
 }
 
 impl Vm {
     /// Boots the default kernel and waits for the first prompt.
     pub fn boot(o: Opts) -> Result<Vm, String> {
+        let start = Instant::now();
+        let mut vm = Vm::start(o)?;
+        vm.banner = vm.expect(PROMPT)?;
+        vm.boot_time = start.elapsed();
+        Ok(vm)
+    }
+
+    /// Starts QEMU and returns at once, without waiting for anything (for a
+    /// machine that waits for a debugger first); [`Vm::boot`] waits for the prompt.
+    pub fn start(o: Opts) -> Result<Vm, String> {
         let kernel = kernel_path();
         if matches!(o.boot, Boot::Pvh | Boot::PvhQ35) && !kernel.exists() {
             return Err(format!(
@@ -160,7 +174,6 @@ impl Vm {
                 kernel.display()
             ));
         }
-        let start = Instant::now();
         let mut child = Command::new("qemu-system-x86_64")
             .args(qemu_args(&o, &kernel))
             .stdin(Stdio::piped())
@@ -195,17 +208,14 @@ impl Vm {
         });
         let session =
             rexpect::session::spawn_stream(stdout, stdin, Some(o.step.as_millis() as u64));
-        let mut vm = Vm {
+        Ok(Vm {
             session,
             child,
             done,
             stderr,
             banner: String::new(),
             boot_time: Duration::ZERO,
-        };
-        vm.banner = vm.expect(PROMPT)?;
-        vm.boot_time = start.elapsed();
-        Ok(vm)
+        })
     }
 
     /// Waits for `needle`; returns what came before it.

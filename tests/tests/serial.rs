@@ -6,6 +6,7 @@ use std::time::Duration;
 use systest::*;
 
 mod abuse;
+mod debug;
 mod fault;
 mod input;
 mod oom;
@@ -366,5 +367,6 @@ fn main() {
     all.extend(input::scenarios());
     all.extend(oom::scenarios());
     all.extend(fault::scenarios());
+    all.extend(debug::scenarios());
     run_all(all, 3)
 }
