@@ -282,7 +282,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             }
         }
         VEC_COM1 => {
-            crate::drivers::serial::on_interrupt();
+            crate::drivers::input::on_serial_interrupt();
             pic::eoi(4);
         }
         VEC_KEYBOARD => {
