@@ -9,6 +9,7 @@ mod abuse;
 mod debug;
 mod fault;
 mod input;
+mod keyboard;
 mod oom;
 mod pages;
 mod slab;
@@ -368,5 +369,6 @@ fn main() {
     all.extend(oom::scenarios());
     all.extend(fault::scenarios());
     all.extend(debug::scenarios());
+    all.extend(keyboard::scenarios());
     run_all(all, 3)
 }
