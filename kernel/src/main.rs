@@ -52,10 +52,11 @@ pub fn kmain(mut info: BootInfo) -> ! {
     if let Some(fb) = info.framebuffer {
         drivers::framebuffer::init(&fb, mm::paging::DIRECT_MAP_BASE + fb.phys);
     }
+    drivers::input::init();
     drivers::keyboard::init();
     arch::pic::init(mm::paging::DIRECT_MAP_BASE);
-    arch::pic::unmask(4);
-    arch::pic::unmask(1);
+    arch::pic::unmask(drivers::serial::IRQ);
+    arch::pic::unmask(drivers::keyboard::IRQ);
     x86_64::instructions::interrupts::enable();
     kshell::run(info)
 }

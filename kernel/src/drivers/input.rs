@@ -3,7 +3,7 @@
 //! interrupts disabled, so the lock is never contended across contexts.
 //!
 //! No serial byte is ever dropped: the queue handles COM1's receive interrupt
-//! ([`on_serial_interrupt`]) and pulls bytes from the serial driver, which takes
+//! (registered by [`init`]) and pulls bytes from the serial driver, which takes
 //! a byte out of the UART only while the queue has room for it and otherwise
 //! leaves the rest in the UART, holding the sender off (flow control, see
 //! `serial.rs`). [`wait_byte`] lets the driver resume once the shell has drained
@@ -80,8 +80,13 @@ impl serial::Receiver for SerialInput {
 }
 
 /// COM1's receive interrupt: takes what the UART holds, as far as there is room.
-pub fn on_serial_interrupt() {
+fn on_serial_interrupt() {
     serial::poll(&mut SerialInput);
+}
+
+/// Takes COM1's receive interrupt (line [`serial::IRQ`]).
+pub fn init() {
+    crate::arch::idt::set_irq_handler(serial::IRQ, on_serial_interrupt);
 }
 
 /// Adds the bytes of one key press (one character or an escape sequence), all or

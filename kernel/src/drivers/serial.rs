@@ -29,6 +29,9 @@ static COM1: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
 /// COM1's base port.
 const BASE: u16 = 0x3f8;
 
+/// COM1's interrupt line on the PIC.
+pub const IRQ: u8 = 4;
+
 /// The input queue was full: the receive interrupt is off, RTS is dropped, and
 /// received bytes wait in the UART.
 static HELD: AtomicBool = AtomicBool::new(false);
