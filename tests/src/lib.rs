@@ -1,12 +1,20 @@
 //! The serial test harness: boots the real memkern kernel in QEMU (TCG) and talks
 //! to its shell over the serial line with `rexpect`.
 //!
-//! A scenario is a plain function returning `Result<(), String>`:
+//! A check is a plain function of a booted [`Vm`] returning [`Check`]; a
+//! [`Scenario`] names it and boots what it needs (here through [`with_vm`]):
 //!
 //! ```ignore
-//! fn kmalloc_rounds_up(t: &mut Vm) -> Check {
-//!     let out = t.cmd("kmalloc 80")?;
-//!     expect_field(&out, "obj", "128")
+//! fn kmalloc_rounds_up(vm: &mut Vm) -> Check {
+//!     let out = vm.ok("kmalloc 80")?;
+//!     ensure(field(&out, "obj") == Some("128"), || {
+//!         format!("kmalloc 80 gave:\n{out}")
+//!     })
+//! }
+//!
+//! Scenario {
+//!     name: "kmalloc_rounds_up",
+//!     run: || with_vm(Opts::default(), kmalloc_rounds_up),
 //! }
 //! ```
 //!
