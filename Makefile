@@ -77,7 +77,8 @@ run-q35: kernel deps-apt
 # The kernel's symbols are Rust paths: the entry is `kernel::kmain`, not `kmain`.
 # A plain `break` stops there although QEMU starts with paging off: under TCG the
 # gdb stub matches breakpoints against the virtual RIP itself instead of writing
-# int3 into memory (with -accel kvm it would write, and `hbreak` would be needed).
+# int3 into memory. (With -accel kvm it writes, and gdb answers "Cannot insert
+# breakpoint" before paging is on: there use `hbreak kernel::kmain`.)
 # The serial test `gdb_stops_at_kmain` runs these exact commands.
 debug: kernel deps-apt
 	@echo "QEMU is waiting for gdb. In another terminal:"
