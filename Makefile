@@ -28,7 +28,7 @@ QEMU_COMMON := -m $(MEM) -no-reboot -accel tcg -device isa-debug-exit,iobase=0xf
 # Serial on this terminal; Ctrl-C goes to memkern's shell (signal=off), Ctrl-A X quits.
 QEMU_TTY := -display none -chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con,mode=readline
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PKGS := qemu-system-x86 xorriso ovmf
+APT_PKGS := qemu-system-x86 xorriso ovmf gdb
 
 .PHONY: all kernel run run-q35 iso run-iso run-uefi debug test test-host test-serial bench \
         deps deps-rust deps-apt limine clean fmt clippy
@@ -50,6 +50,7 @@ deps-apt:
 	command -v $(QEMU) >/dev/null || missing="$$missing qemu-system-x86"; \
 	command -v xorriso >/dev/null || missing="$$missing xorriso"; \
 	[ -n "$(OVMF_CODE)" ] || missing="$$missing ovmf"; \
+	command -v gdb >/dev/null || missing="$$missing gdb"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing:$$missing"; \
@@ -73,9 +74,15 @@ run-q35: kernel deps-apt
 	$(QEMU) -M q35 $(QEMU_COMMON) $(QEMU_TTY) -kernel $(KERNEL) -append "$(CMDLINE)"; \
 	  st=$$?; [ $$st = 0 ] || [ $$st = 33 ] || exit $$st
 
+# The kernel's symbols are Rust paths: the entry is `kernel::kmain`, not `kmain`.
+# A plain `break` stops there although QEMU starts with paging off: under TCG the
+# gdb stub matches breakpoints against the virtual RIP itself instead of writing
+# int3 into memory. (With -accel kvm it writes, and gdb answers "Cannot insert
+# breakpoint" before paging is on: there use `hbreak kernel::kmain`.)
+# The serial test `gdb_stops_at_kmain` runs these exact commands.
 debug: kernel deps-apt
 	@echo "QEMU is waiting for gdb. In another terminal:"
-	@echo "  gdb $(KERNEL) -ex 'target remote :1234' -ex 'break kmain' -ex continue"
+	@echo "  gdb $(KERNEL) -ex 'target remote :1234' -ex 'break kernel::kmain' -ex continue"
 	$(QEMU) -M microvm $(QEMU_COMMON) $(QEMU_TTY) -kernel $(KERNEL) -append "$(CMDLINE)" -s -S
 
 # ---- ISO ----------------------------------------------------------------------------

@@ -58,10 +58,11 @@ pub fn kmain(mut info: BootInfo) -> ! {
     if let Some(fb) = info.framebuffer {
         drivers::framebuffer::init(&fb, DIRECT_MAP_BASE + fb.phys);
     }
+    drivers::input::init();
     drivers::keyboard::init();
     arch::pic::init(DIRECT_MAP_BASE);
-    arch::pic::unmask(4);
-    arch::pic::unmask(1);
+    arch::pic::unmask(drivers::serial::IRQ);
+    arch::pic::unmask(drivers::keyboard::IRQ);
     x86_64::instructions::interrupts::enable();
     kshell::run(info)
 }

@@ -36,12 +36,12 @@
 //!      public flags are stored on the head only.
 //!    - `Slab` head: 2^order frames, naturally aligned, owned by the slab allocator.
 //! 2. Tail frames carry no information for the buddy allocator: their `next`,
-//!    `prev`, `count` are unspecified (the slab allocator stores head pointers in
-//!    *its* tails; buddy blocks do not, so that splitting and merging touch only
-//!    the O(1) heads involved: this refines the `page` module's note that a tail's
-//!    `next` is its head). The head of any frame is found in O(MAX_ORDER)
-//!    by looking at the aligned candidates `pfn & !(2^k - 1)`, k = 0, 1, ...:
-//!    the first one that is not `Tail` is the head ([`Buddy::head_of`]).
+//!    `prev`, `count` are unspecified (the slab allocator stores the head's PFN in
+//!    *its* tails' `next`, as the `page` module says; buddy blocks do not, so that
+//!    splitting and merging touch only the O(1) heads involved). The head of any
+//!    frame is found in O(MAX_ORDER) by looking at the aligned candidates
+//!    `pfn & !(2^k - 1)`, k = 0, 1, ...: the first one that is not `Tail` is the
+//!    head ([`Buddy::head_of`]).
 //! 3. Buddies are always merged: no two `Free` heads of the same order and zone are
 //!    buddies (`a ^ b == 2^o`) while `o < MAX_ORDER`. Hence the set of free-list
 //!    blocks is a function of the set of free frames alone, and freeing everything

@@ -14,7 +14,14 @@
 //!   * `Allocated` head of a block handed out: `count` is the reference count
 //!     (>= 1), `order` the block order; `next` holds the page count the DragonOS
 //!     API asked for (so `free_pages(page, n)` can check `n`), `prev` is unused.
-//!   * `Tail` page inside a free or allocated block: `next` is the PFN of the head.
+//!   * `Cached` head of a free block kept in its zone's per-order cache (see
+//!     `buddy`): `order` is the block order, `count == 0`, on no list
+//!     (`next == prev == NIL`).
+//!   * `Tail` page inside a block (free, cached, allocated or slab): to the buddy
+//!     allocator it carries nothing; its `next`, `prev` and `count` are unspecified
+//!     and the head is found from the block's alignment (`buddy`, invariant 2). In
+//!     a slab's block the slab allocator sets `next` to the head's PFN and
+//!     `slab_cache` to its cache (see `slab`).
 //!   * `Slab` head of a slab: owned by the slab allocator (`slab_cache`, `count`,
 //!     `next`, `prev` are its to use; see `slab`). `order` is still the block order.
 //!   * `Reserved`: not managed by the allocator (firmware, kernel image, holes).

@@ -1,12 +1,20 @@
 //! The serial test harness: boots the real memkern kernel in QEMU (TCG) and talks
 //! to its shell over the serial line with `rexpect`.
 //!
-//! A scenario is a plain function returning `Result<(), String>`:
+//! A check is a plain function of a booted [`Vm`] returning [`Check`]; a
+//! [`Scenario`] names it and boots what it needs (here through [`with_vm`]):
 //!
 //! ```ignore
-//! fn kmalloc_rounds_up(t: &mut Vm) -> Check {
-//!     let out = t.cmd("kmalloc 80")?;
-//!     expect_field(&out, "obj", "128")
+//! fn kmalloc_rounds_up(vm: &mut Vm) -> Check {
+//!     let out = vm.ok("kmalloc 80")?;
+//!     ensure(field(&out, "obj") == Some("128"), || {
+//!         format!("kmalloc 80 gave:\n{out}")
+//!     })
+//! }
+//!
+//! Scenario {
+//!     name: "kmalloc_rounds_up",
+//!     run: || with_vm(Opts::default(), kmalloc_rounds_up),
 //! }
 //! ```
 //!
@@ -52,6 +60,8 @@ pub struct Opts {
     pub life: Duration,
     /// Limit of one expect.
     pub step: Duration,
+    /// More QEMU arguments, after the usual ones (say `-gdb tcp::PORT -S`).
+    pub qemu_extra: Vec<String>,
 }
 
 impl Default for Opts {
@@ -62,6 +72,7 @@ impl Default for Opts {
             cmdline: String::new(),
             life: Duration::from_secs(120),
             step: Duration::from_secs(30),
+            qemu_extra: Vec::new(),
         }
     }
 }
@@ -149,12 +160,23 @@ fn qemu_args(o: &Opts, kernel: &Path) -> Vec<String> {
             iso.to_str().unwrap(),
         ]),
     }
+    a.extend(o.qemu_extra.iter().cloned());
     a
 }
 
 impl Vm {
     /// Boots the default kernel and waits for the first prompt.
     pub fn boot(o: Opts) -> Result<Vm, String> {
+        let start = Instant::now();
+        let mut vm = Vm::start(o)?;
+        vm.banner = vm.expect(PROMPT)?;
+        vm.boot_time = start.elapsed();
+        Ok(vm)
+    }
+
+    /// Starts QEMU and returns at once, without waiting for anything (for a
+    /// machine that waits for a debugger first); [`Vm::boot`] waits for the prompt.
+    pub fn start(o: Opts) -> Result<Vm, String> {
         let kernel = kernel_path();
         if matches!(o.boot, Boot::Pvh | Boot::PvhQ35) && !kernel.exists() {
             return Err(format!(
@@ -162,7 +184,6 @@ impl Vm {
                 kernel.display()
             ));
         }
-        let start = Instant::now();
         let mut child = Command::new("qemu-system-x86_64")
             .args(qemu_args(&o, &kernel))
             .stdin(Stdio::piped())
@@ -197,7 +218,7 @@ impl Vm {
         });
         let session =
             rexpect::session::spawn_stream(stdout, stdin, Some(o.step.as_millis() as u64));
-        let mut vm = Vm {
+        Ok(Vm {
             session,
             step: o.step,
             child,
@@ -205,10 +226,7 @@ impl Vm {
             stderr,
             banner: String::new(),
             boot_time: Duration::ZERO,
-        };
-        vm.banner = vm.expect(PROMPT)?;
-        vm.boot_time = start.elapsed();
-        Ok(vm)
+        })
     }
 
     /// Waits for `needle`; returns what came before it.

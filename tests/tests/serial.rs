@@ -6,9 +6,11 @@ use std::time::Duration;
 use systest::*;
 
 mod abuse;
+mod debug;
 mod extable;
 mod fault;
 mod input;
+mod keyboard;
 mod oom;
 mod pages;
 mod slab;
@@ -373,5 +375,7 @@ fn main() {
     all.extend(oom::scenarios());
     all.extend(fault::scenarios());
     all.extend(extable::scenarios());
+    all.extend(debug::scenarios());
+    all.extend(keyboard::scenarios());
     run_all(all, 3)
 }

@@ -2,13 +2,16 @@
 //! interrupt, read by the shell loop. Filled in interrupt context, drained with
 //! interrupts disabled, so the lock is never contended across contexts.
 //!
-//! No serial byte is ever dropped: the serial driver takes a byte out of the
-//! UART only while [`serial_room`] says the queue has room for it, and otherwise
-//! leaves the rest in the UART, which holds the sender off (flow control, see
+//! No serial byte is ever dropped: the queue handles COM1's receive interrupt
+//! (registered by [`init`]) and pulls bytes from the serial driver, which takes
+//! a byte out of the UART only while the queue has room for it and otherwise
+//! leaves the rest in the UART, holding the sender off (flow control, see
 //! `serial.rs`). [`wait_byte`] lets the driver resume once the shell has drained
 //! the queue to [`SERIAL_RESUME`]. The last [`KEYBOARD_RESERVE`] slots are kept
-//! for the keyboard, whose scancodes cannot wait (see [`push_keys`]).
+//! for the keyboard, whose scancodes cannot wait (see [`push_keys`]). The
+//! dependency goes one way: this module calls `serial`, never the reverse.
 
+use super::serial;
 use spin::Mutex;
 
 const CAP: usize = 4096;
@@ -45,7 +48,7 @@ static QUEUE: Mutex<Ring> = Mutex::new(Ring {
 });
 
 /// How many more serial bytes the queue takes now (0: leave them in the UART).
-pub fn serial_room() -> usize {
+fn serial_room() -> usize {
     (CAP - KEYBOARD_RESERVE).saturating_sub(QUEUE.lock().len)
 }
 
@@ -57,8 +60,33 @@ pub fn len() -> usize {
 /// Adds one serial byte. The serial driver asked [`serial_room`] before taking
 /// it out of the UART (with interrupts disabled, so nothing else was queued in
 /// between): it fits.
-pub fn push_serial(b: u8) {
+fn push_serial(b: u8) {
     QUEUE.lock().push(b);
+}
+
+/// The queue as the serial driver's [`serial::Receiver`].
+struct SerialInput;
+
+impl serial::Receiver for SerialInput {
+    fn may_resume(&self) -> bool {
+        len() <= SERIAL_RESUME
+    }
+    fn room(&self) -> usize {
+        serial_room()
+    }
+    fn push(&mut self, b: u8) {
+        push_serial(b)
+    }
+}
+
+/// COM1's receive interrupt: takes what the UART holds, as far as there is room.
+fn on_serial_interrupt() {
+    serial::poll(&mut SerialInput);
+}
+
+/// Takes COM1's receive interrupt (line [`serial::IRQ`]).
+pub fn init() {
+    crate::arch::idt::set_irq_handler(serial::IRQ, on_serial_interrupt);
 }
 
 /// Adds the bytes of one key press (one character or an escape sequence), all or
@@ -95,8 +123,8 @@ pub fn wait_byte() -> u8 {
     loop {
         interrupts::disable();
         // Take held-back serial input again once the shell has caught up.
-        if crate::drivers::serial::held() && len() <= SERIAL_RESUME {
-            crate::drivers::serial::poll();
+        if serial::held() && len() <= SERIAL_RESUME {
+            serial::poll(&mut SerialInput);
         }
         if let Some(b) = pop() {
             interrupts::enable();
@@ -106,7 +134,7 @@ pub fn wait_byte() -> u8 {
         // receive interrupt whose handler found the port busy (its data is still
         // in the UART, and the edge-triggered PIC raises no new interrupt until
         // someone reads it).
-        crate::drivers::serial::poll();
+        serial::poll(&mut SerialInput);
         if let Some(b) = pop() {
             interrupts::enable();
             return b;

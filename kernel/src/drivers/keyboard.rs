@@ -8,17 +8,22 @@ use x86_64::instructions::port::Port;
 
 static KEYBOARD: Mutex<Option<Keyboard<layouts::Us104Key, ScancodeSet1>>> = Mutex::new(None);
 
-/// Prepares the decoder (the controller itself is left as the firmware set it).
+/// The keyboard's interrupt line on the PIC.
+pub const IRQ: u8 = 1;
+
+/// Prepares the decoder (the controller itself is left as the firmware set it) and
+/// takes the keyboard's interrupt.
 pub fn init() {
     *KEYBOARD.lock() = Some(Keyboard::new(
         ScancodeSet1::new(),
         layouts::Us104Key,
         HandleControl::MapLettersToUnicode,
     ));
+    crate::arch::idt::set_irq_handler(IRQ, on_interrupt);
 }
 
 /// The keyboard interrupt: decode one scancode into input bytes.
-pub fn on_interrupt() {
+fn on_interrupt() {
     // SAFETY: port 0x60 is the PS/2 data port; reading it takes the pending byte.
     let scancode: u8 = unsafe { Port::new(0x60).read() };
     let mut g = KEYBOARD.lock();

@@ -1,16 +1,18 @@
 //! COM1 (I/O port 0x3f8), 115200 8N1, through the `uart_16550` crate: the kernel's
-//! console output from the first line, and shell input through its receive
-//! interrupt (IRQ 4).
+//! console output from the first line, and received bytes for whoever reads them
+//! (the input queue, `input.rs`, which handles the receive interrupt, IRQ 4, and
+//! calls [`poll`]). This driver does not know the queue: [`poll`] hands bytes to
+//! a [`Receiver`].
 //!
 //! Input has flow control, so no received byte is ever dropped: a byte leaves the
-//! UART only when the input queue has room for it. When the queue is full the
-//! driver turns the receive interrupt off (IER bit 0) and drops RTS (MCR bit 1),
-//! and the rest waits in the UART: QEMU's 16550 takes bytes from its chardev
-//! only while its FIFO has room, so they stay in the host pipe, and a real
-//! line with RTS/CTS flow control stops sending. Once the shell has drained the
-//! queue to half, `input::wait_byte` calls [`poll`], which turns both back on and
-//! reads the UART at once (the edge-triggered PIC gives no new interrupt for data
-//! that was already waiting).
+//! UART only when the receiver has room for it. When it has none the driver
+//! turns the receive interrupt off (IER bit 0) and drops RTS (MCR bit 1), and
+//! the rest waits in the UART: QEMU's 16550 takes bytes from its chardev only
+//! while its FIFO has room, so they stay in the host pipe, and a real line with
+//! RTS/CTS flow control stops sending. Once the receiver says it may resume (the
+//! shell has drained the queue to half), [`poll`] turns both back on and reads
+//! the UART at once (the edge-triggered PIC gives no new interrupt for data that
+//! was already waiting).
 //!
 //! Output waits for the transmitter, so the kernel writes only as fast as the
 //! other side reads. Neither direction waits for the other inside the kernel;
@@ -26,6 +28,9 @@ static COM1: Mutex<Option<Uart16550<PioBackend>>> = Mutex::new(None);
 
 /// COM1's base port.
 const BASE: u16 = 0x3f8;
+
+/// COM1's interrupt line on the PIC.
+pub const IRQ: u8 = 4;
 
 /// The input queue was full: the receive interrupt is off, RTS is dropped, and
 /// received bytes wait in the UART.
@@ -81,11 +86,22 @@ pub fn held() -> bool {
     HELD.load(Ordering::Relaxed)
 }
 
-/// Moves received bytes to the input queue while it has room; when it has none,
-/// holds the rest in the UART. While held, does nothing until the queue has
-/// drained to `input::SERIAL_RESUME`, then resumes. Called with interrupts
-/// disabled (from the interrupt handler and from `input::wait_byte`).
-pub fn poll() {
+/// Where [`poll`] puts received bytes: the input queue. The flow control asks it
+/// for room before taking each byte out of the UART.
+pub trait Receiver {
+    /// Whether bytes held in the UART may be taken again (the reader has caught up).
+    fn may_resume(&self) -> bool;
+    /// How many more bytes it takes now (0: leave them in the UART).
+    fn room(&self) -> usize;
+    /// Takes one byte; [`poll`] pushes no more than the room it was told.
+    fn push(&mut self, b: u8);
+}
+
+/// Moves received bytes to `rx` while it has room; when it has none, holds the
+/// rest in the UART. While held, does nothing until `rx` says it may resume,
+/// then resumes. Called with interrupts disabled (from the receive interrupt and
+/// from `input::wait_byte`).
+pub fn poll(rx: &mut impl Receiver) {
     let Some(mut g) = COM1.try_lock() else {
         return;
     };
@@ -93,15 +109,15 @@ pub fn poll() {
         return;
     };
     if held() {
-        if super::input::len() > super::input::SERIAL_RESUME {
+        if !rx.may_resume() {
             return;
         }
         set_receiving(p, true);
     }
-    let room = super::input::serial_room();
+    let room = rx.room();
     for _ in 0..room {
         match p.try_receive_byte() {
-            Ok(b) => super::input::push_serial(b),
+            Ok(b) => rx.push(b),
             Err(_) => return,
         }
     }
@@ -128,9 +144,4 @@ fn set_receiving(p: &mut Uart16550<PioBackend>, on: bool) {
         x86_64::instructions::port::Port::<u8>::new(BASE + 4).write(mcr);
     }
     HELD.store(!on, Ordering::Relaxed);
-}
-
-/// The receive interrupt.
-pub fn on_interrupt() {
-    poll();
 }

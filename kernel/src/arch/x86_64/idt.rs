@@ -22,11 +22,6 @@ use x86_64::registers::control::Cr2;
 use x86_64::structures::idt::{InterruptDescriptorTable, PageFaultErrorCode};
 use x86_64::VirtAddr;
 
-/// Vector of the COM1 receive interrupt.
-pub const VEC_COM1: u8 = pic::PIC1_OFFSET + 4;
-/// Vector of the PS/2 keyboard interrupt.
-pub const VEC_KEYBOARD: u8 = pic::PIC1_OFFSET + 1;
-
 static IDT: Once<InterruptDescriptorTable> = Once::new();
 
 /// How the handler ends after the report.
@@ -344,18 +339,36 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                 ));
             }
         }
-        VEC_COM1 => {
-            crate::drivers::serial::on_interrupt();
-            pic::eoi(4);
-        }
-        VEC_KEYBOARD => {
-            crate::drivers::keyboard::on_interrupt();
-            pic::eoi(1);
-        }
-        v if v == pic::PIC1_OFFSET + 7 => {} // spurious IRQ 7: no EOI
-        v if v == pic::PIC2_OFFSET + 7 => pic::eoi(0), // spurious IRQ 15: EOI the cascade
-        v if v < pic::PIC2_OFFSET + 8 => pic::eoi(v - pic::PIC1_OFFSET),
+        v if (pic::PIC1_OFFSET..pic::PIC2_OFFSET + 8).contains(&v) => irq(v - pic::PIC1_OFFSET),
         _ => {} // the APIC's spurious vector and stray software interrupts
+    }
+}
+
+// ---- interrupt lines ----------------------------------------------------------------
+
+/// The handler of each PIC line (IRQ 0..16), set once by the driver that owns the
+/// line, at its init ([`set_irq_handler`]). The IDT names no driver.
+static IRQ_HANDLERS: [Once<fn()>; 16] = [const { Once::new() }; 16];
+
+/// Makes `handler` the interrupt handler of PIC line `irq` (0..16). A driver calls
+/// it once at init, before its line is unmasked; a line keeps its first handler.
+pub fn set_irq_handler(irq: u8, handler: fn()) {
+    if let Some(line) = IRQ_HANDLERS.get(irq as usize) {
+        line.call_once(|| handler);
+    }
+}
+
+/// An interrupt on PIC line `line`: its handler, then the end of interrupt. On a
+/// line no driver registered, IRQ 7 and IRQ 15 are the PICs' spurious interrupts.
+fn irq(line: u8) {
+    match IRQ_HANDLERS[line as usize].get() {
+        Some(handler) => {
+            handler();
+            pic::eoi(line);
+        }
+        None if line == 7 => {}            // spurious IRQ 7: no EOI
+        None if line == 15 => pic::eoi(0), // spurious IRQ 15: EOI the cascade
+        None => pic::eoi(line),
     }
 }
 
