@@ -10,11 +10,14 @@
 //! - [`slab`]: kmalloc, kmem_cache and mempool on top of the buddy allocator.
 //! - [`memalloc`]: who may use the reserves below the zones' `min` watermarks.
 //! - [`fault`]: fault injection (`fail_page_alloc`, `failslab`) for both.
+//! - [`memmap`]: the physical memory map as loaders report it, and its sanitizing.
+//! - [`bootmem`]: the boot frame allocator over that map, and range merging.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod bootmem;
 pub mod buddy;
 pub mod fault;
 pub mod memalloc;
