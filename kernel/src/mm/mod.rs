@@ -66,25 +66,14 @@ pub static SETUP: spin::Once<MmSetup> = spin::Once::new();
 /// 2 GiB has all three zones.
 pub const DEFAULT_LOWMEM: u64 = 1 << 30;
 
-/// Parses a size such as `1G`, `512M`, `0x40000000`.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let (num, mul) = match s.as_bytes().last()? {
-        b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
-        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
-        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    let n = match num.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok()?,
-        None => num.parse().ok()?,
-    };
-    n.checked_mul(mul)
-}
-
-/// The direct-map limit asked for on the command line, else the default; at least
-/// 32 MiB and a multiple of 2 MiB.
+/// The direct-map limit asked for on the command line (a size such as `1G`,
+/// `512M` or `0x40000000`, in the shell's number syntax), else the default; at
+/// least 32 MiB and a multiple of 2 MiB.
 pub fn lowmem_limit(info: &BootInfo) -> u64 {
-    let asked = info.cmdline.get("mm.lowmem").and_then(parse_size);
+    let asked = info
+        .cmdline
+        .get("mm.lowmem")
+        .and_then(|v| shell::parse::parse_u64(v).ok());
     let v = asked.unwrap_or(DEFAULT_LOWMEM).max(32 << 20);
     v & !((2 << 20) - 1)
 }
