@@ -12,6 +12,7 @@
 //! - [`fault`]: fault injection (`fail_page_alloc`, `failslab`) for both.
 //! - [`memmap`]: the physical memory map as loaders report it, and its sanitizing.
 //! - [`bootmem`]: the boot frame allocator over that map, and range merging.
+//! - [`cmdline`]: the kernel command line and its `key=value` options.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -19,6 +20,7 @@ extern crate alloc;
 
 pub mod bootmem;
 pub mod buddy;
+pub mod cmdline;
 pub mod fault;
 pub mod memalloc;
 pub mod memmap;
