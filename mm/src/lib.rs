@@ -10,7 +10,9 @@
 //! - [`slab`]: kmalloc, kmem_cache and mempool on top of the buddy allocator.
 //! - [`memalloc`]: who may use the reserves below the zones' `min` watermarks.
 //! - [`fault`]: fault injection (`fail_page_alloc`, `failslab`) for both.
-//! - [`memmap`]: the loaders' physical memory map and its sanitizing.
+//! - [`memmap`]: the physical memory map as loaders report it, and its sanitizing.
+//! - [`bootmem`]: the boot frame allocator over that map, and range merging.
+//! - [`cmdline`]: the kernel command line and its `key=value` options.
 //! - [`layout`]: every fixed kernel virtual address, with a picture of the space.
 //! - [`sim`]: simulated physical memory for host tests and benchmarks.
 #![cfg_attr(not(test), no_std)]
@@ -18,7 +20,9 @@
 
 extern crate alloc;
 
+pub mod bootmem;
 pub mod buddy;
+pub mod cmdline;
 pub mod fault;
 pub mod layout;
 pub mod memalloc;

@@ -9,6 +9,8 @@
 //! - Handle references are `#N` with N a decimal number from 1.
 //!
 //! Every error is a [`ParseError`] whose `Display` is the text after `error: `.
+//! [`parse_u64`] is the number parser without allocation, for the kernel's boot
+//! code (sizes on its command line).
 
 use crate::handles::HandleId;
 use alloc::string::String;
@@ -92,12 +94,20 @@ pub fn tokenize(line: &str) -> Result<Vec<String>, ParseError> {
     Ok(words)
 }
 
-/// Parses a number: decimal, `0x` hex, `_` separators, optional `K`/`M`/`G` suffix.
-pub fn parse_number(tok: &str) -> Result<u64, ParseError> {
-    let bad = || ParseError::BadNumber(String::from(tok));
-    let too_large = || ParseError::TooLarge(String::from(tok));
+/// Why [`parse_u64`] refused a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberError {
+    /// Not a number at all ([`ParseError::BadNumber`]).
+    Bad,
+    /// A well-formed number that does not fit in 64 bits ([`ParseError::TooLarge`]).
+    TooLarge,
+}
+
+/// [`parse_number`] without allocating, for code that runs before any heap
+/// exists: the kernel reads sizes on its command line (`mm.lowmem=512M`) with it.
+pub fn parse_u64(tok: &str) -> Result<u64, NumberError> {
     if !tok.as_bytes().first().is_some_and(u8::is_ascii_digit) {
-        return Err(bad());
+        return Err(NumberError::Bad);
     }
     let (body, shift) = match tok.as_bytes().last() {
         Some(b'k' | b'K') => (&tok[..tok.len() - 1], 10),
@@ -115,20 +125,28 @@ pub fn parse_number(tok: &str) -> Result<u64, ParseError> {
         if c == '_' {
             continue;
         }
-        let d = c.to_digit(radix).ok_or_else(bad)?;
+        let d = c.to_digit(radix).ok_or(NumberError::Bad)?;
         any = true;
         value = value
             .checked_mul(u64::from(radix))
             .and_then(|v| v.checked_add(u64::from(d)))
-            .ok_or_else(too_large)?;
+            .ok_or(NumberError::TooLarge)?;
     }
     if !any {
-        return Err(bad());
+        return Err(NumberError::Bad);
     }
     if value > u64::MAX >> shift {
-        return Err(too_large());
+        return Err(NumberError::TooLarge);
     }
     Ok(value << shift)
+}
+
+/// Parses a number: decimal, `0x` hex, `_` separators, optional `K`/`M`/`G` suffix.
+pub fn parse_number(tok: &str) -> Result<u64, ParseError> {
+    parse_u64(tok).map_err(|e| match e {
+        NumberError::Bad => ParseError::BadNumber(String::from(tok)),
+        NumberError::TooLarge => ParseError::TooLarge(String::from(tok)),
+    })
 }
 
 /// Parses an address. Addresses are numbers (usually hex); the same forms are accepted.
@@ -254,6 +272,48 @@ mod tests {
             parse_number("17179869184G").unwrap_err().to_string(),
             "number '17179869184G' is too large (max 0xffffffffffffffff)"
         );
+    }
+
+    #[test]
+    fn command_line_sizes_without_allocation() {
+        for (s, v) in [
+            ("1G", 1u64 << 30),
+            ("512M", 512 << 20),
+            ("64m", 64 << 20),
+            ("0x40000000", 1 << 30),
+            ("0x10k", 16 << 10),
+            ("33554432", 32 << 20),
+        ] {
+            assert_eq!(parse_u64(s), Ok(v), "{s}");
+        }
+        assert_eq!(parse_u64("17179869184G"), Err(NumberError::TooLarge));
+        assert_eq!(parse_u64("16777216T"), Err(NumberError::Bad));
+        for s in ["", "G", "1GB", "-1G", "+1G", "1.5G"] {
+            assert_eq!(parse_u64(s), Err(NumberError::Bad), "{s:?}");
+        }
+        // The same language as parse_number, error kinds included.
+        for s in [
+            "0",
+            "0XfF",
+            "0x_10",
+            "1_000",
+            "4K",
+            "x12",
+            "0x",
+            "1KK",
+            "_1",
+            "1 2",
+            "18446744073709551616",
+            "17592186044416M",
+            "17179869183G",
+        ] {
+            let kind = parse_number(s).map_err(|e| match e {
+                ParseError::BadNumber(_) => NumberError::Bad,
+                ParseError::TooLarge(_) => NumberError::TooLarge,
+                e => panic!("{e:?}"),
+            });
+            assert_eq!(parse_u64(s), kind, "{s:?}");
+        }
     }
 
     #[test]

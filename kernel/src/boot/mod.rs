@@ -7,20 +7,19 @@
 //! favour of the more restrictive kind, neighbours of one kind merged (see
 //! `mm::memmap`, tested on the host), the kernel image reserved, and the first
 //! 64 KiB of physical memory reserved as Linux does on x86 (`mm::memmap::LOW_RESERVED`).
+//! The command line is kept as an `mm::cmdline::Cmdline` (also tested on the host).
 //!
 //! No heap exists yet at this point, so everything here is fixed-capacity.
 
 pub mod limine;
 pub mod pvh;
 
-use core::fmt;
+pub use mm::cmdline::{Cmdline, CMDLINE_MAX};
 use mm::layout::KERNEL_BASE;
 pub use mm::memmap::{MemKind, MemRegion, MemoryMap, MEMMAP_MAX};
 
 /// Bytes of the boot stack both entry paths switch to.
 pub const BOOT_STACK_SIZE: usize = 64 * 1024;
-/// Longest kernel command line kept.
-pub const CMDLINE_MAX: usize = 512;
 
 #[repr(C, align(16))]
 struct Stack([u8; BOOT_STACK_SIZE]);
@@ -105,56 +104,6 @@ impl BootPath {
             BootPath::LimineUefi => "limine-uefi",
             BootPath::Pvh => "pvh",
         }
-    }
-}
-
-/// A copy of the kernel command line.
-#[derive(Clone)]
-pub struct Cmdline {
-    buf: [u8; CMDLINE_MAX],
-    len: usize,
-}
-
-impl Cmdline {
-    /// Empty.
-    pub const fn new() -> Self {
-        Cmdline {
-            buf: [0; CMDLINE_MAX],
-            len: 0,
-        }
-    }
-    /// Appends one byte (silently truncates at CMDLINE_MAX; non-ASCII becomes '?').
-    pub fn push(&mut self, b: u8) {
-        if self.len < CMDLINE_MAX {
-            self.buf[self.len] = if b.is_ascii() && !b.is_ascii_control() {
-                b
-            } else {
-                b'?'
-            };
-            self.len += 1;
-        }
-    }
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-    /// Value of `key=value`, if present.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.as_str()
-            .split_ascii_whitespace()
-            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
-    }
-}
-
-impl Default for Cmdline {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for Cmdline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -1,23 +1,29 @@
 //! A text console on the loader's linear framebuffer, drawn with the
-//! `noto-sans-mono-bitmap` font (16 px). Output mirrors the serial console; ANSI
-//! escape sequences are skipped, `ESC [ 2 J` clears the screen.
+//! `noto-sans-mono-bitmap` font (16 px). Output mirrors the serial console.
+//! Where characters go (cursor, wrapping, scrolling, escape sequences: ANSI
+//! sequences are skipped, `ESC [ 2 J` clears the screen) is `vt::grid::Grid`,
+//! tested on the host; this module only writes the pixels it asks for.
 
 use crate::boot::FramebufferInfo;
 use noto_sans_mono_bitmap::{get_raster, get_raster_width, FontWeight, RasterHeight};
 use spin::Mutex;
+use vt::grid::{Grid, Screen};
 
 const HEIGHT: RasterHeight = RasterHeight::Size16;
 const LINE: usize = 18;
 
-struct Console {
+/// The framebuffer's pixels, one text cell `char_w` x [`LINE`] pixels.
+struct Pixels {
     base: *mut u32,
     width: usize,
     height: usize,
     stride: usize,
-    col: usize,
-    row: usize,
     char_w: usize,
-    esc: u8,
+}
+
+struct Console {
+    px: Pixels,
+    grid: Grid,
 }
 
 // SAFETY: the framebuffer pointer is only used under the mutex below.
@@ -28,40 +34,36 @@ static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 /// Starts the console on `fb`, mapped at `virt`.
 pub fn init(fb: &FramebufferInfo, virt: u64) {
     let char_w = get_raster_width(FontWeight::Regular, HEIGHT);
-    let mut c = Console {
+    let px = Pixels {
         base: virt as *mut u32,
         width: fb.width as usize,
         height: fb.height as usize,
         stride: fb.pitch as usize / 4,
-        col: 0,
-        row: 0,
         char_w,
-        esc: 0,
     };
-    c.clear();
+    let mut c = Console {
+        grid: Grid::new(px.width / char_w, px.height / LINE),
+        px,
+    };
+    c.grid.clear(&mut c.px);
     *CONSOLE.lock() = Some(c);
 }
 
 /// Writes text.
 pub fn write_str(s: &str) {
     if let Some(c) = CONSOLE.lock().as_mut() {
-        for ch in s.chars() {
-            c.put(ch);
-        }
+        c.grid.write_str(s, &mut c.px);
     }
 }
 
 /// Clears the screen.
 pub fn clear() {
     if let Some(c) = CONSOLE.lock().as_mut() {
-        c.clear();
+        c.grid.clear(&mut c.px);
     }
 }
 
-impl Console {
-    fn cols(&self) -> usize {
-        self.width / self.char_w
-    }
+impl Pixels {
     fn rows(&self) -> usize {
         self.height / LINE
     }
@@ -72,16 +74,17 @@ impl Console {
             unsafe { self.base.add(y * self.stride + x).write_volatile(v) }
         }
     }
+}
+
+impl Screen for Pixels {
     fn clear(&mut self) {
         for y in 0..self.height {
             for x in 0..self.width {
                 self.pixel(x, y, 0);
             }
         }
-        self.col = 0;
-        self.row = 0;
     }
-    fn scroll(&mut self) {
+    fn scroll_up(&mut self) {
         let line_px = LINE * self.stride;
         let total = self.rows() * line_px;
         // SAFETY: both ranges lie inside the framebuffer mapping; copy handles
@@ -90,49 +93,17 @@ impl Console {
             core::ptr::copy(self.base.add(line_px), self.base, total - line_px);
             core::ptr::write_bytes(self.base.add(total - line_px), 0, line_px);
         }
-        self.row -= 1;
     }
-    fn newline(&mut self) {
-        self.col = 0;
-        self.row += 1;
-        if self.row >= self.rows() {
-            self.scroll();
-        }
-    }
-    fn put(&mut self, ch: char) {
-        match (self.esc, ch) {
-            (1, '[') => return self.esc = 2,
-            (1, _) => return self.esc = 0,
-            (2, 'J') => {
-                self.esc = 0;
-                return self.clear();
-            }
-            (2, c) if ('\x40'..='\x7e').contains(&c) => return self.esc = 0,
-            (2, _) => return,
-            _ => {}
-        }
-        match ch {
-            '\x1b' => self.esc = 1,
-            '\n' => self.newline(),
-            '\r' => self.col = 0,
-            '\x08' => self.col = self.col.saturating_sub(1),
-            c if (c as u32) < 0x20 => {}
-            c => {
-                if self.col >= self.cols() {
-                    self.newline();
+    fn draw(&mut self, col: usize, row: usize, c: char) {
+        let raster = get_raster(c, FontWeight::Regular, HEIGHT)
+            .or_else(|| get_raster('?', FontWeight::Regular, HEIGHT));
+        let (x0, y0) = (col * self.char_w, row * LINE);
+        if let Some(r) = raster {
+            for (dy, row) in r.raster().iter().enumerate() {
+                for (dx, &v) in row.iter().enumerate() {
+                    let v = v as u32;
+                    self.pixel(x0 + dx, y0 + dy, (v << 16) | (v << 8) | v);
                 }
-                let raster = get_raster(c, FontWeight::Regular, HEIGHT)
-                    .or_else(|| get_raster('?', FontWeight::Regular, HEIGHT));
-                let (x0, y0) = (self.col * self.char_w, self.row * LINE);
-                if let Some(r) = raster {
-                    for (dy, row) in r.raster().iter().enumerate() {
-                        for (dx, &v) in row.iter().enumerate() {
-                            let v = v as u32;
-                            self.pixel(x0 + dx, y0 + dy, (v << 16) | (v << 8) | v);
-                        }
-                    }
-                }
-                self.col += 1;
             }
         }
     }

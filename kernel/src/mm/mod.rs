@@ -5,9 +5,9 @@
 //! Boot sequence ([`init`]):
 //! 1. the zone limit: ZONE_DMA below 16 MiB, ZONE_NORMAL up to `mm.lowmem=`
 //!    (default [`DEFAULT_LOWMEM`]), ZONE_UNMAPPED_IN_PGT above;
-//! 2. a boot frame allocator places `mem_map` (16 bytes per frame), the slab
-//!    liveness bitmap (16 bytes per direct-mapped frame, Linux's `page_ext` for
-//!    the slab) and the page tables in ZONE_NORMAL;
+//! 2. a boot frame allocator (`mm::bootmem`) places `mem_map` (16 bytes per
+//!    frame), the slab liveness bitmap (16 bytes per direct-mapped frame, Linux's
+//!    `page_ext` for the slab) and the page tables in ZONE_NORMAL;
 //! 3. the kernel switches to its own page tables;
 //! 4. the buddy allocator takes every usable and boot-reclaimable frame; the image,
 //!    `mem_map`, slab bitmap and page tables are reserved as `PAGE_KERNEL_INIT`,
@@ -67,25 +67,14 @@ pub static SETUP: spin::Once<MmSetup> = spin::Once::new();
 /// 2 GiB has all three zones.
 pub const DEFAULT_LOWMEM: u64 = 1 << 30;
 
-/// Parses a size such as `1G`, `512M`, `0x40000000`.
-pub fn parse_size(s: &str) -> Option<u64> {
-    let (num, mul) = match s.as_bytes().last()? {
-        b'K' | b'k' => (&s[..s.len() - 1], 1u64 << 10),
-        b'M' | b'm' => (&s[..s.len() - 1], 1 << 20),
-        b'G' | b'g' => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    let n = match num.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16).ok()?,
-        None => num.parse().ok()?,
-    };
-    n.checked_mul(mul)
-}
-
-/// The direct-map limit asked for on the command line, else the default; at least
-/// 32 MiB and a multiple of 2 MiB.
+/// The direct-map limit asked for on the command line (a size such as `1G`,
+/// `512M` or `0x40000000`, in the shell's number syntax), else the default; at
+/// least 32 MiB and a multiple of 2 MiB.
 pub fn lowmem_limit(info: &BootInfo) -> u64 {
-    let asked = info.cmdline.get("mm.lowmem").and_then(parse_size);
+    let asked = info
+        .cmdline
+        .get("mm.lowmem")
+        .and_then(|v| shell::parse::parse_u64(v).ok());
     let v = asked.unwrap_or(DEFAULT_LOWMEM).max(32 << 20);
     v & !((2 << 20) - 1)
 }
@@ -96,7 +85,7 @@ pub fn init(info: &BootInfo) {
     paging::set_loader_offset(info.direct_map_offset);
     let lowmem = lowmem_limit(info);
     let ram_end = info.memory_map.ram_end();
-    let mut alloc = BootAlloc::new(&info.memory_map, lowmem);
+    let mut alloc = BootAlloc(mm::bootmem::BootAlloc::new(&info.memory_map, lowmem));
     let max_pfn = ram_end.div_ceil(4096);
     let mem_map_bytes = max_pfn * core::mem::size_of::<mm::Page>() as u64;
     let mem_map_phys = alloc
@@ -145,7 +134,7 @@ pub fn init(info: &BootInfo) {
         }
     }
     // Merge touching RAM ranges (e.g. usable next to the image).
-    let ram = merge_ranges(&mut ram[..nram]);
+    let ram = mm::bootmem::merge_ranges(&mut ram[..nram]);
     for &(s, e) in alloc.used() {
         reserved[nres] = (
             Pfn::containing(s),
@@ -218,19 +207,4 @@ pub fn init(info: &BootInfo) {
         slab_bits_bytes,
         init_cycles: crate::arch::cpu::rdtsc() - t0,
     });
-}
-
-/// Sorts ranges and merges touching or overlapping ones, in place.
-fn merge_ranges(r: &mut [(Pfn, Pfn)]) -> &[(Pfn, Pfn)] {
-    r.sort_unstable();
-    let mut n = 0;
-    for i in 0..r.len() {
-        if n > 0 && r[i].0 <= r[n - 1].1 {
-            r[n - 1].1 = r[n - 1].1.max(r[i].1);
-        } else {
-            r[n] = r[i];
-            n += 1;
-        }
-    }
-    &r[..n]
 }

@@ -1,0 +1,15 @@
+//! memkern's virtual terminal, free of hardware: what the PS/2 keyboard and the
+//! framebuffer console do with bytes, as Linux's `drivers/tty/vt` (`keyboard.c`,
+//! `vt.c`) does, split from the port I/O and pixel writes the kernel keeps
+//! (`kernel/src/drivers/{keyboard,framebuffer}.rs`).
+//!
+//! - [`keymap`]: scancodes in, the bytes a serial terminal would send out, so the
+//!   shell's line editor serves both.
+//! - [`grid`]: the character grid of the framebuffer console (cursor, wrapping,
+//!   scrolling, carriage return and backspace, escape sequences) over a
+//!   [`grid::Screen`] that draws.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod grid;
+pub mod keymap;
