@@ -19,9 +19,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use mm::layout::{DIRECT_MAP_BASE, TEMP_WINDOW};
 use spin::Mutex;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Efer, EferFlags};
+// The x86_64 crate's `Page` is a *virtual* page; `mm::Page` is `struct page`.
 use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page, PageTable, PageTableFlags as F, PhysFrame,
-    Size2MiB, Size4KiB,
+    FrameAllocator, Mapper, OffsetPageTable, Page as VirtPage, PageTable, PageTableFlags as F,
+    PhysFrame, Size2MiB, Size4KiB,
 };
 use x86_64::{PhysAddr, VirtAddr};
 
@@ -73,7 +74,7 @@ fn map_range_4k(
 ) {
     let mut off = 0;
     while off < len {
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt + off));
+        let page = VirtPage::<Size4KiB>::containing_address(VirtAddr::new(virt + off));
         let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(phys + off));
         // SAFETY: the new tables are not active yet; each page is mapped once to
         // the frame the layout above assigns it.
@@ -136,7 +137,8 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
         let mut p = s;
         while p < e {
             if p % (2 << 20) == 0 && p + (2 << 20) <= e {
-                let page = Page::<Size2MiB>::containing_address(VirtAddr::new(DIRECT_MAP_BASE + p));
+                let page =
+                    VirtPage::<Size2MiB>::containing_address(VirtAddr::new(DIRECT_MAP_BASE + p));
                 let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(p));
                 // SAFETY: as above; direct-map pages map RAM to its fixed offset.
                 unsafe {
@@ -181,7 +183,7 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     // The temporary window: create its page table now, leave the page unmapped.
     map_range_4k(&mut pt, alloc, TEMP_WINDOW, 0, 4096, F::PRESENT);
     let _ = pt
-        .unmap(Page::<Size4KiB>::containing_address(VirtAddr::new(
+        .unmap(VirtPage::<Size4KiB>::containing_address(VirtAddr::new(
             TEMP_WINDOW,
         )))
         .map(|(_, f)| f.ignore());
@@ -214,7 +216,7 @@ pub fn with_temp_mapping<R>(phys: u64, f: impl FnOnce(*mut u8) -> R) -> R {
     crate::arch::cpu::without_interrupts(|| {
         let mut g = KERNEL_TABLES.lock();
         let pt = g.as_mut().expect("paging not initialised");
-        let page = Page::<Size4KiB>::containing_address(VirtAddr::new(TEMP_WINDOW));
+        let page = VirtPage::<Size4KiB>::containing_address(VirtAddr::new(TEMP_WINDOW));
         let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(phys & !0xfff));
         let mut none = NoFrames;
         // SAFETY: the window page is reserved for this function, its page table

@@ -92,7 +92,7 @@ pub mod debug;
 pub mod layout;
 pub mod mempool;
 pub mod selftest;
-mod slabs;
+mod slow;
 
 use core::fmt;
 use core::panic::Location;
