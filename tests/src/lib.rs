@@ -2,7 +2,8 @@
 //! to its shell over the serial line with `rexpect`.
 //!
 //! A check is a plain function of a booted [`Vm`] returning [`Check`]; a
-//! [`Scenario`] names it and boots what it needs (here through [`with_vm`]):
+//! [`Scenario`] names it and boots what it needs (here through [`with_vm`]), and
+//! [`scenarios!`] registers it under its function's name:
 //!
 //! ```ignore
 //! fn kmalloc_rounds_up(vm: &mut Vm) -> Check {
@@ -12,9 +13,8 @@
 //!     })
 //! }
 //!
-//! Scenario {
-//!     name: "kmalloc_rounds_up",
-//!     run: || with_vm(Opts::default(), kmalloc_rounds_up),
+//! pub fn scenarios() -> Vec<Scenario> {
+//!     scenarios![kmalloc_rounds_up with |b| with_vm(Opts::default(), b)]
 //! }
 //! ```
 //!
@@ -379,6 +379,29 @@ pub enum Outcome {
     Passed,
     Failed(String),
     Skipped(String),
+}
+
+/// Scenarios named after their functions, so that no name is written twice:
+///
+/// ```ignore
+/// scenarios![
+///     poweroff_exit_status,                       // fn() -> Outcome
+///     trap_others with pvh,                       // fn(&mut Vm) -> Check, run by `pvh`
+///     lowmem with |b| with_vm(Opts::default().mem("128M"), b),
+/// ]
+/// ```
+///
+/// `NAME with RUNNER` runs `RUNNER(NAME)`; the runner must capture nothing.
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident $(with $run:expr)?),* $(,)?) => {
+        vec![$($crate::Scenario {
+            name: stringify!($name),
+            run: $crate::scenarios!(@run $name $(, $run)?),
+        }),*]
+    };
+    (@run $name:ident) => { $name };
+    (@run $name:ident, $run:expr) => { || ($run)($name) };
 }
 
 /// A named scenario: boots what it needs itself.

@@ -248,7 +248,7 @@ fn lines() -> u64 {
     env_u64("MEMKERN_FUZZ_LINES").unwrap_or(LINES)
 }
 
-fn fuzz_serial_random_lines(vm: &mut Vm, seed: u64) -> Check {
+fn random_lines(vm: &mut Vm, seed: u64) -> Check {
     let n = lines();
     let t0 = Instant::now();
     let c = vm.ok("check")?;
@@ -328,7 +328,7 @@ fn fuzz_serial_random_lines(vm: &mut Vm, seed: u64) -> Check {
     Ok(())
 }
 
-fn fuzz_serial() -> Outcome {
+fn fuzz_serial_random_lines() -> Outcome {
     let seed = env_u64("MEMKERN_FUZZ_SEED").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -347,7 +347,7 @@ fn fuzz_serial() -> Outcome {
             .mem("128M")
             .cmdline("mm.check=1 mm.lowmem=64M")
     };
-    with_vm(o, |vm| fuzz_serial_random_lines(vm, seed))
+    with_vm(o, |vm| random_lines(vm, seed))
 }
 
 /// `mm.check=1` turns check mode on at boot; `check` passes on the default
@@ -397,14 +397,8 @@ fn check_command_on_2g(vm: &mut Vm) -> Check {
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "fuzz_serial_random_lines",
-            run: fuzz_serial,
-        },
-        Scenario {
-            name: "check_command_on_2g",
-            run: || with_vm(Opts::default().cmdline("mm.check=1"), check_command_on_2g),
-        },
+    scenarios![
+        fuzz_serial_random_lines,
+        check_command_on_2g with |b| with_vm(Opts::default().cmdline("mm.check=1"), b),
     ]
 }

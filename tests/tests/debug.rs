@@ -141,8 +141,5 @@ fn gdb_stops_at_kmain() -> Outcome {
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
-        name: "gdb_stops_at_kmain",
-        run: gdb_stops_at_kmain,
-    }]
+    scenarios![gdb_stops_at_kmain]
 }

@@ -12,7 +12,7 @@ fn trap(vm: &mut Vm, kind: &str) -> Result<String, String> {
     Ok(vm.expect(PROMPT)?.replace('\r', ""))
 }
 
-fn fixup_leaves_no_taint(vm: &mut Vm) -> Check {
+fn extable_fixup_leaves_no_taint(vm: &mut Vm) -> Check {
     let clean = vm.ok("version")?;
     ensure(!clean.contains("tainted"), || {
         format!("tainted at boot:\n{clean}")
@@ -40,7 +40,7 @@ fn fixup_leaves_no_taint(vm: &mut Vm) -> Check {
     })
 }
 
-fn no_fixup_taints(vm: &mut Vm) -> Check {
+fn extable_no_fixup_taints(vm: &mut Vm) -> Check {
     ensure(
         vm.banner
             .contains("warning: oops=maybe ignored: expected oops=panic or oops=continue"),
@@ -77,7 +77,7 @@ fn no_fixup_taints(vm: &mut Vm) -> Check {
     ensure(out.contains("alive after oops"), || out)
 }
 
-fn oops_panic_stops_the_machine() -> Outcome {
+fn extable_oops_panic_stops_the_machine() -> Outcome {
     let mut vm = match Vm::boot(Opts::default().cmdline("oops=panic")) {
         Ok(vm) => vm,
         Err(e) => return Outcome::Failed(format!("boot: {e}")),
@@ -104,18 +104,9 @@ fn oops_panic_stops_the_machine() -> Outcome {
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "extable_fixup_leaves_no_taint",
-            run: || with_vm(Opts::default(), fixup_leaves_no_taint),
-        },
-        Scenario {
-            name: "extable_no_fixup_taints",
-            run: || with_vm(Opts::default().cmdline("oops=maybe"), no_fixup_taints),
-        },
-        Scenario {
-            name: "extable_oops_panic_stops_the_machine",
-            run: oops_panic_stops_the_machine,
-        },
+    scenarios![
+        extable_fixup_leaves_no_taint with |b| with_vm(Opts::default(), b),
+        extable_no_fixup_taints with |b| with_vm(Opts::default().cmdline("oops=maybe"), b),
+        extable_oops_panic_stops_the_machine,
     ]
 }

@@ -25,7 +25,7 @@ const COMMANDS: &[&str] = &[
     "bench kmalloc 10",
 ];
 
-fn every_command_fails_once_and_nothing_leaks(vm: &mut Vm) -> Check {
+fn fault_every_command_fails_once_and_nothing_leaks(vm: &mut Vm) -> Check {
     let boot = memstat(vm)?;
     vm.ok("cache create fc 100")?;
     vm.ok("mempool create mp0 0 kmalloc 64")?;
@@ -68,7 +68,7 @@ fn every_command_fails_once_and_nothing_leaks(vm: &mut Vm) -> Check {
     })
 }
 
-fn boot_options_arm_the_injectors() -> Outcome {
+fn fault_boot_options_arm_the_injectors() -> Outcome {
     with_vm(
         Opts::default().cmdline("failslab=2,100,0,-1 fail_page_alloc=1,100,0,1"),
         |vm| {
@@ -98,7 +98,7 @@ fn boot_options_arm_the_injectors() -> Outcome {
     )
 }
 
-fn bad_boot_option_is_ignored_with_a_warning() -> Outcome {
+fn fault_bad_boot_option_is_ignored_with_a_warning() -> Outcome {
     with_vm(Opts::default().cmdline("failslab=1,200,0,-1"), |vm| {
         ensure(
             vm.banner.contains("warning: failslab=1,200,0,-1 ignored"),
@@ -111,18 +111,9 @@ fn bad_boot_option_is_ignored_with_a_warning() -> Outcome {
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "fault_every_command_fails_once_and_nothing_leaks",
-            run: || with_vm(Opts::default(), every_command_fails_once_and_nothing_leaks),
-        },
-        Scenario {
-            name: "fault_boot_options_arm_the_injectors",
-            run: boot_options_arm_the_injectors,
-        },
-        Scenario {
-            name: "fault_bad_boot_option_is_ignored_with_a_warning",
-            run: bad_boot_option_is_ignored_with_a_warning,
-        },
+    scenarios![
+        fault_every_command_fails_once_and_nothing_leaks with |b| with_vm(Opts::default(), b),
+        fault_boot_options_arm_the_injectors,
+        fault_bad_boot_option_is_ignored_with_a_warning,
     ]
 }

@@ -122,24 +122,9 @@ fn quick() -> Opts {
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "pipelined_memstat_200",
-            run: || with_vm(quick(), pipelined_memstat_200),
-        },
-        Scenario {
-            name: "pipelined_mixed_burst",
-            run: || with_vm(quick(), pipelined_mixed_burst),
-        },
-        Scenario {
-            name: "pipelined_10000_lines",
-            run: || {
-                let o = Opts {
-                    life: Duration::from_secs(90),
-                    ..Opts::default()
-                };
-                with_vm(o, pipelined_10000_lines)
-            },
-        },
+    scenarios![
+        pipelined_memstat_200 with |b| with_vm(quick(), b),
+        pipelined_mixed_burst with |b| with_vm(quick(), b),
+        pipelined_10000_lines with |b| with_vm(Opts { life: Duration::from_secs(90), ..Opts::default() }, b),
     ]
 }

@@ -50,8 +50,5 @@ fn keyboard_types_a_command() -> Outcome {
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![Scenario {
-        name: "keyboard_types_a_command",
-        run: keyboard_types_a_command,
-    }]
+    scenarios![keyboard_types_a_command]
 }

@@ -116,84 +116,79 @@ fn campaign(ladder: &'static [(&'static str, usize)]) -> Outcome {
     })
 }
 
+fn oom_dragonos_pages() -> Outcome {
+    campaign(&[
+        ("pages 63", 400),
+        ("pages 63 DMA", 100),
+        ("pages 4", 400),
+        ("pages 4 DMA", 400),
+        ("pages 1", 400),
+        ("pages 1 DMA", 400),
+    ])
+}
+
+fn oom_linux_alloc_pages() -> Outcome {
+    campaign(&[
+        ("alloc_pages 10", 40),
+        ("alloc_pages 6", 100),
+        ("alloc_pages 2", 400),
+        ("alloc_page", 400),
+    ])
+}
+
+fn oom_get_free_pages() -> Outcome {
+    campaign(&[
+        ("get_free_pages 10", 40),
+        ("get_free_pages 5", 200),
+        ("get_free_page", 800),
+    ])
+}
+
+fn oom_mos_page_alloc() -> Outcome {
+    campaign(&[("alloc_pages 8", 100), ("page_alloc", 1500)])
+}
+
+fn oom_kmalloc() -> Outcome {
+    campaign(&[
+        ("kmalloc 1M", 100),
+        ("kmalloc 64K", 100),
+        ("kmalloc 4K", 400),
+        ("kmalloc 512", 400),
+        ("kmalloc 32", 2000),
+    ])
+}
+
+fn oom_kmem_cache() -> Outcome {
+    with_vm(Opts::default().mem("64M"), |vm| {
+        let boot = picture(vm)?;
+        step(vm, "cache create big 256K")?;
+        step(vm, "cache create small 200")?;
+        let mut filled = 2;
+        filled += fill(vm, "cache alloc big", 400)?;
+        filled += fill(vm, "cache alloc small", 3000)?;
+        after_oom(vm, &boot, filled)
+    })
+}
+
+fn oom_mempool() -> Outcome {
+    with_vm(Opts::default().mem("64M"), |vm| {
+        let boot = picture(vm)?;
+        step(vm, "mempool create pool 8 kmalloc 1M")?;
+        // The reserve's 8 elements come out after the backing allocator
+        // fails; then the pool is empty and says so.
+        let filled = 1 + fill(vm, "mempool alloc pool", 200)?;
+        after_oom(vm, &boot, filled)
+    })
+}
+
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "oom_dragonos_pages",
-            run: || {
-                campaign(&[
-                    ("pages 63", 400),
-                    ("pages 63 DMA", 100),
-                    ("pages 4", 400),
-                    ("pages 4 DMA", 400),
-                    ("pages 1", 400),
-                    ("pages 1 DMA", 400),
-                ])
-            },
-        },
-        Scenario {
-            name: "oom_linux_alloc_pages",
-            run: || {
-                campaign(&[
-                    ("alloc_pages 10", 40),
-                    ("alloc_pages 6", 100),
-                    ("alloc_pages 2", 400),
-                    ("alloc_page", 400),
-                ])
-            },
-        },
-        Scenario {
-            name: "oom_get_free_pages",
-            run: || {
-                campaign(&[
-                    ("get_free_pages 10", 40),
-                    ("get_free_pages 5", 200),
-                    ("get_free_page", 800),
-                ])
-            },
-        },
-        Scenario {
-            name: "oom_mos_page_alloc",
-            run: || campaign(&[("alloc_pages 8", 100), ("page_alloc", 1500)]),
-        },
-        Scenario {
-            name: "oom_kmalloc",
-            run: || {
-                campaign(&[
-                    ("kmalloc 1M", 100),
-                    ("kmalloc 64K", 100),
-                    ("kmalloc 4K", 400),
-                    ("kmalloc 512", 400),
-                    ("kmalloc 32", 2000),
-                ])
-            },
-        },
-        Scenario {
-            name: "oom_kmem_cache",
-            run: || {
-                with_vm(Opts::default().mem("64M"), |vm| {
-                    let boot = picture(vm)?;
-                    step(vm, "cache create big 256K")?;
-                    step(vm, "cache create small 200")?;
-                    let mut filled = 2;
-                    filled += fill(vm, "cache alloc big", 400)?;
-                    filled += fill(vm, "cache alloc small", 3000)?;
-                    after_oom(vm, &boot, filled)
-                })
-            },
-        },
-        Scenario {
-            name: "oom_mempool",
-            run: || {
-                with_vm(Opts::default().mem("64M"), |vm| {
-                    let boot = picture(vm)?;
-                    step(vm, "mempool create pool 8 kmalloc 1M")?;
-                    // The reserve's 8 elements come out after the backing allocator
-                    // fails; then the pool is empty and says so.
-                    let filled = 1 + fill(vm, "mempool alloc pool", 200)?;
-                    after_oom(vm, &boot, filled)
-                })
-            },
-        },
+    scenarios![
+        oom_dragonos_pages,
+        oom_linux_alloc_pages,
+        oom_get_free_pages,
+        oom_mos_page_alloc,
+        oom_kmalloc,
+        oom_kmem_cache,
+        oom_mempool,
     ]
 }

@@ -303,46 +303,16 @@ fn lowmem_from_the_command_line() -> Outcome {
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "memstat_adds_up_and_zones_exist",
-            run: || with_vm(Opts::default(), memstat_adds_up_and_zones_exist),
-        },
-        Scenario {
-            name: "zones_give_memory_where_they_should",
-            run: || with_vm(Opts::default(), zones_give_memory_where_they_should),
-        },
-        Scenario {
-            name: "reference_counts",
-            run: || with_vm(Opts::default(), reference_counts),
-        },
-        Scenario {
-            name: "every_misuse_is_an_error",
-            run: || with_vm(Opts::default(), every_misuse_is_an_error),
-        },
-        Scenario {
-            name: "free_all_restores_boot_memstat",
-            run: || with_vm(Opts::default(), free_all_restores_boot_memstat),
-        },
-        Scenario {
-            name: "reports_have_their_formats",
-            run: || with_vm(Opts::default(), reports_have_their_formats),
-        },
-        Scenario {
-            name: "bzero_and_bcopy",
-            run: || with_vm(Opts::default(), bzero_and_bcopy),
-        },
-        Scenario {
-            name: "out_of_memory_is_an_error_and_recovers",
-            run: out_of_memory_is_an_error_and_recovers,
-        },
-        Scenario {
-            name: "small_machine_has_no_unmapped_zone",
-            run: small_machine_has_no_unmapped_zone,
-        },
-        Scenario {
-            name: "lowmem_from_the_command_line",
-            run: lowmem_from_the_command_line,
-        },
+    scenarios![
+        memstat_adds_up_and_zones_exist with |b| with_vm(Opts::default(), b),
+        zones_give_memory_where_they_should with |b| with_vm(Opts::default(), b),
+        reference_counts with |b| with_vm(Opts::default(), b),
+        every_misuse_is_an_error with |b| with_vm(Opts::default(), b),
+        free_all_restores_boot_memstat with |b| with_vm(Opts::default(), b),
+        reports_have_their_formats with |b| with_vm(Opts::default(), b),
+        bzero_and_bcopy with |b| with_vm(Opts::default(), b),
+        out_of_memory_is_an_error_and_recovers,
+        small_machine_has_no_unmapped_zone,
+        lowmem_from_the_command_line,
     ]
 }

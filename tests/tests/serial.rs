@@ -306,67 +306,22 @@ fn limine_uefi() -> Outcome {
 }
 
 fn main() {
-    let mut all = vec![
-        Scenario {
-            name: "boot_banner_and_version",
-            run: || pvh(boot_banner_and_version),
-        },
-        Scenario {
-            name: "boot_cmdline_reaches_kernel",
-            run: boot_cmdline_reaches_kernel,
-        },
-        Scenario {
-            name: "boot_q35_seabios_pvh",
-            run: boot_q35_seabios_pvh,
-        },
-        Scenario {
-            name: "help_lists_every_command",
-            run: || pvh(help_lists_every_command),
-        },
-        Scenario {
-            name: "unknown_command_is_one_error",
-            run: || pvh(unknown_command_is_one_error),
-        },
-        Scenario {
-            name: "too_long_line_is_an_error",
-            run: || pvh(too_long_line_is_an_error),
-        },
-        Scenario {
-            name: "binary_and_escape_input",
-            run: || pvh(binary_and_escape_input),
-        },
-        Scenario {
-            name: "editing_keys",
-            run: || pvh(editing_keys),
-        },
-        Scenario {
-            name: "poweroff_exit_status",
-            run: poweroff_exit_status,
-        },
-        Scenario {
-            name: "reboot_resets_the_machine",
-            run: reboot_resets_the_machine,
-        },
-        Scenario {
-            name: "clear_sends_the_ansi_clear",
-            run: || pvh(clear_sends_the_ansi_clear),
-        },
-        Scenario {
-            name: "trap_page_fault",
-            run: || pvh(trap_page_fault),
-        },
-        Scenario {
-            name: "trap_others",
-            run: || pvh(trap_others),
-        },
-        Scenario {
-            name: "limine_bios",
-            run: limine_bios,
-        },
-        Scenario {
-            name: "limine_uefi",
-            run: limine_uefi,
-        },
+    let mut all = scenarios![
+        boot_banner_and_version with pvh,
+        boot_cmdline_reaches_kernel,
+        boot_q35_seabios_pvh,
+        help_lists_every_command with pvh,
+        unknown_command_is_one_error with pvh,
+        too_long_line_is_an_error with pvh,
+        binary_and_escape_input with pvh,
+        editing_keys with pvh,
+        poweroff_exit_status,
+        reboot_resets_the_machine,
+        clear_sends_the_ansi_clear with pvh,
+        trap_page_fault with pvh,
+        trap_others with pvh,
+        limine_bios,
+        limine_uefi,
     ];
     all.extend(pages::scenarios());
     all.extend(slab::scenarios());

@@ -279,56 +279,16 @@ fn free_all_after_filling_the_cache_table_restores_memstat(vm: &mut Vm) -> Check
 }
 
 pub fn scenarios() -> Vec<Scenario> {
-    vec![
-        Scenario {
-            name: "kmalloc_sizes_and_alignment",
-            run: || with_vm(Opts::default(), kmalloc_sizes_and_alignment),
-        },
-        Scenario {
-            name: "kfree_misuse_is_detected",
-            run: || with_vm(Opts::default(), kfree_misuse_is_detected),
-        },
-        Scenario {
-            name: "caches_and_mempools",
-            run: || with_vm(Opts::default(), caches_and_mempools),
-        },
-        Scenario {
-            name: "selftest_and_live_slub_debug",
-            run: || with_vm(Opts::default(), selftest_and_live_slub_debug),
-        },
-        Scenario {
-            name: "slub_debug_from_the_command_line",
-            run: slub_debug_from_the_command_line,
-        },
-        Scenario {
-            name: "kernel_heap_selftest",
-            run: || with_vm(Opts::default(), kernel_heap_selftest),
-        },
-        Scenario {
-            name: "bench_kmalloc_reports_cycles",
-            run: || with_vm(Opts::default(), bench_kmalloc_reports_cycles),
-        },
-        Scenario {
-            name: "dma_kmalloc_at_the_bottom_of_memory",
-            run: || with_vm(Opts::default(), dma_kmalloc_at_the_bottom_of_memory),
-        },
-        Scenario {
-            name: "free_all_after_126_kmalloc_32_restores_memstat",
-            run: || {
-                with_vm(
-                    Opts::default(),
-                    free_all_after_126_kmalloc_32_restores_memstat,
-                )
-            },
-        },
-        Scenario {
-            name: "free_all_after_filling_the_cache_table_restores_memstat",
-            run: || {
-                with_vm(
-                    Opts::default(),
-                    free_all_after_filling_the_cache_table_restores_memstat,
-                )
-            },
-        },
+    scenarios![
+        kmalloc_sizes_and_alignment with |b| with_vm(Opts::default(), b),
+        kfree_misuse_is_detected with |b| with_vm(Opts::default(), b),
+        caches_and_mempools with |b| with_vm(Opts::default(), b),
+        selftest_and_live_slub_debug with |b| with_vm(Opts::default(), b),
+        slub_debug_from_the_command_line,
+        kernel_heap_selftest with |b| with_vm(Opts::default(), b),
+        bench_kmalloc_reports_cycles with |b| with_vm(Opts::default(), b),
+        dma_kmalloc_at_the_bottom_of_memory with |b| with_vm(Opts::default(), b),
+        free_all_after_126_kmalloc_32_restores_memstat with |b| with_vm(Opts::default(), b),
+        free_all_after_filling_the_cache_table_restores_memstat with |b| with_vm(Opts::default(), b),
     ]
 }
