@@ -23,20 +23,7 @@ use super::idt::TrapFrame;
 use core::arch::global_asm;
 use spin::Mutex;
 
-/// One exception-table entry: where a fault may happen, where to resume.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// Address of the instruction that may fault.
-    pub insn: u64,
-    /// Address to resume at, with RAX = the vector.
-    pub fixup: u64,
-}
-
-/// The fixup for a fault at `rip`, if `table` lists it.
-pub fn search(table: &[Entry], rip: u64) -> Option<u64> {
-    table.iter().find(|e| e.insn == rip).map(|e| e.fixup)
-}
+pub use trap::{search, Entry};
 
 extern "C" {
     static __ex_table_start: Entry;

@@ -19,7 +19,7 @@ use crate::console::emergency_print as eprint;
 use core::arch::global_asm;
 use spin::Once;
 use x86_64::registers::control::Cr2;
-use x86_64::structures::idt::{InterruptDescriptorTable, PageFaultErrorCode};
+use x86_64::structures::idt::InterruptDescriptorTable;
 use x86_64::VirtAddr;
 
 static IDT: Once<InterruptDescriptorTable> = Once::new();
@@ -47,7 +47,7 @@ pub fn report_fault(f: &extable::Fault) {
         ss: f.ss,
         ..TrapFrame::default()
     };
-    let code = HAS_ERROR_CODE.contains(&f.vector).then_some(f.error_code);
+    let code = trap::has_error_code(f.vector).then_some(f.error_code);
     report(&frame, f.cr2, name_of(f.vector), code, After::Resumed);
 }
 
@@ -63,57 +63,10 @@ fn report(
         "\r\n!!! CPU exception {name} (vector {vector})\r\n"
     ));
     if let Some(code) = code {
-        eprint(format_args!("    error code {code:#x}"));
-        match vector {
-            14 => {
-                let pf = PageFaultErrorCode::from_bits_truncate(code);
-                eprint(format_args!(
-                    ": {}, {}, {}{}{}\r\n",
-                    if pf.contains(PageFaultErrorCode::PROTECTION_VIOLATION) {
-                        "protection violation"
-                    } else {
-                        "page not present"
-                    },
-                    if pf.contains(PageFaultErrorCode::CAUSED_BY_WRITE) {
-                        "write"
-                    } else {
-                        "read"
-                    },
-                    if pf.contains(PageFaultErrorCode::USER_MODE) {
-                        "user mode"
-                    } else {
-                        "kernel mode"
-                    },
-                    if pf.contains(PageFaultErrorCode::INSTRUCTION_FETCH) {
-                        ", instruction fetch"
-                    } else {
-                        ""
-                    },
-                    if pf.contains(PageFaultErrorCode::MALFORMED_TABLE) {
-                        ", reserved bit set"
-                    } else {
-                        ""
-                    },
-                ));
-            }
-            10 | 11 | 12 | 13 | 17 | 21 if code != 0 => {
-                let table = match (code >> 1) & 3 {
-                    0 => "GDT",
-                    2 => "LDT",
-                    _ => "IDT",
-                };
-                eprint(format_args!(
-                    ": selector index {} in {table}{}\r\n",
-                    (code >> 3) & 0x1fff,
-                    if code & 1 != 0 {
-                        ", external event"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            _ => eprint(format_args!("\r\n")),
-        }
+        eprint(format_args!(
+            "    error code {code:#x}{}\r\n",
+            trap::ErrorCode { vector, code }
+        ));
     }
     if vector == 14 {
         eprint(format_args!("    CR2    {cr2:#018x}\r\n"));
@@ -204,7 +157,6 @@ pub struct TrapFrame {
 }
 
 /// Vectors whose exceptions push an error code.
-const HAS_ERROR_CODE: [u8; 10] = [8, 10, 11, 12, 13, 14, 17, 21, 29, 30];
 /// Number of vectors with an entry stub: all of them.
 const STUBS: usize = 256;
 
@@ -277,35 +229,7 @@ extern "C" {
 }
 
 /// The name of an exception vector, as reports print it (`#PF page fault`).
-pub fn name_of(vector: u8) -> &'static str {
-    match vector {
-        0 => "#DE divide error",
-        1 => "#DB debug",
-        2 => "NMI non-maskable interrupt",
-        3 => "#BP breakpoint",
-        4 => "#OF overflow",
-        5 => "#BR bound range exceeded",
-        6 => "#UD invalid opcode",
-        7 => "#NM device not available",
-        8 => "#DF double fault",
-        9 => "coprocessor segment overrun",
-        10 => "#TS invalid TSS",
-        11 => "#NP segment not present",
-        12 => "#SS stack-segment fault",
-        13 => "#GP general protection fault",
-        14 => "#PF page fault",
-        16 => "#MF x87 floating-point error",
-        17 => "#AC alignment check",
-        18 => "#MC machine check",
-        19 => "#XM SIMD floating-point error",
-        20 => "#VE virtualization exception",
-        21 => "#CP control protection",
-        28 => "#HV hypervisor injection",
-        29 => "#VC VMM communication",
-        30 => "#SX security exception",
-        _ => "reserved exception",
-    }
-}
+pub use trap::name_of;
 
 /// Called by the entry stubs for every vector.
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
@@ -321,7 +245,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
                     return;
                 }
             }
-            let code = HAS_ERROR_CODE.contains(&vector).then_some(frame.error_code);
+            let code = trap::has_error_code(vector).then_some(frame.error_code);
             let after = match vector {
                 1..=3 => After::Continue,
                 8 | 18 => After::Stop,
