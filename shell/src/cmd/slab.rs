@@ -13,9 +13,9 @@
 //! never freed.
 
 use super::{sub, subcommand, Args, CmdError, Command, Ctx, Target};
+use crate::api::{CacheRow, PoolSource};
 use crate::cmd_err;
 use crate::handles::{Addr, HandleId, Object, SLAB_FLAG_NAMES};
-use crate::kernel::{CacheRow, PoolSource};
 use crate::parse::{self, expected_list};
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -1,19 +1,20 @@
-//! What the slab methods of [`Mm`](super::Mm) exchange, and helpers that make a
-//! kernel's glue over [`mm::slab::Slab`] one line per method.
+//! What the methods of [`SlabApi`](super::SlabApi) exchange, and the helpers
+//! that [`Api`](super::Api) implements them with over [`mm::slab::Slab`].
 //!
 //! In memkern the slab allocator also backs the kernel heap, so code that holds
 //! the slab lock must not allocate from the heap (it would deadlock). Nothing in
 //! this module allocates: rows, objects and reports are `Copy` with inline names,
-//! lists are read one row per call ([`Mm::slab_cache_at`](super::Mm::slab_cache_at),
-//! [`Mm::slab_report_at`](super::Mm::slab_report_at)), and [`PoolTable`] is a
-//! fixed array. The glue can run every helper inside its lock:
+//! lists are read one row per call ([`SlabApi::slab_cache_at`](super::SlabApi::slab_cache_at),
+//! [`SlabApi::slab_report_at`](super::SlabApi::slab_report_at)), and [`PoolTable`] is a
+//! fixed array. [`Api`](super::Api) runs every helper inside the host's lock:
 //!
 //! ```text
 //! fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<KmallocObj, MmError> {
-//!     with_slab(|s, b| shell::kmalloc_in(s, &mut DirectMap, b, size, gfp))
+//!     self.host.log(format_args!("kmalloc({size}, {:#x})", gfp.0));
+//!     self.host.slab_mut(|s, b, m| kmalloc_in(s, m, b, size, gfp))
 //! }
 //! fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
-//!     Ok(with_slab(|s, _| CacheRow::at(s, index)))
+//!     Ok(self.host.slab(|s, _, _| CacheRow::at(s, index)))
 //! }
 //! ```
 
@@ -84,12 +85,12 @@ impl CacheRow {
     }
 
     /// The `index`-th cache of `slab` in table order (kmalloc caches first), for
-    /// [`Mm::slab_cache_at`](super::Mm::slab_cache_at).
+    /// [`SlabApi::slab_cache_at`](super::SlabApi::slab_cache_at).
     pub fn at(slab: &Slab, index: usize) -> Option<CacheRow> {
         slab.caches().nth(index).map(|i| CacheRow::from_info(&i))
     }
 
-    /// The cache called `name`, for [`Mm::kmem_cache_info`](super::Mm::kmem_cache_info).
+    /// The cache called `name`, for [`SlabApi::kmem_cache_info`](super::SlabApi::kmem_cache_info).
     /// `NotFound` if there is none.
     pub fn named(slab: &Slab, name: &str) -> Result<CacheRow, MmError> {
         let id = slab.find(name).ok_or(MmError::NotFound)?;
@@ -168,7 +169,7 @@ fn bad_size(size: u64) -> MmError {
 }
 
 /// `kmalloc(size, gfp)` with the object's `ksize` and physical address, for
-/// [`Mm::kmalloc`](super::Mm::kmalloc).
+/// [`SlabApi::kmalloc`](super::SlabApi::kmalloc).
 #[track_caller]
 pub fn kmalloc_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
@@ -197,7 +198,7 @@ pub fn kmalloc_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_create(name, size, align, flags, NULL)` and the new cache's row,
-/// for [`Mm::kmem_cache_create`](super::Mm::kmem_cache_create). With `SLAB_PANIC`
+/// for [`SlabApi::kmem_cache_create`](super::SlabApi::kmem_cache_create). With `SLAB_PANIC`
 /// a failure is returned like any other (memkern never panics).
 pub fn kmem_cache_create_in(
     slab: &mut Slab,
@@ -213,7 +214,7 @@ pub fn kmem_cache_create_in(
 }
 
 /// `kmem_cache_alloc(cache, gfp)` by cache name, for
-/// [`Mm::kmem_cache_alloc`](super::Mm::kmem_cache_alloc).
+/// [`SlabApi::kmem_cache_alloc`](super::SlabApi::kmem_cache_alloc).
 #[track_caller]
 pub fn kmem_cache_alloc_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
@@ -236,7 +237,7 @@ pub fn kmem_cache_alloc_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_free(cache, virt)` by cache name, for
-/// [`Mm::kmem_cache_free`](super::Mm::kmem_cache_free).
+/// [`SlabApi::kmem_cache_free`](super::SlabApi::kmem_cache_free).
 #[track_caller]
 pub fn kmem_cache_free_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
@@ -250,7 +251,7 @@ pub fn kmem_cache_free_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_destroy(cache)` by cache name, for
-/// [`Mm::kmem_cache_destroy`](super::Mm::kmem_cache_destroy).
+/// [`SlabApi::kmem_cache_destroy`](super::SlabApi::kmem_cache_destroy).
 pub fn kmem_cache_destroy_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
     mem: &mut M,
@@ -262,7 +263,7 @@ pub fn kmem_cache_destroy_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_shrink(cache)` by cache name (slabs released), for
-/// [`Mm::kmem_cache_shrink`](super::Mm::kmem_cache_shrink).
+/// [`SlabApi::kmem_cache_shrink`](super::SlabApi::kmem_cache_shrink).
 pub fn kmem_cache_shrink_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
     mem: &mut M,
@@ -274,7 +275,7 @@ pub fn kmem_cache_shrink_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `slub_debug` validation of one cache by name, or of every cache, for
-/// [`Mm::slab_validate`](super::Mm::slab_validate): errors found.
+/// [`SlabApi::slab_validate`](super::SlabApi::slab_validate): errors found.
 pub fn slab_validate_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
     mem: &mut M,
@@ -303,7 +304,7 @@ pub struct SlabCheck {
 }
 
 /// `Slab::validate` of every cache, one at a time so that the first cache with
-/// errors can be named, for [`Mm::slab_check`](super::Mm::slab_check). Every
+/// errors can be named, for [`Diagnostics::slab_check`](super::Diagnostics::slab_check). Every
 /// finding is reported (and repaired) by the slab allocator as in
 /// `slub_debug validate`. No heap allocation.
 pub fn slab_check_in<M: PhysMem, P: PageProvider>(
@@ -328,7 +329,7 @@ pub fn slab_check_in<M: PhysMem, P: PageProvider>(
     Ok(r)
 }
 
-/// The microbenchmark behind [`Mm::bench_kmalloc`](super::Mm::bench_kmalloc),
+/// The microbenchmark behind [`Diagnostics::bench_kmalloc`](super::Diagnostics::bench_kmalloc),
 /// timed with `clock` (the kernel passes `rdtsc`):
 ///
 /// 1. `iters` pairs of `kmalloc(80, GFP_KERNEL)` + `kfree`;
@@ -440,7 +441,7 @@ impl PoolName {
 /// The mempools the shell creates, by name: Linux leaves a `mempool_t` to its
 /// user, so the kernel keeps the shell's here. A fixed array (no heap), usable
 /// inside the slab lock; the glue of every mempool method of
-/// [`Mm`](super::Mm) is one call.
+/// [`SlabApi`](super::SlabApi) is one call.
 #[derive(Debug)]
 pub struct PoolTable {
     slots: [Option<(PoolName, Mempool)>; MAX_POOLS],
