@@ -19,7 +19,7 @@
 //! `Api<SimHost>`. The pieces it is built from are public too: the read-only page
 //! queries [`PageInfo::from_buddy`], [`PageSummary::from_buddy`],
 //! [`MemLayout::from_buddy`] and [`addr_to_pfn_in`], and the slab helpers of the
-//! `slab` submodule ([`kmalloc_in`], [`CacheRow::at`], [`PoolTable`],
+//! `slab` submodule ([`kmalloc_in`], [`cache_named`], [`PoolTable`],
 //! ...), each of which is safe to run inside the slab lock (none allocates from
 //! the heap).
 //!
@@ -32,17 +32,18 @@ mod slab;
 
 pub use host::{Api, MemHost};
 pub use slab::{
-    bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in, kmem_cache_destroy_in,
-    kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow, KmallocBench, PoolElem,
-    PoolInfo, PoolSource, PoolTable, SlabObj, BENCH_LIVE, BENCH_SIZES, MAX_POOLS,
+    bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
+    kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in,
+    KmallocBench, PoolElem, PoolInfo, PoolSource, PoolTable, SlabObj, BENCH_LIVE, BENCH_SIZES,
+    MAX_POOLS,
 };
-pub use slab::{slab_check_in, SlabCheck};
+pub use slab::{check_name, slab_check_in, BadName, SlabCheck};
 
 use alloc::string::String;
 use core::fmt;
 use mm::buddy::{Buddy, CheckError, DMA_END_PFN};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
-use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
+use mm::slab::{CacheInfo, ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
 /// The error a default method of the memory API returns.
@@ -505,7 +506,7 @@ pub trait SlabApi {
     // ---- kmem_cache ----
 
     /// `kmem_cache_create(name, size, align, flags, NULL)`; returns the new cache's
-    /// row ([`kmem_cache_create_in`]). With `SLAB_PANIC` a failure is returned like
+    /// statistics ([`kmem_cache_create_in`]). With `SLAB_PANIC` a failure is returned like
     /// any other (Linux would panic; memkern never does).
     fn kmem_cache_create(
         &mut self,
@@ -513,7 +514,7 @@ pub trait SlabApi {
         size: u64,
         align: u64,
         flags: SlabFlags,
-    ) -> Result<CacheRow, MmError> {
+    ) -> Result<CacheInfo, MmError> {
         Err(UNSUPPORTED)
     }
     /// `kmem_cache_alloc(cache, gfp)` of the cache called `cache`
@@ -543,13 +544,13 @@ pub trait SlabApi {
         Err(UNSUPPORTED)
     }
     /// Statistics of the cache called `cache`; `NotFound` if there is none
-    /// ([`CacheRow::named`]).
-    fn kmem_cache_info(&self, cache: &str) -> Result<CacheRow, MmError> {
+    /// ([`cache_named`]).
+    fn kmem_cache_info(&self, cache: &str) -> Result<CacheInfo, MmError> {
         Err(UNSUPPORTED)
     }
     /// The `index`-th cache in table order (kmalloc caches first), `None` past the
-    /// last: one row of `/proc/slabinfo` per call ([`CacheRow::at`]).
-    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
+    /// last: one row of `/proc/slabinfo` per call (`Slab::caches`).
+    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheInfo>, MmError> {
         Err(UNSUPPORTED)
     }
     /// `Slab::object_info(virt)`: the cache and object containing `virt` and

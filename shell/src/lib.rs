@@ -105,12 +105,12 @@ pub mod parse;
 pub mod term;
 
 pub use api::{
-    addr_to_pfn_in, bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
-    kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow,
-    Diagnostics, Kernel, KmallocBench, KmallocObj, MemAccess, MemApi, MemLayout, PageApi,
-    PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
-    SlabObj, Trap, VersionInfo, ZoneStat, BENCH_LIVE, BENCH_SIZES, HEAP_SELFTESTS, MAX_POOLS,
-    UNSUPPORTED,
+    addr_to_pfn_in, bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in,
+    kmem_cache_create_in, kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in,
+    slab_validate_in, Diagnostics, Kernel, KmallocBench, KmallocObj, MemAccess, MemApi, MemLayout,
+    PageApi, PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable,
+    SlabApi, SlabObj, Trap, VersionInfo, ZoneStat, BENCH_LIVE, BENCH_SIZES, HEAP_SELFTESTS,
+    MAX_POOLS, UNSUPPORTED,
 };
 pub use api::{slab_check_in, Api, MemHost, SlabCheck};
 pub use check::{cmdline_check, Summary as CheckSummary};

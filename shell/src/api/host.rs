@@ -16,11 +16,12 @@
 //! `H: MemHost + Platform`.
 
 use super::slab::{
-    bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in, kmem_cache_destroy_in,
-    kmem_cache_free_in, kmem_cache_shrink_in, slab_check_in, slab_validate_in,
+    bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
+    kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_check_in,
+    slab_validate_in,
 };
 use super::{
-    addr_to_pfn_in, CacheRow, Diagnostics, KmallocBench, KmallocObj, MemAccess, MemLayout, PageApi,
+    addr_to_pfn_in, Diagnostics, KmallocBench, KmallocObj, MemAccess, MemLayout, PageApi,
     PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
     SlabCheck, SlabObj, Trap, VersionInfo, ZoneStat,
 };
@@ -28,7 +29,7 @@ use core::fmt;
 use core::ops::{Deref, DerefMut};
 use mm::buddy::{Buddy, CheckError};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
-use mm::slab::{ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
+use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, PhysMem, Zone};
 
 /// What a machine provides so that [`Api`] can implement the memory API over it:
@@ -270,7 +271,7 @@ impl<H: MemHost> SlabApi for Api<H> {
         size: u64,
         align: u64,
         flags: SlabFlags,
-    ) -> Result<CacheRow, MmError> {
+    ) -> Result<CacheInfo, MmError> {
         self.host.log(format_args!(
             "kmem_cache_create({name}, {size}, {align}, {:#x})",
             flags.0
@@ -310,11 +311,11 @@ impl<H: MemHost> SlabApi for Api<H> {
             n
         })
     }
-    fn kmem_cache_info(&self, cache: &str) -> Result<CacheRow, MmError> {
-        self.host.slab(|s, _, _| CacheRow::named(s, cache))
+    fn kmem_cache_info(&self, cache: &str) -> Result<CacheInfo, MmError> {
+        self.host.slab(|s, _, _| cache_named(s, cache))
     }
-    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
-        Ok(self.host.slab(|s, _, _| CacheRow::at(s, index)))
+    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheInfo>, MmError> {
+        Ok(self.host.slab(|s, _, _| s.caches().nth(index)))
     }
     fn slab_object_info(&self, virt: u64) -> Result<ObjectInfo, MmError> {
         self.host.slab(|s, b, m| s.object_info(m, b, virt))

@@ -3,7 +3,8 @@
 //!
 //! In memkern the slab allocator also backs the kernel heap, so code that holds
 //! the slab lock must not allocate from the heap (it would deadlock). Nothing in
-//! this module allocates: rows, objects and reports are `Copy` with inline names,
+//! this module allocates: cache rows (`mm::slab::CacheInfo`), objects and reports
+//! are `Copy` with inline names,
 //! lists are read one row per call ([`SlabApi::slab_cache_at`](super::SlabApi::slab_cache_at),
 //! [`SlabApi::slab_report_at`](super::SlabApi::slab_report_at)), and [`PoolTable`] is a
 //! fixed array. [`Api`](super::Api) runs every helper inside the host's lock:
@@ -13,89 +14,24 @@
 //!     self.host.log(format_args!("kmalloc({size}, {:#x})", gfp.0));
 //!     self.host.slab_mut(|s, b, m| kmalloc_in(s, m, b, size, gfp))
 //! }
-//! fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
-//!     Ok(self.host.slab(|s, _, _| CacheRow::at(s, index)))
+//! fn slab_cache_at(&self, index: usize) -> Result<Option<CacheInfo>, MmError> {
+//!     Ok(self.host.slab(|s, _, _| s.caches().nth(index)))
 //! }
 //! ```
 
 use super::KmallocObj;
 use alloc::string::String;
 use mm::slab::{
-    CacheInfo, CacheName, DebugFlags, Mempool, PoolBacking, Slab, SlabFlags, MAX_NAME, MEMPOOL_MAX,
+    CacheInfo, CacheName, Mempool, PoolBacking, Slab, SlabFlags, MAX_NAME, MEMPOOL_MAX,
 };
 use mm::{Gfp, MmError, PageProvider, PhysMem};
 
-/// One cache as `caches` and `slabinfo` show it ([`CacheRow::from_info`] of an
-/// `mm::slab::CacheInfo`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CacheRow {
-    /// Cache name (inline, at most 31 bytes).
-    pub name: CacheName,
-    /// Objects in use.
-    pub active_objs: u64,
-    /// Objects in all slabs.
-    pub num_objs: u64,
-    /// Usable bytes of an object (the class size of a kmalloc cache).
-    pub obj_size: u32,
-    /// Bytes from one object to the next: object, debug metadata, alignment
-    /// (slabinfo's `objsize`, the `obj` field of a `cache` handle).
-    pub stride: u32,
-    /// Object alignment.
-    pub align: u32,
-    /// Objects per slab.
-    pub objs_per_slab: u32,
-    /// Pages per slab.
-    pub pages_per_slab: u32,
-    /// Slabs with at least one object in use.
-    pub active_slabs: u64,
-    /// All slabs.
-    pub num_slabs: u64,
-    /// `kmem_cache_create` flags.
-    pub flags: SlabFlags,
-    /// slub_debug options in force.
-    pub debug: DebugFlags,
-    /// One of the `kmalloc-*` / `dma-kmalloc-*` caches.
-    pub kmalloc: bool,
-    /// Slabs come from ZONE_DMA.
-    pub dma: bool,
-    /// Corruptions detected in this cache since it was created.
-    pub errors: u64,
-}
-
-impl CacheRow {
-    /// The row of one cache's statistics.
-    pub fn from_info(i: &CacheInfo) -> CacheRow {
-        CacheRow {
-            name: i.name,
-            active_objs: i.active_objs,
-            num_objs: i.num_objs,
-            obj_size: i.obj_size,
-            stride: i.stride,
-            align: i.align,
-            objs_per_slab: i.objs_per_slab,
-            pages_per_slab: i.pages_per_slab,
-            active_slabs: i.active_slabs,
-            num_slabs: i.num_slabs,
-            flags: i.flags,
-            debug: i.debug,
-            kmalloc: i.kmalloc,
-            dma: i.dma,
-            errors: i.errors,
-        }
-    }
-
-    /// The `index`-th cache of `slab` in table order (kmalloc caches first), for
-    /// [`SlabApi::slab_cache_at`](super::SlabApi::slab_cache_at).
-    pub fn at(slab: &Slab, index: usize) -> Option<CacheRow> {
-        slab.caches().nth(index).map(|i| CacheRow::from_info(&i))
-    }
-
-    /// The cache called `name`, for [`SlabApi::kmem_cache_info`](super::SlabApi::kmem_cache_info).
-    /// `NotFound` if there is none.
-    pub fn named(slab: &Slab, name: &str) -> Result<CacheRow, MmError> {
-        let id = slab.find(name).ok_or(MmError::NotFound)?;
-        slab.cache_info(id).map(|i| CacheRow::from_info(&i))
-    }
+/// The cache called `name` (its `mm::slab::CacheInfo`, one row of `caches` and
+/// `slabinfo`), for [`SlabApi::kmem_cache_info`](super::SlabApi::kmem_cache_info).
+/// `NotFound` if there is none.
+pub fn cache_named(slab: &Slab, name: &str) -> Result<CacheInfo, MmError> {
+    let id = slab.find(name).ok_or(MmError::NotFound)?;
+    slab.cache_info(id)
 }
 
 /// An object from `kmem_cache_alloc`.
@@ -206,11 +142,11 @@ pub fn kmem_cache_create_in(
     size: u64,
     align: u64,
     flags: SlabFlags,
-) -> Result<CacheRow, MmError> {
+) -> Result<CacheInfo, MmError> {
     let n = usize::try_from(size).map_err(|_| bad_size(size))?;
     let a = usize::try_from(align).map_err(|_| MmError::BadAlign(align))?;
     let id = slab.kmem_cache_create(name, n, a, flags, None)?;
-    slab.cache_info(id).map(|i| CacheRow::from_info(&i))
+    slab.cache_info(id)
 }
 
 /// `kmem_cache_alloc(cache, gfp)` by cache name, for
@@ -405,10 +341,34 @@ pub fn bench_kmalloc_in<M: PhysMem, P: PageProvider>(
     Ok(r)
 }
 
+/// What is wrong with a cache or mempool name ([`check_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadName {
+    /// Empty, or longer than `mm::slab::MAX_NAME` (31) bytes.
+    Length,
+    /// Contains whitespace or a control byte.
+    Whitespace,
+}
+
+/// The rule for cache and mempool names, the slab allocator's own: 1..=31
+/// bytes (`mm::slab::MAX_NAME`), no whitespace or control bytes.
+pub fn check_name(name: &str) -> Result<(), BadName> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        Err(BadName::Length)
+    } else if name
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        Err(BadName::Whitespace)
+    } else {
+        Ok(())
+    }
+}
+
 /// Most mempools a [`PoolTable`] holds.
 pub const MAX_POOLS: usize = 16;
 
-/// A pool name stored inline (1..=31 bytes, no whitespace).
+/// A pool name stored inline ([`check_name`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PoolName {
     bytes: [u8; MAX_NAME],
@@ -417,14 +377,12 @@ struct PoolName {
 
 impl PoolName {
     fn new(s: &str) -> Result<PoolName, MmError> {
-        if s.is_empty() || s.len() > MAX_NAME {
-            return Err(MmError::Invalid("mempool name must be 1..=31 bytes"));
-        }
-        if s.bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(MmError::Invalid("mempool name contains whitespace"));
-        }
+        check_name(s).map_err(|e| {
+            MmError::Invalid(match e {
+                BadName::Length => "mempool name must be 1..=31 bytes",
+                BadName::Whitespace => "mempool name contains whitespace",
+            })
+        })?;
         let mut n = PoolName {
             bytes: [0; MAX_NAME],
             len: s.len() as u8,
@@ -605,5 +563,22 @@ impl PoolTable {
     /// `min_nr`, `curr_nr` and outstanding elements of a pool.
     pub fn info(&self, name: &str) -> Result<PoolInfo, MmError> {
         self.get(name).map(PoolTable::info_of)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_rule() {
+        assert_eq!(check_name("inode_cache-1"), Ok(()));
+        assert_eq!(check_name(&"x".repeat(MAX_NAME)), Ok(()));
+        assert_eq!(check_name(""), Err(BadName::Length));
+        assert_eq!(check_name(&"x".repeat(MAX_NAME + 1)), Err(BadName::Length));
+        assert_eq!(check_name("a b"), Err(BadName::Whitespace));
+        assert_eq!(check_name("a\x01"), Err(BadName::Whitespace));
+        assert!(PoolName::new("a\tb").is_err());
+        assert!(PoolName::new("pool").is_ok_and(|n| n.is("pool")));
     }
 }
