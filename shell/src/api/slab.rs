@@ -398,8 +398,8 @@ impl PoolName {
 
 /// The mempools the shell creates, by name: Linux leaves a `mempool_t` to its
 /// user, so the kernel keeps the shell's here. A fixed array (no heap), usable
-/// inside the slab lock; the glue of every mempool method of
-/// [`SlabApi`](super::SlabApi) is one call.
+/// inside the slab lock; every mempool method of [`SlabApi`](super::SlabApi) is
+/// one call of it in [`Api`](super::Api).
 #[derive(Debug)]
 pub struct PoolTable {
     slots: [Option<(PoolName, Mempool)>; MAX_POOLS],
