@@ -22,7 +22,7 @@ use crate::arch::extable::{self, Fault};
 use crate::arch::recover::{self, run_protected};
 use crate::boot::BootInfo;
 use crate::drivers::input;
-use crate::mm::{heap::with_slab, physmem::DirectMap, with_buddy};
+use crate::memory::{heap::with_slab, physmem::DirectMap, with_buddy};
 use crate::{kprint, platform};
 use alloc::string::String;
 use core::fmt;
@@ -167,7 +167,7 @@ impl MemHost for Hardware {
         crate::arch::cpu::rdtsc
     }
     fn heap_selftest(&mut self, case: &str) -> Result<(), &'static str> {
-        crate::mm::heap::selftest(case)
+        crate::memory::heap::selftest(case)
     }
 }
 
