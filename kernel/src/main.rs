@@ -14,11 +14,11 @@ mod boot;
 mod console;
 mod drivers;
 mod kshell;
-mod mm;
+mod memory;
 mod platform;
 
-use ::mm::layout::DIRECT_MAP_BASE;
 use boot::BootInfo;
+use mm::layout::DIRECT_MAP_BASE;
 use spin::Once;
 
 /// The boot information, kept for `version` and the memory code.
@@ -36,8 +36,8 @@ pub fn early_init() {
 pub fn kmain(mut info: BootInfo) -> ! {
     info.finish();
     let info = BOOT.call_once(|| info);
-    mm::init(info);
-    if let Some(s) = mm::SETUP.get() {
+    memory::init(info);
+    if let Some(s) = memory::SETUP.get() {
         kprintln!(
             "mm: RAM up to {} MiB, direct map {} MiB, mem_map {} KiB at {:#x}, \
              slab bitmap {} KiB at {:#x}, set up in {} cycles",

@@ -10,7 +10,7 @@
 //! nothing is ever freed. [`BootAlloc::used`] lists what was handed out, so the
 //! buddy allocator can mark those frames `KERNEL_INIT`. Fixed capacity: it runs
 //! before any heap exists. The kernel wraps it for the `x86_64` crate's
-//! `FrameAllocator` (`kernel/src/mm/bootmem.rs`).
+//! `FrameAllocator` (`kernel/src/memory/bootmem.rs`).
 
 use crate::memmap::{MemKind, MemoryMap};
 use crate::{DMA_LIMIT, PAGE_SIZE};

@@ -3,7 +3,7 @@
 //! x86_64 with 4-level paging: virtual addresses have 48 significant bits and are
 //! sign-extended (canonical), so the space is two halves of 128 TiB with a hole
 //! between them. One PML4 entry covers 512 GiB, one PDPT entry 1 GiB. After the
-//! switch to its own page tables (`kernel/src/mm/paging.rs`) the kernel uses only
+//! switch to its own page tables (`kernel/src/memory/paging.rs`) the kernel uses only
 //! the upper half:
 //!
 //! ```text
@@ -38,7 +38,7 @@
 //! virtual-memory work: nothing maps or uses them yet.
 //!
 //! Nothing else defines these addresses: the kernel's page tables and memory setup
-//! (`kernel/src/mm/`), the PVH boot stub (`kernel/src/boot/pvh.rs`, as `const`
+//! (`kernel/src/memory/`), the PVH boot stub (`kernel/src/boot/pvh.rs`, as `const`
 //! operands of its assembly), `kernel/linker.ld` (which places the image with
 //! [`KERNEL_BASE`] and [`KERNEL_LOAD_PHYS`], exported to it as absolute symbols by
 //! `kernel/src/boot/mod.rs`), [`crate::sim`] and the host and serial tests all

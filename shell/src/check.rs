@@ -2,8 +2,8 @@
 //! after every command (`check on`, or `mm.check=1` on the kernel command line).
 //!
 //! Three parts, in this order; the first violation found is the result:
-//! 1. the page allocator's own invariants ([`Mm::buddy_check`], `Buddy::check`);
-//! 2. slab validation of every cache ([`Mm::slab_check`]): any finding counts as
+//! 1. the page allocator's own invariants ([`Diagnostics::buddy_check`](crate::api::Diagnostics::buddy_check), `Buddy::check`);
+//! 2. slab validation of every cache ([`Diagnostics::slab_check`](crate::api::Diagnostics::slab_check)): any finding counts as
 //!    a violation (the slab allocator also keeps it as a corruption report);
 //! 3. the handle table against the allocators ([`check_handles`]): every live
 //!    handle's object is still allocated the way the handle says.
@@ -12,8 +12,8 @@
 //! into a debug cache's red zone): check mode reports it at once as
 //! `error: invariant violated after 'CMD': DETAIL`.
 
+use crate::api::MemApi;
 use crate::handles::{Handles, Object};
-use crate::kernel::Mm;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -29,7 +29,7 @@ pub struct Summary {
 }
 
 /// Runs every check; `Err(detail)` names the first violation in one line.
-pub fn run<M: Mm + ?Sized>(mm: &mut M, handles: &Handles) -> Result<Summary, String> {
+pub fn run<M: MemApi + ?Sized>(mm: &mut M, handles: &Handles) -> Result<Summary, String> {
     match mm.buddy_check() {
         Ok(None) => {}
         Ok(Some(e)) => return Err(format!("page allocator: {e}")),
@@ -56,7 +56,7 @@ pub fn run<M: Mm + ?Sized>(mm: &mut M, handles: &Handles) -> Result<Summary, Str
 /// reference, and no two handles' blocks overlap; kmalloc, cache and mempool
 /// objects are live objects that start at the handle's address, in the right
 /// kind of cache; caches and mempools exist. Returns the handles checked.
-pub fn check_handles<M: Mm + ?Sized>(mm: &M, handles: &Handles) -> Result<u64, String> {
+pub fn check_handles<M: MemApi + ?Sized>(mm: &M, handles: &Handles) -> Result<u64, String> {
     let mut blocks: Vec<(Pfn, u64, u64)> = Vec::new();
     let mut n = 0;
     for (id, obj) in handles.iter() {

@@ -4,9 +4,9 @@
 //! the same object or an error saying it was freed. [`Object`] lists every kind of
 //! object the kernel creates; its `Display` (kind word, then `key=value` fields) is
 //! the one place that decides how an object is shown, and [`Object::release`] the
-//! one place that decides which `Mm` function frees it.
+//! one place that decides which memory API function frees it.
 
-use crate::kernel::{KmallocObj, Mm, PageBlock, PoolSource};
+use crate::api::{KmallocObj, PageApi, PageBlock, PoolSource, SlabApi};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -301,11 +301,11 @@ impl Object {
         }
     }
 
-    /// Frees the object with the matching `Mm` function. Page blocks drop one
+    /// Frees the object with the matching memory API function. Page blocks drop one
     /// reference; the `free` command refuses blocks with more than one (see
     /// [`Object::page_block`]) so that no handle disappears while its pages stay
     /// allocated.
-    pub fn release<M: Mm + ?Sized>(&self, mm: &mut M) -> Result<(), MmError> {
+    pub fn release<M: PageApi + SlabApi + ?Sized>(&self, mm: &mut M) -> Result<(), MmError> {
         match self {
             Object::Kmalloc { virt, .. } => mm.kfree(*virt),
             Object::Pages { pfn, n, .. } => mm.free_pages(*pfn, *n),

@@ -3,30 +3,36 @@
 //! The kernel owns one [`Shell`], shows the banner with
 //! [`Shell::banner_and_prompt`], then hands it every input byte with
 //! [`Shell::feed`]. Everything the shell does to the machine goes through the
-//! [`Kernel`] trait (`Platform + Mm`), which the kernel implements and host tests
-//! fake; output goes to the kernel's `core::fmt::Write` with `\r\n` line ends.
+//! [`Kernel`] trait ([`Platform`] and the memory API by area: [`PageApi`],
+//! [`SlabApi`], [`MemAccess`], [`Diagnostics`]); output goes to the kernel's
+//! `core::fmt::Write` with `\r\n` line ends. The memory API is implemented once,
+//! by [`Api`] over a [`MemHost`]: the kernel provides only its hardware (locks,
+//! the direct map, fault-safe accessors, `rdtsc`), host tests fake the traits or
+//! simulate the memory.
 //!
 //! - [`line`](mod@line): the line editor and history (bytes in, lines out).
 //! - [`parse`]: tokenizer, numbers, addresses, `#N` handle references.
 //! - [`handles`]: the handle table and [`Object`], every kind of object commands create.
 //! - [`cmd`]: the command table, [`cmd::Args`] helpers and the commands themselves.
 //! - [`check`]: the invariant check of the `check` command and of check mode.
-//! - [`kernel`]: the traits the kernel implements.
+//! - [`api`]: the traits, the data they exchange, and their one implementation.
 //! - [`term`]: output conventions (prompt, `\r\n`, one-line errors).
 //!
-//! The kernel side, in short:
+//! The kernel side, in short (the kernel's allocators sit behind locks and its
+//! memory is the direct map; here they are plain fields over simulated RAM):
 //!
 //! ```
 //! use core::fmt;
-//! use shell::{Mm, Platform, Shell, Trap, VersionInfo};
+//! use mm::{buddy::Buddy, sim::SimMem, slab::Slab, MmError, Page, Pfn, PhysMem, Zone};
+//! use shell::{Api, MemHost, Platform, PoolTable, Shell, Trap, VersionInfo};
 //!
-//! struct K; // the kernel's glue object
-//! impl fmt::Write for K {
+//! struct Hardware { buddy: Buddy<'static>, slab: Box<Slab>, pools: PoolTable, mem: SimMem }
+//! impl fmt::Write for Hardware {
 //!     fn write_str(&mut self, s: &str) -> fmt::Result {
 //!         Ok(()) // serial + framebuffer
 //!     }
 //! }
-//! impl Platform for K {
+//! impl Platform for Hardware {
 //!     fn version_info(&self) -> VersionInfo {
 //!         VersionInfo { version: "0.1.0", boot: "limine", cmdline: String::new(), tainted: None }
 //!     }
@@ -35,41 +41,81 @@
 //!     fn poweroff(&mut self) -> &'static str { "still running" }
 //!     fn trap(&mut self, _t: Trap) -> Result<(), &'static str> { Ok(()) }
 //! }
-//! impl Mm for K {
-//!     fn mm_stat(&self) -> mm::MmStat { mm::MmStat::default() }
-//!     // kfree, free_pages, ...: override as they become available.
+//! impl MemHost for Hardware {
+//!     type Mem = SimMem;
+//!     type Clock = fn() -> u64;
+//!     fn buddy<R>(&self, f: impl FnOnce(&Buddy<'_>, &SimMem) -> R) -> R {
+//!         f(&self.buddy, &self.mem) // the kernel: with the buddy lock held
+//!     }
+//!     fn buddy_mut<R>(&mut self, f: impl FnOnce(&mut Buddy<'_>, &mut SimMem) -> R) -> R {
+//!         f(&mut self.buddy, &mut self.mem)
+//!     }
+//!     fn slab<R>(&self, f: impl FnOnce(&Slab, &Buddy<'_>, &SimMem) -> R) -> R {
+//!         f(&self.slab, &self.buddy, &self.mem)
+//!     }
+//!     fn slab_mut<R>(&mut self, f: impl FnOnce(&mut Slab, &mut Buddy<'_>, &mut SimMem) -> R) -> R {
+//!         f(&mut self.slab, &mut self.buddy, &mut self.mem)
+//!     }
+//!     fn pools<R>(&self, f: impl FnOnce(&PoolTable) -> R) -> R {
+//!         f(&self.pools)
+//!     }
+//!     fn pools_mut<R>(
+//!         &mut self,
+//!         f: impl FnOnce(&mut PoolTable, &mut Slab, &mut Buddy<'_>, &mut SimMem) -> R,
+//!     ) -> R {
+//!         f(&mut self.pools, &mut self.slab, &mut self.buddy, &mut self.mem)
+//!     }
+//!     fn mem(&self) -> &SimMem { &self.mem }
+//!     fn fill(&mut self, _virt: u64, phys: u64, len: u64, byte: u8) -> Result<(), MmError> {
+//!         Ok(self.mem.fill(phys, len as usize, byte)) // the kernel: a fault-safe accessor
+//!     }
+//!     fn copy(&mut self, dst: (u64, u64), src: (u64, u64), len: u64) -> Result<(), MmError> {
+//!         let mut buf = vec![0; len as usize];
+//!         self.mem.read(src.1, &mut buf);
+//!         Ok(self.mem.write(dst.1, &buf))
+//!     }
+//!     fn read(&self, _virt: u64, phys: u64, buf: &mut [u8]) -> Result<(), MmError> {
+//!         Ok(self.mem.read(phys, buf))
+//!     }
+//!     fn clock(&self) -> fn() -> u64 { || 0 } // the kernel: rdtsc
+//!     fn heap_selftest(&mut self, _case: &str) -> Result<(), &'static str> { Ok(()) }
 //! }
 //!
-//! let (mut sh, mut k) = (Shell::new(), K);
+//! let map = Box::leak(vec![Page::reserved(Zone::Dma); 1024].into_boxed_slice());
+//! let buddy = Buddy::page_init(map, Pfn(1024), &[(Pfn(1), Pfn(1024))], &[]).unwrap();
+//! let hw = Hardware { buddy, slab: Box::new(Slab::new()), pools: PoolTable::new(), mem: SimMem::new(4 << 20, 0) };
+//! let (mut sh, mut k) = (Shell::new(), Api::new(hw));
 //! sh.banner_and_prompt(&mut k);
-//! for &byte in b"echo hi\r" {
+//! for &byte in b"alloc_page\r" {
 //!     sh.feed(byte, &mut k); // from the serial / keyboard input loop
 //! }
+//! assert!(k.buddy.mm_stat().used > 0);
 //! ```
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod api;
 pub mod check;
 pub mod cmd;
 pub mod handles;
-pub mod kernel;
 pub mod line;
 pub mod parse;
 pub mod term;
 
+pub use api::{
+    addr_to_pfn_in, bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in,
+    kmem_cache_create_in, kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in,
+    slab_validate_in, Diagnostics, Kernel, KmallocBench, KmallocObj, MemAccess, MemApi, MemLayout,
+    PageApi, PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable,
+    SlabApi, SlabObj, Trap, VersionInfo, ZoneStat, BENCH_LIVE, BENCH_SIZES, HEAP_SELFTESTS,
+    MAX_POOLS, UNSUPPORTED,
+};
+pub use api::{slab_check_in, Api, MemHost, SlabCheck};
 pub use check::{cmdline_check, Summary as CheckSummary};
 pub use cmd::{commands, Args, CmdError, Command, Ctx, Target};
 pub use handles::{Addr, HandleId, Handles, Object};
-pub use kernel::{
-    addr_to_pfn_in, bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
-    kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow,
-    Kernel, KmallocBench, KmallocObj, MemLayout, Mm, PageBlock, PageInfo, PageSummary, Platform,
-    PoolElem, PoolInfo, PoolSource, PoolTable, SlabObj, Trap, VersionInfo, ZoneStat, BENCH_LIVE,
-    BENCH_SIZES, HEAP_SELFTESTS, MAX_POOLS, UNSUPPORTED,
-};
-pub use kernel::{slab_check_in, SlabCheck};
 pub use line::{Event, History, LineEditor, LineError, MAX_LINE};
 pub use term::PROMPT;
 

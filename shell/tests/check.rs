@@ -143,7 +143,10 @@ fn check_reports_objects_freed_and_caches_destroyed_behind_the_shell() {
     let l = one(&mut sh, &mut k, "kmalloc 80");
     let v = hex(field(&l, "virt"));
     one(&mut sh, &mut k, "check");
-    k.slab.kfree(&mut k.mem, &mut k.b, v).unwrap();
+    k.host
+        .slab
+        .kfree(&mut k.host.mem, &mut k.host.b, v)
+        .unwrap();
     let e = check_err(&mut sh, &mut k);
     assert_eq!(
         e,
@@ -153,7 +156,10 @@ fn check_reports_objects_freed_and_caches_destroyed_behind_the_shell() {
     sh.handles_mut().remove(shell::HandleId(1)).unwrap();
     one(&mut sh, &mut k, "cache create c 64");
     let id = k.slab.find("c").unwrap();
-    k.slab.kmem_cache_destroy(&mut k.mem, &mut k.b, id).unwrap();
+    k.host
+        .slab
+        .kmem_cache_destroy(&mut k.host.mem, &mut k.host.b, id)
+        .unwrap();
     let e = check_err(&mut sh, &mut k);
     assert!(e.starts_with("handle #2 (cache): kmem_cache_info: "), "{e}");
 }

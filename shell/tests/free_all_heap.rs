@@ -15,7 +15,7 @@ use std::cell::Cell;
 
 use mm::layout::DIRECT_MAP_BASE;
 use mm::{MmError, MmStat};
-use shell::{Mm, Object, Platform, Shell, Trap, VersionInfo};
+use shell::{Diagnostics, MemAccess, Object, PageApi, Platform, Shell, SlabApi, Trap, VersionInfo};
 
 thread_local! {
     /// Heap blocks allocated minus blocks freed on this thread.
@@ -82,10 +82,17 @@ impl Platform for K {
     }
 }
 
-impl Mm for K {
+impl PageApi for K {
     fn mm_stat(&self) -> MmStat {
         MmStat::default()
     }
+}
+
+impl MemAccess for K {}
+
+impl Diagnostics for K {}
+
+impl SlabApi for K {
     fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
         if self.refuse == Some(virt) {
             return Err(MmError::InvalidFree(virt));

@@ -268,16 +268,16 @@ proptest! {
         let (mut sh, mut k) = machine(&mut map);
         let boot = run(&mut sh, &mut k, "memstat");
         // An object the "kernel" owns, which no command may free.
-        let theirs = k.slab.kmalloc(&mut k.mem, &mut k.b, 100, mm::Gfp::KERNEL).unwrap();
+        let theirs = k.host.slab.kmalloc(&mut k.host.mem, &mut k.host.b, 100, mm::Gfp::KERNEL).unwrap();
         for c in cmds.iter().map(String::as_str).chain([format!("kfree {theirs:#018x}").as_str()]) {
-            let (stat, live) = (shell::Mm::mm_stat(&k), sh.handles().len());
+            let (stat, live) = (shell::PageApi::mm_stat(&k), sh.handles().len());
             let out = run(&mut sh, &mut k, c);
             let errors = out.iter().filter(|l| l.starts_with("error: ")).count();
             prop_assert!(errors <= 1, "{c}: {out:?}");
             if errors == 1 {
                 prop_assert!(out.last().unwrap().starts_with("error: "), "{c}: {out:?}");
                 if c != "free all" && !c.starts_with("selftest") {
-                    prop_assert_eq!(shell::Mm::mm_stat(&k), stat, "{} changed memory: {:?}", c, out);
+                    prop_assert_eq!(shell::PageApi::mm_stat(&k), stat, "{} changed memory: {:?}", c, out);
                     prop_assert_eq!(sh.handles().len(), live, "{}", c);
                 }
             }
@@ -300,7 +300,7 @@ proptest! {
         }
         prop_assert!(sh.handles().is_empty(), "{:?}", run(&mut sh, &mut k, "handles"));
         prop_assert!(k.pools.is_empty());
-        k.slab.kfree(&mut k.mem, &mut k.b, theirs).unwrap();
+        k.host.slab.kfree(&mut k.host.mem, &mut k.host.b, theirs).unwrap();
         run(&mut sh, &mut k, "free all");
         prop_assert_eq!(run(&mut sh, &mut k, "memstat"), boot.clone());
         prop_assert_eq!(k.slab.totals(), mm::slab::SlabTotals::default());

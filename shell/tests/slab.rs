@@ -201,14 +201,16 @@ fn raw_frees_never_free_the_kernels_own_objects() {
     // Objects the "kernel" allocated for itself: a kmalloc object (like the
     // shell's own strings) and an object of a cache the shell made.
     let theirs = k
+        .host
         .slab
-        .kmalloc(&mut k.mem, &mut k.b, 80, Gfp::KERNEL)
+        .kmalloc(&mut k.host.mem, &mut k.host.b, 80, Gfp::KERNEL)
         .unwrap();
     one(&mut sh, &mut k, "cache create foo 24");
     let id = k.slab.find("foo").unwrap();
     let theirs_foo = k
+        .host
         .slab
-        .kmem_cache_alloc(&mut k.mem, &mut k.b, id, Gfp::KERNEL)
+        .kmem_cache_alloc(&mut k.host.mem, &mut k.host.b, id, Gfp::KERNEL)
         .unwrap();
     one(&mut sh, &mut k, "mempool create p 1 kmalloc 80");
     let calls = k.calls.len();
@@ -249,9 +251,13 @@ fn raw_frees_never_free_the_kernels_own_objects() {
             .unwrap()
             .allocated
     );
-    k.slab.kfree(&mut k.mem, &mut k.b, theirs).unwrap();
-    k.slab
-        .kmem_cache_free(&mut k.mem, &mut k.b, id, theirs_foo)
+    k.host
+        .slab
+        .kfree(&mut k.host.mem, &mut k.host.b, theirs)
+        .unwrap();
+    k.host
+        .slab
+        .kmem_cache_free(&mut k.host.mem, &mut k.host.b, id, theirs_foo)
         .unwrap();
     assert_eq!(
         run(&mut sh, &mut k, "free all").last().unwrap(),
@@ -998,8 +1004,8 @@ fn slub_debug_shows_applies_and_reports() {
     assert_eq!(reports.len(), 3, "{reports:?}");
     let site = field(&reports[0], "alloc");
     let freed = field(&reports[1], "free");
-    assert!(freed.starts_with("shell/tests/common/machine.rs:") && freed != site);
-    assert!(site.starts_with("shell/tests/common/machine.rs:"), "{site}");
+    assert!(freed.starts_with("shell/src/api/host.rs:") && freed != site);
+    assert!(site.starts_with("shell/src/api/host.rs:"), "{site}");
     assert_eq!(
         reports[0],
         format!(
@@ -1274,7 +1280,7 @@ trait Stat {
 
 impl Stat for Machine<'_> {
     fn mm_stat_now(&self) -> mm::MmStat {
-        shell::Mm::mm_stat(self)
+        shell::PageApi::mm_stat(self)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Platform commands: help, echo, history, clear, version, reboot, poweroff, trap.
 
 use super::{commands, find, Args, CmdError, Command, Ctx};
+use crate::api::Trap;
 use crate::cmd_err;
-use crate::kernel::Trap;
 use crate::parse::expected_list;
 use crate::term::{self, one_line};
 use core::fmt::Write;

@@ -5,9 +5,9 @@
 
 use super::slab::ratio;
 use super::{Args, CmdError, Command, Ctx};
+use crate::api::UNSUPPORTED;
 use crate::check;
 use crate::cmd_err;
-use crate::kernel::UNSUPPORTED;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
@@ -57,11 +57,11 @@ pub fn selftest(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     }
 }
 
-/// `selftest heap`: every case of [`crate::kernel::HEAP_SELFTESTS`], then checks
+/// `selftest heap`: every case of [`crate::api::HEAP_SELFTESTS`], then checks
 /// that the heap gave everything back (`mm_stat` equal before and after, once
 /// empty slabs are released).
 fn selftest_heap(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
-    let cases = crate::kernel::HEAP_SELFTESTS;
+    let cases = crate::api::HEAP_SELFTESTS;
     // Allocated before the first measurement: a push must not grow the heap
     // between the two.
     let mut failed = Vec::with_capacity(cases.len());

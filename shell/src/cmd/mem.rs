@@ -1,7 +1,7 @@
 //! Memory commands: memstat, handles, free.
 //!
 //! The commands that create objects (kmalloc, ...) go here too: parse the
-//! arguments, call the `Mm` function, then `ctx.add(object.into())?` to give the
+//! arguments, call the memory API function, then `ctx.add(object.into())?` to give the
 //! result a handle and print its line. The page-level commands are in `pages.rs`,
 //! the slab-level ones in `slab.rs`.
 

@@ -23,8 +23,8 @@ pub mod slab;
 
 pub use args::{Args, Target};
 
+use crate::api::Kernel;
 use crate::handles::{HandleError, HandleId, Handles, Object};
-use crate::kernel::Kernel;
 use crate::line::History;
 use crate::parse::{self, ParseError};
 use crate::term;

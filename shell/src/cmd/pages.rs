@@ -9,9 +9,9 @@
 //! reference, the handle is retired at once so that it cannot be freed twice.
 
 use super::{Args, CmdError, Command, Ctx};
+use crate::api::{PageInfo, PageSummary};
 use crate::cmd_err;
 use crate::handles::{Addr, HandleId, Object, OptAddr};
-use crate::kernel::{PageInfo, PageSummary};
 use crate::parse::{self, ParseError};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -977,7 +977,7 @@ const REFCOUNT_HELP: &str =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::MemLayout;
+    use crate::api::MemLayout;
 
     #[test]
     fn hex_lines_are_aligned() {

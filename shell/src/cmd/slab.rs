@@ -13,35 +13,30 @@
 //! never freed.
 
 use super::{sub, subcommand, Args, CmdError, Command, Ctx, Target};
+use crate::api::{self, BadName, PoolSource};
 use crate::cmd_err;
 use crate::handles::{Addr, HandleId, Object, SLAB_FLAG_NAMES};
-use crate::kernel::{CacheRow, PoolSource};
 use crate::parse::{self, expected_list};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use mm::slab::{SlabFlags, KMALLOC_MAX, MAX_NAME, MEMPOOL_MAX};
+use mm::slab::{CacheInfo, SlabFlags, KMALLOC_MAX, MAX_NAME, MEMPOOL_MAX};
 use mm::{Gfp, MmError};
 
 // ---------------------------------------------------------------------------
 // Subcommands
 // ---------------------------------------------------------------------------
 
-/// Checks a cache or pool name: 1..=31 bytes, no whitespace or control bytes.
+/// Checks a cache or pool name ([`api::check_name`]).
 fn check_name(what: &str, name: &str) -> Result<(), CmdError> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err(cmd_err!(
+    match api::check_name(name) {
+        Ok(()) => Ok(()),
+        Err(BadName::Length) => Err(cmd_err!(
             "{what} name '{name}' is {} bytes (expected 1..={MAX_NAME})",
             name.len()
-        ));
+        )),
+        Err(BadName::Whitespace) => Err(cmd_err!("{what} name '{name}' contains whitespace")),
     }
-    if name
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err(cmd_err!("{what} name '{name}' contains whitespace"));
-    }
-    Ok(())
 }
 
 /// A size argument for kmalloc and caches: 1..=1 MiB.
@@ -430,7 +425,7 @@ fn cache_destroy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
 }
 
 /// Every row of the kernel's cache table, in table order.
-fn cache_rows(ctx: &Ctx<'_>) -> Result<Vec<CacheRow>, CmdError> {
+fn cache_rows(ctx: &Ctx<'_>) -> Result<Vec<CacheInfo>, CmdError> {
     let mut rows = Vec::new();
     // A bound, so that a confused kernel cannot keep the shell here forever.
     for i in 0..4096 {
@@ -459,7 +454,7 @@ fn short_size(n: u32) -> String {
 }
 
 /// One line of the `caches` table (at most 80 columns for names up to 17 bytes).
-pub fn caches_line(r: &CacheRow) -> String {
+pub fn caches_line(r: &CacheInfo) -> String {
     let mut flags = Vec::new();
     if r.kmalloc {
         flags.push("kmalloc");
@@ -519,7 +514,7 @@ pub const SLABINFO_HEADER: [&str; 2] = [
 /// One cache as Linux `cache_show` prints it: `"%-17s %6lu %6lu %6u %4u %4d :
 /// tunables %4u %4u %4u : slabdata %6lu %6lu %6lu"` (SLUB: tunables and
 /// sharedavail are 0, objsize is the stride).
-pub fn slabinfo_line(r: &CacheRow) -> String {
+pub fn slabinfo_line(r: &CacheInfo) -> String {
     alloc::format!(
         "{:<17} {:6} {:6} {:6} {:4} {:4} : tunables {:4} {:4} {:4} : slabdata {:6} {:6} {:6}",
         r.name.as_str(),
@@ -804,7 +799,7 @@ fn report_count(ctx: &Ctx<'_>) -> Result<u64, CmdError> {
 fn debug_show(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
     let rows = cache_rows(ctx)?;
     let total = ctx.kernel.slab_errors_total()?;
-    let debug: Vec<&CacheRow> = rows.iter().filter(|r| r.debug.any()).collect();
+    let debug: Vec<&CacheInfo> = rows.iter().filter(|r| r.debug.any()).collect();
     if debug.is_empty() {
         writeln!(
             ctx,
@@ -1063,7 +1058,7 @@ mod tests {
             got.push_str(h);
             got.push('\n');
         }
-        for r in (0..).map_while(|i| CacheRow::at(&slab, i)) {
+        for r in (0..).map_while(|i| slab.caches().nth(i)) {
             got.push_str(&slabinfo_line(&r));
             got.push('\n');
         }
@@ -1078,17 +1073,17 @@ mod tests {
     fn caches_lines_fit_80_columns() {
         let slab = Slab::new();
         assert!(CACHES_HEADER.len() <= 80);
-        for r in (0..).map_while(|i| CacheRow::at(&slab, i)) {
+        for r in (0..).map_while(|i| slab.caches().nth(i)) {
             let l = caches_line(&r);
             assert!(l.len() <= 80, "{l}");
         }
-        let r = CacheRow::at(&slab, 23).unwrap();
+        let r = slab.caches().nth(23).unwrap();
         assert_eq!(r.name.as_str(), "dma-kmalloc-4k");
         assert_eq!(
             caches_line(&r),
             "dma-kmalloc-4k        4K     4K    4K      0      0     0   8 -    kmalloc,dma"
         );
-        let widest = CacheRow {
+        let widest = CacheInfo {
             active_objs: 999_999,
             num_objs: 999_999,
             num_slabs: 99_999,

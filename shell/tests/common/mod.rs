@@ -7,7 +7,9 @@ mod machine;
 pub use machine::*;
 
 use mm::{MmError, MmStat, Pfn, Zone};
-use shell::{Kernel, Mm, Platform, Shell, Trap, VersionInfo, ZoneStat};
+use shell::{
+    Diagnostics, Kernel, MemAccess, PageApi, Platform, Shell, SlabApi, Trap, VersionInfo, ZoneStat,
+};
 use std::fmt;
 
 /// A test kernel that collects what the shell prints.
@@ -89,7 +91,7 @@ impl Fake {
     }
 }
 
-impl Mm for Fake {
+impl PageApi for Fake {
     fn mm_stat(&self) -> MmStat {
         MmStat {
             total: 134_217_728,
@@ -124,6 +126,9 @@ impl Mm for Fake {
     fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
         self.record(format!("free_pages_order {pfn} {order}"), pfn.phys())
     }
+}
+
+impl SlabApi for Fake {
     fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
         self.record(format!("kfree {virt:#x}"), virt)
     }
@@ -134,6 +139,10 @@ impl Mm for Fake {
         self.record(format!("kmem_cache_destroy {cache}"), 0)
     }
 }
+
+impl MemAccess for Fake {}
+
+impl Diagnostics for Fake {}
 
 /// A shell that has printed its banner and first prompt, and its fake kernel.
 pub fn boot() -> (Shell, Fake) {

@@ -11,8 +11,8 @@
 //! `fail_page_alloc=`) never fails the kernel's own allocations.
 //!
 //! Lock order: the slab lock, then the buddy lock. Code holding either must not
-//! allocate from the heap (it would deadlock); the shell glue keeps heap work
-//! outside those closures.
+//! allocate from the heap (it would deadlock); the shell's memory API
+//! (`shell::Api` over `kshell::Hardware`) keeps heap work outside those closures.
 
 use super::physmem::DirectMap;
 use super::with_buddy;

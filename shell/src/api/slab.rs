@@ -1,100 +1,37 @@
-//! What the slab methods of [`Mm`](super::Mm) exchange, and helpers that make a
-//! kernel's glue over [`mm::slab::Slab`] one line per method.
+//! What the methods of [`SlabApi`](super::SlabApi) exchange, and the helpers
+//! that [`Api`](super::Api) implements them with over [`mm::slab::Slab`].
 //!
 //! In memkern the slab allocator also backs the kernel heap, so code that holds
 //! the slab lock must not allocate from the heap (it would deadlock). Nothing in
-//! this module allocates: rows, objects and reports are `Copy` with inline names,
-//! lists are read one row per call ([`Mm::slab_cache_at`](super::Mm::slab_cache_at),
-//! [`Mm::slab_report_at`](super::Mm::slab_report_at)), and [`PoolTable`] is a
-//! fixed array. The glue can run every helper inside its lock:
+//! this module allocates: cache rows (`mm::slab::CacheInfo`), objects and reports
+//! are `Copy` with inline names,
+//! lists are read one row per call ([`SlabApi::slab_cache_at`](super::SlabApi::slab_cache_at),
+//! [`SlabApi::slab_report_at`](super::SlabApi::slab_report_at)), and [`PoolTable`] is a
+//! fixed array. [`Api`](super::Api) runs every helper inside the host's lock:
 //!
 //! ```text
 //! fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<KmallocObj, MmError> {
-//!     with_slab(|s, b| shell::kmalloc_in(s, &mut DirectMap, b, size, gfp))
+//!     self.host.log(format_args!("kmalloc({size}, {:#x})", gfp.0));
+//!     self.host.slab_mut(|s, b, m| kmalloc_in(s, m, b, size, gfp))
 //! }
-//! fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
-//!     Ok(with_slab(|s, _| CacheRow::at(s, index)))
+//! fn slab_cache_at(&self, index: usize) -> Result<Option<CacheInfo>, MmError> {
+//!     Ok(self.host.slab(|s, _, _| s.caches().nth(index)))
 //! }
 //! ```
 
 use super::KmallocObj;
 use alloc::string::String;
 use mm::slab::{
-    CacheInfo, CacheName, DebugFlags, Mempool, PoolBacking, Slab, SlabFlags, MAX_NAME, MEMPOOL_MAX,
+    CacheInfo, CacheName, Mempool, PoolBacking, Slab, SlabFlags, MAX_NAME, MEMPOOL_MAX,
 };
 use mm::{Gfp, MmError, PageProvider, PhysMem};
 
-/// One cache as `caches` and `slabinfo` show it ([`CacheRow::from_info`] of an
-/// `mm::slab::CacheInfo`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CacheRow {
-    /// Cache name (inline, at most 31 bytes).
-    pub name: CacheName,
-    /// Objects in use.
-    pub active_objs: u64,
-    /// Objects in all slabs.
-    pub num_objs: u64,
-    /// Usable bytes of an object (the class size of a kmalloc cache).
-    pub obj_size: u32,
-    /// Bytes from one object to the next: object, debug metadata, alignment
-    /// (slabinfo's `objsize`, the `obj` field of a `cache` handle).
-    pub stride: u32,
-    /// Object alignment.
-    pub align: u32,
-    /// Objects per slab.
-    pub objs_per_slab: u32,
-    /// Pages per slab.
-    pub pages_per_slab: u32,
-    /// Slabs with at least one object in use.
-    pub active_slabs: u64,
-    /// All slabs.
-    pub num_slabs: u64,
-    /// `kmem_cache_create` flags.
-    pub flags: SlabFlags,
-    /// slub_debug options in force.
-    pub debug: DebugFlags,
-    /// One of the `kmalloc-*` / `dma-kmalloc-*` caches.
-    pub kmalloc: bool,
-    /// Slabs come from ZONE_DMA.
-    pub dma: bool,
-    /// Corruptions detected in this cache since it was created.
-    pub errors: u64,
-}
-
-impl CacheRow {
-    /// The row of one cache's statistics.
-    pub fn from_info(i: &CacheInfo) -> CacheRow {
-        CacheRow {
-            name: i.name,
-            active_objs: i.active_objs,
-            num_objs: i.num_objs,
-            obj_size: i.obj_size,
-            stride: i.stride,
-            align: i.align,
-            objs_per_slab: i.objs_per_slab,
-            pages_per_slab: i.pages_per_slab,
-            active_slabs: i.active_slabs,
-            num_slabs: i.num_slabs,
-            flags: i.flags,
-            debug: i.debug,
-            kmalloc: i.kmalloc,
-            dma: i.dma,
-            errors: i.errors,
-        }
-    }
-
-    /// The `index`-th cache of `slab` in table order (kmalloc caches first), for
-    /// [`Mm::slab_cache_at`](super::Mm::slab_cache_at).
-    pub fn at(slab: &Slab, index: usize) -> Option<CacheRow> {
-        slab.caches().nth(index).map(|i| CacheRow::from_info(&i))
-    }
-
-    /// The cache called `name`, for [`Mm::kmem_cache_info`](super::Mm::kmem_cache_info).
-    /// `NotFound` if there is none.
-    pub fn named(slab: &Slab, name: &str) -> Result<CacheRow, MmError> {
-        let id = slab.find(name).ok_or(MmError::NotFound)?;
-        slab.cache_info(id).map(|i| CacheRow::from_info(&i))
-    }
+/// The cache called `name` (its `mm::slab::CacheInfo`, one row of `caches` and
+/// `slabinfo`), for [`SlabApi::kmem_cache_info`](super::SlabApi::kmem_cache_info).
+/// `NotFound` if there is none.
+pub fn cache_named(slab: &Slab, name: &str) -> Result<CacheInfo, MmError> {
+    let id = slab.find(name).ok_or(MmError::NotFound)?;
+    slab.cache_info(id)
 }
 
 /// An object from `kmem_cache_alloc`.
@@ -168,7 +105,7 @@ fn bad_size(size: u64) -> MmError {
 }
 
 /// `kmalloc(size, gfp)` with the object's `ksize` and physical address, for
-/// [`Mm::kmalloc`](super::Mm::kmalloc).
+/// [`SlabApi::kmalloc`](super::SlabApi::kmalloc).
 #[track_caller]
 pub fn kmalloc_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
@@ -197,7 +134,7 @@ pub fn kmalloc_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_create(name, size, align, flags, NULL)` and the new cache's row,
-/// for [`Mm::kmem_cache_create`](super::Mm::kmem_cache_create). With `SLAB_PANIC`
+/// for [`SlabApi::kmem_cache_create`](super::SlabApi::kmem_cache_create). With `SLAB_PANIC`
 /// a failure is returned like any other (memkern never panics).
 pub fn kmem_cache_create_in(
     slab: &mut Slab,
@@ -205,15 +142,15 @@ pub fn kmem_cache_create_in(
     size: u64,
     align: u64,
     flags: SlabFlags,
-) -> Result<CacheRow, MmError> {
+) -> Result<CacheInfo, MmError> {
     let n = usize::try_from(size).map_err(|_| bad_size(size))?;
     let a = usize::try_from(align).map_err(|_| MmError::BadAlign(align))?;
     let id = slab.kmem_cache_create(name, n, a, flags, None)?;
-    slab.cache_info(id).map(|i| CacheRow::from_info(&i))
+    slab.cache_info(id)
 }
 
 /// `kmem_cache_alloc(cache, gfp)` by cache name, for
-/// [`Mm::kmem_cache_alloc`](super::Mm::kmem_cache_alloc).
+/// [`SlabApi::kmem_cache_alloc`](super::SlabApi::kmem_cache_alloc).
 #[track_caller]
 pub fn kmem_cache_alloc_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
@@ -236,7 +173,7 @@ pub fn kmem_cache_alloc_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_free(cache, virt)` by cache name, for
-/// [`Mm::kmem_cache_free`](super::Mm::kmem_cache_free).
+/// [`SlabApi::kmem_cache_free`](super::SlabApi::kmem_cache_free).
 #[track_caller]
 pub fn kmem_cache_free_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
@@ -250,7 +187,7 @@ pub fn kmem_cache_free_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_destroy(cache)` by cache name, for
-/// [`Mm::kmem_cache_destroy`](super::Mm::kmem_cache_destroy).
+/// [`SlabApi::kmem_cache_destroy`](super::SlabApi::kmem_cache_destroy).
 pub fn kmem_cache_destroy_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
     mem: &mut M,
@@ -262,7 +199,7 @@ pub fn kmem_cache_destroy_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `kmem_cache_shrink(cache)` by cache name (slabs released), for
-/// [`Mm::kmem_cache_shrink`](super::Mm::kmem_cache_shrink).
+/// [`SlabApi::kmem_cache_shrink`](super::SlabApi::kmem_cache_shrink).
 pub fn kmem_cache_shrink_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
     mem: &mut M,
@@ -274,7 +211,7 @@ pub fn kmem_cache_shrink_in<M: PhysMem, P: PageProvider>(
 }
 
 /// `slub_debug` validation of one cache by name, or of every cache, for
-/// [`Mm::slab_validate`](super::Mm::slab_validate): errors found.
+/// [`SlabApi::slab_validate`](super::SlabApi::slab_validate): errors found.
 pub fn slab_validate_in<M: PhysMem, P: PageProvider>(
     slab: &mut Slab,
     mem: &mut M,
@@ -303,7 +240,7 @@ pub struct SlabCheck {
 }
 
 /// `Slab::validate` of every cache, one at a time so that the first cache with
-/// errors can be named, for [`Mm::slab_check`](super::Mm::slab_check). Every
+/// errors can be named, for [`Diagnostics::slab_check`](super::Diagnostics::slab_check). Every
 /// finding is reported (and repaired) by the slab allocator as in
 /// `slub_debug validate`. No heap allocation.
 pub fn slab_check_in<M: PhysMem, P: PageProvider>(
@@ -328,7 +265,7 @@ pub fn slab_check_in<M: PhysMem, P: PageProvider>(
     Ok(r)
 }
 
-/// The microbenchmark behind [`Mm::bench_kmalloc`](super::Mm::bench_kmalloc),
+/// The microbenchmark behind [`Diagnostics::bench_kmalloc`](super::Diagnostics::bench_kmalloc),
 /// timed with `clock` (the kernel passes `rdtsc`):
 ///
 /// 1. `iters` pairs of `kmalloc(80, GFP_KERNEL)` + `kfree`;
@@ -404,10 +341,34 @@ pub fn bench_kmalloc_in<M: PhysMem, P: PageProvider>(
     Ok(r)
 }
 
+/// What is wrong with a cache or mempool name ([`check_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadName {
+    /// Empty, or longer than `mm::slab::MAX_NAME` (31) bytes.
+    Length,
+    /// Contains whitespace or a control byte.
+    Whitespace,
+}
+
+/// The rule for cache and mempool names, the slab allocator's own: 1..=31
+/// bytes (`mm::slab::MAX_NAME`), no whitespace or control bytes.
+pub fn check_name(name: &str) -> Result<(), BadName> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        Err(BadName::Length)
+    } else if name
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        Err(BadName::Whitespace)
+    } else {
+        Ok(())
+    }
+}
+
 /// Most mempools a [`PoolTable`] holds.
 pub const MAX_POOLS: usize = 16;
 
-/// A pool name stored inline (1..=31 bytes, no whitespace).
+/// A pool name stored inline ([`check_name`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PoolName {
     bytes: [u8; MAX_NAME],
@@ -416,14 +377,12 @@ struct PoolName {
 
 impl PoolName {
     fn new(s: &str) -> Result<PoolName, MmError> {
-        if s.is_empty() || s.len() > MAX_NAME {
-            return Err(MmError::Invalid("mempool name must be 1..=31 bytes"));
-        }
-        if s.bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(MmError::Invalid("mempool name contains whitespace"));
-        }
+        check_name(s).map_err(|e| {
+            MmError::Invalid(match e {
+                BadName::Length => "mempool name must be 1..=31 bytes",
+                BadName::Whitespace => "mempool name contains whitespace",
+            })
+        })?;
         let mut n = PoolName {
             bytes: [0; MAX_NAME],
             len: s.len() as u8,
@@ -439,8 +398,8 @@ impl PoolName {
 
 /// The mempools the shell creates, by name: Linux leaves a `mempool_t` to its
 /// user, so the kernel keeps the shell's here. A fixed array (no heap), usable
-/// inside the slab lock; the glue of every mempool method of
-/// [`Mm`](super::Mm) is one call.
+/// inside the slab lock; every mempool method of [`SlabApi`](super::SlabApi) is
+/// one call of it in [`Api`](super::Api).
 #[derive(Debug)]
 pub struct PoolTable {
     slots: [Option<(PoolName, Mempool)>; MAX_POOLS],
@@ -604,5 +563,22 @@ impl PoolTable {
     /// `min_nr`, `curr_nr` and outstanding elements of a pool.
     pub fn info(&self, name: &str) -> Result<PoolInfo, MmError> {
         self.get(name).map(PoolTable::info_of)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_rule() {
+        assert_eq!(check_name("inode_cache-1"), Ok(()));
+        assert_eq!(check_name(&"x".repeat(MAX_NAME)), Ok(()));
+        assert_eq!(check_name(""), Err(BadName::Length));
+        assert_eq!(check_name(&"x".repeat(MAX_NAME + 1)), Err(BadName::Length));
+        assert_eq!(check_name("a b"), Err(BadName::Whitespace));
+        assert_eq!(check_name("a\x01"), Err(BadName::Whitespace));
+        assert!(PoolName::new("a\tb").is_err());
+        assert!(PoolName::new("pool").is_ok_and(|n| n.is("pool")));
     }
 }

@@ -1,40 +1,52 @@
-//! The capabilities the kernel plugs into the shell.
+//! The API between the shell and the kernel: what the shell may do to the machine.
 //!
 //! The shell has no hardware in it: everything it does to the machine goes through
 //! these traits, which the kernel implements (and host tests fake).
 //! - [`Platform`]: the console writer, version data, clear, reboot, poweroff, traps.
-//! - [`Mm`]: the memory-management API that the memory commands exercise. Every
-//!   method but [`Mm::mm_stat`] has a default that answers [`UNSUPPORTED`], so the
-//!   kernel can grow its implementation one function at a time.
-//! - [`Kernel`]: both together; what [`crate::Shell::feed`] takes. Implemented
-//!   automatically for every type that implements `Platform + Mm`.
+//! - The memory API, one trait per area: [`PageApi`] (the page allocator),
+//!   [`SlabApi`] (kmalloc, caches, mempools, slub_debug), [`MemAccess`] (raw
+//!   memory contents) and [`Diagnostics`] (checks, self-tests, fault injection,
+//!   the benchmark); [`MemApi`] is all of them. Every method but
+//!   [`PageApi::mm_stat`] has a default that answers [`UNSUPPORTED`], so a fake
+//!   kernel implements only what its test needs.
+//! - [`Kernel`]: `Platform + MemApi`; what [`crate::Shell::feed`] takes.
+//!   Implemented automatically.
 //!
-//! A kernel whose page allocator is [`mm::buddy::Buddy`] gets the read-only page
-//! queries ([`Mm::page_info`], [`Mm::page_summary`], [`Mm::mem_layout`],
-//! [`Mm::addr_to_pfn`]) from [`PageInfo::from_buddy`], [`PageSummary::from_buddy`],
-//! [`MemLayout::from_buddy`] and [`addr_to_pfn_in`], so the kernel and the host
-//! tests share one implementation. A kernel whose slab allocator is
-//! [`mm::slab::Slab`] gets the slab methods from the helpers of the [`slab`](mod@slab)
-//! submodule ([`kmalloc_in`], [`CacheRow::at`], [`PoolTable`], ...), each of which
-//! is safe to run inside the slab lock (none allocates from the heap).
+//! The memory API is implemented once, in [`host`](mod@host): [`Api<H>`](Api)
+//! implements every area over a [`MemHost`], which provides only what differs
+//! between machines (locks, the memory, raw access, a clock, the heap self-test,
+//! a call log). The kernel runs the shell on `Api<Hardware>`, the host tests on
+//! `Api<SimHost>`. The pieces it is built from are public too: the read-only page
+//! queries [`PageInfo::from_buddy`], [`PageSummary::from_buddy`],
+//! [`MemLayout::from_buddy`] and [`addr_to_pfn_in`], and the slab helpers of the
+//! `slab` submodule ([`kmalloc_in`], [`cache_named`], [`PoolTable`],
+//! ...), each of which is safe to run inside the slab lock (none allocates from
+//! the heap).
+//!
+//! Adding a kernel capability: a method in its area's trait (with the
+//! `UNSUPPORTED` default) and its body in [`Api`]; a new [`MemHost`] method only
+//! when it needs hardware.
 
+pub mod host;
 mod slab;
 
+pub use host::{Api, MemHost};
 pub use slab::{
-    bench_kmalloc_in, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in, kmem_cache_destroy_in,
-    kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in, CacheRow, KmallocBench, PoolElem,
-    PoolInfo, PoolSource, PoolTable, SlabObj, BENCH_LIVE, BENCH_SIZES, MAX_POOLS,
+    bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
+    kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in,
+    KmallocBench, PoolElem, PoolInfo, PoolSource, PoolTable, SlabObj, BENCH_LIVE, BENCH_SIZES,
+    MAX_POOLS,
 };
-pub use slab::{slab_check_in, SlabCheck};
+pub use slab::{check_name, slab_check_in, BadName, SlabCheck};
 
 use alloc::string::String;
 use core::fmt;
 use mm::buddy::{Buddy, CheckError, DMA_END_PFN};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
-use mm::slab::{ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
+use mm::slab::{CacheInfo, ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
-/// The error a default [`Mm`] method returns.
+/// The error a default method of the memory API returns.
 pub const UNSUPPORTED: MmError = MmError::Invalid("not supported by this kernel");
 
 /// What `version` prints.
@@ -351,7 +363,7 @@ impl PageSummary {
     }
 }
 
-/// The frame holding `addr` for [`Mm::addr_to_pfn`]: a direct-map virtual address
+/// The frame holding `addr` for [`PageApi::addr_to_pfn`]: a direct-map virtual address
 /// (as `mem` translates it) or else a physical address below `b.max_pfn()`.
 pub fn addr_to_pfn_in(b: &Buddy<'_>, mem: &impl PhysMem, addr: u64) -> Result<Pfn, MmError> {
     let phys = match mem.phys_of(addr) {
@@ -362,11 +374,10 @@ pub fn addr_to_pfn_in(b: &Buddy<'_>, mem: &impl PhysMem, addr: u64) -> Result<Pf
     Ok(Pfn::containing(phys))
 }
 
-/// The memory-management API. The shell calls the release function matching each
-/// handle's kind (see [`crate::Object::release`]); allocation functions are called
-/// by the memory commands.
+/// The page allocator: DragonOS, Linux and MOS page functions and the queries
+/// behind `memstat`, `buddyinfo`, `zoneinfo`, `page` and `pagemap`.
 #[allow(unused_variables)]
-pub trait Mm {
+pub trait PageApi {
     /// `mm_stat()`.
     fn mm_stat(&self) -> MmStat;
     /// Numbers for one zone, or `None` if the zone does not exist.
@@ -378,44 +389,8 @@ pub trait Mm {
     fn alloc_pages(&mut self, zone: Zone, n: u32, flags: PageFlags) -> Result<PageBlock, MmError> {
         Err(UNSUPPORTED)
     }
-    /// `kmalloc(size, gfp)` (`kzalloc` is `gfp` with `Gfp::ZERO`): the object,
-    /// its physical address and its `ksize` ([`kmalloc_in`]).
-    fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<KmallocObj, MmError> {
-        Err(UNSUPPORTED)
-    }
-
     /// DragonOS `free_pages(page, n)`.
     fn free_pages(&mut self, pfn: Pfn, n: u32) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// Linux `__free_pages(page, order)`: drops one reference of the block at `pfn`,
-    /// freeing it at 0.
-    fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `kfree(virt)` with the address exactly as given: the allocator's own checks
-    /// answer for foreign, interior and freed pointers (`kfree(NULL)` is a no-op).
-    fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `kmem_cache_free(cache, virt)` of the cache called `cache`
-    /// ([`kmem_cache_free_in`]); an object of another cache is `WrongCache`.
-    fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `kmem_cache_destroy(cache)` of the cache called `cache`
-    /// ([`kmem_cache_destroy_in`]); refused with `CacheBusy { live }` while it has
-    /// objects.
-    fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `mempool_free(virt, pool)` ([`PoolTable::free`]).
-    fn mempool_free(&mut self, pool: &str, virt: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// `mempool_destroy(pool)` ([`PoolTable::destroy`]); refused with
-    /// `CacheBusy { live }` while elements are outstanding.
-    fn mempool_destroy(&mut self, pool: &str) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
 
@@ -451,7 +426,7 @@ pub trait Mm {
 
     /// Linux `alloc_pages(gfp_mask, order)`: 2^`order` pages, reference count 1;
     /// honours `__GFP_ZERO` (`Buddy::alloc_pages_mem`). Returns the `struct page`
-    /// (its PFN). Released with `__free_pages` ([`Mm::free_pages_order`]).
+    /// (its PFN). Released with `__free_pages` ([`PageApi::free_pages_order`]).
     fn alloc_pages_order(&mut self, gfp: Gfp, order: u32) -> Result<Pfn, MmError> {
         Err(UNSUPPORTED)
     }
@@ -461,18 +436,23 @@ pub trait Mm {
     }
     /// Linux `__get_free_pages(gfp_mask, order)`: 2^`order` pages of mapped memory;
     /// returns their kernel virtual address. Released with `free_pages(addr, order)`
-    /// ([`Mm::free_pages_addr`]).
+    /// ([`PageApi::free_pages_addr`]).
     fn get_free_pages(&mut self, gfp: Gfp, order: u32) -> Result<u64, MmError> {
         Err(UNSUPPORTED)
     }
     /// Linux `__get_free_page(gfp_mask)`: one page, by virtual address. Released
-    /// with `free_page(addr)` ([`Mm::free_page`]).
+    /// with `free_page(addr)` ([`PageApi::free_page`]).
     fn get_free_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
         Err(UNSUPPORTED)
     }
     /// Linux `get_zeroed_page(gfp_mask)`: one zeroed page, by virtual address.
-    /// Released with `free_page(addr)` ([`Mm::free_page`]).
+    /// Released with `free_page(addr)` ([`PageApi::free_page`]).
     fn get_zeroed_page(&mut self, gfp: Gfp) -> Result<u64, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Linux `__free_pages(page, order)`: drops one reference of the block at `pfn`,
+    /// freeing it at 0.
+    fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
     /// Linux `free_pages(addr, order)`: `__free_pages` by kernel virtual address.
@@ -497,7 +477,7 @@ pub trait Mm {
     // ---- MOS page API ----
 
     /// MOS `page_alloc(&pp)`: one zeroed page of mapped memory, reference count 1
-    /// (`-E_NO_MEM` is `MmError::OutOfMemory`). Released with [`Mm::page_decref`].
+    /// (`-E_NO_MEM` is `MmError::OutOfMemory`). Released with [`PageApi::page_decref`].
     fn page_alloc(&mut self) -> Result<Pfn, MmError> {
         Err(UNSUPPORTED)
     }
@@ -506,27 +486,27 @@ pub trait Mm {
     fn page_decref(&mut self, pfn: Pfn) -> Result<bool, MmError> {
         Err(UNSUPPORTED)
     }
+}
 
-    // ---- Memory contents (only ever called on memory of a live handle) ----
-
-    /// MOS `bzero(b, len)`: zeroes `len` bytes at kernel virtual address `virt`.
-    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
+/// The slab allocator: kmalloc, `kmem_cache`, mempools, `slub_debug` and its
+/// reports.
+#[allow(unused_variables)]
+pub trait SlabApi {
+    /// `kmalloc(size, gfp)` (`kzalloc` is `gfp` with `Gfp::ZERO`): the object,
+    /// its physical address and its `ksize` ([`kmalloc_in`]).
+    fn kmalloc(&mut self, size: u64, gfp: Gfp) -> Result<KmallocObj, MmError> {
         Err(UNSUPPORTED)
     }
-    /// MOS `bcopy(src, dst, len)`: copies `len` bytes from `src` to `dst` (kernel
-    /// virtual addresses; the ranges do not overlap unless `src == dst`).
-    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
-    }
-    /// Reads `buf.len()` bytes at kernel virtual address `virt` (for `dump`).
-    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
+    /// `kfree(virt)` with the address exactly as given: the allocator's own checks
+    /// answer for foreign, interior and freed pointers (`kfree(NULL)` is a no-op).
+    fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
 
-    // ---- Slab allocator: kmem_cache (kmalloc, kfree and the frees are above) ----
+    // ---- kmem_cache ----
 
     /// `kmem_cache_create(name, size, align, flags, NULL)`; returns the new cache's
-    /// row ([`kmem_cache_create_in`]). With `SLAB_PANIC` a failure is returned like
+    /// statistics ([`kmem_cache_create_in`]). With `SLAB_PANIC` a failure is returned like
     /// any other (Linux would panic; memkern never does).
     fn kmem_cache_create(
         &mut self,
@@ -534,12 +514,23 @@ pub trait Mm {
         size: u64,
         align: u64,
         flags: SlabFlags,
-    ) -> Result<CacheRow, MmError> {
+    ) -> Result<CacheInfo, MmError> {
         Err(UNSUPPORTED)
     }
     /// `kmem_cache_alloc(cache, gfp)` of the cache called `cache`
     /// ([`kmem_cache_alloc_in`]).
     fn kmem_cache_alloc(&mut self, cache: &str, gfp: Gfp) -> Result<SlabObj, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_free(cache, virt)` of the cache called `cache`
+    /// ([`kmem_cache_free_in`]); an object of another cache is `WrongCache`.
+    fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_destroy(cache)` of the cache called `cache`
+    /// ([`kmem_cache_destroy_in`]); refused with `CacheBusy { live }` while it has
+    /// objects.
+    fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
     /// `kmem_cache_shrink(cache)`: gives back the empty slabs the cache keeps;
@@ -553,13 +544,13 @@ pub trait Mm {
         Err(UNSUPPORTED)
     }
     /// Statistics of the cache called `cache`; `NotFound` if there is none
-    /// ([`CacheRow::named`]).
-    fn kmem_cache_info(&self, cache: &str) -> Result<CacheRow, MmError> {
+    /// ([`cache_named`]).
+    fn kmem_cache_info(&self, cache: &str) -> Result<CacheInfo, MmError> {
         Err(UNSUPPORTED)
     }
     /// The `index`-th cache in table order (kmalloc caches first), `None` past the
-    /// last: one row of `/proc/slabinfo` per call ([`CacheRow::at`]).
-    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheRow>, MmError> {
+    /// last: one row of `/proc/slabinfo` per call (`Slab::caches`).
+    fn slab_cache_at(&self, index: usize) -> Result<Option<CacheInfo>, MmError> {
         Err(UNSUPPORTED)
     }
     /// `Slab::object_info(virt)`: the cache and object containing `virt` and
@@ -570,7 +561,7 @@ pub trait Mm {
         Err(UNSUPPORTED)
     }
 
-    // ---- Slab allocator: mempool ----
+    // ---- mempool ----
 
     /// `mempool_create_kmalloc_pool(min_nr, size)` or
     /// `mempool_create_slab_pool(min_nr, cache)` (Linux `mempool_create` with the
@@ -588,12 +579,21 @@ pub trait Mm {
     fn mempool_alloc(&mut self, pool: &str, gfp: Gfp) -> Result<PoolElem, MmError> {
         Err(UNSUPPORTED)
     }
+    /// `mempool_free(virt, pool)` ([`PoolTable::free`]).
+    fn mempool_free(&mut self, pool: &str, virt: u64) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `mempool_destroy(pool)` ([`PoolTable::destroy`]); refused with
+    /// `CacheBusy { live }` while elements are outstanding.
+    fn mempool_destroy(&mut self, pool: &str) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
     /// `min_nr`, `curr_nr` and outstanding elements of a pool ([`PoolTable::info`]).
     fn mempool_info(&self, pool: &str) -> Result<PoolInfo, MmError> {
         Err(UNSUPPORTED)
     }
 
-    // ---- Slab allocator: slub_debug, selftest, benchmark ----
+    // ---- slub_debug ----
 
     /// Linux `slub_debug=SPEC` applied now (`Slab::slub_debug`): `FZPU` letters,
     /// optionally `,cache,prefix*`, blocks separated by `;`, `-` for off. Caches
@@ -619,8 +619,32 @@ pub trait Mm {
     fn slab_validate(&mut self, cache: Option<&str>) -> Result<u64, MmError> {
         Err(UNSUPPORTED)
     }
-    // ---- Invariant checks (the `check` command and check mode) ----
+}
 
+/// Raw access to memory contents (`bzero`, `bcopy`, `dump`). The shell only ever
+/// passes ranges inside the memory of a live handle; a range outside the direct
+/// map, or an access that faults, is an error, never a crash.
+#[allow(unused_variables)]
+pub trait MemAccess {
+    /// MOS `bzero(b, len)`: zeroes `len` bytes at kernel virtual address `virt`.
+    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// MOS `bcopy(src, dst, len)`: copies `len` bytes from `src` to `dst` (kernel
+    /// virtual addresses; the ranges do not overlap unless `src == dst`).
+    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Reads `buf.len()` bytes at kernel virtual address `virt` (for `dump`).
+    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
+        Err(UNSUPPORTED)
+    }
+}
+
+/// Invariant checks (the `check` command and check mode), self-tests, fault
+/// injection and the kmalloc benchmark.
+#[allow(unused_variables)]
+pub trait Diagnostics {
     /// `Buddy::check`: every invariant of the page allocator (block structure of
     /// the whole mem_map, free lists, merging, block caches, counters). `Ok(None)`
     /// when all hold, `Ok(Some(e))` for the first one broken.
@@ -655,12 +679,19 @@ pub trait Mm {
     fn set_fault(&mut self, site: FaultSite, cfg: Option<FaultConfig>) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
-    /// Runs the kmalloc microbenchmark ([`bench_kmalloc_in`] with `rdtsc` as the
-    /// clock): `iters` kmalloc(80)/kfree pairs and a mixed-size workload.
+    /// Runs the kmalloc microbenchmark ([`bench_kmalloc_in`] timed by
+    /// [`MemHost::clock`]): `iters` kmalloc(80)/kfree pairs and a mixed-size
+    /// workload.
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         Err(UNSUPPORTED)
     }
 }
+
+/// The whole memory API: every area. Implemented automatically; write the area
+/// traits.
+pub trait MemApi: PageApi + SlabApi + MemAccess + Diagnostics {}
+
+impl<T: PageApi + SlabApi + MemAccess + Diagnostics> MemApi for T {}
 
 /// The cases of `selftest heap`: small boxes in every kmalloc class, a 1 MiB
 /// vector (the largest kmalloc class), a 3 MiB vector (whole pages), 4 KiB
@@ -674,9 +705,9 @@ pub const HEAP_SELFTESTS: [&str; 5] = [
 ];
 
 /// Everything the shell needs from the kernel.
-pub trait Kernel: Platform + Mm {}
+pub trait Kernel: Platform + MemApi {}
 
-impl<T: Platform + Mm> Kernel for T {}
+impl<T: Platform + MemApi> Kernel for T {}
 
 #[cfg(test)]
 mod tests {
