@@ -2,6 +2,7 @@
 //! vector standing for RAM from physical address 0, with a direct map at
 //! [`DIRECT_MAP_BASE`] covering the first `mapped` bytes (like the kernel's map of
 //! ZONE_DMA and ZONE_NORMAL). The kernel itself uses its real direct map instead.
+//! Also [`Rng`], the seeded generator of the fuzzers.
 
 use crate::layout::DIRECT_MAP_BASE;
 use crate::PhysMem;
@@ -98,5 +99,28 @@ mod tests {
         let mut b = [1u8; 5];
         m.read(0, &mut b);
         assert_eq!(b, [0, 0, 0, 0, 0xee]);
+    }
+}
+
+/// A small deterministic generator (xorshift64*) for seeded fuzzers and tests, so
+/// that a printed seed replays a run exactly.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+    /// One of `xs` (which must not be empty).
+    pub fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
     }
 }

@@ -26,23 +26,8 @@ const LINES: u64 = 1_000_000;
 /// `free all` + `memstat` comparison every this many lines.
 const CHECKPOINT: u64 = 200;
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
+/// The seeded generator (`mm::sim::Rng`, xorshift64*).
+use mm::sim::Rng;
 
 const ZONES: &[&str] = &["DMA", "NORMAL", "UNMAPPED", "", "DMX"];
 const PAGE_FLAGS: &[&str] = &["", "", "KERNEL", "SHARED", "DEVICE", "PGT_MAPPED", "BOGUS"];
