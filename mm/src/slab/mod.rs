@@ -114,6 +114,31 @@ const TABLE: usize = 256;
 pub const MAX_CACHES: usize = TABLE - 1;
 /// Longest cache name in bytes.
 pub const MAX_NAME: usize = 31;
+
+/// What is wrong with a cache or mempool name ([`check_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadName {
+    /// Empty, or longer than [`MAX_NAME`] bytes.
+    Length,
+    /// Contains whitespace or a control byte.
+    Whitespace,
+}
+
+/// The one rule for cache and mempool names: 1..=[`MAX_NAME`] bytes, no
+/// whitespace or control bytes (a name is one shell word and one `slabinfo`
+/// column).
+pub fn check_name(name: &str) -> Result<(), BadName> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        Err(BadName::Length)
+    } else if name
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        Err(BadName::Whitespace)
+    } else {
+        Ok(())
+    }
+}
 /// Cache numbers 1..=32 are the kmalloc caches (normal, then DMA).
 const LAST_KMALLOC: u8 = 2 * KMALLOC_CLASSES as u8;
 
@@ -799,12 +824,12 @@ impl Slab {
         if flags.0 & !SlabFlags::ALL != 0 {
             return Err(MmError::Invalid("unknown SLAB_ flag bits"));
         }
-        if name
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(MmError::Invalid("cache name contains whitespace"));
-        }
+        check_name(name).map_err(|e| {
+            MmError::Invalid(match e {
+                BadName::Length => "cache name must be 1..=31 bytes",
+                BadName::Whitespace => "cache name contains whitespace",
+            })
+        })?;
         let cname =
             CacheName::new(name).ok_or(MmError::Invalid("cache name must be 1..=31 bytes"))?;
         if self.find(name).is_some() {

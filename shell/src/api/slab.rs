@@ -21,6 +21,7 @@
 
 use super::KmallocObj;
 use alloc::string::String;
+pub use mm::slab::{check_name, BadName};
 use mm::slab::{
     CacheInfo, CacheName, Mempool, PoolBacking, Slab, SlabFlags, MAX_NAME, MEMPOOL_MAX,
 };
@@ -339,30 +340,6 @@ pub fn bench_kmalloc_in<M: PhysMem, P: PageProvider>(
     r.mixed_ops = ops;
     r.mixed_cycles = t3.wrapping_sub(t2);
     Ok(r)
-}
-
-/// What is wrong with a cache or mempool name ([`check_name`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BadName {
-    /// Empty, or longer than `mm::slab::MAX_NAME` (31) bytes.
-    Length,
-    /// Contains whitespace or a control byte.
-    Whitespace,
-}
-
-/// The rule for cache and mempool names, the slab allocator's own: 1..=31
-/// bytes (`mm::slab::MAX_NAME`), no whitespace or control bytes.
-pub fn check_name(name: &str) -> Result<(), BadName> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        Err(BadName::Length)
-    } else if name
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        Err(BadName::Whitespace)
-    } else {
-        Ok(())
-    }
 }
 
 /// Most mempools a [`PoolTable`] holds.
