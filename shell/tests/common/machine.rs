@@ -14,10 +14,9 @@
 
 use mm::buddy::Buddy;
 use mm::slab::Slab;
-use mm::{MmError, Page, PageFlags, Pfn, PhysMem, Zone, PAGE_SIZE};
+use mm::{MmError, Page, PageFlags, Pfn, PhysMem, Zone};
 use shell::{Api, MemHost, Platform, PoolTable, Shell, Trap, VersionInfo};
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -43,84 +42,9 @@ pub fn poison(phys: u64) -> u8 {
     }
 }
 
-/// Sparse simulated physical memory: pages are materialised on first write.
-/// Physical addresses below `lowmem` are in the direct map.
-pub struct SimMem {
-    pages: HashMap<u64, Box<[u8; PAGE_SIZE]>>,
-    lowmem: Pfn,
-}
-
-impl SimMem {
-    fn page_mut(&mut self, pfn: u64) -> &mut [u8; PAGE_SIZE] {
-        self.pages.entry(pfn).or_insert_with(|| {
-            let base = pfn * PAGE_SIZE as u64;
-            let mut p = Box::new([0u8; PAGE_SIZE]);
-            for (i, b) in p.iter_mut().enumerate() {
-                *b = poison(base + i as u64);
-            }
-            p
-        })
-    }
-}
-
-impl PhysMem for SimMem {
-    fn virt_of(&self, phys: u64) -> Option<u64> {
-        (phys < self.lowmem.phys()).then_some(DIRECT_MAP + phys)
-    }
-    fn phys_of(&self, virt: u64) -> Option<u64> {
-        let p = virt.checked_sub(DIRECT_MAP)?;
-        (p < self.lowmem.phys()).then_some(p)
-    }
-    fn direct_offset(&self) -> u64 {
-        DIRECT_MAP
-    }
-    fn fill(&mut self, phys: u64, len: usize, byte: u8) {
-        for (a, n) in chunks(phys, len) {
-            let off = (a % PAGE_SIZE as u64) as usize;
-            self.page_mut(a / PAGE_SIZE as u64)[off..off + n].fill(byte);
-        }
-    }
-    fn read(&self, phys: u64, buf: &mut [u8]) {
-        let mut done = 0;
-        for (a, n) in chunks(phys, buf.len()) {
-            let off = (a % PAGE_SIZE as u64) as usize;
-            let dst = &mut buf[done..done + n];
-            match self.pages.get(&(a / PAGE_SIZE as u64)) {
-                Some(p) => dst.copy_from_slice(&p[off..off + n]),
-                None => {
-                    for (i, b) in dst.iter_mut().enumerate() {
-                        *b = poison(a + i as u64);
-                    }
-                }
-            }
-            done += n;
-        }
-    }
-    fn write(&mut self, phys: u64, buf: &[u8]) {
-        let mut done = 0;
-        for (a, n) in chunks(phys, buf.len()) {
-            let off = (a % PAGE_SIZE as u64) as usize;
-            self.page_mut(a / PAGE_SIZE as u64)[off..off + n].copy_from_slice(&buf[done..done + n]);
-            done += n;
-        }
-    }
-}
-
-/// `[phys, phys + len)` cut at page boundaries: `(start, bytes)` pieces, so that
-/// each page is looked up once.
-fn chunks(phys: u64, len: usize) -> impl Iterator<Item = (u64, usize)> {
-    let end = phys + len as u64;
-    let mut a = phys;
-    std::iter::from_fn(move || {
-        (a < end).then(|| {
-            let next = ((a / PAGE_SIZE as u64) + 1) * PAGE_SIZE as u64;
-            let n = (next.min(end) - a) as usize;
-            let piece = (a, n);
-            a += n as u64;
-            piece
-        })
-    })
-}
+/// The machine's memory: sparse, reading [`poison`] where nothing was written,
+/// with the direct map below `lowmem`.
+pub type SimMem = mm::sim::SparseMem;
 
 /// A fresh mem_map for [`machine`] (garbage is fine: `page_init` overwrites it).
 pub fn mem_map() -> Vec<Page> {
@@ -206,10 +130,7 @@ pub fn machine_with<'a>(
     let mut k = Api::new(SimHost {
         out: String::new(),
         calls: Vec::new(),
-        mem: SimMem {
-            pages: HashMap::new(),
-            lowmem: b.lowmem(),
-        },
+        mem: SimMem::new(b.lowmem().phys(), poison),
         b,
         slab: Box::new(Slab::new()),
         pools: Box::new(PoolTable::new()),
