@@ -15,6 +15,7 @@
 //! - [`cmdline`]: the kernel command line and its `key=value` options.
 //! - [`layout`]: every fixed kernel virtual address, with a picture of the space.
 //! - [`sim`]: simulated physical memory for host tests and benchmarks.
+//! - [`resource`]: the iomem and ioport resource trees (`request_region`, `/proc/iomem`).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod layout;
 pub mod memalloc;
 pub mod memmap;
 pub mod page;
+pub mod resource;
 pub mod sim;
 pub mod slab;
 pub use page::*;
