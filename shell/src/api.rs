@@ -6,7 +6,8 @@
 //! - The memory API, one trait per area: [`PageApi`] (the page allocator),
 //!   [`SlabApi`] (kmalloc, caches, mempools, slub_debug), [`MemAccess`] (raw
 //!   memory contents) and [`Diagnostics`] (checks, self-tests, fault injection,
-//!   the benchmark); [`MemApi`] is all of them. Every method but
+//!   the benchmark), [`IoApi`] (resources, ports, MMIO, raw access to any kernel
+//!   address); [`MemApi`] is all of them. Every method but
 //!   [`PageApi::mm_stat`] has a default that answers [`UNSUPPORTED`], so a fake
 //!   kernel implements only what its test needs.
 //! - [`Kernel`]: `Platform + MemApi`; what [`crate::Shell::feed`] takes.
@@ -28,9 +29,11 @@
 //! when it needs hardware.
 
 pub mod host;
+pub mod io;
 mod slab;
 
 pub use host::{Api, MemHost};
+pub use io::{IoApi, IoError, Owned, RawFault, Resources, Width};
 pub use slab::{
     bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
     kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in,
@@ -689,9 +692,9 @@ pub trait Diagnostics {
 
 /// The whole memory API: every area. Implemented automatically; write the area
 /// traits.
-pub trait MemApi: PageApi + SlabApi + MemAccess + Diagnostics {}
+pub trait MemApi: PageApi + SlabApi + MemAccess + Diagnostics + IoApi {}
 
-impl<T: PageApi + SlabApi + MemAccess + Diagnostics> MemApi for T {}
+impl<T: PageApi + SlabApi + MemAccess + Diagnostics + IoApi> MemApi for T {}
 
 /// The cases of `selftest heap`: small boxes in every kmalloc class, a 1 MiB
 /// vector (the largest kmalloc class), a 3 MiB vector (whole pages), 4 KiB

@@ -137,6 +137,28 @@ pub fn check_handles<M: MemApi + ?Sized>(mm: &M, handles: &Handles) -> Result<u6
                     .map_err(|e| mm_err("slab_object_info", e))?;
                 live_object(&info, *virt).map_err(&bad)?;
             }
+            Object::Region {
+                kind,
+                start,
+                size,
+                name,
+            } => {
+                let end = start.saturating_add(size.saturating_sub(1));
+                let mut i = 0;
+                loop {
+                    match mm.resource_row(*kind, i) {
+                        Ok(Some(r)) if r.span.start == *start && r.span.end == end => {
+                            if r.span.name != *name {
+                                return Err(bad(format!("the region is named {}", r.span.name)));
+                            }
+                            break;
+                        }
+                        Ok(Some(_)) => i += 1,
+                        Ok(None) => return Err(bad("the region is not in the tree".into())),
+                        Err(e) => return Err(bad(format!("resource_row: {e}"))),
+                    }
+                }
+            }
             Object::Cache { name, .. } => {
                 mm.kmem_cache_info(name)
                     .map_err(|e| mm_err("kmem_cache_info", e))?;

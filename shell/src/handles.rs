@@ -6,7 +6,8 @@
 //! the one place that decides how an object is shown, and [`Object::release`] the
 //! one place that decides which memory API function frees it.
 
-use crate::api::{KmallocObj, PageApi, PageBlock, PoolSource, SlabApi};
+use crate::api::{IoApi, IoError, KmallocObj, PageApi, PageBlock, PoolSource, SlabApi};
+use mm::resource::{Name, ResKind, ResourceError};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -121,6 +122,15 @@ pub enum Object {
         size: u64,
         reserve: bool,
     },
+    /// `request_region` (ports, `kind` Io) or `request_mem_region` (physical
+    /// addresses, `kind` Mem): released with `release_region` /
+    /// `release_mem_region`. `size`: ports or bytes.
+    Region {
+        kind: ResKind,
+        start: u64,
+        size: u64,
+        name: Name,
+    },
 }
 
 /// A copy of `s` made with fallible allocation (`None`: out of memory).
@@ -231,6 +241,7 @@ impl Object {
             Object::CacheObj { .. } => "cache_obj",
             Object::Pool { .. } => "mempool",
             Object::PoolObj { .. } => "pool_obj",
+            Object::Region { .. } => "region",
         }
     }
 
@@ -245,7 +256,7 @@ impl Object {
             Object::Pages { virt, .. }
             | Object::LinuxPages { virt, .. }
             | Object::MosPage { virt, .. } => virt,
-            Object::Cache { .. } | Object::Pool { .. } => None,
+            Object::Cache { .. } | Object::Pool { .. } | Object::Region { .. } => None,
         }
     }
 
@@ -259,6 +270,11 @@ impl Object {
             | Object::LinuxPages { pfn, .. }
             | Object::GfpAddr { pfn, .. }
             | Object::MosPage { pfn, .. } => Some(pfn.phys()),
+            Object::Region {
+                kind: ResKind::Mem,
+                start,
+                ..
+            } => Some(start),
             _ => None,
         }
     }
@@ -305,7 +321,10 @@ impl Object {
     /// reference; the `free` command refuses blocks with more than one (see
     /// [`Object::page_block`]) so that no handle disappears while its pages stay
     /// allocated.
-    pub fn release<M: PageApi + SlabApi + ?Sized>(&self, mm: &mut M) -> Result<(), MmError> {
+    pub fn release<M: PageApi + SlabApi + IoApi + ?Sized>(
+        &self,
+        mm: &mut M,
+    ) -> Result<(), MmError> {
         match self {
             Object::Kmalloc { virt, .. } => mm.kfree(*virt),
             Object::Pages { pfn, n, .. } => mm.free_pages(*pfn, *n),
@@ -324,6 +343,17 @@ impl Object {
             Object::CacheObj { cache, virt, .. } => mm.kmem_cache_free(cache, *virt),
             Object::Pool { name, .. } => mm.mempool_destroy(name),
             Object::PoolObj { pool, virt, .. } => mm.mempool_free(pool, *virt),
+            Object::Region {
+                kind, start, size, ..
+            } => mm
+                .release_resource(*kind, *start, *size)
+                .map_err(|e| match e {
+                    IoError::Resource(ResourceError::NotFound { .. }) => {
+                        MmError::Invalid("the region is no longer requested (see 'regions')")
+                    }
+                    IoError::Mm(e) => e,
+                    _ => MmError::Invalid("the resource tree refused the release"),
+                }),
         }
     }
 }
@@ -425,6 +455,18 @@ impl fmt::Display for Object {
                 Addr(*phys),
                 if *reserve { "reserve" } else { "backing" }
             ),
+            Object::Region {
+                kind: ResKind::Io,
+                start,
+                size,
+                name,
+            } => write!(f, " io port={start:#06x} size={size} name={name}"),
+            Object::Region {
+                kind: ResKind::Mem,
+                start,
+                size,
+                name,
+            } => write!(f, " mem phys={} size={size} name={name}", Addr(*start)),
         }
     }
 }

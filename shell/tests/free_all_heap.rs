@@ -91,6 +91,7 @@ impl PageApi for K {
 impl MemAccess for K {}
 
 impl Diagnostics for K {}
+impl shell::IoApi for K {}
 
 impl SlabApi for K {
     fn kfree(&mut self, virt: u64) -> Result<(), MmError> {

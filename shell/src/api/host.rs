@@ -20,6 +20,7 @@ use super::slab::{
     kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_check_in,
     slab_validate_in,
 };
+use super::io::{IoApi, IoError, Owned, Resources, Width};
 use super::{
     addr_to_pfn_in, Diagnostics, KmallocBench, KmallocObj, MemAccess, MemLayout, PageApi,
     PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
@@ -30,7 +31,9 @@ use core::ops::{Deref, DerefMut};
 use mm::buddy::{Buddy, CheckError};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
-use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, PhysMem, Zone};
+use mm::resource::{ResFlags, ResKind, Row, Span};
+use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
+use super::io::RawFault;
 
 /// What a machine provides so that [`Api`] can implement the memory API over it:
 /// locked access to the allocators and the memory, a clock, raw memory access,
@@ -77,6 +80,33 @@ pub trait MemHost {
     fn copy(&mut self, dst: (u64, u64), src: (u64, u64), len: u64) -> Result<(), MmError>;
     /// Reads `buf.len()` bytes at `virt` (physical `phys`, in the direct map).
     fn read(&self, virt: u64, phys: u64, buf: &mut [u8]) -> Result<(), MmError>;
+
+    /// Runs `f` with the resource trees, for reading (a lock of its own,
+    /// taken after every other one; nothing inside allocates).
+    fn resources<R>(&self, f: impl FnOnce(&Resources) -> R) -> R;
+    /// Runs `f` with the resource trees.
+    fn resources_mut<R>(&mut self, f: impl FnOnce(&mut Resources) -> R) -> R;
+    /// Reads an I/O port (`width` is 1, 2 or 4 bytes; the port range is valid).
+    fn port_in(&mut self, port: u16, width: Width) -> u32;
+    /// Writes an I/O port.
+    fn port_out(&mut self, port: u16, width: Width, value: u32);
+    /// `rep ins`: fills `buf` with `buf.len() / width` reads of `port`.
+    fn port_in_str(&mut self, port: u16, width: Width, buf: &mut [u8]);
+    /// `rep outs`: writes `buf` as `buf.len() / width` writes to `port`.
+    fn port_out_str(&mut self, port: u16, width: Width, buf: &[u8]);
+    /// The physical address behind kernel virtual address `virt` in the running
+    /// page tables, `None` if it is not mapped.
+    fn translate(&self, virt: u64) -> Option<u64>;
+    /// Loads `width` bytes at any kernel virtual address; a fault is returned.
+    fn raw_load(&self, virt: u64, width: Width) -> Result<u64, RawFault>;
+    /// Stores the low `width` bytes of `value` at any kernel virtual address.
+    fn raw_store(&mut self, virt: u64, width: Width, value: u64) -> Result<(), RawFault>;
+    /// Reads `buf.len()` bytes at any kernel virtual address.
+    fn raw_read(&self, virt: u64, buf: &mut [u8]) -> Result<(), RawFault>;
+    /// Sets `len` bytes at any kernel virtual address to `byte`.
+    fn raw_fill(&mut self, virt: u64, len: u64, byte: u8) -> Result<(), RawFault>;
+    /// Copies `len` bytes between kernel virtual addresses (`memmove`).
+    fn raw_copy(&mut self, dst: u64, src: u64, len: u64) -> Result<(), RawFault>;
 
     /// The cycle counter for `bench kmalloc` (read inside the slab lock).
     fn clock(&self) -> Self::Clock;
@@ -427,5 +457,202 @@ impl<H: MemHost> Diagnostics for Api<H> {
         let mut clock = self.host.clock();
         self.host
             .slab_mut(|s, b, m| bench_kmalloc_in(s, m, b, iters, &mut clock))
+    }
+}
+
+/// The last address of `[start, start + len)`, `len > 0`.
+fn last_of(start: u64, len: u64) -> Result<u64, IoError> {
+    start
+        .checked_add(len.saturating_sub(1))
+        .ok_or(IoError::BadRange { addr: start, len })
+}
+
+impl<H: MemHost> Api<H> {
+    /// The port range `[port, port + width)` as a `u16` start, or `BadPort`.
+    fn port_range(port: u64, width: Width, count: u64) -> Result<u16, IoError> {
+        let bad = IoError::BadPort { port, width };
+        if width == Width::Q || port + width.bytes() - 1 > 0xffff || count == 0 {
+            return Err(bad);
+        }
+        u16::try_from(port).map_err(|_| bad)
+    }
+
+    /// Refuses a write to ports `[port, port + width)` that the kernel
+    /// registered as protected (COM1, the PICs).
+    fn check_port_write(&self, port: u64, width: Width) -> Result<(), IoError> {
+        let end = port + width.bytes() - 1;
+        match self
+            .host
+            .resources(|r| r.find_overlap(ResKind::Io, port, end, ResFlags::PROTECTED))
+        {
+            Some(s) => Err(IoError::Refused {
+                addr: port,
+                port: true,
+                owner: Owned::Resource(ResKind::Io, s),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a write to `[virt, virt + len)` where any page of it is
+    /// something the kernel owns: a protected resource (image, mem_map, page
+    /// tables...), a slab page, a block allocated to someone else, reserved RAM.
+    /// Pages that are not mapped pass (the write faults). The shell passes
+    /// `force` for ranges inside its own handles' memory.
+    fn check_mem_write(&self, virt: u64, len: u64) -> Result<(), IoError> {
+        let end = last_of(virt, len)?;
+        let mut lo = virt;
+        loop {
+            let hi = (lo | 0xfff).min(end);
+            if let Some(phys) = self.host.translate(lo) {
+                let pend = phys + (hi - lo);
+                let refused = |owner| IoError::Refused {
+                    addr: lo,
+                    port: false,
+                    owner,
+                };
+                if let Some(s) = self.host.resources(|r| {
+                    r.find_overlap(ResKind::Mem, phys, pend, ResFlags::PROTECTED)
+                }) {
+                    return Err(refused(Owned::Resource(ResKind::Mem, s)));
+                }
+                if let Some(o) = self.host.buddy(|b, _| ram_owner(b, phys)) {
+                    return Err(refused(o));
+                }
+            }
+            if hi == end {
+                return Ok(());
+            }
+            lo = hi + 1;
+        }
+    }
+}
+
+/// Who owns the RAM frame holding `phys`, if it is not free to write: a slab
+/// page, an allocated block or reserved RAM. `None` for free frames and for
+/// addresses that are not RAM (device memory).
+fn ram_owner(b: &Buddy<'_>, phys: u64) -> Option<Owned> {
+    let pfn = Pfn::containing(phys);
+    if !b.is_ram(pfn) {
+        return None;
+    }
+    let head = match b.page(pfn)?.state() {
+        PageState::Tail => b.head_of(pfn).unwrap_or(pfn),
+        _ => pfn,
+    };
+    match b.page(head)?.state() {
+        PageState::Slab => Some(Owned::SlabPage(phys)),
+        PageState::Allocated => Some(Owned::Allocated(phys)),
+        PageState::Reserved => Some(Owned::ReservedRam(phys)),
+        PageState::Free | PageState::Cached | PageState::Tail => None,
+    }
+}
+
+impl<H: MemHost> IoApi for Api<H> {
+    fn request_resource(
+        &mut self,
+        kind: ResKind,
+        start: u64,
+        n: u64,
+        name: &str,
+    ) -> Result<Span, IoError> {
+        let f = match kind {
+            ResKind::Io => "request_region",
+            ResKind::Mem => "request_mem_region",
+        };
+        self.host.log(format_args!("{f}({start:#x}, {n}, {name})"));
+        self.host.resources_mut(|r| {
+            let id = r.request(kind, start, n, name, ResFlags::EMPTY)?;
+            r.get(id).ok_or(IoError::Mm(MmError::NotFound))
+        })
+    }
+    fn release_resource(&mut self, kind: ResKind, start: u64, n: u64) -> Result<(), IoError> {
+        let f = match kind {
+            ResKind::Io => "release_region",
+            ResKind::Mem => "release_mem_region",
+        };
+        self.host.log(format_args!("{f}({start:#x}, {n})"));
+        Ok(self.host.resources_mut(|r| r.release(kind, start, n))?)
+    }
+    fn resource_row(&self, kind: ResKind, index: usize) -> Result<Option<Row>, IoError> {
+        Ok(self.host.resources(|r| r.rows(kind).nth(index)))
+    }
+    fn port_in(&mut self, port: u64, width: Width) -> Result<u32, IoError> {
+        let p = Self::port_range(port, width, 1)?;
+        Ok(self.host.port_in(p, width))
+    }
+    fn port_out(&mut self, port: u64, width: Width, value: u32, force: bool) -> Result<(), IoError> {
+        let p = Self::port_range(port, width, 1)?;
+        if !force {
+            self.check_port_write(port, width)?;
+        }
+        self.host
+            .log(format_args!("out{}({value:#x}, {port:#x})", width.letter()));
+        self.host.port_out(p, width, value);
+        Ok(())
+    }
+    fn port_in_str(&mut self, port: u64, width: Width, buf: &mut [u8]) -> Result<(), IoError> {
+        let count = buf.len() as u64 / width.bytes();
+        let p = Self::port_range(port, width, count)?;
+        let n = (count * width.bytes()) as usize;
+        self.host.port_in_str(p, width, &mut buf[..n]);
+        Ok(())
+    }
+    fn port_out_str(
+        &mut self,
+        port: u64,
+        width: Width,
+        buf: &[u8],
+        force: bool,
+    ) -> Result<(), IoError> {
+        let count = buf.len() as u64 / width.bytes();
+        let p = Self::port_range(port, width, count)?;
+        if !force {
+            self.check_port_write(port, width)?;
+        }
+        self.host
+            .log(format_args!("outs{}({port:#x}, {count})", width.letter()));
+        let n = (count * width.bytes()) as usize;
+        self.host.port_out_str(p, width, &buf[..n]);
+        Ok(())
+    }
+    fn mmio_read(&self, virt: u64, width: Width) -> Result<u64, IoError> {
+        last_of(virt, width.bytes())?;
+        Ok(self.host.raw_load(virt, width)?)
+    }
+    fn mmio_write(&mut self, virt: u64, width: Width, value: u64, force: bool) -> Result<(), IoError> {
+        if !force {
+            self.check_mem_write(virt, width.bytes())?;
+        } else {
+            last_of(virt, width.bytes())?;
+        }
+        self.host
+            .log(format_args!("write{}({value:#x}, {virt:#x})", width.letter()));
+        Ok(self.host.raw_store(virt, width, value)?)
+    }
+    fn peek(&self, virt: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        last_of(virt, buf.len() as u64)?;
+        Ok(self.host.raw_read(virt, buf)?)
+    }
+    fn raw_fill(&mut self, virt: u64, len: u64, byte: u8, force: bool) -> Result<(), IoError> {
+        if !force {
+            self.check_mem_write(virt, len)?;
+        } else {
+            last_of(virt, len)?;
+        }
+        self.host
+            .log(format_args!("fill({virt:#x}, {len}, {byte:#x})"));
+        Ok(self.host.raw_fill(virt, len, byte)?)
+    }
+    fn raw_copy(&mut self, dst: u64, src: u64, len: u64, force: bool) -> Result<(), IoError> {
+        last_of(src, len)?;
+        if !force {
+            self.check_mem_write(dst, len)?;
+        } else {
+            last_of(dst, len)?;
+        }
+        self.host
+            .log(format_args!("copy({dst:#x}, {src:#x}, {len})"));
+        Ok(self.host.raw_copy(dst, src, len)?)
     }
 }

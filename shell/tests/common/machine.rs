@@ -15,7 +15,8 @@
 use mm::buddy::Buddy;
 use mm::slab::Slab;
 use mm::{MmError, Page, PageFlags, Pfn, PhysMem, Zone};
-use shell::{Api, MemHost, Platform, PoolTable, Shell, Trap, VersionInfo};
+use mm::resource::{ResFlags, ResKind};
+use shell::{Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width};
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
@@ -79,6 +80,86 @@ pub struct SimHost<'a> {
     /// Calls of `kmem_cache_shrink_all` (not logged in `calls`: it frees no
     /// object of a handle).
     pub shrinks: u32,
+    /// The resource trees, registered at "boot" like the kernel's ([`boot_resources`]).
+    pub resources: Box<Resources>,
+    /// The fake devices behind the I/O ports ([`Ports`]).
+    pub ports: Ports,
+    /// The "kernel image" PFNs, also mapped at `KERNEL_BASE + phys`.
+    pub kernel: (u32, u32),
+}
+
+/// The kernel "image" seen through its own mapping: physical `p` of
+/// [`KERNEL`] is at `KERNEL_BASE + p`, as in the kernel.
+pub const KERNEL_BASE: u64 = mm::layout::KERNEL_BASE;
+
+/// The resource trees of the simulated machine, as the kernel registers its
+/// own: `System RAM` per RAM range with `Kernel code` (protected) inside, and
+/// the ports `pic1`, `timer0`, `keyboard`, `pic2`, `serial`.
+pub fn boot_resources(ram: &[(u32, u32)], kernel: (u32, u32)) -> Box<Resources> {
+    let mut r = Box::new(Resources::new());
+    let own = ResFlags::BUSY | ResFlags::KERNEL;
+    for &(s, e) in ram {
+        let (s, e) = (u64::from(s) << 12, u64::from(e) << 12);
+        r.insert(ResKind::Mem, s, e - s, "System RAM", own | ResFlags::SYSRAM)
+            .unwrap();
+    }
+    let (ks, ke) = (u64::from(kernel.0) << 12, u64::from(kernel.1) << 12);
+    r.insert(ResKind::Mem, ks, ke - ks, "Kernel code", own | ResFlags::PROTECTED)
+        .unwrap();
+    for (s, n, name, prot) in [
+        (0x20, 2, "pic1", true),
+        (0x40, 4, "timer0", false),
+        (0x60, 1, "keyboard", false),
+        (0x64, 1, "keyboard", false),
+        (0xa0, 2, "pic2", true),
+        (0x3f8, 8, "serial", true),
+    ] {
+        let p = if prot { ResFlags::PROTECTED } else { ResFlags::EMPTY };
+        r.insert(ResKind::Io, s, n, name, own | p).unwrap();
+    }
+    r
+}
+
+/// Fake devices on the I/O ports: QEMU's fw_cfg (selector 0x510, 16 bits; data
+/// 0x511, one byte per read of the selected item: item 0 is the signature
+/// "QEMU"), a latch at 0x80 (reads return the last byte written), and a
+/// floating bus elsewhere (reads all ones). Every write is recorded.
+#[derive(Debug, Default)]
+pub struct Ports {
+    /// fw_cfg's selected item.
+    pub fw_cfg_sel: u16,
+    /// Read position in the selected item.
+    pub fw_cfg_pos: usize,
+    /// The latch at 0x80.
+    pub latch: u8,
+    /// Every write: (port, width in bytes, value).
+    pub written: Vec<(u16, u8, u32)>,
+}
+
+impl Ports {
+    fn read(&mut self, port: u16, width: Width) -> u32 {
+        match port {
+            0x511 => {
+                let item: &[u8] = if self.fw_cfg_sel == 0 { b"QEMU" } else { b"" };
+                let b = item.get(self.fw_cfg_pos).copied().unwrap_or(0);
+                self.fw_cfg_pos += 1;
+                u32::from(b)
+            }
+            0x80 => u32::from(self.latch),
+            _ => (Width::L.max() & width.max()) as u32,
+        }
+    }
+    fn write(&mut self, port: u16, width: Width, value: u32) {
+        self.written.push((port, width.bytes() as u8, value));
+        match port {
+            0x510 => {
+                self.fw_cfg_sel = value as u16;
+                self.fw_cfg_pos = 0;
+            }
+            0x80 => self.latch = value as u8,
+            _ => {}
+        }
+    }
 }
 
 /// Cycles between two reads of the fake clock.
@@ -137,6 +218,12 @@ pub fn machine_with<'a>(
         clock: Rc::new(Cell::new(0)),
         heap_fail: None,
         shrinks: 0,
+        resources: boot_resources(
+            &ram.iter().map(|&(s, e)| (s.0, e.0)).collect::<Vec<_>>(),
+            kernel,
+        ),
+        ports: Ports::default(),
+        kernel,
     });
     let mut sh = Shell::new();
     sh.banner_and_prompt(&mut k);
@@ -213,6 +300,70 @@ impl MemHost for SimHost<'_> {
         self.mem.read(phys, buf);
         Ok(())
     }
+    fn resources<R>(&self, f: impl FnOnce(&Resources) -> R) -> R {
+        f(&self.resources)
+    }
+    fn resources_mut<R>(&mut self, f: impl FnOnce(&mut Resources) -> R) -> R {
+        f(&mut self.resources)
+    }
+    fn port_in(&mut self, port: u16, width: Width) -> u32 {
+        self.ports.read(port, width)
+    }
+    fn port_out(&mut self, port: u16, width: Width, value: u32) {
+        self.ports.write(port, width, value)
+    }
+    fn port_in_str(&mut self, port: u16, width: Width, buf: &mut [u8]) {
+        let w = width.bytes() as usize;
+        for chunk in buf.chunks_mut(w) {
+            let v = self.ports.read(port, width);
+            chunk.copy_from_slice(&v.to_le_bytes()[..w]);
+        }
+    }
+    fn port_out_str(&mut self, port: u16, width: Width, buf: &[u8]) {
+        let w = width.bytes() as usize;
+        for chunk in buf.chunks(w) {
+            let mut b = [0u8; 4];
+            b[..w].copy_from_slice(chunk);
+            self.ports.write(port, width, u32::from_le_bytes(b));
+        }
+    }
+    fn translate(&self, virt: u64) -> Option<u64> {
+        if let Some(p) = self.mem.phys_of(virt) {
+            return Some(p);
+        }
+        let (ks, ke) = (u64::from(self.kernel.0) << 12, u64::from(self.kernel.1) << 12);
+        let p = virt.checked_sub(KERNEL_BASE)?;
+        (ks..ke).contains(&p).then_some(p)
+    }
+    fn raw_load(&self, virt: u64, width: Width) -> Result<u64, RawFault> {
+        let mut b = [0u8; 8];
+        self.raw_read(virt, &mut b[..width.bytes() as usize])?;
+        Ok(u64::from_le_bytes(b))
+    }
+    fn raw_store(&mut self, virt: u64, width: Width, value: u64) -> Result<(), RawFault> {
+        let w = width.bytes() as usize;
+        let phys = self.sim_range(virt, w as u64, true)?;
+        self.mem.write(phys, &value.to_le_bytes()[..w]);
+        Ok(())
+    }
+    fn raw_read(&self, virt: u64, buf: &mut [u8]) -> Result<(), RawFault> {
+        let phys = self.sim_range(virt, buf.len() as u64, false)?;
+        self.mem.read(phys, buf);
+        Ok(())
+    }
+    fn raw_fill(&mut self, virt: u64, len: u64, byte: u8) -> Result<(), RawFault> {
+        let phys = self.sim_range(virt, len, true)?;
+        self.mem.fill(phys, len as usize, byte);
+        Ok(())
+    }
+    fn raw_copy(&mut self, dst: u64, src: u64, len: u64) -> Result<(), RawFault> {
+        let s = self.sim_range(src, len, false)?;
+        let d = self.sim_range(dst, len, true)?;
+        let mut buf = vec![0u8; len as usize];
+        self.mem.read(s, &mut buf);
+        self.mem.write(d, &buf);
+        Ok(())
+    }
     fn clock(&self) -> Self::Clock {
         let clock = Rc::clone(&self.clock);
         Box::new(move || {
@@ -232,6 +383,43 @@ impl MemHost for SimHost<'_> {
             self.shrinks += 1;
         } else {
             self.calls.push(call);
+        }
+    }
+}
+
+impl SimHost<'_> {
+    /// The physical start of `[virt, virt + len)` if every page of it is mapped
+    /// (physically contiguous in the simulation: the direct map or the image),
+    /// else the fault the CPU would raise: #GP for a non-canonical address, #PF
+    /// (not present; write bit for stores) at the first unmapped byte.
+    fn sim_range(&self, virt: u64, len: u64, write: bool) -> Result<u64, RawFault> {
+        let canonical = |a: u64| (a >> 47) == 0 || (a >> 47) == 0x1ffff;
+        let last = virt.saturating_add(len.saturating_sub(1));
+        if !canonical(virt) || !canonical(last) {
+            return Err(RawFault {
+                vector: 13,
+                error_code: 0,
+                addr: virt,
+            });
+        }
+        let start = self.translate(virt);
+        let mut a = virt;
+        loop {
+            let ok = match (start, self.translate(a)) {
+                (Some(s), Some(p)) => p == s + (a - virt),
+                _ => false,
+            };
+            if !ok {
+                return Err(RawFault {
+                    vector: 14,
+                    error_code: if write { 2 } else { 0 },
+                    addr: a,
+                });
+            }
+            if a | 0xfff >= last {
+                return Ok(start.unwrap_or(0));
+            }
+            a = (a | 0xfff) + 1;
         }
     }
 }
