@@ -19,18 +19,23 @@
 //! own whose abandoned frames hold nothing.
 
 use crate::arch::extable::{self, Fault};
+use crate::arch::port;
 use crate::arch::recover::{self, run_protected};
 use crate::boot::BootInfo;
 use crate::drivers::input;
-use crate::memory::{heap::with_slab, physmem::DirectMap, with_buddy};
+use crate::memory::{heap::with_slab, iomem::RESOURCES, paging, physmem::DirectMap, with_buddy};
 use crate::{kprint, platform};
 use alloc::string::String;
 use core::fmt;
 use mm::buddy::Buddy;
 use mm::slab::Slab;
 use mm::MmError;
-use shell::{Api, MemHost, Platform, PoolTable, Shell, Trap, VersionInfo};
+use shell::{
+    Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width,
+};
 use spin::Mutex;
+use x86_64::structures::paging::Translate;
+use x86_64::VirtAddr;
 
 /// The mempools the shell created (Linux leaves `mempool_t` to its user).
 /// Lock order: pools, then slab, then buddy.
@@ -75,6 +80,19 @@ fn access_error(f: Fault) -> MmError {
     match f.vector {
         14 => MmError::NotRam(f.cr2),
         _ => MmError::Invalid("the access faulted (general protection)"),
+    }
+}
+
+/// A raw access to `addr` that faulted, as the shell's memory API reports it:
+/// the vector, the error code and the address (CR2 for a page fault). This is
+/// the one place that turns a CPU fault of the raw-access commands into their
+/// error; where the page-table walk stops belongs here too once the kernel has
+/// a walker to ask.
+fn raw_fault(f: Fault, addr: u64) -> RawFault {
+    RawFault {
+        vector: f.vector,
+        error_code: f.error_code,
+        addr: if f.vector == 14 { f.cr2 } else { addr },
     }
 }
 
@@ -162,6 +180,88 @@ impl MemHost for Hardware {
         // SAFETY: the source lies in the direct map (checked by the caller) and
         // is only read; the destination is `buf`, which we borrow mutably.
         unsafe { extable::copy(dst, virt, buf.len() as u64) }.map_err(access_error)
+    }
+    fn resources<R>(&self, f: impl FnOnce(&Resources) -> R) -> R {
+        f(&RESOURCES.lock())
+    }
+    fn resources_mut<R>(&mut self, f: impl FnOnce(&mut Resources) -> R) -> R {
+        f(&mut RESOURCES.lock())
+    }
+    // SAFETY (the port hooks): the shell's memory API refuses writes to the
+    // ports the kernel registered as its own (COM1, the PICs) unless the user
+    // forced them; what a port access does to a device is the user's request,
+    // as with Linux's /dev/port. No memory is touched but `buf`, which we borrow.
+    fn port_in(&mut self, p: u16, width: Width) -> u32 {
+        // SAFETY: see above.
+        unsafe {
+            match width {
+                Width::B => u32::from(port::inb(p)),
+                Width::W => u32::from(port::inw(p)),
+                _ => port::inl(p),
+            }
+        }
+    }
+    fn port_out(&mut self, p: u16, width: Width, value: u32) {
+        // SAFETY: see above.
+        unsafe {
+            match width {
+                Width::B => port::outb(value as u8, p),
+                Width::W => port::outw(value as u16, p),
+                _ => port::outl(value, p),
+            }
+        }
+    }
+    fn port_in_str(&mut self, p: u16, width: Width, buf: &mut [u8]) {
+        // SAFETY: see above.
+        unsafe {
+            match width {
+                Width::B => port::insb(p, buf),
+                Width::W => port::insw(p, buf),
+                _ => port::insl(p, buf),
+            }
+        }
+    }
+    fn port_out_str(&mut self, p: u16, width: Width, buf: &[u8]) {
+        // SAFETY: see above.
+        unsafe {
+            match width {
+                Width::B => port::outsb(p, buf),
+                Width::W => port::outsw(p, buf),
+                _ => port::outsl(p, buf),
+            }
+        }
+    }
+    fn translate(&self, virt: u64) -> Option<u64> {
+        let v = VirtAddr::try_new(virt).ok()?;
+        let tables = paging::KERNEL_TABLES.lock();
+        tables.as_ref()?.translate_addr(v).map(|p| p.as_u64())
+    }
+    // SAFETY (the raw hooks): every access goes through an exception-table
+    // accessor, so a fault (unmapped, non-canonical) returns as `Err`. Writes
+    // into what the kernel owns (its image, mem_map, page tables, slab pages,
+    // blocks the shell holds no handle for) were refused by the shell's memory
+    // API unless the user forced them, as Linux's /dev/mem lets root do.
+    // Reads may have device side effects: MMIO reads are what the user asked.
+    fn raw_load(&self, virt: u64, width: Width) -> Result<u64, RawFault> {
+        // SAFETY: see above.
+        unsafe { extable::load(virt, width.bytes() as u8) }.map_err(|f| raw_fault(f, virt))
+    }
+    fn raw_store(&mut self, virt: u64, width: Width, value: u64) -> Result<(), RawFault> {
+        // SAFETY: see above.
+        unsafe { extable::store(virt, width.bytes() as u8, value) }.map_err(|f| raw_fault(f, virt))
+    }
+    fn raw_read(&self, virt: u64, buf: &mut [u8]) -> Result<(), RawFault> {
+        let dst = buf.as_mut_ptr() as u64;
+        // SAFETY: see above; the destination is `buf`, which we borrow mutably.
+        unsafe { extable::copy(dst, virt, buf.len() as u64) }.map_err(|f| raw_fault(f, virt))
+    }
+    fn raw_fill(&mut self, virt: u64, len: u64, byte: u8) -> Result<(), RawFault> {
+        // SAFETY: see above.
+        unsafe { extable::fill(virt, byte, len) }.map_err(|f| raw_fault(f, virt))
+    }
+    fn raw_copy(&mut self, dst: u64, src: u64, len: u64) -> Result<(), RawFault> {
+        // SAFETY: see above.
+        unsafe { extable::copy(dst, src, len) }.map_err(|f| raw_fault(f, dst))
     }
     fn clock(&self) -> fn() -> u64 {
         crate::arch::cpu::rdtsc

@@ -7,10 +7,10 @@
 //! one place that decides which memory API function frees it.
 
 use crate::api::{IoApi, IoError, KmallocObj, PageApi, PageBlock, PoolSource, SlabApi};
-use mm::resource::{Name, ResKind, ResourceError};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use mm::resource::{Name, ResKind, ResourceError};
 use mm::slab::{DebugFlags, SlabFlags};
 use mm::{MmError, PageFlags, Pfn, Zone};
 

@@ -58,7 +58,10 @@ fn request_gives_a_handle_that_free_releases() {
     assert_eq!(rows.last().unwrap(), "fed00000-fed00fff : hpet");
     // System RAM is busy, as in Linux: drivers cannot claim RAM.
     let e = err(&mut sh, &mut k, "request mem 0x400000 0x1000 ram");
-    assert_eq!(e, "error: mem range conflicts with 00100000-03efffff : System RAM");
+    assert_eq!(
+        e,
+        "error: mem range conflicts with 00100000-03efffff : System RAM"
+    );
     // Conflicts name the resource in the way.
     let e = err(&mut sh, &mut k, "request io 0x511 4 other");
     assert_eq!(e, "error: io range conflicts with 0510-0511 : fw_cfg");
@@ -89,8 +92,16 @@ fn free_all_restores_the_trees_and_memstat() {
     let regions = run(&mut sh, &mut k, "regions");
     let stat = run(&mut sh, &mut k, "memstat");
     for i in 0..20u64 {
-        one(&mut sh, &mut k, &format!("request io {} 1 r{i}", 0x1000 + i));
-        one(&mut sh, &mut k, &format!("request mem {} 4096 m{i}", 0xfed00000u64 + i * 4096));
+        one(
+            &mut sh,
+            &mut k,
+            &format!("request io {} 1 r{i}", 0x1000 + i),
+        );
+        one(
+            &mut sh,
+            &mut k,
+            &format!("request mem {} 4096 m{i}", 0xfed00000u64 + i * 4096),
+        );
     }
     one(&mut sh, &mut k, "kmalloc 80");
     let out = run(&mut sh, &mut k, "free all");
@@ -103,14 +114,23 @@ fn free_all_restores_the_trees_and_memstat() {
 fn port_commands_reach_the_fake_devices() {
     let mut map = mem_map();
     let (mut sh, mut k) = machine(&mut map);
-    assert_eq!(one(&mut sh, &mut k, "outw 0x510 0"), "outw(0x0, 0x0510) done");
+    assert_eq!(
+        one(&mut sh, &mut k, "outw 0x510 0"),
+        "outw(0x0, 0x0510) done"
+    );
     let out = run(&mut sh, &mut k, "insb 0x511 4");
     assert_eq!(out[0], "insb(0x0511, 4): 4 bytes");
     assert!(out[1].ends_with("|QEMU|"), "{out:?}");
-    assert_eq!(one(&mut sh, &mut k, "outb 0x80 0x5a"), "outb(0x5a, 0x0080) done");
+    assert_eq!(
+        one(&mut sh, &mut k, "outb 0x80 0x5a"),
+        "outb(0x5a, 0x0080) done"
+    );
     assert_eq!(one(&mut sh, &mut k, "inb 0x80"), "inb(0x0080) = 0x5a");
     assert_eq!(one(&mut sh, &mut k, "inw 0x1234"), "inw(0x1234) = 0xffff");
-    assert_eq!(one(&mut sh, &mut k, "inl 0x1234"), "inl(0x1234) = 0xffffffff");
+    assert_eq!(
+        one(&mut sh, &mut k, "inl 0x1234"),
+        "inl(0x1234) = 0xffffffff"
+    );
     one(&mut sh, &mut k, "outsb 0x80 1 2 3");
     assert_eq!(k.ports.latch, 3);
     one(&mut sh, &mut k, "outsl 0x1000 0x11223344 5");
@@ -200,7 +220,11 @@ fn mmio_and_raw_access_on_the_direct_map() {
         one(&mut sh, &mut k, &format!("readb {:#x}", virt + 3)),
         format!("readb({:#018x}) = 0x11", virt + 3)
     );
-    one(&mut sh, &mut k, &format!("writeq {virt:#x} 0x0102030405060708"));
+    one(
+        &mut sh,
+        &mut k,
+        &format!("writeq {virt:#x} 0x0102030405060708"),
+    );
     assert_eq!(
         one(&mut sh, &mut k, &format!("readq {virt:#x}")),
         format!("readq({virt:#018x}) = 0x0102030405060708")
@@ -219,16 +243,33 @@ fn mmio_and_raw_access_on_the_direct_map() {
     let mut b = [0u8; 100];
     mm::PhysMem::read(&k.mem, phys + 100, &mut b);
     assert!(b.iter().all(|&x| x == 0x7e));
-    one(&mut sh, &mut k, &format!("copy {:#x} {:#x} 100", virt + 1000, virt + 100));
+    one(
+        &mut sh,
+        &mut k,
+        &format!("copy {:#x} {:#x} 100", virt + 1000, virt + 100),
+    );
     mm::PhysMem::read(&k.mem, phys + 1000, &mut b);
     assert!(b.iter().all(|&x| x == 0x7e));
-    assert_eq!(last_call(&k), format!("copy({:#x}, {:#x}, 100)", virt + 1000, virt + 100));
+    assert_eq!(
+        last_call(&k),
+        format!("copy({:#x}, {:#x}, 100)", virt + 1000, virt + 100)
+    );
     // Reading anything mapped needs nothing: free memory shows its poison.
-    let out = run(&mut sh, &mut k, &format!("peek {:#x} 1", DIRECT_MAP + 0x1000000));
-    assert!(out[1].contains(&format!(" {:02x} ", poison(0x1000000))), "{out:?}");
+    let out = run(
+        &mut sh,
+        &mut k,
+        &format!("peek {:#x} 1", DIRECT_MAP + 0x1000000),
+    );
+    assert!(
+        out[1].contains(&format!(" {:02x} ", poison(0x1000000))),
+        "{out:?}"
+    );
     // The kernel image through its own mapping.
     let out = run(&mut sh, &mut k, &format!("readb {KERNEL_VIRT:#x}"));
-    assert_eq!(out[0], format!("readb({KERNEL_VIRT:#018x}) = {:#04x}", poison(0x100000)));
+    assert_eq!(
+        out[0],
+        format!("readb({KERNEL_VIRT:#018x}) = {:#04x}", poison(0x100000))
+    );
 }
 
 #[test]
@@ -246,14 +287,24 @@ fn faults_become_one_decoded_error_line_and_the_shell_goes_on() {
         "error: page fault at 0xffff900000000000: page not present, write, kernel mode"
     );
     let e = err(&mut sh, &mut k, "readq 0x8000000000000000");
-    assert!(e.starts_with("error: general protection fault at 0x8000000000000000"), "{e}");
+    assert!(
+        e.starts_with("error: general protection fault at 0x8000000000000000"),
+        "{e}"
+    );
     // A range running off the end of the direct map faults at its first
     // unmapped byte.
     let end = DIRECT_MAP + (32 << 20);
     let e = err(&mut sh, &mut k, &format!("peek {:#x} 32", end - 16));
     assert!(e.contains(&format!("at {end:#018x}")), "{e}");
     err(&mut sh, &mut k, "fill 0xffff900000000000 16 0 force");
-    err(&mut sh, &mut k, &format!("copy {:#x} 0xffff900000000000 16 force", DIRECT_MAP + 0x1000000));
+    err(
+        &mut sh,
+        &mut k,
+        &format!(
+            "copy {:#x} 0xffff900000000000 16 force",
+            DIRECT_MAP + 0x1000000
+        ),
+    );
     assert_eq!(one(&mut sh, &mut k, "echo alive"), "alive");
 }
 
@@ -270,9 +321,17 @@ fn writes_into_what_the_kernel_owns_need_force() {
              00100000-002fffff), the kernel's own; add 'force' to write anyway"
         )
     );
-    err(&mut sh, &mut k, &format!("fill {:#x} 16 0", DIRECT_MAP + 0x200000));
+    err(
+        &mut sh,
+        &mut k,
+        &format!("fill {:#x} 16 0", DIRECT_MAP + 0x200000),
+    );
     // A range that only ends in the image.
-    err(&mut sh, &mut k, &format!("fill {:#x} 0x2000 0", DIRECT_MAP + 0xff000));
+    err(
+        &mut sh,
+        &mut k,
+        &format!("fill {:#x} 0x2000 0", DIRECT_MAP + 0xff000),
+    );
     // Slab pages outside the user's objects, and blocks without a handle.
     let l = one(&mut sh, &mut k, "kmalloc 64");
     let obj = hex(field(&l, "virt"));
@@ -284,13 +343,23 @@ fn writes_into_what_the_kernel_owns_need_force() {
     one(&mut sh, &mut k, "free #2");
     one(&mut sh, &mut k, &format!("writeb {virt:#x} 1"));
     // Free memory may be written; allocated memory without a handle may not.
-    let pfn = k.b.alloc_pages_zone(mm::Zone::Normal, 1, mm::PageFlags::EMPTY).unwrap();
-    let e = err(&mut sh, &mut k, &format!("writeb {:#x} 1", DIRECT_MAP + pfn.phys()));
+    let pfn =
+        k.b.alloc_pages_zone(mm::Zone::Normal, 1, mm::PageFlags::EMPTY)
+            .unwrap();
+    let e = err(
+        &mut sh,
+        &mut k,
+        &format!("writeb {:#x} 1", DIRECT_MAP + pfn.phys()),
+    );
     assert!(e.contains("allocated by someone else"), "{e}");
     // Reserved RAM that is not a registered resource: the low 4 KiB hole is not
     // RAM here, so take a reserved frame by hand.
     let calls = k.calls.len();
-    one(&mut sh, &mut k, &format!("poke {KERNEL_VIRT:#x} 0x99 force"));
+    one(
+        &mut sh,
+        &mut k,
+        &format!("poke {KERNEL_VIRT:#x} 0x99 force"),
+    );
     assert_eq!(k.calls.len(), calls + 1);
     assert_eq!(
         one(&mut sh, &mut k, &format!("readb {KERNEL_VIRT:#x}")),
@@ -328,5 +397,8 @@ fn raw_misuse_is_one_error_line() {
     ] {
         err(&mut sh, &mut k, &line);
     }
-    assert!(!k.calls.iter().any(|c| c.starts_with("write") || c.starts_with("fill")));
+    assert!(!k
+        .calls
+        .iter()
+        .any(|c| c.starts_with("write") || c.starts_with("fill")));
 }

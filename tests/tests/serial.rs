@@ -10,6 +10,7 @@ mod debug;
 mod extable;
 mod fault;
 mod input;
+mod io;
 mod keyboard;
 mod oom;
 mod pages;
@@ -332,5 +333,6 @@ fn main() {
     all.extend(extable::scenarios());
     all.extend(debug::scenarios());
     all.extend(keyboard::scenarios());
+    all.extend(io::scenarios());
     run_all(all, 3)
 }

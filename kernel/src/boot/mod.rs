@@ -42,6 +42,7 @@ extern "C" {
     static __kernel_end: u8;
     static __text_end: u8;
     static __rodata_end: u8;
+    static __bss_start: u8;
 }
 
 // `linker.ld` places the image at `KERNEL_BASE + KERNEL_LOAD_PHYS` with load
@@ -60,6 +61,12 @@ core::arch::global_asm!(
 pub fn kernel_virt_base() -> u64 {
     // SAFETY: only the address of a linker-defined symbol is taken.
     unsafe { &__kernel_start as *const u8 as u64 }
+}
+
+/// Virtual address of the start of `.bss` (the end of `.data`).
+pub fn bss_start() -> u64 {
+    // SAFETY: only the address of a linker-defined symbol is taken.
+    unsafe { &__bss_start as *const u8 as u64 }
 }
 
 /// Virtual address one past the kernel image (including bss).

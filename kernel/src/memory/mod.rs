@@ -24,6 +24,7 @@
 
 pub mod bootmem;
 pub mod heap;
+pub mod iomem;
 pub mod paging;
 pub mod physmem;
 
@@ -105,6 +106,18 @@ pub fn init(info: &BootInfo) {
         &mut alloc,
     );
     alloc.trim();
+    iomem::register_boot(
+        info,
+        (
+            mem_map_phys,
+            (mem_map_phys + mem_map_bytes).next_multiple_of(4096),
+        ),
+        (
+            slab_bits_phys,
+            (slab_bits_phys + slab_bits_bytes).next_multiple_of(4096),
+        ),
+        alloc.used(),
+    );
 
     // RAM the allocator manages: usable and boot-reclaimable memory (everything
     // the loader left has been copied into BootInfo by now), plus the image.

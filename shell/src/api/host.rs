@@ -15,12 +15,13 @@
 //! `Api<H>` forwards it, so `Api<H>` is a whole [`Kernel`](super::Kernel) when
 //! `H: MemHost + Platform`.
 
+use super::io::RawFault;
+use super::io::{IoApi, IoError, Owned, Resources, Width};
 use super::slab::{
     bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
     kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_check_in,
     slab_validate_in,
 };
-use super::io::{IoApi, IoError, Owned, Resources, Width};
 use super::{
     addr_to_pfn_in, Diagnostics, KmallocBench, KmallocObj, MemAccess, MemLayout, PageApi,
     PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
@@ -30,10 +31,9 @@ use core::fmt;
 use core::ops::{Deref, DerefMut};
 use mm::buddy::{Buddy, CheckError};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
-use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::resource::{ResFlags, ResKind, Row, Span};
+use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
-use super::io::RawFault;
 
 /// What a machine provides so that [`Api`] can implement the memory API over it:
 /// locked access to the allocators and the memory, a clock, raw memory access,
@@ -511,9 +511,10 @@ impl<H: MemHost> Api<H> {
                     port: false,
                     owner,
                 };
-                if let Some(s) = self.host.resources(|r| {
-                    r.find_overlap(ResKind::Mem, phys, pend, ResFlags::PROTECTED)
-                }) {
+                if let Some(s) = self
+                    .host
+                    .resources(|r| r.find_overlap(ResKind::Mem, phys, pend, ResFlags::PROTECTED))
+                {
                     return Err(refused(Owned::Resource(ResKind::Mem, s)));
                 }
                 if let Some(o) = self.host.buddy(|b, _| ram_owner(b, phys)) {
@@ -581,7 +582,13 @@ impl<H: MemHost> IoApi for Api<H> {
         let p = Self::port_range(port, width, 1)?;
         Ok(self.host.port_in(p, width))
     }
-    fn port_out(&mut self, port: u64, width: Width, value: u32, force: bool) -> Result<(), IoError> {
+    fn port_out(
+        &mut self,
+        port: u64,
+        width: Width,
+        value: u32,
+        force: bool,
+    ) -> Result<(), IoError> {
         let p = Self::port_range(port, width, 1)?;
         if !force {
             self.check_port_write(port, width)?;
@@ -620,14 +627,22 @@ impl<H: MemHost> IoApi for Api<H> {
         last_of(virt, width.bytes())?;
         Ok(self.host.raw_load(virt, width)?)
     }
-    fn mmio_write(&mut self, virt: u64, width: Width, value: u64, force: bool) -> Result<(), IoError> {
+    fn mmio_write(
+        &mut self,
+        virt: u64,
+        width: Width,
+        value: u64,
+        force: bool,
+    ) -> Result<(), IoError> {
         if !force {
             self.check_mem_write(virt, width.bytes())?;
         } else {
             last_of(virt, width.bytes())?;
         }
-        self.host
-            .log(format_args!("write{}({value:#x}, {virt:#x})", width.letter()));
+        self.host.log(format_args!(
+            "write{}({value:#x}, {virt:#x})",
+            width.letter()
+        ));
         Ok(self.host.raw_store(virt, width, value)?)
     }
     fn peek(&self, virt: u64, buf: &mut [u8]) -> Result<(), IoError> {

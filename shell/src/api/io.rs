@@ -227,7 +227,13 @@ pub trait IoApi {
         Err(UNSUPPORTED.into())
     }
     /// `outb`/`outw`/`outl`.
-    fn port_out(&mut self, port: u64, width: Width, value: u32, force: bool) -> Result<(), IoError> {
+    fn port_out(
+        &mut self,
+        port: u64,
+        width: Width,
+        value: u32,
+        force: bool,
+    ) -> Result<(), IoError> {
         Err(UNSUPPORTED.into())
     }
     /// `insb`/`insw`/`insl`: `buf.len() / width` reads of the same port.
@@ -249,7 +255,13 @@ pub trait IoApi {
         Err(UNSUPPORTED.into())
     }
     /// `writeb`/`writew`/`writel`/`writeq` at any kernel virtual address.
-    fn mmio_write(&mut self, virt: u64, width: Width, value: u64, force: bool) -> Result<(), IoError> {
+    fn mmio_write(
+        &mut self,
+        virt: u64,
+        width: Width,
+        value: u64,
+        force: bool,
+    ) -> Result<(), IoError> {
         Err(UNSUPPORTED.into())
     }
     /// Reads `buf.len()` bytes at any kernel virtual address (`peek`).

@@ -138,7 +138,12 @@ fn port_ins(ctx: &mut Ctx<'_>, args: &mut Args, w: Width) -> Result<(), CmdError
     args.end()?;
     let mut buf = alloc::vec![0u8; (count * w.bytes()) as usize];
     ctx.kernel.port_in_str(port, w, &mut buf)?;
-    writeln!(ctx, "ins{}({port:#06x}, {count}): {} bytes", w.letter(), buf.len())?;
+    writeln!(
+        ctx,
+        "ins{}({port:#06x}, {count}): {} bytes",
+        w.letter(),
+        buf.len()
+    )?;
     for (i, chunk) in buf.chunks(16).enumerate() {
         let line = hex_line(16 * i as u64, chunk);
         writeln!(ctx, "{line}")?;
@@ -149,7 +154,10 @@ fn port_ins(ctx: &mut Ctx<'_>, args: &mut Args, w: Width) -> Result<(), CmdError
 fn port_outs(ctx: &mut Ctx<'_>, args: &mut Args, w: Width) -> Result<(), CmdError> {
     let port = args.number("PORT")?;
     let mut buf = alloc::vec::Vec::new();
-    while args.peek().is_some_and(|x| !x.eq_ignore_ascii_case("force")) {
+    while args
+        .peek()
+        .is_some_and(|x| !x.eq_ignore_ascii_case("force"))
+    {
         if buf.len() as u64 >= STR_MAX * w.bytes() {
             return Err(cmd_err!("at most {STR_MAX} values"));
         }
@@ -293,9 +301,11 @@ fn copy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     Ok(())
 }
 
-const PORT_HELP: &str = "PORT is 0..=0xffff. Writes to ports the kernel uses (COM1, the PICs) are\n\
+const PORT_HELP: &str =
+    "PORT is 0..=0xffff. Writes to ports the kernel uses (COM1, the PICs) are\n\
      refused unless the line ends with 'force'. 'regions io' lists the ports.";
-const MMIO_HELP: &str = "ADDR is any kernel virtual address (the direct map, the kernel image, an\n\
+const MMIO_HELP: &str =
+    "ADDR is any kernel virtual address (the direct map, the kernel image, an\n\
      ioremap). A fault is one error: line with the decoded cause. Writes into what\n\
      the kernel owns (its image, mem_map, page tables, slab pages, blocks without a\n\
      shell handle) are refused unless the line ends with 'force'.";
@@ -314,41 +324,197 @@ macro_rules! cmd {
 
 /// The I/O commands, in the order `help` lists them.
 pub static COMMANDS: &[Command] = &[
-    cmd!("regions", "regions [mem|io]", "the resource trees, as /proc/iomem and /proc/ioports",
+    cmd!(
+        "regions",
+        "regions [mem|io]",
+        "the resource trees, as /proc/iomem and /proc/ioports",
         "One line per resource, '%08x-%08x : name' (ports: 4 digits), two spaces\n\
          of indentation per level, as Linux prints them. Without an argument:\n\
          iomem, then ioports.",
-        regions),
-    cmd!("request", "request io|mem START LEN NAME", "request_region / request_mem_region",
+        regions
+    ),
+    cmd!(
+        "request",
+        "request io|mem START LEN NAME",
+        "request_region / request_mem_region",
         "Claims LEN ports or bytes at START under NAME (1 to 31 characters). Fails naming\n\
          the resource in the way. free #N calls release_region / release_mem_region.",
-        request),
-    cmd!("release", "release io|mem START LEN", "release_region / release_mem_region",
+        request
+    ),
+    cmd!(
+        "release",
+        "release io|mem START LEN",
+        "release_region / release_mem_region",
         "Releases the requested region with exactly this range. What the kernel\n\
-         registered for itself stays.", release),
-    cmd!("inb", "inb PORT", "read a byte from an I/O port", PORT_HELP, inb),
-    cmd!("inw", "inw PORT", "read 2 bytes from an I/O port", PORT_HELP, inw),
-    cmd!("inl", "inl PORT", "read 4 bytes from an I/O port", PORT_HELP, inl),
-    cmd!("outb", "outb PORT VALUE [force]", "write a byte to an I/O port", PORT_HELP, outb),
-    cmd!("outw", "outw PORT VALUE [force]", "write 2 bytes to an I/O port", PORT_HELP, outw),
-    cmd!("outl", "outl PORT VALUE [force]", "write 4 bytes to an I/O port", PORT_HELP, outl),
-    cmd!("insb", "insb PORT COUNT", "rep insb: COUNT byte reads of one port", PORT_HELP, insb),
-    cmd!("insw", "insw PORT COUNT", "rep insw: COUNT 2-byte reads of one port", PORT_HELP, insw),
-    cmd!("insl", "insl PORT COUNT", "rep insl: COUNT 4-byte reads of one port", PORT_HELP, insl),
-    cmd!("outsb", "outsb PORT VALUE... [force]", "rep outsb: byte writes to one port", PORT_HELP, outsb),
-    cmd!("outsw", "outsw PORT VALUE... [force]", "rep outsw: 2-byte writes to one port", PORT_HELP, outsw),
-    cmd!("outsl", "outsl PORT VALUE... [force]", "rep outsl: 4-byte writes to one port", PORT_HELP, outsl),
-    cmd!("readb", "readb ADDR", "readb: load 1 byte from any kernel address", MMIO_HELP, readb),
-    cmd!("readw", "readw ADDR", "readw: load 2 bytes", MMIO_HELP, readw),
-    cmd!("readl", "readl ADDR", "readl: load 4 bytes", MMIO_HELP, readl),
-    cmd!("readq", "readq ADDR", "readq: load 8 bytes", MMIO_HELP, readq),
-    cmd!("writeb", "writeb ADDR VALUE [force]", "writeb: store 1 byte at any kernel address", MMIO_HELP, writeb),
-    cmd!("writew", "writew ADDR VALUE [force]", "writew: store 2 bytes", MMIO_HELP, writew),
-    cmd!("writel", "writel ADDR VALUE [force]", "writel: store 4 bytes", MMIO_HELP, writel),
-    cmd!("writeq", "writeq ADDR VALUE [force]", "writeq: store 8 bytes", MMIO_HELP, writeq),
-    cmd!("peek", "peek ADDR [LEN]", "hex dump of any kernel address (at most 256 bytes)", MMIO_HELP, peek),
-    cmd!("poke", "poke ADDR VALUE [WIDTH] [force]", "store 1, 2, 4 or 8 bytes at any kernel address",
-        "WIDTH defaults to the fewest bytes that hold VALUE. See 'help writeb'.", poke),
-    cmd!("fill", "fill ADDR LEN BYTE [force]", "set LEN bytes (at most 1 MiB) to BYTE", MMIO_HELP, fill),
-    cmd!("copy", "copy DST SRC LEN [force]", "memmove LEN bytes (at most 1 MiB)", MMIO_HELP, copy),
+         registered for itself stays.",
+        release
+    ),
+    cmd!(
+        "inb",
+        "inb PORT",
+        "read a byte from an I/O port",
+        PORT_HELP,
+        inb
+    ),
+    cmd!(
+        "inw",
+        "inw PORT",
+        "read 2 bytes from an I/O port",
+        PORT_HELP,
+        inw
+    ),
+    cmd!(
+        "inl",
+        "inl PORT",
+        "read 4 bytes from an I/O port",
+        PORT_HELP,
+        inl
+    ),
+    cmd!(
+        "outb",
+        "outb PORT VALUE [force]",
+        "write a byte to an I/O port",
+        PORT_HELP,
+        outb
+    ),
+    cmd!(
+        "outw",
+        "outw PORT VALUE [force]",
+        "write 2 bytes to an I/O port",
+        PORT_HELP,
+        outw
+    ),
+    cmd!(
+        "outl",
+        "outl PORT VALUE [force]",
+        "write 4 bytes to an I/O port",
+        PORT_HELP,
+        outl
+    ),
+    cmd!(
+        "insb",
+        "insb PORT COUNT",
+        "rep insb: COUNT byte reads of one port",
+        PORT_HELP,
+        insb
+    ),
+    cmd!(
+        "insw",
+        "insw PORT COUNT",
+        "rep insw: COUNT 2-byte reads of one port",
+        PORT_HELP,
+        insw
+    ),
+    cmd!(
+        "insl",
+        "insl PORT COUNT",
+        "rep insl: COUNT 4-byte reads of one port",
+        PORT_HELP,
+        insl
+    ),
+    cmd!(
+        "outsb",
+        "outsb PORT VALUE... [force]",
+        "rep outsb: byte writes to one port",
+        PORT_HELP,
+        outsb
+    ),
+    cmd!(
+        "outsw",
+        "outsw PORT VALUE... [force]",
+        "rep outsw: 2-byte writes to one port",
+        PORT_HELP,
+        outsw
+    ),
+    cmd!(
+        "outsl",
+        "outsl PORT VALUE... [force]",
+        "rep outsl: 4-byte writes to one port",
+        PORT_HELP,
+        outsl
+    ),
+    cmd!(
+        "readb",
+        "readb ADDR",
+        "readb: load 1 byte from any kernel address",
+        MMIO_HELP,
+        readb
+    ),
+    cmd!(
+        "readw",
+        "readw ADDR",
+        "readw: load 2 bytes",
+        MMIO_HELP,
+        readw
+    ),
+    cmd!(
+        "readl",
+        "readl ADDR",
+        "readl: load 4 bytes",
+        MMIO_HELP,
+        readl
+    ),
+    cmd!(
+        "readq",
+        "readq ADDR",
+        "readq: load 8 bytes",
+        MMIO_HELP,
+        readq
+    ),
+    cmd!(
+        "writeb",
+        "writeb ADDR VALUE [force]",
+        "writeb: store 1 byte at any kernel address",
+        MMIO_HELP,
+        writeb
+    ),
+    cmd!(
+        "writew",
+        "writew ADDR VALUE [force]",
+        "writew: store 2 bytes",
+        MMIO_HELP,
+        writew
+    ),
+    cmd!(
+        "writel",
+        "writel ADDR VALUE [force]",
+        "writel: store 4 bytes",
+        MMIO_HELP,
+        writel
+    ),
+    cmd!(
+        "writeq",
+        "writeq ADDR VALUE [force]",
+        "writeq: store 8 bytes",
+        MMIO_HELP,
+        writeq
+    ),
+    cmd!(
+        "peek",
+        "peek ADDR [LEN]",
+        "hex dump of any kernel address (at most 256 bytes)",
+        MMIO_HELP,
+        peek
+    ),
+    cmd!(
+        "poke",
+        "poke ADDR VALUE [WIDTH] [force]",
+        "store 1, 2, 4 or 8 bytes at any kernel address",
+        "WIDTH defaults to the fewest bytes that hold VALUE. See 'help writeb'.",
+        poke
+    ),
+    cmd!(
+        "fill",
+        "fill ADDR LEN BYTE [force]",
+        "set LEN bytes (at most 1 MiB) to BYTE",
+        MMIO_HELP,
+        fill
+    ),
+    cmd!(
+        "copy",
+        "copy DST SRC LEN [force]",
+        "memmove LEN bytes (at most 1 MiB)",
+        MMIO_HELP,
+        copy
+    ),
 ];

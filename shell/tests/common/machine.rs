@@ -13,10 +13,12 @@
 //! ([`poison`]), so zeroing and copying are visible in `dump`.
 
 use mm::buddy::Buddy;
+use mm::resource::{ResFlags, ResKind};
 use mm::slab::Slab;
 use mm::{MmError, Page, PageFlags, Pfn, PhysMem, Zone};
-use mm::resource::{ResFlags, ResKind};
-use shell::{Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width};
+use shell::{
+    Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width,
+};
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
@@ -104,8 +106,14 @@ pub fn boot_resources(ram: &[(u32, u32)], kernel: (u32, u32)) -> Box<Resources> 
             .unwrap();
     }
     let (ks, ke) = (u64::from(kernel.0) << 12, u64::from(kernel.1) << 12);
-    r.insert(ResKind::Mem, ks, ke - ks, "Kernel code", own | ResFlags::PROTECTED)
-        .unwrap();
+    r.insert(
+        ResKind::Mem,
+        ks,
+        ke - ks,
+        "Kernel code",
+        own | ResFlags::PROTECTED,
+    )
+    .unwrap();
     for (s, n, name, prot) in [
         (0x20, 2, "pic1", true),
         (0x40, 4, "timer0", false),
@@ -114,7 +122,11 @@ pub fn boot_resources(ram: &[(u32, u32)], kernel: (u32, u32)) -> Box<Resources> 
         (0xa0, 2, "pic2", true),
         (0x3f8, 8, "serial", true),
     ] {
-        let p = if prot { ResFlags::PROTECTED } else { ResFlags::EMPTY };
+        let p = if prot {
+            ResFlags::PROTECTED
+        } else {
+            ResFlags::EMPTY
+        };
         r.insert(ResKind::Io, s, n, name, own | p).unwrap();
     }
     r
@@ -331,7 +343,10 @@ impl MemHost for SimHost<'_> {
         if let Some(p) = self.mem.phys_of(virt) {
             return Some(p);
         }
-        let (ks, ke) = (u64::from(self.kernel.0) << 12, u64::from(self.kernel.1) << 12);
+        let (ks, ke) = (
+            u64::from(self.kernel.0) << 12,
+            u64::from(self.kernel.1) << 12,
+        );
         let p = virt.checked_sub(KERNEL_BASE)?;
         (ks..ke).contains(&p).then_some(p)
     }

@@ -255,7 +255,6 @@ extern "C" {
     fn memkern_ex_fill(dst: u64, byte: u64, len: u64) -> Ret;
 }
 
-#[allow(dead_code)] // see `store`
 extern "C" {
     fn memkern_ex_store1(addr: u64, value: u64) -> u64;
     fn memkern_ex_store2(addr: u64, value: u64) -> u64;
@@ -287,15 +286,12 @@ pub unsafe fn load(addr: u64, size: u8) -> Result<u64, Fault> {
     }
 }
 
-/// Stores the low `size` (1, 2, 4 or 8) bytes of `value` at `addr`.
-///
-/// Not called yet: the raw memory commands write with [`copy`] and [`fill`];
-/// single stores are for the coming `poke`/`writel`.
+/// Stores the low `size` (1, 2, 4 or 8) bytes of `value` at `addr` (the
+/// shell's `poke` and `writeb`..`writeq`).
 ///
 /// # Safety
 /// Writing there must break no invariant of the kernel (no memory that Rust
 /// code owns or borrows). A fault is returned as `Err`.
-#[allow(dead_code)]
 pub unsafe fn store(addr: u64, size: u8, value: u64) -> Result<(), Fault> {
     // SAFETY: as in `load`; the write is the caller's contract.
     let v = unsafe {

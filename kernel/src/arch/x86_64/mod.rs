@@ -6,4 +6,5 @@ pub mod extable;
 pub mod gdt;
 pub mod idt;
 pub mod pic;
+pub mod port;
 pub mod recover;
