@@ -24,9 +24,9 @@
 //! ```
 //! use core::fmt;
 //! use mm::{buddy::Buddy, sim::SimMem, slab::Slab, MmError, Page, Pfn, PhysMem, Zone};
-//! use shell::{Api, MemHost, Platform, PoolTable, Shell, Trap, VersionInfo};
+//! use shell::{Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width};
 //!
-//! struct Hardware { buddy: Buddy<'static>, slab: Box<Slab>, pools: PoolTable, mem: SimMem }
+//! struct Hardware { buddy: Buddy<'static>, slab: Box<Slab>, pools: PoolTable, mem: SimMem, res: Resources }
 //! impl fmt::Write for Hardware {
 //!     fn write_str(&mut self, s: &str) -> fmt::Result {
 //!         Ok(()) // serial + framebuffer
@@ -79,11 +79,26 @@
 //!     }
 //!     fn clock(&self) -> fn() -> u64 { || 0 } // the kernel: rdtsc
 //!     fn heap_selftest(&mut self, _case: &str) -> Result<(), &'static str> { Ok(()) }
+//!     // The I/O hooks (the kernel: a lock, `in`/`out`, the page tables and the
+//!     // fault-safe accessors); this machine has no ports and maps nothing else.
+//!     fn resources<R>(&self, f: impl FnOnce(&Resources) -> R) -> R { f(&self.res) }
+//!     fn resources_mut<R>(&mut self, f: impl FnOnce(&mut Resources) -> R) -> R { f(&mut self.res) }
+//!     fn port_in(&mut self, _port: u16, w: Width) -> u32 { w.max() as u32 }
+//!     fn port_out(&mut self, _port: u16, _w: Width, _value: u32) {}
+//!     fn port_in_str(&mut self, _port: u16, _w: Width, buf: &mut [u8]) { buf.fill(0xff) }
+//!     fn port_out_str(&mut self, _port: u16, _w: Width, _buf: &[u8]) {}
+//!     fn translate(&self, virt: u64) -> Option<u64> { self.mem.phys_of(virt) }
+//!     fn raw_load(&self, virt: u64, _w: Width) -> Result<u64, RawFault> { Err(fault(virt)) }
+//!     fn raw_store(&mut self, virt: u64, _w: Width, _v: u64) -> Result<(), RawFault> { Err(fault(virt)) }
+//!     fn raw_read(&self, virt: u64, _buf: &mut [u8]) -> Result<(), RawFault> { Err(fault(virt)) }
+//!     fn raw_fill(&mut self, virt: u64, _len: u64, _b: u8) -> Result<(), RawFault> { Err(fault(virt)) }
+//!     fn raw_copy(&mut self, dst: u64, _src: u64, _len: u64) -> Result<(), RawFault> { Err(fault(dst)) }
 //! }
+//! fn fault(addr: u64) -> RawFault { RawFault { vector: 14, error_code: 0, addr } }
 //!
 //! let map = Box::leak(vec![Page::reserved(Zone::Dma); 1024].into_boxed_slice());
 //! let buddy = Buddy::page_init(map, Pfn(1024), &[(Pfn(1), Pfn(1024))], &[]).unwrap();
-//! let hw = Hardware { buddy, slab: Box::new(Slab::new()), pools: PoolTable::new(), mem: SimMem::new(4 << 20, 0) };
+//! let hw = Hardware { buddy, slab: Box::new(Slab::new()), pools: PoolTable::new(), mem: SimMem::new(4 << 20, 0), res: Resources::new() };
 //! let (mut sh, mut k) = (Shell::new(), Api::new(hw));
 //! sh.banner_and_prompt(&mut k);
 //! for &byte in b"alloc_page\r" {
