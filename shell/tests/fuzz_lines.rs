@@ -94,7 +94,7 @@ fn pfn(r: &mut Rng, sh: &Shell) -> String {
 fn line(r: &mut Rng, sh: &Shell) -> String {
     let c = format!("c{}", r.below(3));
     let p = format!("p{}", r.below(3));
-    match r.below(46) {
+    match r.below(50) {
         0..=2 => format!(
             "pages {} {} {}",
             [1, 1, 2, 3, 4, 7, 16, 63, 0, 64][r.below(10) as usize],
@@ -188,6 +188,45 @@ fn line(r: &mut Rng, sh: &Shell) -> String {
             ])
             .into()
         }
+        41 => format!("peek {} {}", addr(r, sh), r.below(300)),
+        42 => match r.below(3) {
+            // Unforced writes: the user's own memory or free frames pass,
+            // what the kernel owns is refused.
+            0 => format!(
+                "poke {} {} {}",
+                addr(r, sh),
+                r.below(300),
+                [1, 2, 4, 8, 3][r.below(5) as usize]
+            ),
+            1 => format!("fill {} {} {}", addr(r, sh), r.below(5000), r.below(300)),
+            _ => format!("copy {} {} {}", addr(r, sh), addr(r, sh), r.below(5000)),
+        },
+        43 => match r.below(3) {
+            0 => format!(
+                "request {} {:#x} {} r{}",
+                r.pick(&["io", "mem", "disk"]),
+                [0x80, 0x3f8, 0x510, 0xfed00000, 0x100000][r.below(5) as usize] + r.below(8),
+                r.below(10),
+                r.below(3)
+            ),
+            1 => format!(
+                "release {} {:#x} {}",
+                r.pick(&["io", "mem"]),
+                [0x80, 0x3f8, 0x510, 0xfed00000][r.below(4) as usize] + r.below(8),
+                r.below(10)
+            ),
+            _ => r.pick(&["regions", "regions io", "regions mem"]).into(),
+        },
+        44 => r
+            .pick(&[
+                "inb 0x80",
+                "outb 0x80 7",
+                "outb 0x3f8 1",
+                "insb 0x511 4",
+                "outw 0x510 0",
+                "inl 0xfffe",
+            ])
+            .into(),
         _ => {
             // Garbage: printable, a few editing bytes, high bytes; never CR,
             // LF, ESC or Ctrl-C, which have meanings of their own.
