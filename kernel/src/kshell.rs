@@ -90,6 +90,9 @@ impl Platform for Hardware {
     fn clear_screen(&mut self) {
         crate::drivers::framebuffer::clear();
     }
+    fn framebuffer(&self) -> Option<shell::FbMode> {
+        crate::drivers::framebuffer::fb_mode()
+    }
     fn reboot(&mut self) -> &'static str {
         platform::reboot()
     }

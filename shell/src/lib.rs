@@ -113,6 +113,7 @@ pub use api::{
     MAX_POOLS, UNSUPPORTED,
 };
 pub use api::{slab_check_in, Api, MemHost, SlabCheck};
+pub use api::FbMode;
 pub use check::{cmdline_check, Summary as CheckSummary};
 pub use cmd::{commands, Args, CmdError, Command, Ctx, Target};
 pub use handles::{Addr, HandleId, Handles, Object};

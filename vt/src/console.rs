@@ -31,6 +31,8 @@ struct Cells {
     ink: Vec<Ink>,
     dirty: Vec<bool>,
     row_dirty: Vec<bool>,
+    /// Screen rows to paint with the background before their text is drawn.
+    row_fill: Vec<bool>,
     /// Scrolls since the last flush.
     scrolled: usize,
     /// Scrolls ever: a cell's absolute row is its screen row plus this.
@@ -72,6 +74,7 @@ impl Screen for Cells {
         self.ink.fill(Ink::Text);
         self.dirty.fill(false);
         self.row_dirty.fill(false);
+        self.row_fill.fill(false);
         self.top = 0;
         self.scrolled = 0;
         self.cleared = true;
@@ -86,6 +89,8 @@ impl Screen for Cells {
         self.dirty[start..start + self.cols].fill(false);
         self.row_dirty.remove(0);
         self.row_dirty.push(false);
+        self.row_fill.remove(0);
+        self.row_fill.push(false);
         self.top = (self.top + 1) % self.rows;
         self.scrolled += 1;
         self.scrolls += 1;
@@ -148,6 +153,7 @@ impl TextConsole {
                 ink: vec![Ink::Text; cols * rows],
                 dirty: vec![false; cols * rows],
                 row_dirty: vec![false; rows],
+                row_fill: vec![false; rows],
                 scrolled: 0,
                 scrolls: 0,
                 cleared: true, // the first flush paints the background
@@ -272,48 +278,71 @@ impl TextConsole {
 
     /// Draws on `s` what changed since the last flush.
     pub fn flush<B: AsRef<[u8]> + AsMut<[u8]>>(&mut self, s: &mut Surface<B>) {
+        while !self.flush_step(s) {}
+    }
+
+    /// Draws one part of what changed: the scroll (one copy of the pixel rows)
+    /// and one row of text, or at last the cursor. `true` once all is drawn.
+    /// Text recorded between steps is fine: the next step takes it into account,
+    /// so a caller can stop between steps to serve input and go on later.
+    pub fn flush_step<B: AsRef<[u8]> + AsMut<[u8]>>(&mut self, s: &mut Surface<B>) -> bool {
         let (_, chh) = self.font.cell();
         let bg = self.format.encode(self.palette.background);
-        let (cols, rows) = (self.cells.cols, self.cells.rows);
+        let rows = self.cells.rows;
         if self.cells.cleared {
-            s.fill(0, 0, s.width(), s.height(), bg);
+            // The area below the last text row never holds text: paint it once.
+            s.fill(0, rows * chh, s.width(), s.height().saturating_sub(rows * chh), bg);
             self.cells.cleared = false;
             self.cells.scrolled = 0;
+            self.cells.row_fill.fill(true);
+            self.cells.row_dirty.fill(true);
             self.drawn_cursor = None;
         } else if self.cells.scrolled > 0 {
             let n = self.cells.scrolled.min(rows);
-            // The old cursor block moves up with its row: redraw that cell.
+            // The cursor block moves up with its row: redraw that cell.
             if let Some((c, r)) = self.drawn_cursor.take() {
                 if r >= n {
-                    let i = self.cells.index(c, r - n);
-                    self.cells.dirty[i] = true;
-                    self.cells.row_dirty[r - n] = true;
+                    self.mark(c, r - n);
                 }
             }
             s.copy_up(n * chh, rows * chh);
-            s.fill(0, (rows - n) * chh, s.width(), n * chh, bg);
+            for r in rows - n..rows {
+                self.cells.row_fill[r] = true;
+                self.cells.row_dirty[r] = true;
+            }
             self.cells.scrolled = 0;
         } else if let Some((c, r)) = self.drawn_cursor.take() {
-            let i = self.cells.index(c, r);
-            self.cells.dirty[i] = true;
-            self.cells.row_dirty[r] = true;
+            self.mark(c, r);
         }
-        for row in 0..rows {
-            if !self.cells.row_dirty[row] {
-                continue;
+        if let Some(row) = self.cells.row_dirty.iter().position(|&d| d) {
+            let cols = self.cells.cols;
+            let fill = self.cells.row_fill[row];
+            if fill {
+                s.fill(0, row * chh, s.width(), chh, bg);
             }
-            self.cells.row_dirty[row] = false;
             for col in 0..cols {
                 let i = self.cells.index(col, row);
-                if self.cells.dirty[i] {
-                    self.cells.dirty[i] = false;
+                if self.cells.dirty[i] || (fill && self.cells.ch[i] != ' ') {
                     self.draw_cell(s, col, row, false);
                 }
+                self.cells.dirty[i] = false;
+            }
+            self.cells.row_dirty[row] = false;
+            self.cells.row_fill[row] = false;
+            if self.cells.row_dirty.iter().any(|&d| d) {
+                return false;
             }
         }
         let (c, r) = self.cursor();
         self.draw_cell(s, c, r, true);
         self.drawn_cursor = Some((c, r));
+        true
+    }
+
+    fn mark(&mut self, col: usize, row: usize) {
+        let i = self.cells.index(col, row);
+        self.cells.dirty[i] = true;
+        self.cells.row_dirty[row] = true;
     }
 }
 

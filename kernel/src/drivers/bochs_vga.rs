@@ -181,9 +181,9 @@ pub fn probe(cmdline: &Cmdline) -> Option<FramebufferInfo> {
         pitch,
         format: PixelFormat::XRGB8888,
         source: if class == 0x0300 {
-            "bochs-vga (pci)"
+            "pci-vga"
         } else {
-            "bochs-display (pci)"
+            "pci-bochs-display"
         },
     })
 }

@@ -1,110 +1,144 @@
-//! A text console on the loader's linear framebuffer, drawn with the
-//! `noto-sans-mono-bitmap` font (16 px). Output mirrors the serial console.
-//! Where characters go (cursor, wrapping, scrolling, escape sequences: ANSI
-//! sequences are skipped, `ESC [ 2 J` clears the screen) is `vt::grid::Grid`,
-//! tested on the host; this module only writes the pixels it asks for.
+//! The framebuffer console: the kernel's side of `vt::console::TextConsole`.
+//!
+//! Everything here that is logic (cells, colours, scrolling, the cursor, what
+//! to draw, pixel formats, the font) is in `vt`, tested on the host. This module
+//! holds the framebuffer's memory as a byte slice, the backlog of what was
+//! printed before the framebuffer was known (replayed by [`init`], so the
+//! screen starts with the first line the serial line saw), and the lock.
+//!
+//! Printing only records text ([`write_str`]); [`flush`] draws what changed.
+//! The input loop flushes when the shell waits for input (`input::wait_byte`),
+//! so output reaches the serial line at its own speed and the screen catches up
+//! once per command.
+//!
+//! Left for the page-attribute work (issue #11): the framebuffer is mapped with
+//! the direct map's default caching, not write-combining, and is not yet a
+//! registered I/O region.
 
 use crate::boot::FramebufferInfo;
-use noto_sans_mono_bitmap::{get_raster, get_raster_width, FontWeight, RasterHeight};
 use spin::Mutex;
-use vt::grid::{Grid, Screen};
+use vt::console::{Backlog, TextConsole};
+use vt::render::{Font, Palette, Surface};
 
-const HEIGHT: RasterHeight = RasterHeight::Size16;
-const LINE: usize = 18;
-
-/// The framebuffer's pixels, one text cell `char_w` x [`LINE`] pixels.
-struct Pixels {
-    base: *mut u32,
-    width: usize,
-    height: usize,
-    stride: usize,
-    char_w: usize,
+struct Screen {
+    text: TextConsole,
+    surface: Surface<&'static mut [u8]>,
+    info: FramebufferInfo,
 }
 
-struct Console {
-    px: Pixels,
-    grid: Grid,
+enum State {
+    /// No framebuffer known yet: keep what is printed.
+    Early(Backlog<8192>),
+    On(Screen),
+    /// No framebuffer on this machine.
+    Off,
 }
 
-// SAFETY: the framebuffer pointer is only used under the mutex below.
-unsafe impl Send for Console {}
+static STATE: Mutex<State> = Mutex::new(State::Early(Backlog::new()));
 
-static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
-
-/// Starts the console on `fb`, mapped at `virt`.
+/// Starts the console on `fb`, mapped at `virt`, and replays the backlog.
 pub fn init(fb: &FramebufferInfo, virt: u64) {
-    let char_w = get_raster_width(FontWeight::Regular, HEIGHT);
-    let px = Pixels {
-        base: virt as *mut u32,
-        width: fb.width as usize,
-        height: fb.height as usize,
-        stride: fb.pitch as usize / 4,
-        char_w,
+    let len = fb.pitch as usize * fb.height as usize;
+    // SAFETY: the framebuffer's `pitch * height` bytes are mapped at `virt`
+    // (memory::paging maps them at boot) and nothing else in the kernel
+    // touches them; the slice lives in STATE, behind its lock, forever.
+    let bytes: &'static mut [u8] = unsafe { core::slice::from_raw_parts_mut(virt as *mut u8, len) };
+    let (w, h) = (fb.width as usize, fb.height as usize);
+    let Ok(surface) = Surface::new(bytes, w, h, fb.pitch as usize, fb.format) else {
+        return off();
     };
-    let mut c = Console {
-        grid: Grid::new(px.width / char_w, px.height / LINE),
-        px,
-    };
-    c.grid.clear(&mut c.px);
-    *CONSOLE.lock() = Some(c);
+    let mut text = TextConsole::new(w, h, fb.format, Font::for_screen(w, h), Palette::DEFAULT);
+    crate::arch::cpu::without_interrupts(|| {
+        let mut st = STATE.lock();
+        if let State::Early(log) = &*st {
+            text.write_str(log.text());
+            if log.lost() > 0 {
+                let mut note = alloc::string::String::new();
+                let _ = core::fmt::write(
+                    &mut note,
+                    format_args!("[{} early bytes not shown]\r\n", log.lost()),
+                );
+                text.write_str(&note);
+            }
+        }
+        *st = State::On(Screen {
+            text,
+            surface,
+            info: *fb,
+        });
+    });
+    flush();
 }
 
-/// Writes text.
+/// There is no framebuffer: stop keeping the backlog.
+pub fn off() {
+    crate::arch::cpu::without_interrupts(|| *STATE.lock() = State::Off);
+}
+
+/// Records text (drawn at the next [`flush`]).
 pub fn write_str(s: &str) {
-    if let Some(c) = CONSOLE.lock().as_mut() {
-        c.grid.write_str(s, &mut c.px);
+    match &mut *STATE.lock() {
+        State::Early(log) => log.push(s),
+        State::On(scr) => scr.text.write_str(s),
+        State::Off => {}
     }
 }
 
 /// Clears the screen.
 pub fn clear() {
-    if let Some(c) = CONSOLE.lock().as_mut() {
-        c.grid.clear(&mut c.px);
+    crate::arch::cpu::without_interrupts(|| {
+        if let State::On(scr) = &mut *STATE.lock() {
+            scr.text.clear();
+        }
+    });
+}
+
+/// Whether there is something to draw.
+pub fn dirty() -> bool {
+    crate::arch::cpu::without_interrupts(|| match &*STATE.lock() {
+        State::On(scr) => scr.text.dirty(),
+        _ => false,
+    })
+}
+
+/// Draws what changed since the last flush, one text row at a time (each with
+/// interrupts off, so an interrupt handler that prints never waits on the
+/// lock), and stops early when input arrives: the shell comes first, the
+/// screen goes on drawing the next time it waits.
+pub fn flush() {
+    loop {
+        let done = crate::arch::cpu::without_interrupts(|| match &mut *STATE.lock() {
+            State::On(scr) => scr.text.flush_step(&mut scr.surface),
+            _ => true,
+        });
+        if done || super::input::len() > 0 {
+            return;
+        }
     }
 }
 
-impl Pixels {
-    fn rows(&self) -> usize {
-        self.height / LINE
-    }
-    fn pixel(&mut self, x: usize, y: usize, v: u32) {
-        if x < self.width && y < self.height {
-            // SAFETY: (x, y) is inside the framebuffer, whose mapping covers
-            // stride * height pixels.
-            unsafe { self.base.add(y * self.stride + x).write_volatile(v) }
+/// The running mode as `fb` prints it, if there is a screen.
+pub fn fb_mode() -> Option<shell::FbMode> {
+    crate::arch::cpu::without_interrupts(|| match &*STATE.lock() {
+        State::On(scr) => {
+            let (i, f) = (&scr.info, scr.info.format);
+            let (cell, text) = (scr.text.font().cell(), scr.text.size());
+            Some(shell::FbMode {
+                width: i.width,
+                height: i.height,
+                pitch: i.pitch,
+                bpp: f.bpp,
+                masks: [
+                    (f.red.size, f.red.shift),
+                    (f.green.size, f.green.shift),
+                    (f.blue.size, f.blue.shift),
+                ],
+                phys: i.phys,
+                source: i.source,
+                cell: (cell.0 as u32, cell.1 as u32),
+                text: (text.0 as u32, text.1 as u32),
+            })
         }
-    }
-}
-
-impl Screen for Pixels {
-    fn clear(&mut self) {
-        for y in 0..self.height {
-            for x in 0..self.width {
-                self.pixel(x, y, 0);
-            }
-        }
-    }
-    fn scroll_up(&mut self) {
-        let line_px = LINE * self.stride;
-        let total = self.rows() * line_px;
-        // SAFETY: both ranges lie inside the framebuffer mapping; copy handles
-        // the overlap.
-        unsafe {
-            core::ptr::copy(self.base.add(line_px), self.base, total - line_px);
-            core::ptr::write_bytes(self.base.add(total - line_px), 0, line_px);
-        }
-    }
-    fn draw(&mut self, col: usize, row: usize, c: char) {
-        let raster = get_raster(c, FontWeight::Regular, HEIGHT)
-            .or_else(|| get_raster('?', FontWeight::Regular, HEIGHT));
-        let (x0, y0) = (col * self.char_w, row * LINE);
-        if let Some(r) = raster {
-            for (dy, row) in r.raster().iter().enumerate() {
-                for (dx, &v) in row.iter().enumerate() {
-                    let v = v as u32;
-                    self.pixel(x0 + dx, y0 + dy, (v << 16) | (v << 8) | v);
-                }
-            }
-        }
-    }
+        _ => None,
+    })
 }

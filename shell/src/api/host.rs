@@ -132,6 +132,9 @@ impl<H: Platform> Platform for Api<H> {
     fn clear_screen(&mut self) {
         self.host.clear_screen()
     }
+    fn framebuffer(&self) -> Option<crate::api::FbMode> {
+        self.host.framebuffer()
+    }
     fn reboot(&mut self) -> &'static str {
         self.host.reboot()
     }
