@@ -131,6 +131,8 @@ pub struct TextConsole {
     shades: Vec<[u32; 256]>,
     /// Where the cursor was drawn, if it is on the screen.
     drawn_cursor: Option<(usize, usize)>,
+    /// Glyphs drawn so far (the cursor's included).
+    glyphs: u64,
 }
 
 impl TextConsole {
@@ -167,6 +169,7 @@ impl TextConsole {
             format,
             shades: shades_v,
             drawn_cursor: None,
+            glyphs: 0,
         }
     }
 
@@ -265,7 +268,13 @@ impl TextConsole {
         }
     }
 
-    fn draw_cell<B: AsRef<[u8]> + AsMut<[u8]>>(&self, s: &mut Surface<B>, col: usize, row: usize, cursor: bool) {
+    /// Glyphs drawn since the console started (the cursor's included): what
+    /// tests use to see that scrolling copies pixels instead of drawing again.
+    pub fn glyphs_drawn(&self) -> u64 {
+        self.glyphs
+    }
+
+    fn draw_cell<B: AsRef<[u8]> + AsMut<[u8]>>(&mut self, s: &mut Surface<B>, col: usize, row: usize, cursor: bool) {
         let (cw, chh) = self.font.cell();
         let (c, ink) = self.cell(col, row);
         let shade = if cursor {
@@ -274,6 +283,7 @@ impl TextConsole {
             &self.shades[ink as usize]
         };
         s.blit(col * cw, row * chh, self.font.glyph(c), shade);
+        self.glyphs += 1;
     }
 
     /// Draws on `s` what changed since the last flush.
