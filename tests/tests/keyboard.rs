@@ -1,11 +1,15 @@
 //! The PS/2 keyboard (IRQ 1): keys pressed through QEMU's monitor (`sendkey`, on
 //! q35, which has the i8042 controller microvm lacks) reach the shell as a
-//! serial terminal's bytes would.
+//! serial terminal's bytes would. And the screen: q35's standard VGA, set up by
+//! the kernel itself on the PVH path, read back from a `screendump` by comparing
+//! every text cell with the font's glyphs (`vt::render::Reader`).
 
 use std::io::Write;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 use systest::*;
+use vt::render::{Font, Palette, PixelFormat, Reader, Surface};
 
 /// QEMU `sendkey` names of the keys that type `text`, then Enter.
 fn keys(text: &str) -> Vec<String> {
@@ -49,6 +53,124 @@ fn keyboard_types_a_command() -> Outcome {
     r
 }
 
+/// A binary PPM (what `screendump` writes) as a 32-bpp surface; `None` while
+/// the file is missing or still being written.
+fn read_ppm(path: &Path) -> Option<Surface<Vec<u8>>> {
+    let data = std::fs::read(path).ok()?;
+    let mut fields = Vec::new();
+    let mut pos = 0;
+    while fields.len() < 4 {
+        while data.get(pos)?.is_ascii_whitespace() {
+            pos += 1;
+        }
+        let start = pos;
+        while !data.get(pos)?.is_ascii_whitespace() {
+            pos += 1;
+        }
+        fields.push(std::str::from_utf8(&data[start..pos]).ok()?.to_string());
+    }
+    let (w, h): (usize, usize) = (fields[1].parse().ok()?, fields[2].parse().ok()?);
+    let rgb = data.get(pos + 1..pos + 1 + w * h * 3)?;
+    if fields[0] != "P6" || fields[3] != "255" {
+        return None;
+    }
+    let f = PixelFormat::XRGB8888;
+    let mut s = Surface::new(vec![0; w * h * 4], w, h, w * 4, f).ok()?;
+    for (i, p) in rgb.chunks_exact(3).enumerate() {
+        s.put(i % w, i / w, f.encode(vt::render::Rgb::new(p[0], p[1], p[2])));
+    }
+    Some(s)
+}
+
+/// Types `kmalloc 80` on the keyboard, then reads the screen back from a
+/// screendump, cell by cell against the font's glyphs: the boot line replayed
+/// from before the screen existed, the prompt, the typed command and its
+/// output exactly as the serial line saw them, and the cursor after the new
+/// prompt. `fb` names the mode the kernel set.
+fn screen_shows_what_serial_saw() -> Outcome {
+    let tag = format!("memkern-screen-{}", std::process::id());
+    let sock = std::env::temp_dir().join(format!("{tag}.sock"));
+    let dump = std::env::temp_dir().join(format!("{tag}.ppm"));
+    let _ = std::fs::remove_file(&sock);
+    let o = Opts {
+        boot: Boot::PvhQ35,
+        qemu_extra: vec![
+            "-monitor".into(),
+            format!("unix:{},server=on,wait=off", sock.display()),
+        ],
+        ..Opts::default()
+    };
+    let r = with_vm(o, |vm| {
+        let mut mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
+        let mut monitor = |cmd: &str| {
+            mon.write_all(format!("{cmd}\n").as_bytes())
+                .map_err(|e| format!("monitor: {e}"))
+        };
+        for k in keys("kmalloc 80") {
+            monitor(&format!("sendkey {k}"))?;
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        vm.expect("kmalloc 80\r\n")?;
+        let out = vm.expect(PROMPT)?;
+        let result = out.trim_end().to_string();
+        ensure(result.starts_with("#1 kmalloc size=80 obj=128"), || {
+            format!("serial saw:\n{out}")
+        })?;
+        // The screen is drawn once the shell waits: dump until it shows up.
+        let t0 = Instant::now();
+        let mut last = Vec::new();
+        while t0.elapsed() < Duration::from_secs(20) {
+            let _ = std::fs::remove_file(&dump);
+            monitor(&format!("screendump {}", dump.display()))?;
+            std::thread::sleep(Duration::from_millis(400));
+            let Some(s) = read_ppm(&dump) else { continue };
+            let font = Font::for_screen(s.width(), s.height());
+            let reader = Reader::new(font, &Palette::DEFAULT, &s.format());
+            let text = reader.text(&s);
+            let at = text.iter().position(|l| l == "mm> kmalloc 80");
+            if let Some(i) = at {
+                if text.get(i + 1) == Some(&result) && text.get(i + 2).map(|l| l.as_str()) == Some("mm>") {
+                    ensure(text[0].starts_with("mm: RAM up to "), || {
+                        format!("the boot line is not the first line:\n{}", text.join("\n"))
+                    })?;
+                    ensure(text.iter().any(|l| l.starts_with("memkern ")), || {
+                        "no banner on the screen".into()
+                    })?;
+                    let (cw, _) = font.cell();
+                    let cursor = reader.cell(&s, 4, i + 2);
+                    ensure(cursor == Some((' ', true)), || {
+                        format!("no cursor after the prompt: {cursor:?} ({}-px cells)", cw)
+                    })?;
+                    let fb = vm.ok("fb")?;
+                    return ensure(
+                        fb.contains(&format!("fb: {}x{} ", s.width(), s.height()))
+                            && fb.contains("bpp=32 format=r8@16,g8@8,b8@0")
+                            && fb.contains("source=pci-vga"),
+                        || format!("fb says:\n{fb}"),
+                    );
+                }
+            }
+            last = text;
+        }
+        Err(format!(
+            "the screen never showed the command and its result; last read:\n{}",
+            last.join("\n")
+        ))
+    });
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(&dump);
+    r
+}
+
+/// microvm has no display: `fb` says so in one `error:` line.
+fn fb_without_a_display(vm: &mut Vm) -> Check {
+    vm.err("fb", "no framebuffer").map(|_| ())
+}
+
 pub fn scenarios() -> Vec<Scenario> {
-    scenarios![keyboard_types_a_command]
+    scenarios![
+        keyboard_types_a_command,
+        screen_shows_what_serial_saw,
+        fb_without_a_display with |b| with_vm(Opts::default(), b),
+    ]
 }
