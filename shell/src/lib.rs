@@ -104,6 +104,7 @@ pub mod line;
 pub mod parse;
 pub mod term;
 
+pub use api::FbMode;
 pub use api::{
     addr_to_pfn_in, bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in,
     kmem_cache_create_in, kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in,
@@ -113,7 +114,6 @@ pub use api::{
     MAX_POOLS, UNSUPPORTED,
 };
 pub use api::{slab_check_in, Api, MemHost, SlabCheck};
-pub use api::FbMode;
 pub use check::{cmdline_check, Summary as CheckSummary};
 pub use cmd::{commands, Args, CmdError, Command, Ctx, Target};
 pub use handles::{Addr, HandleId, Handles, Object};

@@ -77,7 +77,11 @@ fn read_ppm(path: &Path) -> Option<Surface<Vec<u8>>> {
     let f = PixelFormat::XRGB8888;
     let mut s = Surface::new(vec![0; w * h * 4], w, h, w * 4, f).ok()?;
     for (i, p) in rgb.chunks_exact(3).enumerate() {
-        s.put(i % w, i / w, f.encode(vt::render::Rgb::new(p[0], p[1], p[2])));
+        s.put(
+            i % w,
+            i / w,
+            f.encode(vt::render::Rgb::new(p[0], p[1], p[2])),
+        );
     }
     Some(s)
 }
@@ -129,7 +133,9 @@ fn screen_shows_what_serial_saw() -> Outcome {
             let text = reader.text(&s);
             let at = text.iter().position(|l| l == "mm> kmalloc 80");
             if let Some(i) = at {
-                if text.get(i + 1) == Some(&result) && text.get(i + 2).map(|l| l.as_str()) == Some("mm>") {
+                if text.get(i + 1) == Some(&result)
+                    && text.get(i + 2).map(|l| l.as_str()) == Some("mm>")
+                {
                     ensure(text[0].starts_with("mm: RAM up to "), || {
                         format!("the boot line is not the first line:\n{}", text.join("\n"))
                     })?;
@@ -162,6 +168,40 @@ fn screen_shows_what_serial_saw() -> Outcome {
     r
 }
 
+/// One shell behind both consoles: a line started on the keyboard and
+/// finished on the serial line is one line.
+fn a_line_typed_half_on_each_console() -> Outcome {
+    let sock = std::env::temp_dir().join(format!("memkern-half-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&sock);
+    let o = Opts {
+        boot: Boot::PvhQ35,
+        qemu_extra: vec![
+            "-monitor".into(),
+            format!("unix:{},server=on,wait=off", sock.display()),
+        ],
+        ..Opts::default()
+    };
+    let r = with_vm(o, |vm| {
+        let mut mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
+        let mut typed = keys("echo key");
+        typed.pop(); // no Enter: the serial line finishes the line
+        for k in typed {
+            mon.write_all(format!("sendkey {k}\n").as_bytes())
+                .map_err(|e| format!("monitor: {e}"))?;
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        vm.expect("echo key")?;
+        vm.send("board\r")?;
+        vm.expect("\r\n")?;
+        let out = vm.expect(PROMPT)?;
+        ensure(out.trim_end() == "keyboard", || {
+            format!("echo gave:\n{out}")
+        })
+    });
+    let _ = std::fs::remove_file(&sock);
+    r
+}
+
 /// microvm has no display: `fb` says so in one `error:` line.
 fn fb_without_a_display(vm: &mut Vm) -> Check {
     vm.err("fb", "no framebuffer").map(|_| ())
@@ -171,6 +211,7 @@ pub fn scenarios() -> Vec<Scenario> {
     scenarios![
         keyboard_types_a_command,
         screen_shows_what_serial_saw,
+        a_line_typed_half_on_each_console,
         fb_without_a_display with |b| with_vm(Opts::default(), b),
     ]
 }

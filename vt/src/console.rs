@@ -137,7 +137,13 @@ pub struct TextConsole {
 
 impl TextConsole {
     /// A console filling a `width` x `height` screen in `format`, with `font`.
-    pub fn new(width: usize, height: usize, format: PixelFormat, font: Font, palette: Palette) -> Self {
+    pub fn new(
+        width: usize,
+        height: usize,
+        format: PixelFormat,
+        font: Font,
+        palette: Palette,
+    ) -> Self {
         let (cw, ch) = font.cell();
         let (cols, rows) = ((width / cw).max(1), (height / ch).max(1));
         let mut shades_v: Vec<[u32; 256]> = Ink::ALL
@@ -274,7 +280,13 @@ impl TextConsole {
         self.glyphs
     }
 
-    fn draw_cell<B: AsRef<[u8]> + AsMut<[u8]>>(&mut self, s: &mut Surface<B>, col: usize, row: usize, cursor: bool) {
+    fn draw_cell<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &mut self,
+        s: &mut Surface<B>,
+        col: usize,
+        row: usize,
+        cursor: bool,
+    ) {
         let (cw, chh) = self.font.cell();
         let (c, ink) = self.cell(col, row);
         let shade = if cursor {
@@ -301,7 +313,13 @@ impl TextConsole {
         let rows = self.cells.rows;
         if self.cells.cleared {
             // The area below the last text row never holds text: paint it once.
-            s.fill(0, rows * chh, s.width(), s.height().saturating_sub(rows * chh), bg);
+            s.fill(
+                0,
+                rows * chh,
+                s.width(),
+                s.height().saturating_sub(rows * chh),
+                bg,
+            );
             self.cells.cleared = false;
             self.cells.scrolled = 0;
             self.cells.row_fill.fill(true);

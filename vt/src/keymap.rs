@@ -126,7 +126,17 @@ mod tests {
         const SPACE: u8 = 0x39;
         // Shift gives the US symbols: '#' for handles, '_' for __free_pages.
         assert_eq!(
-            keys(&[LSHIFT, THREE, MINUS, SLASH, LSHIFT | 0x80, THREE, MINUS, SLASH, SPACE]),
+            keys(&[
+                LSHIFT,
+                THREE,
+                MINUS,
+                SLASH,
+                LSHIFT | 0x80,
+                THREE,
+                MINUS,
+                SLASH,
+                SPACE
+            ]),
             b"#_?3-/ "
         );
         // Caps lock turns letters to capitals (shift turns them back), not digits.
@@ -134,9 +144,16 @@ mod tests {
             keys(&[CAPS, CAPS | 0x80, A, ONE, LSHIFT, A, LSHIFT | 0x80]),
             b"A1a"
         );
-        assert_eq!(keys(&[CAPS, CAPS | 0x80, CAPS, CAPS | 0x80, A]), b"a", "off again");
+        assert_eq!(
+            keys(&[CAPS, CAPS | 0x80, CAPS, CAPS | 0x80, A]),
+            b"a",
+            "off again"
+        );
         // Ctrl-U (kill the line) and Backspace are the bytes a terminal sends.
-        assert_eq!(keys(&[LCTRL, U, U | 0x80, LCTRL | 0x80, BACKSPACE]), b"\x15\x08");
+        assert_eq!(
+            keys(&[LCTRL, U, U | 0x80, LCTRL | 0x80, BACKSPACE]),
+            b"\x15\x08"
+        );
     }
 
     #[test]

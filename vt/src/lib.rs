@@ -16,7 +16,7 @@
 
 extern crate alloc;
 
+pub mod console;
 pub mod grid;
 pub mod keymap;
 pub mod render;
-pub mod console;

@@ -88,7 +88,10 @@ impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FormatError::Bpp(b) => write!(f, "{b} bits per pixel (16, 24 or 32 supported)"),
-            FormatError::Channel(c) => write!(f, "the {c} mask is not 1 to 8 bits inside the pixel, apart from the others"),
+            FormatError::Channel(c) => write!(
+                f,
+                "the {c} mask is not 1 to 8 bits inside the pixel, apart from the others"
+            ),
         }
     }
 }
@@ -277,11 +280,14 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Surface<B> {
         let n = self.format.bytes();
         let bytes = px.to_le_bytes();
         let (pitch, buf) = (self.pitch, self.buf.as_mut());
-        for row in y..y1 {
-            let line = &mut buf[row * pitch + x * n..row * pitch + x1 * n];
-            for p in line.chunks_exact_mut(n) {
-                p.copy_from_slice(&bytes[..n]);
-            }
+        // One line pixel by pixel, the others copied from it (a memcpy moves
+        // many bytes per instruction).
+        let (start, end) = (y * pitch + x * n, y * pitch + x1 * n);
+        for p in buf[start..end].chunks_exact_mut(n) {
+            p.copy_from_slice(&bytes[..n]);
+        }
+        for row in y + 1..y1 {
+            buf.copy_within(start..end, row * pitch + x * n);
         }
     }
 
@@ -293,9 +299,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Surface<B> {
             return;
         }
         let pitch = self.pitch;
-        self.buf
-            .as_mut()
-            .copy_within(by * pitch..end * pitch, 0);
+        self.buf.as_mut().copy_within(by * pitch..end * pitch, 0);
     }
 
     /// Draws an 8-bit coverage `raster` with its top left at (`x`, `y`), each
@@ -370,10 +374,7 @@ impl Font {
 
     /// A text cell: (width, height) in pixels.
     pub fn cell(&self) -> (usize, usize) {
-        (
-            get_raster_width(FontWeight::Regular, self.size()),
-            self.px,
-        )
+        (get_raster_width(FontWeight::Regular, self.size()), self.px)
     }
 
     /// The coverage rows of `c` (`?` for characters the font lacks).
@@ -466,7 +467,11 @@ impl Reader {
         };
         for c in (' '..='~').rev() {
             for ink in Ink::ALL {
-                add(c, &shades(format, palette.background, palette.ink(ink)), false);
+                add(
+                    c,
+                    &shades(format, palette.background, palette.ink(ink)),
+                    false,
+                );
             }
             add(c, &shades(format, palette.text, palette.background), true);
         }

@@ -151,7 +151,11 @@ fn the_cursor_is_a_block_that_follows_the_text() {
     t.write_str("\x08");
     t.flush(&mut s);
     assert_eq!(r.cell(&s, 5, 0), Some(('b', true)));
-    assert_eq!(r.cell(&s, 6, 0), Some((' ', false)), "the old block is gone");
+    assert_eq!(
+        r.cell(&s, 6, 0),
+        Some((' ', false)),
+        "the old block is gone"
+    );
     assert!(!t.dirty());
 }
 
@@ -168,7 +172,10 @@ fn colours_for_the_prompt_errors_and_handles() {
     assert_eq!(t.cell(11, 1), ('#', Ink::Text), "# without digits");
     assert_eq!(t.cell(14, 1), ('#', Ink::Text));
     assert!((0..20).all(|c| ink(&t, c, 2) == Ink::Error));
-    assert!((0..13).all(|c| ink(&t, c, 3) == Ink::Error), "the wrapped part too");
+    assert!(
+        (0..13).all(|c| ink(&t, c, 3) == Ink::Error),
+        "the wrapped part too"
+    );
     assert!((0..4).all(|c| ink(&t, c, 4) == Ink::Prompt));
     assert_eq!(t.cell(0, 1), ('f', Ink::Text), "not every line is a prompt");
     // And in pixels.
@@ -216,7 +223,11 @@ fn font_size_follows_the_resolution() {
     for px in Font::SIZES {
         let f = Font::with_size(px).unwrap();
         assert_eq!(f.glyph('W').len(), px);
-        assert_eq!(f.glyph('\u{2603}'), f.glyph('?'), "missing glyphs draw as ?");
+        assert_eq!(
+            f.glyph('\u{2603}'),
+            f.glyph('?'),
+            "missing glyphs draw as ?"
+        );
     }
 }
 

@@ -6,7 +6,6 @@
 //! kernel's boot stack and calls [`limine_main`], which copies the responses into a
 //! [`BootInfo`] (they live in bootloader-reclaimable memory).
 
-use vt::render::{Channel, PixelFormat};
 use super::{BootInfo, BootPath, Cmdline, FramebufferInfo, MemKind, MemRegion, MemoryMap};
 use limine::memory_map::EntryType;
 use limine::request::{
@@ -14,6 +13,7 @@ use limine::request::{
     HhdmRequest, MemoryMapRequest, RequestsEndMarker, RequestsStartMarker, RsdpRequest,
 };
 use limine::BaseRevision;
+use vt::render::{Channel, PixelFormat};
 
 #[used]
 #[link_section = ".requests_start_marker"]

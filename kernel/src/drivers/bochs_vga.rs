@@ -99,7 +99,10 @@ fn wanted(cmdline: &Cmdline) -> Result<Option<(u16, u16)>, ()> {
         return Ok(None);
     }
     let (w, h) = v.split_once('x').ok_or(())?;
-    let (w, h) = (w.parse::<u16>().map_err(|_| ())?, h.parse::<u16>().map_err(|_| ())?);
+    let (w, h) = (
+        w.parse::<u16>().map_err(|_| ())?,
+        h.parse::<u16>().map_err(|_| ())?,
+    );
     if !(320..=8192).contains(&w) || !(200..=8192).contains(&h) {
         return Err(());
     }

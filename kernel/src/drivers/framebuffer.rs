@@ -26,6 +26,9 @@ struct Screen {
     info: FramebufferInfo,
 }
 
+// The backlog must be in the static itself (it fills before the heap exists);
+// its 8 KiB are bss, whatever the variant.
+#[allow(clippy::large_enum_variant)]
 enum State {
     /// No framebuffer known yet: keep what is printed.
     Early(Backlog<8192>),
