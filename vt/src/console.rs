@@ -121,6 +121,9 @@ struct LineInk {
 
 /// A text console: cells, colours, cursor and what is left to draw.
 pub struct TextConsole {
+    /// The console's part of the surface: columns 0..width, all rows.
+    width: usize,
+    height: usize,
     grid: Grid,
     cells: Cells,
     line: LineInk,
@@ -152,6 +155,8 @@ impl TextConsole {
             .collect();
         shades_v.push(shades(&format, palette.text, palette.background));
         TextConsole {
+            width,
+            height,
             grid: Grid::new(cols, rows),
             cells: Cells {
                 cols,
@@ -177,6 +182,29 @@ impl TextConsole {
             drawn_cursor: None,
             glyphs: 0,
         }
+    }
+
+    /// The same console on `width` x `height` pixels: the visible text is kept
+    /// (rows cut to the new width, the bottom rows kept if there are fewer), and
+    /// the next flush repaints the console's part of the surface.
+    pub fn resize(&mut self, width: usize, height: usize) {
+        let mut n = TextConsole::new(width, height, self.format, self.font, self.palette);
+        let (cols, rows) = self.size();
+        let (ncols, nrows) = n.size();
+        let (_, crow) = self.cursor();
+        let skip = (crow + 1).saturating_sub(nrows);
+        for r in skip..rows.min(skip + nrows) {
+            for c in 0..cols.min(ncols) {
+                let (ch, ink) = self.cell(c, r);
+                let i = n.cells.index(c, r - skip);
+                n.cells.ch[i] = ch;
+                n.cells.ink[i] = ink;
+            }
+        }
+        let (ccol, _) = self.grid.cursor();
+        n.grid.set_cursor(ccol.min(ncols), crow - skip);
+        n.glyphs = self.glyphs;
+        *self = n;
     }
 
     /// (columns, rows).
@@ -333,7 +361,7 @@ impl TextConsole {
                     self.mark(c, r - n);
                 }
             }
-            s.copy_up(n * chh, rows * chh);
+            s.copy_up(n * chh, rows * chh, self.width);
             for r in rows - n..rows {
                 self.cells.row_fill[r] = true;
                 self.cells.row_dirty[r] = true;
@@ -346,7 +374,7 @@ impl TextConsole {
             let cols = self.cells.cols;
             let fill = self.cells.row_fill[row];
             if fill {
-                s.fill(0, row * chh, s.width(), chh, bg);
+                s.fill(0, row * chh, self.width, chh, bg);
             }
             for col in 0..cols {
                 let i = self.cells.index(col, row);

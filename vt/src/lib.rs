@@ -19,4 +19,5 @@ extern crate alloc;
 pub mod console;
 pub mod grid;
 pub mod keymap;
+pub mod memview;
 pub mod render;

@@ -291,15 +291,23 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Surface<B> {
         }
     }
 
-    /// Moves pixel rows `[by, end)` up to `[0, end - by)`: scrolling copies the
-    /// pixels already drawn instead of drawing their glyphs again.
-    pub fn copy_up(&mut self, by: usize, end: usize) {
+    /// Moves pixel rows `[by, end)` up to `[0, end - by)`, only the first `width`
+    /// pixels of each: scrolling copies the pixels already drawn instead of
+    /// drawing their glyphs again.
+    pub fn copy_up(&mut self, by: usize, end: usize, width: usize) {
         let end = end.min(self.height);
         if by == 0 || by >= end {
             return;
         }
-        let pitch = self.pitch;
-        self.buf.as_mut().copy_within(by * pitch..end * pitch, 0);
+        let (pitch, n) = (self.pitch, self.format.bytes());
+        let buf = self.buf.as_mut();
+        if width >= self.width {
+            buf.copy_within(by * pitch..end * pitch, 0);
+        } else {
+            for y in by..end {
+                buf.copy_within(y * pitch..y * pitch + width * n, (y - by) * pitch);
+            }
+        }
     }
 
     /// Draws an 8-bit coverage `raster` with its top left at (`x`, `y`), each
