@@ -178,6 +178,11 @@ pub trait Platform: fmt::Write {
     fn framebuffer(&self) -> Option<FbMode> {
         None
     }
+    /// Turns the screen's live memory view on or off and describes it (scale and
+    /// place); `Err(reason)` without a screen (or with one too small).
+    fn memory_view(&mut self, _on: bool) -> Result<String, &'static str> {
+        Err("no framebuffer: this machine has a serial console only")
+    }
 }
 
 /// Per-zone numbers for `memstat`, in bytes.

@@ -202,6 +202,107 @@ fn a_line_typed_half_on_each_console() -> Outcome {
     r
 }
 
+/// The colour of the memory view's square holding `frame`, from a fresh
+/// screendump, once `ready` accepts the picture (the screen is drawn when the
+/// shell waits, so the test dumps until it shows what it waits for).
+fn view_squares(
+    monitor: &mut dyn FnMut(&str) -> Check,
+    dump: &Path,
+    view: &vt::memview::MemView,
+    frames: std::ops::Range<u64>,
+    ready: impl Fn(&[vt::render::Rgb]) -> bool,
+) -> Result<Vec<vt::render::Rgb>, String> {
+    let t0 = Instant::now();
+    let fps = view.frames_per_square();
+    let mut last = Vec::new();
+    while t0.elapsed() < Duration::from_secs(20) {
+        let _ = std::fs::remove_file(dump);
+        monitor(&format!("screendump {}", dump.display()))?;
+        std::thread::sleep(Duration::from_millis(400));
+        let Some(s) = read_ppm(dump) else { continue };
+        last = (frames.start / fps..frames.end.div_ceil(fps))
+            .map(|i| {
+                let (x, y) = view.square_at(i as usize);
+                s.rgb(x, y)
+            })
+            .collect();
+        if ready(&last) {
+            return Ok(last);
+        }
+    }
+    let mut colours: Vec<(vt::render::Rgb, usize)> = Vec::new();
+    for c in last {
+        match colours.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, n)) => *n += 1,
+            None => colours.push((c, 1)),
+        }
+    }
+    Err(format!(
+        "the view never showed what was expected; its squares: {colours:?}"
+    ))
+}
+
+/// `view` splits the screen; `pages 63 NORMAL` turns the squares of its frames
+/// to the allocated colour in a screendump, and `free all` turns them back.
+fn view_shows_an_allocation_land() -> Outcome {
+    use vt::memview::{Kind, MemView};
+    let tag = format!("memkern-view-{}", std::process::id());
+    let sock = std::env::temp_dir().join(format!("{tag}.sock"));
+    let dump = std::env::temp_dir().join(format!("{tag}.ppm"));
+    let _ = std::fs::remove_file(&sock);
+    let o = Opts {
+        boot: Boot::PvhQ35,
+        qemu_extra: vec![
+            "-monitor".into(),
+            format!("unix:{},server=on,wait=off", sock.display()),
+        ],
+        ..Opts::default()
+    };
+    let r = with_vm(o, |vm| {
+        let mut mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
+        let mut monitor = |cmd: &str| -> Check {
+            mon.write_all(format!("{cmd}\n").as_bytes())
+                .map_err(|e| format!("monitor: {e}"))
+        };
+        let fb = vm.ok("fb")?;
+        let size = fb.split_whitespace().nth(1).ok_or_else(|| fb.clone())?;
+        let (w, h) = size.split_once('x').ok_or_else(|| fb.clone())?;
+        let (w, h): (usize, usize) = (w.parse().unwrap_or(0), h.parse().unwrap_or(0));
+        let on = vm.ok("view")?;
+        let frames = on
+            .split_whitespace()
+            .nth(2)
+            .and_then(|f| f.parse::<u64>().ok())
+            .ok_or_else(|| format!("view said:\n{on}"))?;
+        let font = Font::for_screen(w, h);
+        let text_w = 80 * font.cell().0;
+        let view = MemView::new(text_w + 8, 0, w - text_w - 8, h, frames, font);
+        ensure(
+            on.contains(&format!("1 square = {} frames", view.frames_per_square())),
+            || format!("view said:\n{on}"),
+        )?;
+        let out = vm.ok("pages 63 NORMAL")?;
+        let pfn = field(&out, "pfn")
+            .and_then(num)
+            .ok_or_else(|| out.clone())?;
+        let range = pfn..pfn + 63;
+        let alloc = Kind::Allocated.colour();
+        let now = view_squares(&mut monitor, &dump, &view, range.clone(), |sq| {
+            sq.iter().all(|&c| c == alloc)
+        })?;
+        ensure(!now.is_empty(), || "no squares".into())?;
+        vm.ok("free all")?;
+        view_squares(&mut monitor, &dump, &view, range, |sq| {
+            sq.iter().all(|&c| c != alloc)
+        })?;
+        let off = vm.ok("view off")?;
+        ensure(off.trim() == "view off", || off)
+    });
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(&dump);
+    r
+}
+
 /// microvm has no display: `fb` says so in one `error:` line.
 fn fb_without_a_display(vm: &mut Vm) -> Check {
     vm.err("fb", "no framebuffer").map(|_| ())
@@ -212,6 +313,7 @@ pub fn scenarios() -> Vec<Scenario> {
         keyboard_types_a_command,
         screen_shows_what_serial_saw,
         a_line_typed_half_on_each_console,
+        view_shows_an_allocation_land,
         fb_without_a_display with |b| with_vm(Opts::default(), b),
     ]
 }

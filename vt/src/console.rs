@@ -341,13 +341,8 @@ impl TextConsole {
         let rows = self.cells.rows;
         if self.cells.cleared {
             // The area below the last text row never holds text: paint it once.
-            s.fill(
-                0,
-                rows * chh,
-                s.width(),
-                s.height().saturating_sub(rows * chh),
-                bg,
-            );
+            let (w, h) = (self.width, self.height);
+            s.fill(0, rows * chh, w, h.saturating_sub(rows * chh), bg);
             self.cells.cleared = false;
             self.cells.scrolled = 0;
             self.cells.row_fill.fill(true);

@@ -212,7 +212,7 @@ impl MemView {
         let mut x = self.x;
         let mut y = self.legend_y;
         let width = self.cols * self.side;
-        let mut text = |s: &mut Surface<B>, x: usize, y: usize, t: &str| {
+        let text = |s: &mut Surface<B>, x: usize, y: usize, t: &str| {
             for (i, c) in t.chars().enumerate() {
                 s.blit(x + i * cw, y, font.glyph(c), &sh);
             }

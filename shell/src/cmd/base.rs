@@ -87,6 +87,22 @@ pub fn fb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// `view [on|off]`.
+pub fn view(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let on = match args.opt_word().as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(w) => return Err(cmd_err!("view: expected on or off, got '{w}'")),
+    };
+    args.end()?;
+    let what = ctx
+        .kernel
+        .memory_view(on)
+        .map_err(|why| cmd_err!("view: {why}"))?;
+    writeln!(ctx, "{}", one_line(&what))?;
+    Ok(())
+}
+
 /// `version`.
 pub fn version(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     args.end()?;
@@ -188,6 +204,16 @@ pub static COMMANDS: &[Command] = &[
                size@shift of the red, green and blue masks, the physical address, who\n\
                set the mode (limine, pci-vga, pci-bochs-display) and the text grid.",
         run: fb,
+    },
+    Command {
+        name: "view",
+        usage: "view [on|off]",
+        summary: "split the screen: the shell and a live picture of physical memory",
+        help: "The right part of the screen shows every page frame, a small square per\n\
+               group of frames, coloured by state: reserved, free (one colour per zone),\n\
+               cached, allocated, slab. It is redrawn after every command, repainting\n\
+               only the squares that changed. 'view off' gives the whole screen back.",
+        run: view,
     },
     Command {
         name: "reboot",
