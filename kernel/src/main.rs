@@ -80,6 +80,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
             loc.column()
         ));
     }
+    drivers::framebuffer::try_flush_all();
     platform::qemu_exit_failure();
     arch::cpu::halt_forever()
 }

@@ -97,6 +97,27 @@ pub fn write_str(s: &str) {
     }
 }
 
+/// Records text without waiting for the lock (exception and panic reports:
+/// the interrupted code may hold it; then the screen misses the text).
+pub fn try_write_str(s: &str) {
+    if let Some(mut st) = STATE.try_lock() {
+        match &mut *st {
+            State::Early(log) => log.push(s),
+            State::On(scr) => scr.text.write_str(s),
+            State::Off => {}
+        }
+    }
+}
+
+/// Draws everything now, if the lock is free (the panic handler's last words).
+pub fn try_flush_all() {
+    if let Some(mut st) = STATE.try_lock() {
+        if let State::On(scr) = &mut *st {
+            scr.text.flush(&mut scr.surface);
+        }
+    }
+}
+
 /// Clears the screen.
 pub fn clear() {
     crate::arch::cpu::without_interrupts(|| {
