@@ -208,7 +208,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "view",
         usage: "view [on|off]",
-        summary: "split the screen: the shell and a live picture of physical memory",
+        summary: "the shell beside a live picture of physical memory",
         help: "The right part of the screen shows every page frame, a small square per\n\
                group of frames, coloured by state: reserved, free (one colour per zone),\n\
                cached, allocated, slab. It is redrawn after every command, repainting\n\
