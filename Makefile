@@ -26,7 +26,9 @@ OVMF_VARS ?= $(firstword $(wildcard /usr/share/OVMF/OVMF_VARS_4M.fd /usr/share/O
 QEMU     := qemu-system-x86_64
 QEMU_COMMON := -m $(MEM) -no-reboot -accel tcg -device isa-debug-exit,iobase=0xf4,iosize=0x04
 # Serial on this terminal; Ctrl-C goes to memkern's shell (signal=off), Ctrl-A X quits.
-QEMU_TTY := -display none -chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con,mode=readline
+# DISPLAY_UI=gtk (or sdl) shows the screen in a window: make run-q35 DISPLAY_UI=gtk.
+DISPLAY_UI ?= none
+QEMU_TTY := -display $(DISPLAY_UI) -chardev stdio,id=con,mux=on,signal=off -serial chardev:con -mon chardev=con,mode=readline
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := qemu-system-x86 xorriso ovmf gdb
 

@@ -1,6 +1,7 @@
 //! The kernel console: `kprint!`/`kprintln!` to the serial line and, when there is
 //! one, the framebuffer. `emergency_print` is for exception and panic reports: it
-//! bypasses the locks an interrupted writer may hold.
+//! bypasses the locks an interrupted writer may hold (the screen gets the text
+//! only when its lock is free).
 
 use core::fmt::{self, Write};
 use spin::Mutex;
@@ -31,11 +32,13 @@ struct Force;
 impl Write for Force {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         crate::drivers::serial::write_bytes_force(s.as_bytes());
+        crate::drivers::framebuffer::try_write_str(s);
         Ok(())
     }
 }
 
-/// Prints on the serial line without taking any lock.
+/// Prints on the serial line without taking any lock, and on the screen if
+/// its lock is free (drawn when the shell next waits, or by the panic handler).
 pub fn emergency_print(args: fmt::Arguments) {
     let _ = Force.write_fmt(args);
 }

@@ -108,6 +108,12 @@ impl Platform for Hardware {
     fn clear_screen(&mut self) {
         crate::drivers::framebuffer::clear();
     }
+    fn framebuffer(&self) -> Option<shell::FbMode> {
+        crate::drivers::framebuffer::fb_mode()
+    }
+    fn memory_view(&mut self, on: bool) -> Result<String, &'static str> {
+        crate::drivers::framebuffer::set_view(on)
+    }
     fn reboot(&mut self) -> &'static str {
         platform::reboot()
     }

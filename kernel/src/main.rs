@@ -55,8 +55,9 @@ pub fn kmain(mut info: BootInfo) -> ! {
             kprintln!("warning: oops={v} ignored: {e}");
         }
     }
-    if let Some(fb) = info.framebuffer {
-        drivers::framebuffer::init(&fb, DIRECT_MAP_BASE + fb.phys);
+    match info.framebuffer {
+        Some(fb) => drivers::framebuffer::init(&fb, DIRECT_MAP_BASE + fb.phys),
+        None => drivers::framebuffer::off(),
     }
     drivers::input::init();
     drivers::keyboard::init();
@@ -79,6 +80,7 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
             loc.column()
         ));
     }
+    drivers::framebuffer::try_flush_all();
     platform::qemu_exit_failure();
     arch::cpu::halt_forever()
 }

@@ -66,6 +66,26 @@ pub struct VersionInfo {
     pub tainted: Option<String>,
 }
 
+/// What `fb` prints: the framebuffer console's mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FbMode {
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per row.
+    pub pitch: u32,
+    pub bpp: u8,
+    /// (size, shift) of the red, green and blue masks.
+    pub masks: [(u8, u8); 3],
+    /// Physical address of the first pixel.
+    pub phys: u64,
+    /// Who set the mode up: `limine`, `pci-vga`, `pci-bochs-display`.
+    pub source: &'static str,
+    /// A text cell in pixels (width, height).
+    pub cell: (u32, u32),
+    /// The text grid (columns, rows).
+    pub text: (u32, u32),
+}
+
 /// A CPU exception that `trap` raises on purpose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trap {
@@ -157,6 +177,15 @@ pub trait Platform: fmt::Write {
     /// handler returned (normal for `Bp`); `Err(reason)` if it could not be raised.
     /// For fatal exceptions it is fine never to return.
     fn trap(&mut self, trap: Trap) -> Result<(), &'static str>;
+    /// The framebuffer console's mode, for `fb`; `None` on a serial-only machine.
+    fn framebuffer(&self) -> Option<FbMode> {
+        None
+    }
+    /// Turns the screen's live memory view on or off and describes it (scale and
+    /// place); `Err(reason)` without a screen (or with one too small).
+    fn memory_view(&mut self, _on: bool) -> Result<String, &'static str> {
+        Err("no framebuffer: this machine has a serial console only")
+    }
 }
 
 /// Per-zone numbers for `memstat`, in bytes.

@@ -350,6 +350,38 @@ fn version_and_clear() {
 }
 
 #[test]
+fn fb_prints_the_mode_or_one_error() {
+    let (mut sh, mut k) = boot();
+    let out = run(&mut sh, &mut k, "fb");
+    assert_eq!(
+        out,
+        ["error: no framebuffer: this machine has a serial console only"]
+    );
+    k.fb = Some(shell::FbMode {
+        width: 800,
+        height: 600,
+        pitch: 1600,
+        bpp: 16,
+        masks: [(5, 11), (6, 5), (5, 0)],
+        phys: 0xfd00_0000,
+        source: "limine",
+        cell: (7, 16),
+        text: (114, 37),
+    });
+    assert_eq!(
+        run(&mut sh, &mut k, "fb"),
+        [
+            "fb: 800x600 pitch=1600 bpp=16 format=r5@11,g6@5,b5@0 phys=0x00000000fd000000 source=limine",
+            "text: 114x37 cells of 7x16 px"
+        ]
+    );
+    assert_eq!(
+        run(&mut sh, &mut k, "fb x")[0].split(':').next(),
+        Some("error")
+    );
+}
+
+#[test]
 fn version_says_why_the_kernel_is_tainted() {
     let (mut sh, mut k) = boot();
     k.tainted = Some("D (oops: 1 CPU exception in kernel code with no fixup)".into());

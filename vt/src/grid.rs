@@ -60,6 +60,12 @@ impl Grid {
         (self.col, self.row)
     }
 
+    /// Moves the cursor to (`col`, `row`), kept inside the grid.
+    pub fn set_cursor(&mut self, col: usize, row: usize) {
+        self.col = col.min(self.cols);
+        self.row = row.min(self.rows - 1);
+    }
+
     /// Clears the screen and homes the cursor.
     pub fn clear(&mut self, screen: &mut impl Screen) {
         screen.clear();

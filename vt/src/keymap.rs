@@ -117,6 +117,46 @@ mod tests {
     }
 
     #[test]
+    fn shifted_symbols_caps_lock_and_ctrl_u() {
+        const CAPS: u8 = 0x3a;
+        const U: u8 = 0x16;
+        const MINUS: u8 = 0x0c;
+        const SLASH: u8 = 0x35;
+        const THREE: u8 = 0x04;
+        const SPACE: u8 = 0x39;
+        // Shift gives the US symbols: '#' for handles, '_' for __free_pages.
+        assert_eq!(
+            keys(&[
+                LSHIFT,
+                THREE,
+                MINUS,
+                SLASH,
+                LSHIFT | 0x80,
+                THREE,
+                MINUS,
+                SLASH,
+                SPACE
+            ]),
+            b"#_?3-/ "
+        );
+        // Caps lock turns letters to capitals (shift turns them back), not digits.
+        assert_eq!(
+            keys(&[CAPS, CAPS | 0x80, A, ONE, LSHIFT, A, LSHIFT | 0x80]),
+            b"A1a"
+        );
+        assert_eq!(
+            keys(&[CAPS, CAPS | 0x80, CAPS, CAPS | 0x80, A]),
+            b"a",
+            "off again"
+        );
+        // Ctrl-U (kill the line) and Backspace are the bytes a terminal sends.
+        assert_eq!(
+            keys(&[LCTRL, U, U | 0x80, LCTRL | 0x80, BACKSPACE]),
+            b"\x15\x08"
+        );
+    }
+
+    #[test]
     fn arrows_send_ansi_sequences_and_other_keys_nothing() {
         assert_eq!(keys(&[0xe0, 0x48]), b"\x1b[A");
         assert_eq!(keys(&[0xe0, 0x50]), b"\x1b[B");

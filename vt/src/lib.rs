@@ -8,8 +8,16 @@
 //! - [`grid`]: the character grid of the framebuffer console (cursor, wrapping,
 //!   scrolling, carriage return and backspace, escape sequences) over a
 //!   [`grid::Screen`] that draws.
+//! - [`render`]: pixel formats, pixel surfaces, the font and the colours.
+//! - [`console`]: the framebuffer console's cells, colour rules and deferred
+//!   drawing, and the backlog of what was printed before the screen was known.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
+pub mod console;
 pub mod grid;
 pub mod keymap;
+pub mod memview;
+pub mod render;

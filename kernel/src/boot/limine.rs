@@ -13,6 +13,7 @@ use limine::request::{
     HhdmRequest, MemoryMapRequest, RequestsEndMarker, RequestsStartMarker, RsdpRequest,
 };
 use limine::BaseRevision;
+use vt::render::{Channel, PixelFormat};
 
 #[used]
 #[link_section = ".requests_start_marker"]
@@ -105,12 +106,22 @@ extern "C" fn limine_main() -> ! {
         .and_then(|r| r.framebuffers().next())
         .and_then(|fb| {
             let virt = fb.addr() as u64;
-            (fb.bpp() == 32 && virt >= hhdm).then(|| FramebufferInfo {
+            // A format memkern cannot draw (not 16/24/32 bpp, odd masks) means
+            // no screen: the shell stays on the serial line.
+            let format = PixelFormat::new(
+                u8::try_from(fb.bpp()).ok()?,
+                Channel::new(fb.red_mask_size(), fb.red_mask_shift()),
+                Channel::new(fb.green_mask_size(), fb.green_mask_shift()),
+                Channel::new(fb.blue_mask_size(), fb.blue_mask_shift()),
+            )
+            .ok()?;
+            (virt >= hhdm).then(|| FramebufferInfo {
                 phys: virt - hhdm,
                 width: fb.width() as u32,
                 height: fb.height() as u32,
                 pitch: fb.pitch() as u32,
-                bpp: fb.bpp(),
+                format,
+                source: "limine",
             })
         });
     let mut cmdline = Cmdline::new();

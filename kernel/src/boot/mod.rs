@@ -114,14 +114,19 @@ impl BootPath {
     }
 }
 
-/// A linear framebuffer (32 bpp) as the loader set it up.
+/// A linear framebuffer as the loader (or, on the PVH path, `drivers::bochs_vga`)
+/// set it up.
 #[derive(Clone, Copy, Debug)]
 pub struct FramebufferInfo {
     pub phys: u64,
     pub width: u32,
     pub height: u32,
+    /// Bytes per row.
     pub pitch: u32,
-    pub bpp: u16,
+    /// Bits per pixel and the colour masks.
+    pub format: vt::render::PixelFormat,
+    /// Who set the mode up (`limine`, `bochs-vga`), for `fb`.
+    pub source: &'static str,
 }
 
 /// Everything the kernel needs from its loader, in one loader-independent form.

@@ -261,7 +261,7 @@ fn parse_start_info(phys: u64) -> BootInfo {
         path: BootPath::Pvh,
         memory_map: map,
         direct_map_offset: DIRECT_MAP_BASE,
-        framebuffer: None,
+        framebuffer: crate::drivers::bochs_vga::probe(&cmdline),
         cmdline,
         kernel_phys_base: super::kernel_phys_base_linked(),
         kernel_virt_base: super::kernel_virt_base(),

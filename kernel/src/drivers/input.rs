@@ -117,7 +117,8 @@ pub fn pop() -> Option<u8> {
 }
 
 /// Waits for the next input byte, halting the CPU between interrupts so an idle
-/// memkern costs the host nearly nothing.
+/// memkern costs the host nearly nothing. While nothing is queued, the
+/// framebuffer console draws what changed first.
 pub fn wait_byte() -> u8 {
     use x86_64::instructions::interrupts;
     loop {
@@ -135,6 +136,18 @@ pub fn wait_byte() -> u8 {
         // in the UART, and the edge-triggered PIC raises no new interrupt until
         // someone reads it).
         serial::poll(&mut SerialInput);
+        if let Some(b) = pop() {
+            interrupts::enable();
+            return b;
+        }
+        // Nothing to read: the shell waits, so the screen catches up now (one
+        // flush for a whole command's output), then look again.
+        interrupts::enable();
+        if super::framebuffer::dirty() {
+            super::framebuffer::flush();
+            continue;
+        }
+        interrupts::disable();
         if let Some(b) = pop() {
             interrupts::enable();
             return b;

@@ -162,6 +162,12 @@ impl<H: Platform> Platform for Api<H> {
     fn clear_screen(&mut self) {
         self.host.clear_screen()
     }
+    fn framebuffer(&self) -> Option<crate::api::FbMode> {
+        self.host.framebuffer()
+    }
+    fn memory_view(&mut self, on: bool) -> Result<alloc::string::String, &'static str> {
+        self.host.memory_view(on)
+    }
     fn reboot(&mut self) -> &'static str {
         self.host.reboot()
     }

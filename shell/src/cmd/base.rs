@@ -66,6 +66,43 @@ pub fn clear(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// `fb`.
+pub fn fb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    args.end()?;
+    let m = ctx
+        .kernel
+        .framebuffer()
+        .ok_or_else(|| cmd_err!("no framebuffer: this machine has a serial console only"))?;
+    let [r, g, b] = m.masks;
+    writeln!(
+        ctx,
+        "fb: {}x{} pitch={} bpp={} format=r{}@{},g{}@{},b{}@{} phys={:#018x} source={}",
+        m.width, m.height, m.pitch, m.bpp, r.0, r.1, g.0, g.1, b.0, b.1, m.phys, m.source
+    )?;
+    writeln!(
+        ctx,
+        "text: {}x{} cells of {}x{} px",
+        m.text.0, m.text.1, m.cell.0, m.cell.1
+    )?;
+    Ok(())
+}
+
+/// `view [on|off]`.
+pub fn view(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let on = match args.opt_word().as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(w) => return Err(cmd_err!("view: expected on or off, got '{w}'")),
+    };
+    args.end()?;
+    let what = ctx
+        .kernel
+        .memory_view(on)
+        .map_err(|why| cmd_err!("view: {why}"))?;
+    writeln!(ctx, "{}", one_line(&what))?;
+    Ok(())
+}
+
 /// `version`.
 pub fn version(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     args.end()?;
@@ -158,6 +195,25 @@ pub static COMMANDS: &[Command] = &[
         summary: "print the kernel version, boot path and command line",
         help: "",
         run: version,
+    },
+    Command {
+        name: "fb",
+        usage: "fb",
+        summary: "print the framebuffer console's mode",
+        help: "Resolution, pitch (bytes per row), bits per pixel, the pixel format as\n\
+               size@shift of the red, green and blue masks, the physical address, who\n\
+               set the mode (limine, pci-vga, pci-bochs-display) and the text grid.",
+        run: fb,
+    },
+    Command {
+        name: "view",
+        usage: "view [on|off]",
+        summary: "the shell beside a live picture of physical memory",
+        help: "The right part of the screen shows every page frame, a small square per\n\
+               group of frames, coloured by state: reserved, free (one colour per zone),\n\
+               cached, allocated, slab. It is redrawn after every command, repainting\n\
+               only the squares that changed. 'view off' gives the whole screen back.",
+        run: view,
     },
     Command {
         name: "reboot",

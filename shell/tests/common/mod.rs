@@ -41,6 +41,8 @@ pub struct Fake {
     pub fail_addr: Option<u64>,
     /// What `version_info` reports as the taint.
     pub tainted: Option<String>,
+    /// The framebuffer mode `fb` reports (`None`: serial only).
+    pub fb: Option<shell::FbMode>,
 }
 
 impl fmt::Write for Fake {
@@ -61,6 +63,9 @@ impl Platform for Fake {
     }
     fn clear_screen(&mut self) {
         self.calls.push("clear_screen".into());
+    }
+    fn framebuffer(&self) -> Option<shell::FbMode> {
+        self.fb
     }
     fn reboot(&mut self) -> &'static str {
         self.calls.push("reboot".into());
