@@ -15,6 +15,8 @@
 //! - [`cmdline`]: the kernel command line and its `key=value` options.
 //! - [`layout`]: every fixed kernel virtual address, with a picture of the space.
 //! - [`sim`]: simulated physical memory for host tests and benchmarks.
+//! - [`vmalloc`]: vmalloc and ioremap areas over the buddy allocator and the
+//!   page tables (through a small mapper trait).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -30,6 +32,7 @@ pub mod memmap;
 pub mod page;
 pub mod sim;
 pub mod slab;
+pub mod vmalloc;
 pub use page::*;
 
 /// Access to physical memory for the parts of the logic that touch contents
