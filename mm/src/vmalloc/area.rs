@@ -3,8 +3,9 @@
 //! O(log n) of the number of live areas and free ranges.
 //!
 //! Three ordered indexes:
-//! - `free`: free ranges by start (`start -> len`), so a freed area finds its
-//!   neighbours with one predecessor and one exact lookup and merges with them;
+//! - `free`: free ranges by end (`end -> start`), so a freed area finds its
+//!   neighbours with one exact and one successor lookup and merges with them, and
+//!   an allocation that cuts the front off a range updates its entry in place;
 //! - `by_size`: the same ranges as `(len, start)`, so allocation takes the
 //!   smallest range that fits (best fit, lowest address among equals) with one
 //!   range query;
@@ -42,7 +43,9 @@ pub struct AreaAlloc<T> {
     kind: AreaKind,
     start: u64,
     end: u64,
+    /// Free ranges: end -> start.
     free: BTreeMap<u64, u64>,
+    /// Free ranges: (len, start).
     by_size: BTreeSet<(u64, u64)>,
     live: BTreeMap<u64, Live<T>>,
 }
@@ -84,13 +87,8 @@ impl<T> AreaAlloc<T> {
     }
 
     fn insert_free(&mut self, start: u64, len: u64) {
-        self.free.insert(start, len);
+        self.free.insert(start + len, start);
         self.by_size.insert((len, start));
-    }
-
-    fn remove_free(&mut self, start: u64, len: u64) {
-        self.free.remove(&start);
-        self.by_size.remove(&(len, start));
     }
 
     /// Allocates an area of `pages` usable pages plus a guard page; returns its start.
@@ -109,9 +107,14 @@ impl<T> AreaAlloc<T> {
                 size,
             });
         };
-        self.remove_free(start, len);
-        if len > need {
-            self.insert_free(start + need, len - need);
+        self.by_size.remove(&(len, start));
+        let end = start + len;
+        if len == need {
+            self.free.remove(&end);
+        } else if let Some(s) = self.free.get_mut(&end) {
+            // Cut the front off: the range keeps its end, so its key.
+            *s = start + need;
+            self.by_size.insert((len - need, start + need));
         }
         self.live.insert(start, Live { size, data });
         Ok(start)
@@ -169,22 +172,30 @@ impl<T> AreaAlloc<T> {
     /// Frees the live area starting at `addr` (its guard page too) and returns its
     /// data; the errors of [`find_start`](Self::find_start) otherwise, with nothing changed.
     pub fn free(&mut self, addr: u64) -> Result<T, VmError> {
-        self.find_start(addr)?;
-        let live = self.live.remove(&addr).expect("found above");
+        let Some(live) = self.live.remove(&addr) else {
+            let kind = self.kind;
+            return Err(self
+                .find_start(addr)
+                .err()
+                .unwrap_or(VmError::NotAllocated { addr, kind }));
+        };
         let mut start = addr;
-        let mut len = live.size + PAGE;
-        if let Some((&ps, &pl)) = self.free.range(..start).next_back() {
-            if ps + pl == start {
-                self.remove_free(ps, pl);
-                start = ps;
-                len += pl;
+        let end = addr + live.size + PAGE;
+        // A free range ending where the area starts.
+        if let Some(ps) = self.free.remove(&start) {
+            self.by_size.remove(&(start - ps, ps));
+            start = ps;
+        }
+        // A free range starting where the area (its guard page) ends: extend it
+        // downwards in place (its end, the key, stays).
+        match self.free.range_mut(end + 1..).next() {
+            Some((&ne, ns)) if *ns == end => {
+                self.by_size.remove(&(ne - end, end));
+                *ns = start;
+                self.by_size.insert((ne - start, start));
             }
+            _ => self.insert_free(start, end - start),
         }
-        if let Some(&nl) = self.free.get(&(start + len)) {
-            self.remove_free(start + len, nl);
-            len += nl;
-        }
-        self.insert_free(start, len);
         Ok(live.data)
     }
 
@@ -195,7 +206,7 @@ impl<T> AreaAlloc<T> {
 
     /// Free ranges in address order: `(start, len)`.
     pub fn free_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.free.iter().map(|(&s, &l)| (s, l))
+        self.free.iter().map(|(&e, &s)| (s, e - s))
     }
 
     /// Number of live areas.
@@ -219,25 +230,25 @@ impl<T> AreaAlloc<T> {
         if self.by_size.len() != self.free.len() {
             return Err("by_size and free differ in length");
         }
-        for (&s, &l) in &self.free {
-            if !self.by_size.contains(&(l, s)) {
+        for (&e, &s) in &self.free {
+            if e <= s || !self.by_size.contains(&(e - s, s)) {
                 return Err("free range missing from by_size");
             }
         }
         // Merge-walk the two maps in address order: they must tile the region.
         let mut cursor = self.start;
         let mut last_free = false;
-        let mut f = self.free.iter().peekable();
+        let mut f = self.free.iter().map(|(&e, &s)| (s, e - s)).peekable();
         let mut a = self.live.iter().peekable();
         loop {
             let take_free = match (f.peek(), a.peek()) {
-                (Some((&s, _)), Some((&ls, _))) => s < ls,
+                (Some(&(s, _)), Some((&ls, _))) => s < ls,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
             if take_free {
-                let (&s, &l) = f.next().expect("peeked");
+                let (s, l) = f.next().expect("peeked");
                 if s != cursor {
                     return Err("gap or overlap before a free range");
                 }
