@@ -51,10 +51,15 @@ pub struct AreaAlloc<T> {
 }
 
 impl<T> AreaAlloc<T> {
-    /// An allocator over `region` (page aligned, at least two pages), all of it free.
+    /// An allocator over `region`, all of it free. Panics unless the region is
+    /// page aligned, at least two pages and below 2^64 (a fixed layout constant).
     /// `kind` names the areas in errors.
     pub fn new(kind: AreaKind, region: Region) -> AreaAlloc<T> {
-        assert!(region.start % PAGE == 0 && region.size % PAGE == 0 && region.size >= 2 * PAGE);
+        assert!(
+            region.start.is_multiple_of(PAGE)
+                && region.size.is_multiple_of(PAGE)
+                && region.size >= 2 * PAGE
+        );
         let end = region
             .start
             .checked_add(region.size)

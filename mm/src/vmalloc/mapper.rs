@@ -244,7 +244,7 @@ impl KernelMapper for FakeMapper {
         prot: Prot,
         cache: CacheMode,
     ) -> Result<(), MapError> {
-        if virt % PAGE_SIZE as u64 != 0 || phys % PAGE_SIZE as u64 != 0 {
+        if !virt.is_multiple_of(PAGE_SIZE as u64) || !phys.is_multiple_of(PAGE_SIZE as u64) {
             return Err(MapError::Refused("misaligned address"));
         }
         if let Some(n) = self.fail_after.as_mut() {
