@@ -675,3 +675,26 @@ fn alloc_vm_pages_is_all_or_nothing() {
     free_vm_pages(&mut b, &out[1..]);
     assert_eq!(free_counts(&b), before);
 }
+
+#[test]
+fn injected_page_failure_midway_rolls_back() {
+    let mut map = mem_map();
+    let mut b = boot(&mut map);
+    let mut pt = FakeMapper::new();
+    let mut v = VmSpace::new();
+    let keep = v.vmalloc(2 * PAGE, "keep", &mut b, &mut pt).unwrap();
+    let snap = snapshot(&v, &b, &pt);
+    // fail_page_alloc: 5 pages of budget, then every call fails.
+    b.set_fail_page_alloc(Some(crate::fault::FaultConfig {
+        space: 5,
+        ..crate::fault::FaultConfig::ALWAYS
+    }));
+    let r = v.vmalloc(12 * PAGE, "injected", &mut b, &mut pt);
+    assert_eq!(r, Err(VmError::OutOfMemory(MmError::OutOfMemory)));
+    assert!(b.fail_page_alloc().injected() > 0);
+    b.set_fail_page_alloc(None);
+    assert_eq!(snapshot(&v, &b, &pt), snap);
+    assert_eq!(v.vmalloc_areas().check(), Ok(()));
+    b.check().unwrap();
+    v.vfree(keep, &mut b, &mut pt).unwrap();
+}
