@@ -1,7 +1,7 @@
 //! Linux's `vmalloc`/`vzalloc`/`vfree`/`vmalloc_to_page` and
 //! `ioremap`/`ioremap_wc`/`iounmap`: kernel virtual ranges in
-//! [`layout::VMALLOC`](crate::layout::VMALLOC) and
-//! [`layout::IOREMAP`](crate::layout::IOREMAP), hardware-free.
+//! [`layout::VMALLOC`] and
+//! [`layout::IOREMAP`], hardware-free.
 //!
 //! - vmalloc maps order-0 frames from any zone, ZONE_UNMAPPED first (it spares
 //!   the direct-mapped zones, and it is how unmapped memory becomes usable by the
