@@ -17,10 +17,12 @@
 //!                       | direct map (64 TiB): physical p at         |
 //!                       | DIRECT_MAP_BASE + p; RAM of ZONE_DMA and   |
 //!                       | ZONE_NORMAL, the framebuffer, local APIC   |
-//! 0xffff_c000_0000_0000 +-------------------------------------------+ VMALLOC (reserved)
-//!                       | vmalloc (32 TiB): reserved, unused yet     |
-//! 0xffff_e000_0000_0000 +-------------------------------------------+ IOREMAP (reserved)
-//!                       | ioremap (1 TiB): reserved, unused yet      |
+//! 0xffff_c000_0000_0000 +-------------------------------------------+ VMALLOC
+//!                       | vmalloc (32 TiB): areas of vmalloc/vzalloc,|
+//!                       | each followed by an unmapped guard page    |
+//! 0xffff_e000_0000_0000 +-------------------------------------------+ IOREMAP
+//!                       | ioremap (1 TiB): device memory mappings,   |
+//!                       | uncached or write-combining, guard pages   |
 //! 0xffff_e100_0000_0000 +-------------------------------------------+
 //!                       | unused                                     |
 //! 0xffff_fe00_0000_0000 +-------------------------------------------+ TEMP_WINDOW
@@ -34,8 +36,8 @@
 //! 0xffff_ffff_ffff_ffff +-------------------------------------------+
 //! ```
 //!
-//! [`VMALLOC`] and [`IOREMAP`] are only documented reservations for the coming
-//! virtual-memory work: nothing maps or uses them yet.
+//! [`VMALLOC`] and [`IOREMAP`] are handed out by [`crate::vmalloc`] (one area
+//! allocator per range), which maps them through the kernel's page tables.
 //!
 //! Nothing else defines these addresses: the kernel's page tables and memory setup
 //! (`kernel/src/memory/`), the PVH boot stub (`kernel/src/boot/pvh.rs`, as `const`
@@ -80,17 +82,18 @@ pub const DIRECT_MAP: Region = Region {
     size: 64 * TIB,
 };
 
-/// Reserved for vmalloc (virtually contiguous kernel allocations). Nothing uses
-/// it yet: it is here so that the virtual-memory work has its place.
+/// vmalloc's range: virtually contiguous kernel allocations of frames from any
+/// zone ([`crate::vmalloc::VmSpace::vmalloc`]).
 pub const VMALLOC: Region = Region {
-    name: "vmalloc (reserved)",
+    name: "vmalloc",
     start: 0xffff_c000_0000_0000,
     size: 32 * TIB,
 };
 
-/// Reserved for ioremap (device memory mappings). Nothing uses it yet.
+/// ioremap's range: mappings of device memory
+/// ([`crate::vmalloc::VmSpace::ioremap`]).
 pub const IOREMAP: Region = Region {
-    name: "ioremap (reserved)",
+    name: "ioremap",
     start: 0xffff_e000_0000_0000,
     size: TIB,
 };

@@ -16,6 +16,8 @@
 //! - [`layout`]: every fixed kernel virtual address, with a picture of the space.
 //! - [`sim`]: simulated physical memory for host tests and benchmarks.
 //! - [`resource`]: the iomem and ioport resource trees (`request_region`, `/proc/iomem`).
+//! - [`vmalloc`]: vmalloc and ioremap areas over the buddy allocator and the
+//!   page tables (through a small mapper trait).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod page;
 pub mod resource;
 pub mod sim;
 pub mod slab;
+pub mod vmalloc;
 pub use page::*;
 
 /// Access to physical memory for the parts of the logic that touch contents

@@ -1,0 +1,685 @@
+//! Linux's `vmalloc`/`vzalloc`/`vfree`/`vmalloc_to_page` and
+//! `ioremap`/`ioremap_wc`/`iounmap`: kernel virtual ranges in
+//! [`layout::VMALLOC`] and
+//! [`layout::IOREMAP`], hardware-free.
+//!
+//! - vmalloc maps order-0 frames from any zone, ZONE_UNMAPPED first (it spares
+//!   the direct-mapped zones, and it is how unmapped memory becomes usable by the
+//!   kernel), then NORMAL, then DMA, at consecutive virtual pages. ioremap maps a
+//!   physical device range uncached or write-combining ([`CacheMode`]).
+//! - Each area is followed by an unmapped guard page; areas come from an
+//!   [`AreaAlloc`] per range, O(log n) in the number of live areas.
+//! - Frees are checked: anything but the address an allocation returned is an
+//!   error that says what the address is (inside an area at some offset, a guard
+//!   page, never allocated or freed already, an area of the other kind).
+//! - Failures change nothing: out of memory (frames, the per-area page array,
+//!   virtual space) or a page-table refusal midway unmaps, frees and releases
+//!   what was taken.
+//!
+//! The page tables are reached through [`KernelMapper`] (map one page, unmap one,
+//! flush a range), which the kernel implements over its real tables and host tests
+//! over [`FakeMapper`]. Frames come from [`Buddy`]; `vzalloc` zeroes them through
+//! [`PhysMem`] (in the kernel, UNMAPPED frames through the temporary window).
+
+pub mod area;
+pub mod mapper;
+#[cfg(test)]
+mod tests;
+
+use alloc::vec::Vec;
+use core::fmt;
+
+pub use area::{AreaAlloc, Live};
+pub use mapper::{CacheMode, FakeMapper, KernelMapper, MapError, Prot};
+
+use crate::buddy::Buddy;
+use crate::layout::{self, Region};
+use crate::{Gfp, MmError, Pfn, PhysMem, PAGE_SIZE};
+
+const PAGE: u64 = PAGE_SIZE as u64;
+
+/// The highest physical address width x86_64 page tables can express (52 bits).
+pub const MAX_PHYS: u64 = 1 << 52;
+
+/// The gfp of vmalloc's frames: `__GFP_HIGHMEM` walks UNMAPPED, NORMAL, DMA.
+pub const VMALLOC_GFP: Gfp = Gfp::HIGHMEM;
+
+/// Which range an area lives in, and so which function frees it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum AreaKind {
+    /// `vmalloc`/`vzalloc`, freed by `vfree`.
+    Vmalloc,
+    /// `ioremap`/`ioremap_wc`, freed by `iounmap`.
+    Ioremap,
+}
+
+impl AreaKind {
+    /// `vmalloc` or `ioremap`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            AreaKind::Vmalloc => "vmalloc",
+            AreaKind::Ioremap => "ioremap",
+        }
+    }
+    /// The function that frees this kind.
+    pub const fn free_fn(self) -> &'static str {
+        match self {
+            AreaKind::Vmalloc => "vfree",
+            AreaKind::Ioremap => "iounmap",
+        }
+    }
+}
+
+impl fmt::Display for AreaKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a vmalloc or ioremap operation failed. Nothing was changed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VmError {
+    /// A size of 0 or larger than the range.
+    BadSize { size: u64 },
+    /// No free virtual range of `size` bytes plus a guard page.
+    NoSpace { kind: AreaKind, size: u64 },
+    /// The buddy allocator has no frame left (after taking some: they were returned).
+    OutOfMemory(MmError),
+    /// The kernel heap could not hold the area's page array of `bytes`.
+    HeapOutOfMemory { bytes: u64 },
+    /// The page tables refused a mapping (everything taken was released).
+    Map(MapError),
+    /// `addr` is not in the range of `kind` at all.
+    OutOfRange { addr: u64, kind: AreaKind },
+    /// `addr` is inside a live area that starts (as its allocation returned it)
+    /// at `area`; `offset` = `addr - area`.
+    NotAreaStart {
+        addr: u64,
+        kind: AreaKind,
+        area: u64,
+        offset: i64,
+    },
+    /// `addr` is in the guard page after the live area `area`.
+    GuardPage {
+        addr: u64,
+        kind: AreaKind,
+        area: u64,
+    },
+    /// `addr` is in the range but in no live area: never allocated, or freed already.
+    NotAllocated { addr: u64, kind: AreaKind },
+    /// `addr` is a live area of another kind (`is`), freed by another function.
+    WrongKind { addr: u64, is: AreaKind },
+    /// ioremap of RAM from the memory map (Linux refuses it too): `phys` is RAM.
+    Ram { phys: u64 },
+    /// A physical range that wraps or lies above 2^52.
+    BadPhys { phys: u64, size: u64 },
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            VmError::BadSize { size } => write!(f, "size {size} out of range"),
+            VmError::NoSpace { kind, size } => {
+                write!(f, "no free {kind} range of {size} bytes plus a guard page")
+            }
+            VmError::OutOfMemory(e) => write!(f, "{e}"),
+            VmError::HeapOutOfMemory { bytes } => {
+                write!(
+                    f,
+                    "out of memory: no heap for a page array of {bytes} bytes"
+                )
+            }
+            VmError::Map(e) => write!(f, "page tables: {e}"),
+            VmError::OutOfRange { addr, kind } => {
+                write!(f, "{addr:#018x} is not in the {kind} range")
+            }
+            VmError::NotAreaStart {
+                addr,
+                kind,
+                area,
+                offset,
+            } => {
+                let sign = if offset < 0 { "-" } else { "+" };
+                write!(
+                    f,
+                    "{addr:#018x} is not the start of a {kind} area: it is inside the \
+                     area {area:#018x} at offset {sign}{:#x}",
+                    offset.unsigned_abs()
+                )
+            }
+            VmError::GuardPage { addr, kind, area } => write!(
+                f,
+                "{addr:#018x} is the guard page of the {kind} area {area:#018x}"
+            ),
+            VmError::NotAllocated { addr, kind } => write!(
+                f,
+                "{addr:#018x} is not a live {kind} area (never allocated or freed already)"
+            ),
+            VmError::WrongKind { addr, is } => write!(
+                f,
+                "{addr:#018x} is an {is} area: free it with {}",
+                is.free_fn()
+            ),
+            VmError::Ram { phys } => write!(
+                f,
+                "{phys:#x} is RAM, not device memory: ioremap refuses it (use the page allocator)"
+            ),
+            VmError::BadPhys { phys, size } => write!(
+                f,
+                "physical range {phys:#x}+{size:#x} is beyond the 52-bit physical address space"
+            ),
+        }
+    }
+}
+
+impl From<MapError> for VmError {
+    fn from(e: MapError) -> VmError {
+        VmError::Map(e)
+    }
+}
+
+/// What a vmalloc area holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmallocArea {
+    /// Who asked (Linux's `caller` in `/proc/vmallocinfo`).
+    pub caller: &'static str,
+    /// The size asked for in bytes.
+    pub requested: u64,
+    /// The frame behind each page, in order.
+    pub pages: Vec<Pfn>,
+}
+
+/// What an ioremap area maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoArea {
+    /// Who asked.
+    pub caller: &'static str,
+    /// The physical address asked for (not necessarily page aligned).
+    pub phys: u64,
+    /// The size asked for in bytes.
+    pub requested: u64,
+    /// Memory type of the mapping.
+    pub cache: CacheMode,
+}
+
+impl IoArea {
+    fn offset(&self) -> u64 {
+        self.phys % PAGE
+    }
+}
+
+/// One live area, as listings show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AreaInfo {
+    /// vmalloc or ioremap.
+    pub kind: AreaKind,
+    /// The address the allocation returned (and that frees it).
+    pub addr: u64,
+    /// First mapped page.
+    pub start: u64,
+    /// The size asked for in bytes.
+    pub requested: u64,
+    /// Mapped pages (the guard page not included).
+    pub pages: u64,
+    /// Who asked.
+    pub caller: &'static str,
+    /// ioremap: the physical address asked for.
+    pub phys: Option<u64>,
+    /// Memory type.
+    pub cache: CacheMode,
+}
+
+impl AreaInfo {
+    /// One line of Linux's `/proc/vmallocinfo`: `start-end size caller` then
+    /// `pages=N vmalloc` or `phys=P ioremap` (`ioremap_wc` here for write-combining).
+    /// As in Linux, `end` and `size` include the guard page.
+    pub fn vmallocinfo_line(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        let span = (self.pages + 1) * PAGE;
+        write!(
+            f,
+            "{:#018x}-{:#018x} {:>10} {}",
+            self.start,
+            self.start + span,
+            span,
+            self.caller
+        )?;
+        match self.phys {
+            None => write!(f, " pages={} vmalloc", self.pages),
+            Some(p) => {
+                let what = match self.cache {
+                    CacheMode::WriteCombining => "ioremap_wc",
+                    _ => "ioremap",
+                };
+                write!(f, " phys={:#018x} {what}", p - p % PAGE)
+            }
+        }
+    }
+}
+
+/// Totals for `/proc/meminfo`'s `Vmalloc*` lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VmStat {
+    /// Size of the vmalloc range in bytes (`VmallocTotal`).
+    pub vmalloc_total: u64,
+    /// Bytes mapped by live vmalloc areas (`VmallocUsed`).
+    pub vmalloc_used: u64,
+    /// Largest free vmalloc range (`VmallocChunk`).
+    pub vmalloc_chunk: u64,
+    /// Live vmalloc areas.
+    pub vmalloc_areas: u64,
+    /// Bytes mapped by live ioremap areas.
+    pub ioremap_used: u64,
+    /// Live ioremap areas.
+    pub ioremap_areas: u64,
+}
+
+/// vmalloc's page allocation, the one place that takes its frames from the buddy
+/// allocator: appends `n` order-0 frames of `gfp` to `out`, all or none (on failure
+/// the frames it took are freed again and `out` is as before). The caller reserves
+/// `out`'s capacity. This is the shape of Linux's `alloc_pages_bulk`, which will
+/// replace the loop.
+pub fn alloc_vm_pages(
+    buddy: &mut Buddy<'_>,
+    gfp: Gfp,
+    n: usize,
+    out: &mut Vec<Pfn>,
+) -> Result<(), MmError> {
+    let base = out.len();
+    for _ in 0..n {
+        match buddy.alloc_page(gfp) {
+            Ok(p) => out.push(p),
+            Err(e) => {
+                free_vm_pages(buddy, &out[base..]);
+                out.truncate(base);
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Frees frames taken by [`alloc_vm_pages`].
+fn free_vm_pages(buddy: &mut Buddy<'_>, pages: &[Pfn]) {
+    for &p in pages {
+        let r = buddy.__free_page(p);
+        debug_assert!(r.is_ok(), "vmalloc frame {p} not freeable: {r:?}");
+    }
+}
+
+/// Unmaps `pages` pages from `start` and flushes them; the first refusal, if any
+/// (the walk goes on: a page that is not mapped is unmapped already).
+fn unmap_range(pt: &mut impl KernelMapper, start: u64, pages: u64) -> Result<(), MapError> {
+    let mut first = Ok(());
+    for i in 0..pages {
+        if let Err(e) = pt.unmap_page(start + i * PAGE) {
+            if first.is_ok() {
+                first = Err(e);
+            }
+        }
+    }
+    if pages > 0 {
+        pt.flush(start, pages * PAGE);
+    }
+    first
+}
+
+/// The vmalloc and ioremap ranges: every live area and its backing.
+#[derive(Clone, Debug)]
+pub struct VmSpace {
+    vmalloc: AreaAlloc<VmallocArea>,
+    ioremap: AreaAlloc<IoArea>,
+}
+
+impl Default for VmSpace {
+    fn default() -> Self {
+        VmSpace::new()
+    }
+}
+
+impl VmSpace {
+    /// Empty areas over the kernel's ranges [`layout::VMALLOC`] and [`layout::IOREMAP`].
+    pub fn new() -> VmSpace {
+        VmSpace::with_ranges(layout::VMALLOC, layout::IOREMAP)
+    }
+
+    /// Empty areas over other ranges (page aligned, disjoint; for tests).
+    pub fn with_ranges(vmalloc: Region, ioremap: Region) -> VmSpace {
+        VmSpace {
+            vmalloc: AreaAlloc::new(AreaKind::Vmalloc, vmalloc),
+            ioremap: AreaAlloc::new(AreaKind::Ioremap, ioremap),
+        }
+    }
+
+    /// The vmalloc area allocator (read-only).
+    pub fn vmalloc_areas(&self) -> &AreaAlloc<VmallocArea> {
+        &self.vmalloc
+    }
+
+    /// The ioremap area allocator (read-only).
+    pub fn ioremap_areas(&self) -> &AreaAlloc<IoArea> {
+        &self.ioremap
+    }
+
+    /// Pages for `size` bytes in `region`: `BadSize` for 0 or more than fits.
+    fn pages_for(size: u64, alloc_bounds: (u64, u64)) -> Result<u64, VmError> {
+        let max = alloc_bounds.1 - alloc_bounds.0 - PAGE;
+        if size == 0 || size > max {
+            return Err(VmError::BadSize { size });
+        }
+        Ok(size.div_ceil(PAGE))
+    }
+
+    /// Linux `vmalloc(size)`: `size` bytes (rounded up to pages) of virtually
+    /// contiguous memory, each page a frame from UNMAPPED, NORMAL or DMA (in that
+    /// order of preference), mapped read-write, no-execute, write-back, followed
+    /// by an unmapped guard page. Returns the start address. `caller` names the
+    /// owner in listings.
+    ///
+    /// Errors (nothing changed): `BadSize`, `HeapOutOfMemory` (page array),
+    /// `NoSpace` (virtual range), `OutOfMemory` (frames), `Map` (page tables).
+    pub fn vmalloc(
+        &mut self,
+        size: u64,
+        caller: &'static str,
+        buddy: &mut Buddy<'_>,
+        pt: &mut impl KernelMapper,
+    ) -> Result<u64, VmError> {
+        let n = Self::pages_for(size, self.vmalloc.bounds())?;
+        let mut pages = Vec::new();
+        pages
+            .try_reserve_exact(n as usize)
+            .map_err(|_| VmError::HeapOutOfMemory {
+                bytes: n * core::mem::size_of::<Pfn>() as u64,
+            })?;
+        let start = self.vmalloc.alloc(
+            n,
+            VmallocArea {
+                caller,
+                requested: size,
+                pages: Vec::new(),
+            },
+        )?;
+        if let Err(e) = alloc_vm_pages(buddy, VMALLOC_GFP, n as usize, &mut pages) {
+            self.release_vmalloc_area(start);
+            return Err(VmError::OutOfMemory(e));
+        }
+        for (i, p) in pages.iter().enumerate() {
+            let virt = start + i as u64 * PAGE;
+            if let Err(e) = pt.map_page(virt, p.phys(), Prot::RW, CacheMode::WriteBack) {
+                // The unmap of pages this call mapped cannot be refused.
+                let _ = unmap_range(pt, start, i as u64);
+                free_vm_pages(buddy, &pages);
+                self.release_vmalloc_area(start);
+                return Err(VmError::Map(e));
+            }
+        }
+        if let Some(data) = self.vmalloc.data_mut(start) {
+            data.pages = pages;
+        }
+        Ok(start)
+    }
+
+    fn release_vmalloc_area(&mut self, start: u64) {
+        let r = self.vmalloc.free(start);
+        debug_assert!(r.is_ok(), "fresh vmalloc area {start:#x} not freeable");
+    }
+
+    /// Linux `vzalloc(size)`: [`vmalloc`](Self::vmalloc) with every page zeroed
+    /// (through `mem`, which reaches frames outside the direct map too).
+    pub fn vzalloc(
+        &mut self,
+        size: u64,
+        caller: &'static str,
+        buddy: &mut Buddy<'_>,
+        pt: &mut impl KernelMapper,
+        mem: &mut impl PhysMem,
+    ) -> Result<u64, VmError> {
+        let start = self.vmalloc(size, caller, buddy, pt)?;
+        if let Some(live) = self.vmalloc.get(start) {
+            for p in &live.data.pages {
+                mem.fill(p.phys(), PAGE_SIZE, 0);
+            }
+        }
+        Ok(start)
+    }
+
+    /// Linux `vfree(addr)`: unmaps the area that `vmalloc` returned at `addr`,
+    /// flushes it from the TLB, then frees its frames and its virtual range.
+    ///
+    /// Errors (nothing changed): `NotAreaStart`, `GuardPage`, `NotAllocated`
+    /// (never allocated or freed already), `WrongKind` (an ioremap area),
+    /// `OutOfRange`. If the page tables refuse an unmap (a page of the area was
+    /// unmapped behind vmalloc's back) the area is freed all the same and the
+    /// refusal is returned as `Map`.
+    pub fn vfree(
+        &mut self,
+        addr: u64,
+        buddy: &mut Buddy<'_>,
+        pt: &mut impl KernelMapper,
+    ) -> Result<(), VmError> {
+        if !self.vmalloc.contains(addr) {
+            return Err(self.other_kind(addr, AreaKind::Vmalloc));
+        }
+        let area = self.vmalloc.free(addr)?;
+        let unmapped = unmap_range(pt, addr, area.pages.len() as u64);
+        free_vm_pages(buddy, &area.pages);
+        unmapped.map_err(VmError::Map)
+    }
+
+    /// The error for `addr` given to the free function of `want` while it is not
+    /// in `want`'s range: `WrongKind` if it is a live area of the other kind.
+    fn other_kind(&self, addr: u64, want: AreaKind) -> VmError {
+        let live_other = match want {
+            AreaKind::Vmalloc => self.ioremap.find(addr).is_ok(),
+            AreaKind::Ioremap => self.vmalloc.find(addr).is_ok(),
+        };
+        if live_other {
+            let is = match want {
+                AreaKind::Vmalloc => AreaKind::Ioremap,
+                AreaKind::Ioremap => AreaKind::Vmalloc,
+            };
+            VmError::WrongKind { addr, is }
+        } else {
+            VmError::OutOfRange { addr, kind: want }
+        }
+    }
+
+    /// Linux `vmalloc_to_page(addr)`: the frame behind any address inside a live
+    /// vmalloc area. Errors: `GuardPage`, `NotAllocated`, `WrongKind` (an ioremap
+    /// area: device memory has no `struct page`), `OutOfRange`.
+    pub fn vmalloc_to_page(&self, addr: u64) -> Result<Pfn, VmError> {
+        if !self.vmalloc.contains(addr) {
+            return Err(self.other_kind(addr, AreaKind::Vmalloc));
+        }
+        let (start, live) = self.vmalloc.find(addr)?;
+        Ok(live.data.pages[((addr - start) / PAGE) as usize])
+    }
+
+    /// Linux `ioremap(phys, size)`: maps the device range `[phys, phys + size)`
+    /// uncached (`UC`), read-write, no-execute. As in Linux an unaligned range
+    /// maps every page it touches and the result is the area's start plus
+    /// `phys % 4096`.
+    ///
+    /// Errors (nothing changed): `BadSize`, `BadPhys`, `Ram` (the range touches
+    /// RAM of the memory map, reserved RAM included: a second, uncached mapping
+    /// of RAM would alias the direct map's write-back one), `NoSpace`, `Map`.
+    pub fn ioremap(
+        &mut self,
+        phys: u64,
+        size: u64,
+        caller: &'static str,
+        buddy: &Buddy<'_>,
+        pt: &mut impl KernelMapper,
+    ) -> Result<u64, VmError> {
+        self.ioremap_cache(phys, size, CacheMode::Uncached, caller, buddy, pt)
+    }
+
+    /// Linux `ioremap_wc(phys, size)`: [`ioremap`](Self::ioremap) with
+    /// write-combining (PAT entry 1, see [`mapper`]).
+    pub fn ioremap_wc(
+        &mut self,
+        phys: u64,
+        size: u64,
+        caller: &'static str,
+        buddy: &Buddy<'_>,
+        pt: &mut impl KernelMapper,
+    ) -> Result<u64, VmError> {
+        self.ioremap_cache(phys, size, CacheMode::WriteCombining, caller, buddy, pt)
+    }
+
+    /// `ioremap` with any memory type (Linux's `ioremap_prot` family).
+    pub fn ioremap_cache(
+        &mut self,
+        phys: u64,
+        size: u64,
+        cache: CacheMode,
+        caller: &'static str,
+        buddy: &Buddy<'_>,
+        pt: &mut impl KernelMapper,
+    ) -> Result<u64, VmError> {
+        if size == 0 {
+            return Err(VmError::BadSize { size });
+        }
+        let end = match phys.checked_add(size) {
+            Some(e) if e <= MAX_PHYS => e,
+            _ => return Err(VmError::BadPhys { phys, size }),
+        };
+        let first = phys - phys % PAGE;
+        let last = end.div_ceil(PAGE) * PAGE;
+        let n = Self::pages_for(last - first, self.ioremap.bounds())?;
+        for (s, e) in buddy.ram_ranges() {
+            let (lo, hi) = (first.max(s.phys()), last.min(e.phys()));
+            if lo < hi {
+                return Err(VmError::Ram { phys: lo.max(phys) });
+            }
+        }
+        let area = IoArea {
+            caller,
+            phys,
+            requested: size,
+            cache,
+        };
+        let start = self.ioremap.alloc(n, area)?;
+        for i in 0..n {
+            if let Err(e) = pt.map_page(start + i * PAGE, first + i * PAGE, Prot::RW, cache) {
+                // The unmap of pages this call mapped cannot be refused.
+                let _ = unmap_range(pt, start, i);
+                let r = self.ioremap.free(start);
+                debug_assert!(r.is_ok());
+                return Err(VmError::Map(e));
+            }
+        }
+        Ok(start + area.offset())
+    }
+
+    /// Linux `iounmap(addr)`: unmaps the area `ioremap` returned `addr` for (the
+    /// exact address, offset included; Linux also accepts other addresses of the
+    /// first page) and flushes it.
+    ///
+    /// Errors (nothing changed): `NotAreaStart`, `GuardPage`, `NotAllocated`,
+    /// `WrongKind` (a vmalloc area), `OutOfRange`; a refused unmap as in
+    /// [`vfree`](Self::vfree).
+    pub fn iounmap(&mut self, addr: u64, pt: &mut impl KernelMapper) -> Result<(), VmError> {
+        if !self.ioremap.contains(addr) {
+            return Err(self.other_kind(addr, AreaKind::Ioremap));
+        }
+        let (start, live) = self.ioremap.find(addr)?;
+        let returned = start + live.data.offset();
+        if addr != returned {
+            return Err(VmError::NotAreaStart {
+                addr,
+                kind: AreaKind::Ioremap,
+                area: returned,
+                offset: addr.wrapping_sub(returned) as i64,
+            });
+        }
+        let pages = live.size / PAGE;
+        self.ioremap.free(start)?;
+        unmap_range(pt, start, pages).map_err(VmError::Map)
+    }
+
+    /// Every live area, vmalloc ones first, each in address order.
+    pub fn areas(&self) -> impl Iterator<Item = AreaInfo> + '_ {
+        let v = self.vmalloc.iter().map(|(start, l)| AreaInfo {
+            kind: AreaKind::Vmalloc,
+            addr: start,
+            start,
+            requested: l.data.requested,
+            pages: l.size / PAGE,
+            caller: l.data.caller,
+            phys: None,
+            cache: CacheMode::WriteBack,
+        });
+        let io = self.ioremap.iter().map(|(start, l)| AreaInfo {
+            kind: AreaKind::Ioremap,
+            addr: start + l.data.offset(),
+            start,
+            requested: l.data.requested,
+            pages: l.size / PAGE,
+            caller: l.data.caller,
+            phys: Some(l.data.phys),
+            cache: l.data.cache,
+        });
+        v.chain(io)
+    }
+
+    /// The live area `addr` was returned for, if any (either kind).
+    pub fn area_info(&self, addr: u64) -> Option<AreaInfo> {
+        let start = if self.ioremap.contains(addr) {
+            addr - addr % PAGE
+        } else {
+            addr
+        };
+        self.areas_at(start).filter(|a| a.addr == addr)
+    }
+
+    fn areas_at(&self, start: u64) -> Option<AreaInfo> {
+        if let Some(l) = self.vmalloc.get(start) {
+            return Some(AreaInfo {
+                kind: AreaKind::Vmalloc,
+                addr: start,
+                start,
+                requested: l.data.requested,
+                pages: l.size / PAGE,
+                caller: l.data.caller,
+                phys: None,
+                cache: CacheMode::WriteBack,
+            });
+        }
+        let l = self.ioremap.get(start)?;
+        Some(AreaInfo {
+            kind: AreaKind::Ioremap,
+            addr: start + l.data.offset(),
+            start,
+            requested: l.data.requested,
+            pages: l.size / PAGE,
+            caller: l.data.caller,
+            phys: Some(l.data.phys),
+            cache: l.data.cache,
+        })
+    }
+
+    /// Linux's `/proc/vmallocinfo`: one line per live area (see
+    /// [`AreaInfo::vmallocinfo_line`]).
+    pub fn vmallocinfo(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        for a in self.areas() {
+            a.vmallocinfo_line(f)?;
+            f.write_char('\n')?;
+        }
+        Ok(())
+    }
+
+    /// Totals (`/proc/meminfo`'s `VmallocTotal`, `VmallocUsed`, `VmallocChunk`).
+    /// O(live areas).
+    pub fn stat(&self) -> VmStat {
+        let (vs, ve) = self.vmalloc.bounds();
+        VmStat {
+            vmalloc_total: ve - vs,
+            vmalloc_used: self.vmalloc.iter().map(|(_, l)| l.size).sum(),
+            vmalloc_chunk: self.vmalloc.largest_free(),
+            vmalloc_areas: self.vmalloc.len() as u64,
+            ioremap_used: self.ioremap.iter().map(|(_, l)| l.size).sum(),
+            ioremap_areas: self.ioremap.len() as u64,
+        }
+    }
+}
