@@ -15,6 +15,8 @@
 //! - [`cmdline`]: the kernel command line and its `key=value` options.
 //! - [`layout`]: every fixed kernel virtual address, with a picture of the space.
 //! - [`sim`]: simulated physical memory for host tests and benchmarks.
+//! - [`paging`]: four-level page tables: walk, map, unmap, the DragonOS and MOS
+//!   page-table functions, address spaces.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -28,6 +30,7 @@ pub mod layout;
 pub mod memalloc;
 pub mod memmap;
 pub mod page;
+pub mod paging;
 pub mod sim;
 pub mod slab;
 pub use page::*;
