@@ -19,11 +19,7 @@ use crate::PhysMem;
 
 /// The root frame named by `table` / `is_phys`.
 fn table_root(mem: &impl PhysMem, table: u64, is_phys: bool) -> Option<PhysFrame> {
-    let phys = if is_phys {
-        table
-    } else {
-        mem.phys_of(table)?
-    };
+    let phys = if is_phys { table } else { mem.phys_of(table)? };
     PhysFrame::from_start_address(PhysAddr::try_new(phys).ok()?).ok()
 }
 

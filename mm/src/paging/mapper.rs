@@ -535,7 +535,9 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len.checked_next_multiple_of(4096).unwrap_or(u64::MAX & !0xfff);
+        let len = len
+            .checked_next_multiple_of(4096)
+            .unwrap_or(u64::MAX & !0xfff);
         let last = v0.checked_add(len - 1).ok_or(MapError::NonCanonical(v0))?;
         if VirtAddr::try_new(last).is_err() || (last ^ v0) >> 47 != 0 {
             return Err(MapError::NonCanonical(last));
@@ -653,7 +655,9 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len.checked_next_multiple_of(4096).unwrap_or(u64::MAX & !0xfff);
+        let len = len
+            .checked_next_multiple_of(4096)
+            .unwrap_or(u64::MAX & !0xfff);
         let end = v0.checked_add(len).ok_or(UnmapError::NonCanonical(v0))?;
         if VirtAddr::try_new(end - 1).is_err() || ((end - 1) ^ v0) >> 47 != 0 {
             return Err(UnmapError::NonCanonical(end - 1));
@@ -698,7 +702,10 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
                 (Some(size), _) => {
                     let found = self.find_leaf(root, v, size.leaf_level())?;
                     if found.leaf & REF != 0 {
-                        match self.frames.put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32)) {
+                        match self
+                            .frames
+                            .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
+                        {
                             Ok(_) => stats.refs_dropped += 1,
                             Err(_) => stats.bad_refs += 1,
                         }

@@ -64,7 +64,13 @@ fn map_translate_unmap_4k_frees_tables() {
     let before = fx.free();
     let root = fx.root;
     fx.m()
-        .map(root, va(V + 0x3000), pa(0x4000_0000), PageSize::Size4KiB, RW)
+        .map(
+            root,
+            va(V + 0x3000),
+            pa(0x4000_0000),
+            PageSize::Size4KiB,
+            RW,
+        )
         .unwrap()
         .ignore();
     assert_eq!(fx.free(), before - 3, "PDPT, PD and PT");
@@ -72,7 +78,10 @@ fn map_translate_unmap_4k_frees_tables() {
     assert_eq!(fx.tr(V + 0x4000), None);
     let (_, _, fl) = translate(&fx.mem, root, va(V + 0x3000)).unwrap();
     assert_eq!(fl, F::PRESENT | RW);
-    let (u, f) = fx.m().unmap(root, va(V + 0x3000), PageSize::Size4KiB).unwrap();
+    let (u, f) = fx
+        .m()
+        .unmap(root, va(V + 0x3000), PageSize::Size4KiB)
+        .unwrap();
     assert_eq!(f.addr(), va(V + 0x3000));
     f.flush(&mut fx.tlb);
     assert_eq!(fx.tlb.invlpgs, 1);
@@ -89,20 +98,36 @@ fn live_counts_keep_tables_until_the_last_entry() {
     let root = fx.root;
     for i in 0..3 {
         fx.m()
-            .map(root, va(V + i * 0x1000), pa(0x10_0000 + i * 0x1000), PageSize::Size4KiB, RW)
+            .map(
+                root,
+                va(V + i * 0x1000),
+                pa(0x10_0000 + i * 0x1000),
+                PageSize::Size4KiB,
+                RW,
+            )
             .unwrap()
             .ignore();
     }
     let w = walk(&fx.mem, root, va(V));
     assert_eq!(w.steps().len(), 4);
-    assert_eq!(w.steps()[2].live(), Some(3), "the PD entry counts the PT's 3 entries");
+    assert_eq!(
+        w.steps()[2].live(),
+        Some(3),
+        "the PD entry counts the PT's 3 entries"
+    );
     assert_eq!(w.steps()[0].live(), Some(1));
     assert_eq!(w.steps()[3].live(), None);
     for i in 0..2 {
-        let _ = fx.m().unmap(root, va(V + i * 0x1000), PageSize::Size4KiB).unwrap();
+        let _ = fx
+            .m()
+            .unmap(root, va(V + i * 0x1000), PageSize::Size4KiB)
+            .unwrap();
         assert_eq!(fx.free(), before - 3, "PT still holds an entry");
     }
-    let _ = fx.m().unmap(root, va(V + 0x2000), PageSize::Size4KiB).unwrap();
+    let _ = fx
+        .m()
+        .unmap(root, va(V + 0x2000), PageSize::Size4KiB)
+        .unwrap();
     assert_eq!(fx.free(), before);
 }
 
@@ -113,7 +138,10 @@ fn huge_pages_and_their_errors() {
     let root = fx.root;
     let two = PageSize::Size2MiB;
     let four = PageSize::Size4KiB;
-    fx.m().map(root, va(V), pa(0x20_0000), two, RW).unwrap().ignore();
+    fx.m()
+        .map(root, va(V), pa(0x20_0000), two, RW)
+        .unwrap()
+        .ignore();
     assert_eq!(fx.free(), before - 2, "PDPT and PD");
     assert_eq!(fx.tr(V + 0x1f_fff8), Some((0x3f_fff8, two)));
     // A 4 KiB page inside it: neither mapped nor unmapped, the page is not split.
@@ -137,7 +165,10 @@ fn huge_pages_and_their_errors() {
         Err(MapError::AlreadyMapped { phys, size: PageSize::Size2MiB, .. }) if phys == pa(0x20_0000)
     ));
     // 2 MiB over 4 KiB pages, and the reverse unmap.
-    fx.m().map(root, va(V + 0x20_0000), pa(0), four, RW).unwrap().ignore();
+    fx.m()
+        .map(root, va(V + 0x20_0000), pa(0), four, RW)
+        .unwrap()
+        .ignore();
     assert_eq!(
         fx.m().map(root, va(V + 0x20_0000), pa(0), two, RW),
         Err(MapError::TableInTheWay {
@@ -201,7 +232,9 @@ fn argument_errors() {
             size: PageSize::Size4KiB
         })
     );
-    m.map(root, va(V), pa(0), PageSize::Size4KiB, RW).unwrap().ignore();
+    m.map(root, va(V), pa(0), PageSize::Size4KiB, RW)
+        .unwrap()
+        .ignore();
     assert_eq!(
         m.unmap(root, va(V + 0x1000), PageSize::Size4KiB),
         Err(UnmapError::NotMapped {
@@ -239,7 +272,10 @@ fn out_of_memory_changes_nothing() {
     assert_eq!(fx.free(), 2);
     assert_eq!(fx.mem.read_u64(root.start_address().as_u64() + 128 * 8), 0);
     // A 2 MiB mapping needs two: it fits.
-    fx.m().map(root, va(V), pa(0), PageSize::Size2MiB, RW).unwrap().ignore();
+    fx.m()
+        .map(root, va(V), pa(0), PageSize::Size2MiB, RW)
+        .unwrap()
+        .ignore();
     assert_eq!(fx.free(), 0);
     let _ = fx.m().unmap(root, va(V), PageSize::Size2MiB).unwrap();
     for p in held {
@@ -253,7 +289,13 @@ fn walk_prints_every_level() {
     let root = fx.root;
     let r = root.start_address().as_u64();
     fx.m()
-        .map(root, va(K + 0x5000), pa(0x1234_5000), PageSize::Size4KiB, RW | F::NO_EXECUTE)
+        .map(
+            root,
+            va(K + 0x5000),
+            pa(0x1234_5000),
+            PageSize::Size4KiB,
+            RW | F::NO_EXECUTE,
+        )
         .unwrap()
         .ignore();
     let w = walk(&fx.mem, root, va(K + 0x5008));
@@ -261,17 +303,25 @@ fn walk_prints_every_level() {
     let s = w.to_string();
     let lines: Vec<&str> = s.lines().collect();
     assert_eq!(lines.len(), 5, "{s}");
-    assert!(lines[0].starts_with(&std::format!("PML4[384] @{:#018x} = ", r + 384 * 8)), "{s}");
+    assert!(
+        lines[0].starts_with(&std::format!("PML4[384] @{:#018x} = ", r + 384 * 8)),
+        "{s}"
+    );
     assert!(lines[0].ends_with("PRESENT|WRITABLE (1 live)"), "{s}");
     assert!(lines[3].starts_with("PT  [  5] @"), "{s}");
-    assert!(lines[3].ends_with(" = 0x8000000012345003 PRESENT|WRITABLE|NO_EXECUTE"), "{s}");
+    assert!(
+        lines[3].ends_with(" = 0x8000000012345003 PRESENT|WRITABLE|NO_EXECUTE"),
+        "{s}"
+    );
     assert_eq!(
         lines[4],
         "-> 0xffffc00000005008: 4 KiB page, physical 0x0000000012345008"
     );
     let w = walk(&fx.mem, root, va(K + 0x20_0000));
     assert_eq!(w.end, WalkEnd::NotPresent { level: Level::Pd });
-    assert!(w.to_string().ends_with("-> 0xffffc00000200000: not present at PD"));
+    assert!(w
+        .to_string()
+        .ends_with("-> 0xffffc00000200000: not present at PD"));
     let w = walk(&fx.mem, root, va(0));
     assert_eq!(w.steps().len(), 1);
     assert_eq!(w.end, WalkEnd::NotPresent { level: Level::Pml4 });
@@ -282,9 +332,16 @@ fn kernel_half_pdpt_is_kept() {
     let mut fx = Fx::new();
     let root = fx.root;
     let before = fx.free();
-    fx.m().map(root, va(K), pa(0), PageSize::Size4KiB, RW).unwrap().ignore();
+    fx.m()
+        .map(root, va(K), pa(0), PageSize::Size4KiB, RW)
+        .unwrap()
+        .ignore();
     let _ = fx.m().unmap(root, va(K), PageSize::Size4KiB).unwrap();
-    assert_eq!(fx.free(), before - 1, "the PDPT stays: address spaces share it");
+    assert_eq!(
+        fx.free(),
+        before - 1,
+        "the PDPT stays: address spaces share it"
+    );
     let w = walk(&fx.mem, root, va(K));
     assert_eq!(w.end, WalkEnd::NotPresent { level: Level::Pdpt });
 }
@@ -293,10 +350,22 @@ fn kernel_half_pdpt_is_kept() {
 fn sim_tlb_shows_a_forgotten_flush() {
     let mut fx = Fx::new();
     let root = fx.root;
-    fx.m().map(root, va(V), pa(0x1000), PageSize::Size4KiB, RW).unwrap().ignore();
-    fx.m().map(root, va(V + 0x1000), pa(0x2000), PageSize::Size4KiB, RW).unwrap().ignore();
-    assert_eq!(fx.tlb.translate(&fx.mem, root, va(V)).unwrap().0, pa(0x1000));
-    assert_eq!(fx.tlb.translate(&fx.mem, root, va(V + 0x1000)).unwrap().0, pa(0x2000));
+    fx.m()
+        .map(root, va(V), pa(0x1000), PageSize::Size4KiB, RW)
+        .unwrap()
+        .ignore();
+    fx.m()
+        .map(root, va(V + 0x1000), pa(0x2000), PageSize::Size4KiB, RW)
+        .unwrap()
+        .ignore();
+    assert_eq!(
+        fx.tlb.translate(&fx.mem, root, va(V)).unwrap().0,
+        pa(0x1000)
+    );
+    assert_eq!(
+        fx.tlb.translate(&fx.mem, root, va(V + 0x1000)).unwrap().0,
+        pa(0x2000)
+    );
     let (_, f) = fx.m().unmap(root, va(V), PageSize::Size4KiB).unwrap();
     f.ignore(); // forgotten on purpose
     assert_eq!(
@@ -304,7 +373,10 @@ fn sim_tlb_shows_a_forgotten_flush() {
         pa(0x1000),
         "stale without the flush"
     );
-    let (_, f) = fx.m().unmap(root, va(V + 0x1000), PageSize::Size4KiB).unwrap();
+    let (_, f) = fx
+        .m()
+        .unmap(root, va(V + 0x1000), PageSize::Size4KiB)
+        .unwrap();
     f.flush(&mut fx.tlb);
     assert_eq!(fx.tlb.translate(&fx.mem, root, va(V + 0x1000)), None);
     fx.tlb.flush_all();
@@ -355,8 +427,17 @@ fn dragonos_map_uses_2m_where_aligned_and_4k_at_the_edges() {
     let before = fx.free();
     let mut tlb = SimTlb::new();
     let (v, p, len) = (V + 0x1f_e000, 0x1f_e000, (2 << 20) + 0x4000);
-    let st = fx.m().mm_map_phys_addr(root, v, p, len, RW, false, &mut tlb).unwrap();
-    assert_eq!(st, MapStats { pages_4k: 4, pages_2m: 1 });
+    let st = fx
+        .m()
+        .mm_map_phys_addr(root, v, p, len, RW, false, &mut tlb)
+        .unwrap();
+    assert_eq!(
+        st,
+        MapStats {
+            pages_4k: 4,
+            pages_2m: 1
+        }
+    );
     assert_eq!(tlb.invlpgs, 5);
     assert_eq!(fx.tr(V + 0x30_0000), Some((0x30_0000, PageSize::Size2MiB)));
     assert_eq!(fx.tr(V + 0x1f_f000), Some((0x1f_f000, PageSize::Size4KiB)));
@@ -373,15 +454,37 @@ fn dragonos_map_uses_2m_where_aligned_and_4k_at_the_edges() {
     // use4k, and virt/phys that differ modulo 2 MiB: all 4 KiB.
     let st = fx
         .m()
-        .mm_map_proc_page_table(r, true, V, 0x1000, 2 << 20, RW, true, false, false, &mut tlb)
+        .mm_map_proc_page_table(
+            r,
+            true,
+            V,
+            0x1000,
+            2 << 20,
+            RW,
+            true,
+            false,
+            false,
+            &mut tlb,
+        )
         .unwrap();
-    assert_eq!(st, MapStats { pages_4k: 512, pages_2m: 0 });
+    assert_eq!(
+        st,
+        MapStats {
+            pages_4k: 512,
+            pages_2m: 0
+        }
+    );
     let (_, _, fl) = translate(&fx.mem, root, va(V)).unwrap();
     assert!(fl.contains(F::USER_ACCESSIBLE));
-    assert!(walk(&fx.mem, root, va(V)).steps()[0].flags().contains(F::USER_ACCESSIBLE));
+    assert!(walk(&fx.mem, root, va(V)).steps()[0]
+        .flags()
+        .contains(F::USER_ACCESSIBLE));
     // The table given as a direct-map address.
     let dv = fx.mem.virt_of(r).unwrap();
-    let st = fx.m().mm_unmap_proc_table(dv, false, V, 2 << 20, &mut tlb).unwrap();
+    let st = fx
+        .m()
+        .mm_unmap_proc_table(dv, false, V, 2 << 20, &mut tlb)
+        .unwrap();
     assert_eq!(st.pages_4k, 512);
     assert_eq!(fx.free(), before);
     // Errors.
@@ -417,16 +520,27 @@ fn dragonos_map_failure_rolls_back() {
     let root = fx.root;
     let mut tlb = SimTlb::new();
     fx.m()
-        .map(root, va(V + 0x10_0000), pa(0x9000_0000), PageSize::Size4KiB, RW)
+        .map(
+            root,
+            va(V + 0x10_0000),
+            pa(0x9000_0000),
+            PageSize::Size4KiB,
+            RW,
+        )
         .unwrap()
         .ignore();
     let before = fx.free();
-    let e = fx.m().mm_map_phys_addr(root, V, 0, 4 << 20, RW, true, &mut tlb);
+    let e = fx
+        .m()
+        .mm_map_phys_addr(root, V, 0, 4 << 20, RW, true, &mut tlb);
     assert!(matches!(e, Err(MapError::AlreadyMapped { virt, .. }) if virt == va(V + 0x10_0000)));
     assert_eq!(fx.free(), before);
     assert_eq!(fx.tr(V), None);
     assert_eq!(fx.tr(V + 0xf_f000), None);
-    assert_eq!(fx.tr(V + 0x10_0000), Some((0x9000_0000, PageSize::Size4KiB)));
+    assert_eq!(
+        fx.tr(V + 0x10_0000),
+        Some((0x9000_0000, PageSize::Size4KiB))
+    );
     assert_eq!(
         (tlb.invlpgs, tlb.flush_alls),
         (0, 1),
@@ -447,7 +561,9 @@ fn mos_insert_lookup_remove_keep_refcounts() {
         .ignore();
     assert_eq!(m.frames.page_count(a), Ok(2));
     // Same page again: the count stays, the rights change.
-    m.page_insert(root, a, va(V), F::empty()).unwrap().flush(&mut SimTlb::new());
+    m.page_insert(root, a, va(V), F::empty())
+        .unwrap()
+        .flush(&mut SimTlb::new());
     assert_eq!(m.frames.page_count(a), Ok(2));
     let l = m.page_lookup(root, va(V + 0x123)).unwrap();
     assert_eq!(l.pfn, a);
@@ -470,9 +586,15 @@ fn mos_insert_lookup_remove_keep_refcounts() {
         })
     );
     // A plain mapping replaced by page_insert takes no reference from anyone.
-    m.map(root, va(V + 0x2000), pa(0x7000_0000), PageSize::Size4KiB, RW)
-        .unwrap()
-        .ignore();
+    m.map(
+        root,
+        va(V + 0x2000),
+        pa(0x7000_0000),
+        PageSize::Size4KiB,
+        RW,
+    )
+    .unwrap()
+    .ignore();
     m.page_insert(root, a, va(V + 0x2000), RW).unwrap().ignore();
     assert_eq!(m.frames.page_count(a), Ok(2));
     // A free page cannot be inserted.
@@ -517,7 +639,9 @@ fn mos_pgdir_walk() {
         m.pgdir_walk(root, va(V + 0x40_1000), true),
         Err(MapError::HugePageInTheWay { .. })
     ));
-    let _ = m.unmap(root, va(V + 0x40_0000), PageSize::Size2MiB).unwrap();
+    let _ = m
+        .unmap(root, va(V + 0x40_0000), PageSize::Size2MiB)
+        .unwrap();
     assert_eq!(fx.free(), before);
 }
 
@@ -525,7 +649,10 @@ fn mos_pgdir_walk() {
 fn address_space_shares_the_kernel_half_and_destroy_releases_all() {
     let mut fx = Fx::new();
     let kroot = fx.root;
-    fx.m().map(kroot, va(K), pa(0x5000), PageSize::Size4KiB, RW).unwrap().ignore();
+    fx.m()
+        .map(kroot, va(K), pa(0x5000), PageSize::Size4KiB, RW)
+        .unwrap()
+        .ignore();
     let before = fx.free();
     let page = fx.buddy.page_alloc(&mut fx.mem).unwrap();
     let mut m = fx.m();
@@ -533,11 +660,21 @@ fn address_space_shares_the_kernel_half_and_destroy_releases_all() {
     let r = asp.root();
     assert_eq!(translate(m.mem, r, va(K)).unwrap().0, pa(0x5000));
     assert_eq!(translate(m.mem, kroot, va(V)), None);
-    m.page_insert(r, page, va(V), RW | F::USER_ACCESSIBLE).unwrap().ignore();
-    m.page_insert(r, page, va(V + (1 << 39)), RW).unwrap().ignore();
-    m.map(r, va(V + 0x20_0000), pa(0), PageSize::Size2MiB, RW).unwrap().ignore();
+    m.page_insert(r, page, va(V), RW | F::USER_ACCESSIBLE)
+        .unwrap()
+        .ignore();
+    m.page_insert(r, page, va(V + (1 << 39)), RW)
+        .unwrap()
+        .ignore();
+    m.map(r, va(V + 0x20_0000), pa(0), PageSize::Size2MiB, RW)
+        .unwrap()
+        .ignore();
     assert_eq!(m.frames.page_count(page), Ok(3));
-    assert_eq!(translate(m.mem, kroot, va(V)), None, "the user half is its own");
+    assert_eq!(
+        translate(m.mem, kroot, va(V)),
+        None,
+        "the user half is its own"
+    );
     let asp = match asp.destroy(&mut m, r) {
         Err((a, DestroyError::Running)) => a,
         other => panic!("{other:?}"),

@@ -7,9 +7,7 @@ use core::fmt;
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
 
-use super::entry::{
-    decode, index, live_count, write_flags, Level, PageSize, ADDR_MASK, P, PS,
-};
+use super::entry::{decode, index, live_count, write_flags, Level, PageSize, ADDR_MASK, P, PS};
 use crate::PhysMem;
 
 /// One entry read by a walk.
