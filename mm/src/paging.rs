@@ -20,20 +20,26 @@
 //! - [`dragonos`]: `mm_map_phys_addr`, `mm_map_proc_page_table`, `mm_unmap_proc_table`,
 //!   `mm_unmap`, `mm_unmap_addr`.
 //! - [`mos`]: `pgdir_walk`, `page_insert`, `page_lookup`, `page_remove`.
+//! - [`dump`]: whole-table walks: merged leaf ranges (the `map` dump), the W^X
+//!   check, live table frames.
 //! - [`aspace`]: [`AddressSpace`]: a new top-level table sharing the kernel half.
 
 pub mod aspace;
 pub mod dragonos;
+pub mod dump;
 pub mod entry;
 pub mod frames;
 pub mod mapper;
 pub mod mos;
-pub mod tlb;
-pub mod walk;
 #[cfg(test)]
 mod tests;
+pub mod tlb;
+pub mod walk;
 
 pub use aspace::{AddressSpace, DestroyError, DestroyStats};
+pub use dump::{
+    check_wx, for_each_table, is_table_frame, leaf_ranges, LeafRange, WxFinding, WxReport,
+};
 pub use entry::{Level, PageSize, PAGE_REF};
 pub use frames::{PageRefs, TableFrames};
 pub use mapper::{MapError, MapStats, Mapper, UnmapError, UnmapStats, Unmapped};
