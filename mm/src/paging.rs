@@ -22,6 +22,7 @@
 //! - [`mos`]: `pgdir_walk`, `page_insert`, `page_lookup`, `page_remove`.
 //! - [`dump`]: whole-table walks: merged leaf ranges (the `map` dump), the W^X
 //!   check, live table frames.
+//! - [`kernel`]: the kernel half's PDPTs, preallocated at boot.
 //! - [`aspace`]: [`AddressSpace`]: a new top-level table sharing the kernel half.
 
 pub mod aspace;
@@ -29,6 +30,7 @@ pub mod dragonos;
 pub mod dump;
 pub mod entry;
 pub mod frames;
+pub mod kernel;
 pub mod mapper;
 pub mod mos;
 #[cfg(test)]

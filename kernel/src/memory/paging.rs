@@ -33,8 +33,7 @@ use crate::boot::{self, BootInfo};
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::layout::{DIRECT_MAP_BASE, TEMP_WINDOW};
 use mm::paging::{
-    Mapper, PageRefs, PageTableFlags as F, PhysAddr, PhysFrame, TableFrames, Tlb,
-    VirtAddr, WalkEnd,
+    Mapper, PageRefs, PageTableFlags as F, PhysAddr, PhysFrame, TableFrames, Tlb, VirtAddr, WalkEnd,
 };
 use mm::{MmError, Pfn, PhysMem};
 use spin::Mutex;
@@ -257,6 +256,18 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     m.mem
         .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
 
+    // The PDPTs of the kernel half's run-time ranges (vmalloc, ioremap, the
+    // shell's mappings), so that every address space shares them and no
+    // run-time unmap leaves one behind.
+    let mem = &mut *m.mem;
+    mm::paging::kernel::preallocate_pdpts(
+        mem,
+        &mut *m.frames,
+        root,
+        mm::paging::kernel::RUNTIME_SLOTS,
+    )
+    .expect("boot paging: no frames for the kernel half");
+
     // Switch: PAT, NX and write protection on, then CR3.
     // SAFETY: the new tables map everything the kernel touches from here on (its
     // image incl. stacks, the direct map of RAM, devices); EFER.NXE and CR0.WP
@@ -300,4 +311,3 @@ pub fn with_temp_mapping<R>(phys: u64, f: impl FnOnce(*mut u8) -> R) -> R {
         r
     })
 }
-

@@ -9,7 +9,7 @@
 //! Commands are grouped by area, each area's `COMMANDS` table next to its
 //! handlers and help texts: `base.rs` (the machine), `mem.rs` (handles and
 //! `memstat`), `slab.rs`, `diag.rs` (self-tests, `check`, `bench`, and `fail` from
-//! `fault.rs`) and `pages.rs`. [`AREAS`] lists the tables in `help` order.
+//! `fault.rs`), `pages.rs` and `vm.rs` (page tables). [`AREAS`] lists the tables in `help` order.
 //! A command with subcommands (`cache create ...`) gives each subcommand its own
 //! [`Command`] entry with a real handler and dispatches with [`subcommand`].
 
@@ -20,6 +20,7 @@ mod fault;
 mod mem;
 pub mod pages;
 pub mod slab;
+pub mod vm;
 
 pub use args::{Args, Target};
 
@@ -163,12 +164,13 @@ use core::fmt::Write as _;
 
 /// The command tables of the areas, in the order `help` lists them. Each
 /// area's table sits next to its handlers.
-pub static AREAS: [&[Command]; 5] = [
+pub static AREAS: [&[Command]; 6] = [
     base::COMMANDS,
     mem::COMMANDS,
     slab::COMMANDS,
     diag::COMMANDS,
     pages::COMMANDS,
+    vm::COMMANDS,
 ];
 
 /// Every command, in the order `help` lists them.

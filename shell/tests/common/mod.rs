@@ -144,6 +144,8 @@ impl MemAccess for Fake {}
 
 impl Diagnostics for Fake {}
 
+impl shell::VmApi for Fake {}
+
 /// A shell that has printed its banner and first prompt, and its fake kernel.
 pub fn boot() -> (Shell, Fake) {
     let mut sh = Shell::new();
