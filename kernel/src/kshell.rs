@@ -23,23 +23,28 @@ use crate::arch::port;
 use crate::arch::recover::{self, run_protected};
 use crate::boot::BootInfo;
 use crate::drivers::input;
-use crate::memory::{heap::with_slab, iomem::RESOURCES, paging, physmem::DirectMap, with_buddy};
+use crate::memory::paging::{self, HwTlb, KernelFrames};
+use crate::memory::{heap::with_slab, iomem::RESOURCES, physmem::DirectMap, with_buddy};
 use crate::{kprint, platform};
 use alloc::string::String;
 use core::fmt;
 use mm::buddy::Buddy;
+use mm::paging::Mapper;
 use mm::slab::Slab;
 use mm::MmError;
 use shell::{
-    Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width,
+    Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo,
+    VmState, Width,
 };
 use spin::Mutex;
-use x86_64::structures::paging::Translate;
-use x86_64::VirtAddr;
 
 /// The mempools the shell created (Linux leaves `mempool_t` to its user).
 /// Lock order: pools, then slab, then buddy.
 static POOLS: Mutex<PoolTable> = Mutex::new(PoolTable::new());
+
+/// The shell's page-table state (its address spaces, the table its commands
+/// aim at). Lock order: this, then the page-table lock, then slab, then buddy.
+static VM: Mutex<Option<VmState>> = Mutex::new(None);
 
 /// The kernel's hardware as the shell's memory API needs it ([`MemHost`]: the
 /// allocators' locks, the direct map, fault-safe accessors, `rdtsc`, the heap
@@ -238,9 +243,8 @@ impl MemHost for Hardware {
         }
     }
     fn translate(&self, virt: u64) -> Option<u64> {
-        let v = VirtAddr::try_new(virt).ok()?;
-        let tables = paging::KERNEL_TABLES.lock();
-        tables.as_ref()?.translate_addr(v).map(|p| p.as_u64())
+        let v = mm::paging::VirtAddr::try_new(virt).ok()?;
+        mm::paging::translate(&DirectMap, paging::kernel_root(), v).map(|(p, _, _)| p.as_u64())
     }
     // SAFETY (the raw hooks): every access goes through an exception-table
     // accessor, so a fault (unmapped, non-canonical) returns as `Err`. Writes
@@ -268,6 +272,41 @@ impl MemHost for Hardware {
     fn raw_copy(&mut self, dst: u64, src: u64, len: u64) -> Result<(), RawFault> {
         // SAFETY: see above.
         unsafe { extable::copy(dst, src, len) }.map_err(|f| raw_fault(f, dst))
+    }
+    type Frames = KernelFrames;
+    type Tlb = HwTlb;
+    fn vm<R>(&self, f: impl FnOnce(&VmState, &DirectMap) -> R) -> R {
+        let mut g = VM.lock();
+        let st = g.get_or_insert_with(|| VmState::new(paging::kernel_root()));
+        paging::with_page_tables(|_, _, _| f(st, &DirectMap))
+    }
+    fn vm_mut<R>(
+        &mut self,
+        f: impl FnOnce(&mut VmState, &mut Mapper<'_, DirectMap, KernelFrames>, &mut HwTlb) -> R,
+    ) -> R {
+        let mut g = VM.lock();
+        let st = g.get_or_insert_with(|| VmState::new(paging::kernel_root()));
+        paging::with_page_tables(|_, m, tlb| f(st, m, tlb))
+    }
+    fn vm_layout(&self) -> KernelLayout {
+        let kvirt = self.info.kernel_virt_base;
+        let setup = crate::memory::SETUP.get().copied().unwrap_or_default();
+        KernelLayout {
+            text: (kvirt, crate::boot::text_end()),
+            rodata: (crate::boot::text_end(), crate::boot::rodata_end()),
+            data: (crate::boot::rodata_end(), crate::boot::kernel_virt_end()),
+            direct_map_end: paging::direct_map_end(),
+            mem_map: (setup.mem_map_phys, setup.mem_map_bytes),
+        }
+    }
+    fn virt_phys(&self, virt: u64, _len: u64) -> Result<u64, MmError> {
+        // The accessors go through the MMU with `virt`: a missing translation
+        // faults there and is recovered; the physical address is not used.
+        let root = paging::kernel_root();
+        Ok(
+            mm::paging::translate(&DirectMap, root, mm::paging::VirtAddr::new_truncate(virt))
+                .map_or(0, |(p, _, _)| p.as_u64()),
+        )
     }
     fn clock(&self) -> fn() -> u64 {
         crate::arch::cpu::rdtsc

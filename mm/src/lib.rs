@@ -18,6 +18,8 @@
 //! - [`resource`]: the iomem and ioport resource trees (`request_region`, `/proc/iomem`).
 //! - [`vmalloc`]: vmalloc and ioremap areas over the buddy allocator and the
 //!   page tables (through a small mapper trait).
+//! - [`paging`]: four-level page tables: walk, map, unmap, the DragonOS and MOS
+//!   page-table functions, address spaces.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -32,6 +34,7 @@ pub mod memalloc;
 pub mod memmap;
 pub mod page;
 pub mod resource;
+pub mod paging;
 pub mod sim;
 pub mod slab;
 pub mod vmalloc;

@@ -7,7 +7,7 @@
 //!   [`SlabApi`] (kmalloc, caches, mempools, slub_debug), [`MemAccess`] (raw
 //!   memory contents) and [`Diagnostics`] (checks, self-tests, fault injection,
 //!   the benchmark), [`IoApi`] (resources, ports, MMIO, raw access to any kernel
-//!   address); [`MemApi`] is all of them. Every method but
+//!   address), [`VmApi`] (the page tables); [`MemApi`] is all of them. Every method but
 //!   [`PageApi::mm_stat`] has a default that answers [`UNSUPPORTED`], so a fake
 //!   kernel implements only what its test needs.
 //! - [`Kernel`]: `Platform + MemApi`; what [`crate::Shell::feed`] takes.
@@ -31,6 +31,7 @@
 pub mod host;
 pub mod io;
 mod slab;
+pub mod vm;
 
 pub use host::{Api, MemHost};
 pub use io::{IoApi, IoError, Owned, RawFault, Resources, Width};
@@ -41,11 +42,19 @@ pub use slab::{
     MAX_POOLS,
 };
 pub use slab::{check_name, slab_check_in, BadName, SlabCheck};
+pub use vm::{
+    protected, KernelLayout, MapBench, MapRequest, VmError, VmState, VmTarget, BENCH_FLUSH_N,
+    MAX_ASPACES,
+};
 
 use alloc::string::String;
 use core::fmt;
 use mm::buddy::{Buddy, CheckError, DMA_END_PFN};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
+use mm::paging::{
+    DestroyStats, LeafRange, MapStats, PageLookup, PageTableFlags, PhysFrame, UnmapStats, Walk,
+    WxFinding, WxReport,
+};
 use mm::slab::{CacheInfo, ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
@@ -719,11 +728,100 @@ pub trait Diagnostics {
     }
 }
 
+/// The page tables (`mm::paging`): DragonOS `mm_map_phys_addr` / `mm_unmap`, MOS
+/// `page_insert` / `page_lookup` / `page_remove`, walks, address spaces, the
+/// address-space dump, the W^X check and `bench map` ([`vm`](mod@vm)). Every
+/// change is checked against the kernel's protected ranges ([`protected`]).
+#[allow(unused_variables)]
+pub trait VmApi {
+    /// The kernel's fixed layout (sections, direct map, mem_map).
+    fn vm_layout(&self) -> Result<KernelLayout, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// The table the page-table commands are aimed at.
+    fn vm_target(&self) -> Result<VmTarget, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// Aims the page-table commands at `t` (which must exist).
+    fn vm_set_target(&mut self, t: VmTarget) -> Result<(), VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// DragonOS `mm_map_phys_addr` (on the kernel's running table) or
+    /// `mm_map_proc_page_table` (on an address space), flushed. Refused in
+    /// protected ranges, for live table frames mapped writable, and for
+    /// writable+executable without `force`; a failure changes nothing.
+    fn mm_map_phys_addr(&mut self, t: VmTarget, req: &MapRequest) -> Result<MapStats, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// DragonOS `mm_unmap(virt, len)` on `t` (holes skipped, empty tables freed,
+    /// references of `page_insert` mappings dropped), flushed.
+    fn mm_unmap(&mut self, t: VmTarget, virt: u64, len: u64) -> Result<UnmapStats, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// The four-level walk of `virt` in `t`.
+    fn vm_walk(&self, t: VmTarget, virt: u64) -> Result<Walk, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// A new address space sharing the kernel half; returns its root.
+    fn aspace_new(&mut self) -> Result<PhysFrame, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// Destroys an address space: every table frame freed, every reference its
+    /// mappings held dropped. If commands were aimed at it, they go back to
+    /// the kernel's table.
+    fn aspace_destroy(&mut self, root: PhysFrame) -> Result<DestroyStats, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// MOS `page_insert(pgdir, pp, va, perm)` on `t`, flushed.
+    fn page_insert(
+        &mut self,
+        t: VmTarget,
+        pfn: Pfn,
+        virt: u64,
+        perm: PageTableFlags,
+        force: bool,
+    ) -> Result<(), VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// MOS `page_lookup(pgdir, va)` on `t`.
+    fn page_lookup(&self, t: VmTarget, virt: u64) -> Result<Option<PageLookup>, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// MOS `page_remove(pgdir, va)` on `t`, flushed.
+    fn page_remove(&mut self, t: VmTarget, virt: u64) -> Result<(), VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// Calls `f` with every merged range of present leaves of `t` in
+    /// `[start, end)` (`end == 0`: to 2^64), in address order.
+    fn vm_ranges(
+        &self,
+        t: VmTarget,
+        start: u64,
+        end: u64,
+        f: &mut dyn FnMut(&LeafRange),
+    ) -> Result<(), VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// The W^X check of the kernel's table (`mm::paging::check_wx`).
+    fn vm_wx(&self, f: &mut dyn FnMut(&LeafRange, WxFinding)) -> Result<WxReport, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// Whether the frame at `phys` is a live page-table frame (of the kernel or
+    /// of an address space).
+    fn vm_table_frame(&self, phys: u64) -> Result<bool, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+    /// The `bench map` microbenchmark, timed by [`MemHost::clock`].
+    fn bench_map(&mut self, iters: u64) -> Result<MapBench, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
+}
+
 /// The whole memory API: every area. Implemented automatically; write the area
 /// traits.
-pub trait MemApi: PageApi + SlabApi + MemAccess + Diagnostics + IoApi {}
+pub trait MemApi: PageApi + SlabApi + MemAccess + Diagnostics + IoApi + VmApi {}
 
-impl<T: PageApi + SlabApi + MemAccess + Diagnostics + IoApi> MemApi for T {}
+impl<T: PageApi + SlabApi + MemAccess + Diagnostics + IoApi + VmApi> MemApi for T {}
 
 /// The cases of `selftest heap`: small boxes in every kmalloc class, a 1 MiB
 /// vector (the largest kmalloc class), a 3 MiB vector (whole pages), 4 KiB

@@ -167,6 +167,13 @@ pub fn check_handles<M: MemApi + ?Sized>(mm: &M, handles: &Handles) -> Result<u6
                 mm.mempool_info(name)
                     .map_err(|e| mm_err("mempool_info", e))?;
             }
+            Object::Aspace { root } => {
+                mm.vm_walk(crate::api::VmTarget::Aspace(*root), 0)
+                    .map_err(|e| bad(format!("its address space: {e}")))?;
+            }
+            // Mappings may have been unmapped in part or whole by `unmap` or
+            // `remove` (the handle then releases what is left).
+            Object::Mapping { .. } | Object::Inserted { .. } => {}
         }
     }
     blocks.sort_unstable();

@@ -6,10 +6,13 @@
 //! the one place that decides how an object is shown, and [`Object::release`] the
 //! one place that decides which memory API function frees it.
 
-use crate::api::{IoApi, IoError, KmallocObj, PageApi, PageBlock, PoolSource, SlabApi};
+use crate::api::{
+    IoApi, IoError, KmallocObj, PageApi, PageBlock, PoolSource, SlabApi, VmApi, VmError, VmTarget,
+};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use mm::paging::{PageTableFlags, PhysFrame};
 use mm::resource::{Name, ResKind, ResourceError};
 use mm::slab::{DebugFlags, SlabFlags};
 use mm::{MmError, PageFlags, Pfn, Zone};
@@ -131,6 +134,27 @@ pub enum Object {
         size: u64,
         name: Name,
     },
+    /// `map`: DragonOS `mm_map_phys_addr` of `[virt, virt + len)` to `phys` in
+    /// `space`; released with `mm_unmap` (of what is still mapped there).
+    Mapping {
+        space: VmTarget,
+        virt: u64,
+        phys: u64,
+        len: u64,
+        flags: PageTableFlags,
+        use4k: bool,
+    },
+    /// `aspace new`: a top-level table sharing the kernel half; released by
+    /// destroying it (tables freed, references dropped).
+    Aspace { root: PhysFrame },
+    /// `insert`: MOS `page_insert` of frame `pfn` at `virt` in `space`;
+    /// released with `page_remove` (if still mapped there).
+    Inserted {
+        space: VmTarget,
+        virt: u64,
+        pfn: Pfn,
+        flags: PageTableFlags,
+    },
 }
 
 /// A copy of `s` made with fallible allocation (`None`: out of memory).
@@ -242,6 +266,9 @@ impl Object {
             Object::Pool { .. } => "mempool",
             Object::PoolObj { .. } => "pool_obj",
             Object::Region { .. } => "region",
+            Object::Mapping { .. } => "mapping",
+            Object::Aspace { .. } => "aspace",
+            Object::Inserted { .. } => "insert",
         }
     }
 
@@ -252,7 +279,10 @@ impl Object {
             Object::Kmalloc { virt, .. }
             | Object::CacheObj { virt, .. }
             | Object::PoolObj { virt, .. }
-            | Object::GfpAddr { virt, .. } => Some(virt),
+            | Object::GfpAddr { virt, .. }
+            | Object::Mapping { virt, .. }
+            | Object::Inserted { virt, .. } => Some(virt),
+            Object::Aspace { .. } => None,
             Object::Pages { virt, .. }
             | Object::LinuxPages { virt, .. }
             | Object::MosPage { virt, .. } => virt,
@@ -269,7 +299,10 @@ impl Object {
             Object::Pages { pfn, .. }
             | Object::LinuxPages { pfn, .. }
             | Object::GfpAddr { pfn, .. }
-            | Object::MosPage { pfn, .. } => Some(pfn.phys()),
+            | Object::MosPage { pfn, .. }
+            | Object::Inserted { pfn, .. } => Some(pfn.phys()),
+            Object::Mapping { phys, .. } => Some(phys),
+            Object::Aspace { root } => Some(root.start_address().as_u64()),
             Object::Region {
                 kind: ResKind::Mem,
                 start,
@@ -313,6 +346,18 @@ impl Object {
                 let (_, n) = self.page_block()?;
                 Some((Some(virt), n.checked_mul(page)?))
             }
+            // Reached through the mapping itself (the kernel's table only).
+            Object::Mapping {
+                space: VmTarget::Kernel,
+                virt,
+                len,
+                ..
+            } => Some((Some(virt), len.next_multiple_of(page))),
+            Object::Inserted {
+                space: VmTarget::Kernel,
+                virt,
+                ..
+            } => Some((Some(virt), page)),
             _ => None,
         }
     }
@@ -321,11 +366,29 @@ impl Object {
     /// reference; the `free` command refuses blocks with more than one (see
     /// [`Object::page_block`]) so that no handle disappears while its pages stay
     /// allocated.
-    pub fn release<M: PageApi + SlabApi + IoApi + ?Sized>(
+    pub fn release<M: PageApi + SlabApi + IoApi + VmApi + ?Sized>(
         &self,
         mm: &mut M,
     ) -> Result<(), MmError> {
+        // A mapping whose range was unmapped already, or whose address space
+        // was destroyed, has nothing left to release.
+        let gone = |r: Result<(), VmError>| match r {
+            Ok(())
+            | Err(VmError::NoSuchSpace(_))
+            | Err(VmError::Unmap(mm::paging::UnmapError::NotMapped { .. })) => Ok(()),
+            Err(VmError::Mm(e)) => Err(e),
+            Err(_) => Err(MmError::Invalid("the mapping could not be removed")),
+        };
         match self {
+            Object::Mapping {
+                space, virt, len, ..
+            } => gone(mm.mm_unmap(*space, *virt, *len).map(|_| ())),
+            Object::Inserted { space, virt, .. } => gone(mm.page_remove(*space, *virt)),
+            Object::Aspace { root } => match mm.aspace_destroy(*root) {
+                Ok(_) => Ok(()),
+                Err(VmError::Mm(e)) => Err(e),
+                Err(_) => Err(MmError::Invalid("the address space could not be destroyed")),
+            },
             Object::Kmalloc { virt, .. } => mm.kfree(*virt),
             Object::Pages { pfn, n, .. } => mm.free_pages(*pfn, *n),
             Object::LinuxPages { pfn, order, .. } => mm.free_pages_order(*pfn, *order),
@@ -467,7 +530,73 @@ impl fmt::Display for Object {
                 size,
                 name,
             } => write!(f, " mem phys={} size={size} name={name}", Addr(*start)),
+            Object::Mapping {
+                space,
+                virt,
+                phys,
+                len,
+                flags,
+                use4k,
+            } => write!(
+                f,
+                " virt={} phys={} len={len:#x} flags={} pages={} space={space}",
+                Addr(*virt),
+                Addr(*phys),
+                VmFlags(*flags),
+                if *use4k { "4k" } else { "2m" }
+            ),
+            Object::Aspace { root } => {
+                write!(f, " root={}", Addr(root.start_address().as_u64()))
+            }
+            Object::Inserted {
+                space,
+                virt,
+                pfn,
+                flags,
+            } => write!(
+                f,
+                " virt={} pfn={pfn} phys={} perm={} space={space}",
+                Addr(*virt),
+                Addr(pfn.phys()),
+                VmFlags(*flags)
+            ),
         }
+    }
+}
+
+/// Page-table rights as the shell writes them: `r` or `rw`, then `x` unless
+/// `NO_EXECUTE`, then ` user`, ` global`, ` wt`, ` uc` where set; the PAT
+/// combinations `wt` alone (write-combining in memkern's PAT) and `wt uc`
+/// (uncached) are shown as `wc` and `uc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmFlags(pub PageTableFlags);
+
+impl fmt::Display for VmFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fl = self.0;
+        f.write_str("r")?;
+        if fl.contains(PageTableFlags::WRITABLE) {
+            f.write_str("w")?;
+        }
+        if !fl.contains(PageTableFlags::NO_EXECUTE) {
+            f.write_str("x")?;
+        }
+        if fl.contains(PageTableFlags::USER_ACCESSIBLE) {
+            f.write_str(",user")?;
+        }
+        if fl.contains(PageTableFlags::GLOBAL) {
+            f.write_str(",global")?;
+        }
+        match (
+            fl.contains(PageTableFlags::WRITE_THROUGH),
+            fl.contains(PageTableFlags::NO_CACHE),
+        ) {
+            (true, true) => f.write_str(",uc")?,
+            (true, false) => f.write_str(",wc")?,
+            (false, true) => f.write_str(",uc-")?,
+            (false, false) => {}
+        }
+        Ok(())
     }
 }
 

@@ -24,9 +24,14 @@
 //! ```
 //! use core::fmt;
 //! use mm::{buddy::Buddy, sim::SimMem, slab::Slab, MmError, Page, Pfn, PhysMem, Zone};
-//! use shell::{Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width};
+//! use mm::paging::{Mapper, SimTlb, TableFrames};
+//! use shell::{Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell};
+//! use shell::{Trap, VersionInfo, VmState, Width};
 //!
-//! struct Hardware { buddy: Buddy<'static>, slab: Box<Slab>, pools: PoolTable, mem: SimMem, res: Resources }
+//! struct Hardware {
+//!     buddy: Buddy<'static>, slab: Box<Slab>, pools: PoolTable, mem: SimMem, res: Resources,
+//!     vm: VmState, tlb: SimTlb, layout: KernelLayout,
+//! }
 //! impl fmt::Write for Hardware {
 //!     fn write_str(&mut self, s: &str) -> fmt::Result {
 //!         Ok(()) // serial + framebuffer
@@ -77,6 +82,21 @@
 //!     fn read(&self, _virt: u64, phys: u64, buf: &mut [u8]) -> Result<(), MmError> {
 //!         Ok(self.mem.read(phys, buf))
 //!     }
+//!     type Frames = Buddy<'static>; // the kernel: the buddy, locked per frame
+//!     type Tlb = SimTlb; // the kernel: invlpg and a full flush
+//!     fn vm<R>(&self, f: impl FnOnce(&VmState, &SimMem) -> R) -> R {
+//!         f(&self.vm, &self.mem) // the kernel: with the page-table lock held
+//!     }
+//!     fn vm_mut<R>(
+//!         &mut self,
+//!         f: impl FnOnce(&mut VmState, &mut Mapper<'_, SimMem, Buddy<'static>>, &mut SimTlb) -> R,
+//!     ) -> R {
+//!         f(&mut self.vm, &mut Mapper::new(&mut self.mem, &mut self.buddy), &mut self.tlb)
+//!     }
+//!     fn vm_layout(&self) -> KernelLayout { self.layout }
+//!     fn virt_phys(&self, virt: u64, _len: u64) -> Result<u64, MmError> {
+//!         Err(MmError::NotRam(virt)) // the kernel: the MMU translates
+//!     }
 //!     fn clock(&self) -> fn() -> u64 { || 0 } // the kernel: rdtsc
 //!     fn heap_selftest(&mut self, _case: &str) -> Result<(), &'static str> { Ok(()) }
 //!     // The I/O hooks (the kernel: a lock, `in`/`out`, the page tables and the
@@ -97,8 +117,14 @@
 //! fn fault(addr: u64) -> RawFault { RawFault { vector: 14, error_code: 0, addr } }
 //!
 //! let map = Box::leak(vec![Page::reserved(Zone::Dma); 1024].into_boxed_slice());
-//! let buddy = Buddy::page_init(map, Pfn(1024), &[(Pfn(1), Pfn(1024))], &[]).unwrap();
-//! let hw = Hardware { buddy, slab: Box::new(Slab::new()), pools: PoolTable::new(), mem: SimMem::new(4 << 20, 0), res: Resources::new() };
+//! let mut buddy = Buddy::page_init(map, Pfn(1024), &[(Pfn(1), Pfn(1024))], &[]).unwrap();
+//! let mut mem = SimMem::new(4 << 20, 0);
+//! let root = buddy.alloc_table(&mut mem).unwrap(); // the kernel: its boot tables
+//! let layout = KernelLayout { text: (0, 0), rodata: (0, 0), data: (0, 0), direct_map_end: 4 << 20, mem_map: (0, 0) };
+//! let hw = Hardware {
+//!     buddy, slab: Box::new(Slab::new()), pools: PoolTable::new(), mem, res: Resources::new(),
+//!     vm: VmState::new(root), tlb: SimTlb::new(), layout,
+//! };
 //! let (mut sh, mut k) = (Shell::new(), Api::new(hw));
 //! sh.banner_and_prompt(&mut k);
 //! for &byte in b"alloc_page\r" {
@@ -130,6 +156,7 @@ pub use api::{
 };
 pub use api::{slab_check_in, Api, MemHost, SlabCheck};
 pub use api::{IoApi, IoError, Owned, RawFault, Resources, Width};
+pub use api::{KernelLayout, MapBench, MapRequest, VmApi, VmError, VmState, VmTarget};
 pub use check::{cmdline_check, Summary as CheckSummary};
 pub use cmd::{commands, Args, CmdError, Command, Ctx, Target};
 pub use handles::{Addr, HandleId, Handles, Object};

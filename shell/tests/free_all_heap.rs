@@ -93,6 +93,8 @@ impl MemAccess for K {}
 impl Diagnostics for K {}
 impl shell::IoApi for K {}
 
+impl shell::VmApi for K {}
+
 impl SlabApi for K {
     fn kfree(&mut self, virt: u64) -> Result<(), MmError> {
         if self.refuse == Some(virt) {

@@ -479,8 +479,8 @@ fn every_slab_error_is_one_line_and_changes_nothing() {
         ),
         ("selftest", "missing slab|heap (usage: selftest slab|heap)".into()),
         ("selftest buddy", "unknown selftest 'buddy' (expected slab or heap)".into()),
-        ("bench", "missing kmalloc (usage: bench kmalloc [ITER])".into()),
-        ("bench vmalloc", "unknown benchmark 'vmalloc' (expected kmalloc)".into()),
+        ("bench", "missing kmalloc|map (usage: bench kmalloc|map [ITER])".into()),
+        ("bench vmalloc", "unknown benchmark 'vmalloc' (expected kmalloc or map)".into()),
         (
             "bench kmalloc 0",
             "ITER 0 out of range (expected 1..=10000000)".into(),

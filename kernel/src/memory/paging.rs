@@ -1,4 +1,6 @@
-//! The kernel's own page tables.
+//! The kernel's own page tables, built and changed by the hardware-free
+//! `mm::paging` (the one page-table implementation in the tree); this module
+//! supplies only what needs the CPU: CR3, `invlpg`, CR4.PGE, the PAT MSR.
 //!
 //! At boot memkern builds a fresh PML4 and switches to it; nothing of the
 //! loader's tables stays in use. What it maps where (the addresses and a picture
@@ -11,28 +13,48 @@
 //! | `KERNEL_BASE + phys`             | the kernel image: text RX, rodata R, data+bss RW (4 KiB pages, NX where not text) |
 //!
 //! Page-table frames are always in the direct map, so tables are reached at
-//! `DIRECT_MAP_BASE + frame` (the `x86_64` crate's `OffsetPageTable`).
+//! `DIRECT_MAP_BASE + frame` (`mm::PhysMem` over [`DirectMap`]). At boot they come
+//! from the boot frame allocator (and stay reserved), later from the buddy
+//! allocator ([`KernelFrames`]: ZONE_NORMAL, then ZONE_DMA), which takes the buddy
+//! lock once per frame. Lock order: the page-table lock ([`with_page_tables`]),
+//! then slab, then buddy.
+//!
+//! The PAT is programmed as Linux does: entry 1 is write-combining, so a leaf
+//! with `WRITE_THROUGH` alone is WC and `NO_CACHE|WRITE_THROUGH` is UC.
+//!
+//! The temporary window does not take the page-table lock (the direct map calls
+//! it for ZONE_UNMAPPED frames, possibly with the buddy lock held): its PTE's
+//! address is fixed at boot and [`with_temp_mapping`] writes it directly with
+//! interrupts off.
 
 use super::bootmem::BootAlloc;
+use super::physmem::DirectMap;
 use crate::boot::{self, BootInfo};
 use core::sync::atomic::{AtomicU64, Ordering};
 use mm::layout::{DIRECT_MAP_BASE, TEMP_WINDOW};
-use spin::Mutex;
-use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Efer, EferFlags};
-// The x86_64 crate's `Page` is a *virtual* page; `mm::Page` is `struct page`.
-use x86_64::structures::paging::{
-    FrameAllocator, Mapper, OffsetPageTable, Page as VirtPage, PageTable, PageTableFlags as F,
-    PhysFrame, Size2MiB, Size4KiB,
+use mm::paging::{
+    Mapper, PageRefs, PageTableFlags as F, PhysAddr, PhysFrame, TableFrames, Tlb, VirtAddr, WalkEnd,
 };
-use x86_64::{PhysAddr, VirtAddr};
+use mm::{MmError, Pfn, PhysMem};
+use spin::Mutex;
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr3, Cr3Flags, Cr4, Cr4Flags, Efer, EferFlags};
+use x86_64::registers::model_specific::Msr;
 
 /// Where physical memory is mapped right now (the loader's HHDM until the switch).
 static PHYS_OFFSET: AtomicU64 = AtomicU64::new(0);
 /// End of the direct map (physical, exclusive): RAM below it is mapped.
 static DIRECT_MAP_END: AtomicU64 = AtomicU64::new(0);
+/// Virtual address (in the direct map) of the temporary window's PTE; 0 before
+/// the switch.
+static TEMP_PTE: AtomicU64 = AtomicU64::new(0);
 
-/// The kernel's page tables, once switched to.
-pub static KERNEL_TABLES: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+/// The page-table lock: the kernel's top-level table, once switched to.
+static PAGE_TABLES: Mutex<Option<PhysFrame>> = Mutex::new(None);
+
+/// `IA32_PAT`.
+const IA32_PAT: u32 = 0x277;
+/// Linux's PAT layout: WB, WC, UC-, UC, twice (entry = PAT<<2 | PCD<<1 | PWT).
+pub const PAT_LINUX: u64 = 0x0007_0106_0007_0106;
 
 /// Sets the offset of the loader's direct map (before our tables exist).
 pub fn set_loader_offset(off: u64) {
@@ -59,74 +81,147 @@ pub fn phys_offset() -> u64 {
     PHYS_OFFSET.load(Ordering::Relaxed)
 }
 
-/// End of the direct map (physical).
+/// End of the direct map (physical); 0 before the switch (the loader's map
+/// covers everything).
 pub fn direct_map_end() -> u64 {
     DIRECT_MAP_END.load(Ordering::Relaxed)
 }
 
-fn map_range_4k(
-    pt: &mut OffsetPageTable,
-    alloc: &mut BootAlloc,
-    virt: u64,
-    phys: u64,
-    len: u64,
-    flags: F,
-) {
-    let mut off = 0;
-    while off < len {
-        let page = VirtPage::<Size4KiB>::containing_address(VirtAddr::new(virt + off));
-        let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(phys + off));
-        // SAFETY: the new tables are not active yet; each page is mapped once to
-        // the frame the layout above assigns it.
-        unsafe {
-            pt.map_to_with_table_flags(page, frame, flags, F::PRESENT | F::WRITABLE, alloc)
-                .expect("boot paging: map 4K")
-                .ignore();
-        }
-        off += 4096;
+/// The CPU's TLB: `invlpg` for one page, a full flush otherwise.
+pub struct HwTlb;
+
+impl Tlb for HwTlb {
+    #[inline]
+    fn invlpg(&mut self, virt: VirtAddr) {
+        x86_64::instructions::tlb::flush(virt);
     }
+    /// A CR3 reload; when global pages are enabled (CR4.PGE) it would keep
+    /// global translations, so PGE is toggled instead, which drops them all.
+    fn flush_all(&mut self) {
+        let cr4 = Cr4::read();
+        if cr4.contains(Cr4Flags::PAGE_GLOBAL) {
+            // SAFETY: clearing and restoring PGE changes no mapping; it only
+            // invalidates every TLB entry, global ones included.
+            unsafe {
+                Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+                Cr4::write(cr4);
+            }
+        } else {
+            x86_64::instructions::tlb::flush_all();
+        }
+    }
+}
+
+/// Table frames at run time: one buddy page each (ZONE_NORMAL then ZONE_DMA,
+/// both direct-mapped), taking the buddy lock per frame, so it may be used with
+/// the page-table lock held and never with the buddy lock held. Also the page
+/// references of `page_insert` mappings.
+pub struct KernelFrames;
+
+impl TableFrames for KernelFrames {
+    fn alloc_table(&mut self, mem: &mut impl PhysMem) -> Option<PhysFrame> {
+        super::with_buddy(|b| b.alloc_table(mem))
+    }
+    fn free_table(&mut self, frame: PhysFrame) {
+        super::with_buddy(|b| b.free_table(frame))
+    }
+}
+
+impl PageRefs for KernelFrames {
+    fn get_page(&mut self, pfn: Pfn) -> Result<u32, MmError> {
+        super::with_buddy(|b| b.get_page(pfn))
+    }
+    fn put_page(&mut self, pfn: Pfn) -> Result<bool, MmError> {
+        super::with_buddy(|b| b.put_page(pfn))
+    }
+}
+
+/// Table frames at boot: from the boot frame allocator, zeroed; they stay
+/// reserved for good (boot never unmaps, so nothing is given back).
+struct BootFrames<'a>(&'a mut BootAlloc);
+
+impl TableFrames for BootFrames<'_> {
+    fn alloc_table(&mut self, mem: &mut impl PhysMem) -> Option<PhysFrame> {
+        let p = self.0.alloc_frame()?;
+        mem.fill(p, 4096, 0);
+        Some(PhysFrame::containing_address(PhysAddr::new(p)))
+    }
+    fn free_table(&mut self, _frame: PhysFrame) {}
+}
+
+/// The boot tables are not loaded while they are built: nothing to flush.
+struct NotLoaded;
+
+impl Tlb for NotLoaded {
+    fn invlpg(&mut self, _virt: VirtAddr) {}
+    fn flush_all(&mut self) {}
+}
+
+/// Runs `f` with the page-table lock held: the kernel's root (the running
+/// table), a mapper over the direct map with buddy table frames, and the TLB.
+/// `f` may allocate from the heap (the lock comes before slab and buddy).
+pub fn with_page_tables<R>(
+    f: impl FnOnce(PhysFrame, &mut Mapper<'_, DirectMap, KernelFrames>, &mut HwTlb) -> R,
+) -> R {
+    let g = PAGE_TABLES.lock();
+    let root = g.expect("paging not initialised");
+    let (mut mem, mut frames) = (DirectMap, KernelFrames);
+    f(root, &mut Mapper::new(&mut mem, &mut frames), &mut HwTlb)
+}
+
+/// The kernel's top-level table (what CR3 holds).
+pub fn kernel_root() -> PhysFrame {
+    PAGE_TABLES.lock().expect("paging not initialised")
 }
 
 /// Builds the kernel's tables mapping RAM below `lowmem_end`, and switches to them.
 pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc) {
-    let loader_off = info.direct_map_offset;
-    let pml4_phys = alloc
-        .alloc_frame()
+    let mut mem = DirectMap;
+    let mut frames = BootFrames(alloc);
+    let root = frames
+        .alloc_table(&mut mem)
         .expect("boot paging: no frame for the PML4");
-    let pml4_ptr = (loader_off + pml4_phys) as *mut PageTable;
-    // SAFETY: the frame is fresh usable RAM reached through the loader's direct
-    // map, and nothing else refers to it.
-    let pml4 = unsafe {
-        pml4_ptr.write(PageTable::new());
-        &mut *pml4_ptr
+    let mut m = Mapper::new(&mut mem, &mut frames);
+    let mut map = |virt: u64, phys: u64, len: u64, flags: F, use4k: bool| {
+        // Fresh tables, each range mapped once: only running out of boot
+        // frames could fail, and then there is no kernel to run.
+        let (flush, _) = m
+            .map_range(
+                root,
+                VirtAddr::new(virt),
+                PhysAddr::new(phys),
+                len,
+                flags,
+                use4k,
+                &mut NotLoaded,
+            )
+            .expect("boot paging: map");
+        flush.ignore(); // not loaded yet
     };
-    // SAFETY: loader_off maps all RAM (the loader's promise); the boot allocator
-    // only hands out RAM frames.
-    let mut pt = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(loader_off)) };
 
     // Kernel image, per section.
     let (kphys, _) = info.kernel_phys_range();
     let kvirt = info.kernel_virt_base;
     let sections = [
-        (kvirt, boot::text_end(), F::PRESENT | F::GLOBAL),
+        (kvirt, boot::text_end(), F::GLOBAL),
         (
             boot::text_end(),
             boot::rodata_end(),
-            F::PRESENT | F::GLOBAL | F::NO_EXECUTE,
+            F::GLOBAL | F::NO_EXECUTE,
         ),
         (
             boot::rodata_end(),
             boot::kernel_virt_end(),
-            F::PRESENT | F::GLOBAL | F::WRITABLE | F::NO_EXECUTE,
+            F::GLOBAL | F::WRITABLE | F::NO_EXECUTE,
         ),
     ];
     for (s, e, flags) in sections {
-        map_range_4k(&mut pt, alloc, s, kphys + (s - kvirt), e - s, flags);
+        map(s, kphys + (s - kvirt), e - s, flags, true);
     }
 
     // Direct map of RAM below lowmem_end with 2 MiB pages (4 KiB at the ragged
     // ends of regions); holes stay unmapped.
-    let rw = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
+    let rw = F::WRITABLE | F::NO_EXECUTE | F::GLOBAL;
     let mut mapped_until = 0u64;
     for r in info.memory_map.entries().iter().filter(|r| r.kind.is_ram()) {
         let (s, e) = (
@@ -134,117 +229,85 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
             r.end.min(lowmem_end).next_multiple_of(4096),
         );
         mapped_until = mapped_until.max(e);
-        let mut p = s;
-        while p < e {
-            if p % (2 << 20) == 0 && p + (2 << 20) <= e {
-                let page =
-                    VirtPage::<Size2MiB>::containing_address(VirtAddr::new(DIRECT_MAP_BASE + p));
-                let frame = PhysFrame::<Size2MiB>::containing_address(PhysAddr::new(p));
-                // SAFETY: as above; direct-map pages map RAM to its fixed offset.
-                unsafe {
-                    pt.map_to_with_table_flags(
-                        page,
-                        frame,
-                        rw | F::HUGE_PAGE,
-                        F::PRESENT | F::WRITABLE,
-                        alloc,
-                    )
-                    .expect("boot paging: map 2M")
-                    .ignore();
-                }
-                p += 2 << 20;
-            } else {
-                map_range_4k(&mut pt, alloc, DIRECT_MAP_BASE + p, p, 4096, rw);
-                p += 4096;
-            }
+        if s < e {
+            map(DIRECT_MAP_BASE + s, s, e - s, rw, false);
         }
     }
-    // Device pages at their direct-map addresses: framebuffer and local APIC.
-    let dev = F::PRESENT | F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
+    // Device pages at their direct-map addresses: framebuffer and local APIC
+    // (uncached: PCD|PWT, PAT entry 3).
+    let dev = F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
     if let Some(fb) = info.framebuffer {
-        let len = (fb.pitch as u64 * fb.height as u64).next_multiple_of(4096);
-        map_range_4k(
-            &mut pt,
-            alloc,
-            DIRECT_MAP_BASE + fb.phys,
-            fb.phys & !0xfff,
-            len,
-            rw,
-        );
+        let start = fb.phys & !0xfff;
+        let len = (fb.phys + fb.pitch as u64 * fb.height as u64).next_multiple_of(4096) - start;
+        map(DIRECT_MAP_BASE + start, start, len, rw, true);
     }
-    map_range_4k(
-        &mut pt,
-        alloc,
-        DIRECT_MAP_BASE + 0xfee0_0000,
-        0xfee0_0000,
-        4096,
-        dev,
-    );
-    // The temporary window: create its page table now, leave the page unmapped.
-    map_range_4k(&mut pt, alloc, TEMP_WINDOW, 0, 4096, F::PRESENT);
-    let _ = pt
-        .unmap(VirtPage::<Size4KiB>::containing_address(VirtAddr::new(
-            TEMP_WINDOW,
-        )))
-        .map(|(_, f)| f.ignore());
+    map(DIRECT_MAP_BASE + 0xfee0_0000, 0xfee0_0000, 4096, dev, true);
+    // The temporary window: its page table exists from now on, its entry stays
+    // empty. Its page directory entry counts the window as live, so that no
+    // unmap nearby can ever free that table.
+    let pte = m
+        .pgdir_walk(root, VirtAddr::new(TEMP_WINDOW), true)
+        .expect("boot paging: temporary window")
+        .expect("pgdir_walk with create gives an entry");
+    let w = m.walk(root, VirtAddr::new(TEMP_WINDOW));
+    debug_assert!(matches!(w.end, WalkEnd::NotPresent { .. }));
+    let pd_entry = w.steps()[2].entry_addr.as_u64();
+    let e = m.mem.read_u64(pd_entry);
+    m.mem
+        .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
 
-    // Switch: NX and write protection on, then CR3.
+    // The PDPTs of the kernel half's run-time ranges (vmalloc, ioremap, the
+    // shell's mappings), so that every address space shares them and no
+    // run-time unmap leaves one behind.
+    let mem = &mut *m.mem;
+    mm::paging::kernel::preallocate_pdpts(
+        mem,
+        &mut *m.frames,
+        root,
+        mm::paging::kernel::RUNTIME_SLOTS,
+    )
+    .expect("boot paging: no frames for the kernel half");
+
+    // Switch: PAT, NX and write protection on, then CR3.
     // SAFETY: the new tables map everything the kernel touches from here on (its
     // image incl. stacks, the direct map of RAM, devices); EFER.NXE and CR0.WP
-    // only make the hardware enforce the rights written above.
+    // only make the hardware enforce the rights written above. The PAT change
+    // keeps entries 0 (WB) and 3 (UC), the only ones mapped so far, and the CR3
+    // write that follows flushes the TLB.
     unsafe {
+        Msr::new(IA32_PAT).write(PAT_LINUX);
         Efer::update(|e| e.insert(EferFlags::NO_EXECUTE_ENABLE));
         Cr0::update(|c| c.insert(Cr0Flags::WRITE_PROTECT));
-        Cr3::write(
-            PhysFrame::containing_address(PhysAddr::new(pml4_phys)),
-            Cr3Flags::empty(),
-        );
+        Cr3::write(root, Cr3Flags::empty());
     }
     PHYS_OFFSET.store(DIRECT_MAP_BASE, Ordering::SeqCst);
     DIRECT_MAP_END.store(lowmem_end, Ordering::SeqCst);
-    // SAFETY: the PML4 is now active and reached through our own direct map.
-    let pml4 = unsafe { &mut *((DIRECT_MAP_BASE + pml4_phys) as *mut PageTable) };
-    // SAFETY: every page-table frame lies in the direct map (boot allocator
-    // frames are below lowmem_end).
-    let tables = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(DIRECT_MAP_BASE)) };
-    *KERNEL_TABLES.lock() = Some(tables);
+    TEMP_PTE.store(DIRECT_MAP_BASE + pte.addr.as_u64(), Ordering::SeqCst);
+    *PAGE_TABLES.lock() = Some(root);
 }
 
 /// Runs `f` on the page at `phys` mapped through the temporary window.
-/// Used for frames outside the direct map (ZONE_UNMAPPED).
+/// Used for frames outside the direct map (ZONE_UNMAPPED). Takes no lock: the
+/// window's PTE is written directly, with interrupts off.
 pub fn with_temp_mapping<R>(phys: u64, f: impl FnOnce(*mut u8) -> R) -> R {
+    let pte = TEMP_PTE.load(Ordering::Relaxed) as *mut u64;
+    assert!(!pte.is_null(), "paging not initialised");
     crate::arch::cpu::without_interrupts(|| {
-        let mut g = KERNEL_TABLES.lock();
-        let pt = g.as_mut().expect("paging not initialised");
-        let page = VirtPage::<Size4KiB>::containing_address(VirtAddr::new(TEMP_WINDOW));
-        let frame = PhysFrame::<Size4KiB>::containing_address(PhysAddr::new(phys & !0xfff));
-        let mut none = NoFrames;
-        // SAFETY: the window page is reserved for this function, its page table
-        // exists (created at boot), and it is unmapped again before returning.
+        let leaf = (phys & mm::paging::entry::ADDR_MASK)
+            | (F::PRESENT | F::WRITABLE | F::NO_EXECUTE).bits();
+        // SAFETY: `pte` is the window's entry in a table of the kernel's (in the
+        // direct map, fixed at boot); the window page is reserved for this
+        // function and unused (checked), interrupts are off so nothing else runs
+        // on this CPU, and the entry is cleared and invalidated before returning.
+        // A not-present entry is never cached, so no flush is owed before use.
         unsafe {
-            pt.map_to(
-                page,
-                frame,
-                F::PRESENT | F::WRITABLE | F::NO_EXECUTE,
-                &mut none,
-            )
-            .expect("temp window busy")
-            .flush();
+            assert!(pte.read_volatile() == 0, "temporary window busy");
+            pte.write_volatile(leaf);
         }
         let r = f((TEMP_WINDOW + (phys & 0xfff)) as *mut u8);
-        if let Ok((_, flush)) = pt.unmap(page) {
-            flush.flush();
-        }
+        // SAFETY: as above; the window goes back to not present.
+        unsafe { pte.write_volatile(0) };
+        HwTlb.invlpg(VirtAddr::new(TEMP_WINDOW));
         r
     })
-}
-
-/// A frame allocator that has none: for mappings whose tables already exist.
-struct NoFrames;
-
-// SAFETY: it never returns a frame.
-unsafe impl FrameAllocator<Size4KiB> for NoFrames {
-    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
-        None
-    }
 }

@@ -17,8 +17,14 @@ fn for_each_piece(phys: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize
         let p = phys + done as u64;
         match paging::phys_to_virt(p) {
             Some(v) => {
-                // Stay inside the direct map for this piece.
-                let room = (paging::direct_map_end() - p) as usize;
+                // Stay inside the direct map for this piece (before the switch
+                // the loader's map covers everything: end 0).
+                let end = paging::direct_map_end();
+                let room = if end == 0 {
+                    len - done
+                } else {
+                    (end - p) as usize
+                };
                 let n = (len - done).min(room);
                 f(v as *mut u8, n, done);
                 done += n;

@@ -27,11 +27,13 @@ use super::{
     PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
     SlabCheck, SlabObj, Trap, VersionInfo, ZoneStat,
 };
+use super::{KernelLayout, VmState};
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 use mm::buddy::{Buddy, CheckError};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::resource::{ResFlags, ResKind, Row, Span};
+use mm::paging::{Mapper, PageRefs, TableFrames, Tlb};
 use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
@@ -107,6 +109,32 @@ pub trait MemHost {
     fn raw_fill(&mut self, virt: u64, len: u64, byte: u8) -> Result<(), RawFault>;
     /// Copies `len` bytes between kernel virtual addresses (`memmove`).
     fn raw_copy(&mut self, dst: u64, src: u64, len: u64) -> Result<(), RawFault>;
+    /// Where run-time page-table frames come from (and the page references of
+    /// `page_insert` mappings): in the kernel, the buddy allocator taking its
+    /// lock per frame.
+    type Frames: TableFrames + PageRefs;
+    /// The CPU's TLB (the kernel: `invlpg` and a full flush; the test machine:
+    /// `SimTlb`).
+    type Tlb: Tlb;
+    /// Runs `f` with the page-table state, for reading (the page-table lock).
+    fn vm<R>(&self, f: impl FnOnce(&VmState, &Self::Mem) -> R) -> R;
+    /// Runs `f` with the page-table state, a mapper over the memory with
+    /// table frames, and the TLB (locks: page tables, then slab, then buddy;
+    /// `f` may allocate from the heap, the table frames take the buddy lock
+    /// per frame).
+    fn vm_mut<R>(
+        &mut self,
+        f: impl FnOnce(&mut VmState, &mut Mapper<'_, Self::Mem, Self::Frames>, &mut Self::Tlb) -> R,
+    ) -> R;
+    /// The kernel's fixed layout.
+    fn vm_layout(&self) -> KernelLayout;
+    /// For a range outside the direct map (a mapping the shell made): the
+    /// physical address that [`MemHost::fill`], [`MemHost::copy`] and
+    /// [`MemHost::read`] want with its virtual one. Where the accessors go
+    /// through the MMU (the kernel) the virtual address is what counts and a
+    /// missing translation faults and is recovered; the test machine
+    /// translates through its TLB and fails where nothing is mapped.
+    fn virt_phys(&self, virt: u64, len: u64) -> Result<u64, MmError>;
 
     /// The cycle counter for `bench kmalloc` (read inside the slab lock).
     fn clock(&self) -> Self::Clock;
@@ -407,21 +435,30 @@ impl<H: MemHost> SlabApi for Api<H> {
     }
 }
 
+impl<H: MemHost> Api<H> {
+    /// The physical start of a range the shell reads or writes: in the direct
+    /// map, or else in a mapping the shell made ([`MemHost::virt_phys`]).
+    fn access_range(&self, virt: u64, len: u64) -> Result<u64, MmError> {
+        direct_range(self.host.mem(), virt, len)
+            .or_else(|e| self.host.virt_phys(virt, len).map_err(|_| e))
+    }
+}
+
 impl<H: MemHost> MemAccess for Api<H> {
     fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
         self.host.log(format_args!("bzero({virt:#x}, {len})"));
-        let phys = direct_range(self.host.mem(), virt, len)?;
+        let phys = self.access_range(virt, len)?;
         self.host.fill(virt, phys, len, 0)
     }
     fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
         self.host
             .log(format_args!("bcopy({src:#x}, {dst:#x}, {len})"));
-        let s = direct_range(self.host.mem(), src, len)?;
-        let d = direct_range(self.host.mem(), dst, len)?;
+        let s = self.access_range(src, len)?;
+        let d = self.access_range(dst, len)?;
         self.host.copy((dst, d), (src, s), len)
     }
     fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
-        let phys = direct_range(self.host.mem(), virt, buf.len() as u64)?;
+        let phys = self.access_range(virt, buf.len() as u64)?;
         self.host.read(virt, phys, buf)
     }
 }

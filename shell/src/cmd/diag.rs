@@ -110,9 +110,14 @@ pub const BENCH_MAX: u64 = 10_000_000;
 
 /// `bench kmalloc [ITER]`.
 pub fn bench(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let what = args.word("kmalloc")?;
+    let what = args.word("kmalloc|map")?;
+    if what.eq_ignore_ascii_case("map") {
+        return super::vm::bench_map(ctx, args);
+    }
     if !what.eq_ignore_ascii_case("kmalloc") {
-        return Err(cmd_err!("unknown benchmark '{what}' (expected kmalloc)"));
+        return Err(cmd_err!(
+            "unknown benchmark '{what}' (expected kmalloc or map)"
+        ));
     }
     let iters = match args.peek() {
         Some(_) => args.number_in("ITER", 1, BENCH_MAX)?,
@@ -192,12 +197,14 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        usage: "bench kmalloc [ITER]",
-        summary: "time kmalloc/kfree in the kernel, in CPU cycles",
+        usage: "bench kmalloc|map [ITER]",
+        summary: "time kmalloc/kfree or page-table work, in CPU cycles",
         help: "ITER is 1..=10000000 (default 100000). Runs ITER kmalloc(80)+kfree pairs,\n\
                then ITER steps of a mixed workload (sizes 16..4096, up to 64 objects\n\
                live), timed with rdtsc, and prints cycles per pair and per operation.\n\
-               Everything is freed again.",
+               Everything is freed again. bench map [ITER] (default 10000): 4 KiB\n\
+               map+unmap pairs, translation, invlpg against a full flush, and flushing\n\
+               n pages one by one against a full flush followed by touching them.",
         run: bench,
     },
     Command {

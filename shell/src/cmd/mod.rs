@@ -9,7 +9,8 @@
 //! Commands are grouped by area, each area's `COMMANDS` table next to its
 //! handlers and help texts: `base.rs` (the machine), `mem.rs` (handles and
 //! `memstat`), `slab.rs`, `diag.rs` (self-tests, `check`, `bench`, and `fail` from
-//! `fault.rs`), `pages.rs` and `io.rs` (resources, ports, MMIO, raw access). [`AREAS`] lists the tables in `help` order.
+//! `fault.rs`), `pages.rs`, `io.rs` (resources, ports, MMIO, raw access) and `vm.rs`
+//! (page tables). [`AREAS`] lists the tables in `help` order.
 //! A command with subcommands (`cache create ...`) gives each subcommand its own
 //! [`Command`] entry with a real handler and dispatches with [`subcommand`].
 
@@ -21,6 +22,7 @@ mod io;
 mod mem;
 pub mod pages;
 pub mod slab;
+pub mod vm;
 
 pub use args::{Args, Target};
 
@@ -170,13 +172,14 @@ use core::fmt::Write as _;
 
 /// The command tables of the areas, in the order `help` lists them. Each
 /// area's table sits next to its handlers.
-pub static AREAS: [&[Command]; 6] = [
+pub static AREAS: [&[Command]; 7] = [
     base::COMMANDS,
     mem::COMMANDS,
     slab::COMMANDS,
     diag::COMMANDS,
     pages::COMMANDS,
     io::COMMANDS,
+    vm::COMMANDS,
 ];
 
 /// Every command, in the order `help` lists them.

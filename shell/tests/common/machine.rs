@@ -13,13 +13,16 @@
 //! ([`poison`]), so zeroing and copying are visible in `dump`.
 
 use mm::buddy::Buddy;
+use mm::layout::{DIRECT_MAP_BASE, TEMP_WINDOW};
+use mm::paging::{Mapper, PageTableFlags as F, PhysAddr, PhysFrame, SimTlb, TableFrames, VirtAddr};
 use mm::resource::{ResFlags, ResKind};
 use mm::slab::Slab;
 use mm::{MmError, Page, PageFlags, Pfn, PhysMem, Zone};
 use shell::{
-    Api, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo, Width,
+    Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo,
+    VmState, Width,
 };
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 
@@ -88,6 +91,13 @@ pub struct SimHost<'a> {
     pub ports: Ports,
     /// The "kernel image" PFNs, also mapped at `KERNEL_BASE + phys`.
     pub kernel: (u32, u32),
+    /// The page-table state: the simulated kernel's boot tables (built in its
+    /// reserved "image" frames, see [`boot_tables`]) and the shell's address spaces.
+    pub vm: VmState,
+    /// The simulated TLB: caches translations until flushed.
+    pub tlb: RefCell<SimTlb>,
+    /// The simulated kernel's layout.
+    pub layout: KernelLayout,
 }
 
 /// The kernel "image" seen through its own mapping: physical `p` of
@@ -174,6 +184,88 @@ impl Ports {
     }
 }
 
+/// Frames past the end of the mem_map that hold the simulated kernel's boot
+/// page tables (outside every allocator, as the real kernel's are reserved).
+pub const BOOT_TABLE_FRAMES: u32 = 160;
+
+/// Boot table frames: `[next, end)`.
+struct BootFrames(u32, u32);
+
+impl TableFrames for BootFrames {
+    fn alloc_table(&mut self, mem: &mut impl PhysMem) -> Option<PhysFrame> {
+        (self.0 < self.1).then(|| {
+            let p = u64::from(self.0) << 12;
+            self.0 += 1;
+            mem.fill(p, 4096, 0);
+            PhysFrame::containing_address(PhysAddr::new(p))
+        })
+    }
+    fn free_table(&mut self, _frame: PhysFrame) {}
+}
+
+/// The simulated kernel's tables, as the kernel builds its own: the image with
+/// per-section rights (text RX, rodata R, data RW over the reserved PFNs
+/// `kernel`), the direct map of `[0, lowmem)` with 2 MiB pages, the temporary
+/// window's page table, the preallocated kernel-half PDPTs. Table frames come
+/// from the [`BOOT_TABLE_FRAMES`] frames after the mem_map (`npages`), so the
+/// buddy allocator is untouched.
+pub fn boot_tables(
+    mem: &mut SimMem,
+    lowmem: u64,
+    kernel: (u32, u32),
+    npages: u32,
+) -> (PhysFrame, KernelLayout) {
+    let mut frames = BootFrames(npages, npages + BOOT_TABLE_FRAMES);
+    let root = frames.alloc_table(mem).unwrap();
+    let mut m = Mapper::new(mem, &mut frames);
+    let mut tlb = SimTlb::new();
+    let (k0, k1) = (u64::from(kernel.0) << 12, u64::from(kernel.1) << 12);
+    let pages = (k1 - k0) >> 12;
+    let text = (KERNEL_BASE + k0, KERNEL_BASE + k0 + (pages / 2 << 12));
+    let rodata = (text.1, text.1 + (pages / 4 << 12));
+    let data = (rodata.1, KERNEL_BASE + k1);
+    for ((s, e), fl) in [
+        (text, F::GLOBAL),
+        (rodata, F::GLOBAL | F::NO_EXECUTE),
+        (data, F::GLOBAL | F::WRITABLE | F::NO_EXECUTE),
+    ] {
+        m.mm_map_phys_addr(root, s, s - KERNEL_BASE, e - s, fl, true, &mut tlb)
+            .unwrap();
+    }
+    m.mm_map_phys_addr(
+        root,
+        DIRECT_MAP_BASE,
+        0,
+        lowmem,
+        F::GLOBAL | F::WRITABLE | F::NO_EXECUTE,
+        false,
+        &mut tlb,
+    )
+    .unwrap();
+    m.pgdir_walk(root, VirtAddr::new(TEMP_WINDOW), true)
+        .unwrap()
+        .unwrap();
+    let w = m.walk(root, VirtAddr::new(TEMP_WINDOW));
+    let pd_entry = w.steps()[2].entry_addr.as_u64();
+    let e = m.mem.read_u64(pd_entry);
+    m.mem
+        .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
+    let mem = &mut *m.mem;
+    let frames = &mut *m.frames;
+    mm::paging::kernel::preallocate_pdpts(mem, frames, root, mm::paging::kernel::RUNTIME_SLOTS)
+        .unwrap();
+    (
+        root,
+        KernelLayout {
+            text,
+            rodata,
+            data,
+            direct_map_end: lowmem,
+            mem_map: (k0, u64::from(NPAGES) * 16),
+        },
+    )
+}
+
 /// Cycles between two reads of the fake clock.
 pub const CLOCK_STEP: u64 = 1_000_000;
 
@@ -220,10 +312,15 @@ pub fn machine_with<'a>(
     // The slab liveness bitmap over every frame of the map (leaked: test code).
     let bits = vec![0u64; Buddy::slab_bits_words(npages)];
     b.attach_slab_bits(Box::leak(bits.into_boxed_slice()));
+    let mut mem = SimMem::new(b.lowmem().phys(), poison);
+    let (root, layout) = boot_tables(&mut mem, b.lowmem().phys(), kernel, npages);
     let mut k = Api::new(SimHost {
         out: String::new(),
         calls: Vec::new(),
-        mem: SimMem::new(b.lowmem().phys(), poison),
+        vm: VmState::new(root),
+        tlb: RefCell::new(SimTlb::new()),
+        layout,
+        mem,
         b,
         slab: Box::new(Slab::new()),
         pools: Box::new(PoolTable::new()),
@@ -270,7 +367,7 @@ impl Platform for SimHost<'_> {
     }
 }
 
-impl MemHost for SimHost<'_> {
+impl<'a> MemHost for SimHost<'a> {
     type Mem = SimMem;
     type Clock = Box<dyn FnMut() -> u64>;
 
@@ -378,6 +475,44 @@ impl MemHost for SimHost<'_> {
         self.mem.read(s, &mut buf);
         self.mem.write(d, &buf);
         Ok(())
+    }
+    type Frames = Buddy<'a>;
+    type Tlb = SimTlb;
+    fn vm<R>(&self, f: impl FnOnce(&VmState, &SimMem) -> R) -> R {
+        f(&self.vm, &self.mem)
+    }
+    fn vm_mut<R>(
+        &mut self,
+        f: impl FnOnce(&mut VmState, &mut Mapper<'_, SimMem, Buddy<'a>>, &mut SimTlb) -> R,
+    ) -> R {
+        let tlb = &mut *self.tlb.borrow_mut();
+        f(
+            &mut self.vm,
+            &mut Mapper::new(&mut self.mem, &mut self.b),
+            tlb,
+        )
+    }
+    fn vm_layout(&self) -> KernelLayout {
+        self.layout
+    }
+    fn virt_phys(&self, virt: u64, len: u64) -> Result<u64, MmError> {
+        // As the CPU would: through the TLB, page by page, contiguous.
+        let mut tlb = self.tlb.borrow_mut();
+        let tr = |tlb: &mut SimTlb, v: u64| {
+            let va = VirtAddr::try_new(v).map_err(|_| MmError::NotRam(v))?;
+            tlb.translate(&self.mem, self.vm.kernel_root, va)
+                .map(|(p, _, _)| p.as_u64())
+                .ok_or(MmError::NotRam(v))
+        };
+        let phys = tr(&mut tlb, virt)?;
+        let mut v = (virt & !0xfff) + 0x1000;
+        while v < virt + len {
+            if tr(&mut tlb, v)? != phys + (v - virt) {
+                return Err(MmError::Invalid("not physically contiguous"));
+            }
+            v += 0x1000;
+        }
+        Ok(phys)
     }
     fn clock(&self) -> Self::Clock {
         let clock = Rc::clone(&self.clock);

@@ -150,6 +150,7 @@ impl MemAccess for Fake {}
 impl Diagnostics for Fake {}
 
 impl shell::IoApi for Fake {}
+impl shell::VmApi for Fake {}
 
 /// A shell that has printed its banner and first prompt, and its fake kernel.
 pub fn boot() -> (Shell, Fake) {

@@ -1,0 +1,759 @@
+//! The mapper: map and unmap 4 KiB and 2 MiB pages, one at a time or as ranges,
+//! with typed errors.
+//!
+//! Intermediate tables are created on demand (entries `PRESENT|WRITABLE`, plus
+//! `USER_ACCESSIBLE` when a user page is mapped below them) and freed as soon as
+//! their last entry goes, using the live-entry counts of [`super::entry`]. The
+//! page-directory-pointer tables of the kernel half (PML4 entries 256..512) are
+//! never freed: address spaces share them by copying those PML4 entries.
+//!
+//! Unmapping part of a 2 MiB page is refused ([`UnmapError::PartOfHugePage`]);
+//! the page is not split. Unmapping a `page_insert` mapping (bit
+//! [`PAGE_REF`](super::PAGE_REF)) drops the reference it held.
+
+use core::fmt;
+
+use x86_64::structures::paging::{PageTableFlags, PhysFrame};
+use x86_64::{PhysAddr, VirtAddr};
+
+use super::entry::{
+    index, Level, PageSize, ADDR_MASK, COUNT_MASK, COUNT_ONE, OWNED_FLAGS, P, PS, REF, U, W,
+};
+use super::frames::{PageRefs, TableFrames};
+use super::tlb::{Flush, FlushRange, Tlb};
+use super::walk::{translate, walk, Walk};
+use crate::{MmError, Pfn, PhysMem};
+
+/// Why a mapping was refused (nothing was changed).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MapError {
+    /// A virtual address outside the canonical halves (or a range crossing the hole).
+    NonCanonical(u64),
+    /// A physical address beyond 52 bits.
+    PhysTooLarge(u64),
+    /// An address not aligned to the page size.
+    Misaligned {
+        /// The virtual address.
+        virt: u64,
+        /// The physical address.
+        phys: u64,
+        /// The page size asked for.
+        size: PageSize,
+    },
+    /// A zero length.
+    EmptyRange,
+    /// A table address that is not a 4 KiB-aligned frame (or, given as a virtual
+    /// address, not in the direct map).
+    BadTable(u64),
+    /// 1 GiB pages are walked but never made.
+    UnsupportedSize(PageSize),
+    /// Flags the mapper owns (`HUGE_PAGE`, bit 9, bits 52..=62).
+    OwnedFlags(PageTableFlags),
+    /// The page is mapped already.
+    AlreadyMapped {
+        /// The page.
+        virt: VirtAddr,
+        /// What it maps to.
+        phys: PhysAddr,
+        /// Its size.
+        size: PageSize,
+    },
+    /// A larger page covers the address.
+    HugePageInTheWay {
+        /// The address.
+        virt: VirtAddr,
+        /// The level of the large leaf (PD: 2 MiB, PDPT: 1 GiB).
+        level: Level,
+    },
+    /// A 2 MiB page was asked for where a page table (of 4 KiB mappings) is.
+    TableInTheWay {
+        /// The address.
+        virt: VirtAddr,
+    },
+    /// A PML4 entry with the reserved `HUGE_PAGE` bit.
+    BadEntry {
+        /// The address.
+        virt: VirtAddr,
+        /// The level.
+        level: Level,
+    },
+    /// No frame for a new page table.
+    OutOfMemory,
+    /// `page_insert`: the frame's reference could not be taken.
+    PageRef(MmError),
+}
+
+impl fmt::Display for MapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            MapError::NonCanonical(v) => write!(f, "{v:#x} is not a canonical virtual address"),
+            MapError::PhysTooLarge(p) => write!(f, "{p:#x} is beyond 52-bit physical addresses"),
+            MapError::Misaligned { virt, phys, size } => write!(
+                f,
+                "virtual {virt:#x} / physical {phys:#x} not aligned to a {size} page"
+            ),
+            MapError::EmptyRange => f.write_str("length 0"),
+            MapError::BadTable(t) => write!(f, "{t:#x} is not a page-table frame"),
+            MapError::UnsupportedSize(s) => write!(f, "{s} pages cannot be mapped"),
+            MapError::OwnedFlags(fl) => write!(
+                f,
+                "flags {:#x} are set by the mapper, not by callers",
+                fl.bits()
+            ),
+            MapError::AlreadyMapped { virt, phys, size } => write!(
+                f,
+                "{:#x} is already mapped ({size} page to {:#x})",
+                virt.as_u64(),
+                phys.as_u64()
+            ),
+            MapError::HugePageInTheWay { virt, level } => write!(
+                f,
+                "{:#x} is inside a {} page",
+                virt.as_u64(),
+                PageSize::of_level(level as u8)
+            ),
+            MapError::TableInTheWay { virt } => write!(
+                f,
+                "{:#x}: 4 KiB pages are mapped in this 2 MiB range",
+                virt.as_u64()
+            ),
+            MapError::BadEntry { virt, level } => write!(
+                f,
+                "{:#x}: {level} entry has the reserved HUGE_PAGE bit",
+                virt.as_u64()
+            ),
+            MapError::OutOfMemory => f.write_str("out of memory for a page table"),
+            MapError::PageRef(e) => write!(f, "cannot reference the page: {e}"),
+        }
+    }
+}
+
+/// Why an unmapping was refused (nothing was changed).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UnmapError {
+    /// A virtual address outside the canonical halves (or a range crossing the hole).
+    NonCanonical(u64),
+    /// An address not aligned to the page size.
+    Misaligned {
+        /// The address.
+        virt: u64,
+        /// The page size asked for.
+        size: PageSize,
+    },
+    /// A zero length.
+    EmptyRange,
+    /// A table address that is not a 4 KiB-aligned frame.
+    BadTable(u64),
+    /// Nothing is mapped there.
+    NotMapped {
+        /// The address.
+        virt: VirtAddr,
+        /// The level whose entry is not present.
+        level: Level,
+    },
+    /// The address is part of a larger page, which is not split.
+    PartOfHugePage {
+        /// The address.
+        virt: VirtAddr,
+        /// Where the large page starts.
+        page: VirtAddr,
+        /// Its size.
+        size: PageSize,
+    },
+    /// A 2 MiB unmap where 4 KiB pages are mapped.
+    SizeMismatch {
+        /// The address.
+        virt: VirtAddr,
+    },
+    /// A PML4 entry with the reserved `HUGE_PAGE` bit.
+    BadEntry {
+        /// The address.
+        virt: VirtAddr,
+    },
+    /// The reference held by a `page_insert` mapping could not be dropped.
+    PageRef(MmError),
+}
+
+impl fmt::Display for UnmapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            UnmapError::NonCanonical(v) => {
+                write!(f, "{v:#x} is not a canonical virtual address")
+            }
+            UnmapError::Misaligned { virt, size } => {
+                write!(f, "{virt:#x} is not aligned to a {size} page")
+            }
+            UnmapError::EmptyRange => f.write_str("length 0"),
+            UnmapError::BadTable(t) => write!(f, "{t:#x} is not a page-table frame"),
+            UnmapError::NotMapped { virt, level } => write!(
+                f,
+                "{:#x} is not mapped (not present at {level})",
+                virt.as_u64()
+            ),
+            UnmapError::PartOfHugePage { virt, page, size } => write!(
+                f,
+                "{:#x} is part of the {size} page at {:#x}; unmap all of it",
+                virt.as_u64(),
+                page.as_u64()
+            ),
+            UnmapError::SizeMismatch { virt } => write!(
+                f,
+                "{:#x} is mapped with 4 KiB pages, not a 2 MiB page",
+                virt.as_u64()
+            ),
+            UnmapError::BadEntry { virt } => write!(
+                f,
+                "{:#x}: PML4 entry has the reserved HUGE_PAGE bit",
+                virt.as_u64()
+            ),
+            UnmapError::PageRef(e) => write!(f, "cannot drop the page's reference: {e}"),
+        }
+    }
+}
+
+/// What an unmap removed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Unmapped {
+    /// The physical page it mapped.
+    pub phys: PhysAddr,
+    /// Its size.
+    pub size: PageSize,
+    /// Its leaf flags (with [`PAGE_REF`](super::PAGE_REF) if it held a reference,
+    /// now dropped).
+    pub flags: PageTableFlags,
+}
+
+/// Pages a range operation mapped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct MapStats {
+    /// 4 KiB pages.
+    pub pages_4k: u64,
+    /// 2 MiB pages.
+    pub pages_2m: u64,
+}
+
+/// Pages a range operation unmapped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct UnmapStats {
+    /// 4 KiB pages.
+    pub pages_4k: u64,
+    /// 2 MiB pages.
+    pub pages_2m: u64,
+    /// 1 GiB pages (made by someone else; removed whole).
+    pub pages_1g: u64,
+    /// References dropped (mappings made by `page_insert`).
+    pub refs_dropped: u64,
+    /// References that could not be dropped because the frame's count was
+    /// already 0 (only possible if someone dropped a mapping's reference behind
+    /// the mapper's back); the mappings are removed all the same.
+    pub bad_refs: u64,
+}
+
+/// The entry addresses a walk passed, by level (`eas[level - 1]`), and the leaf.
+struct Found {
+    eas: [u64; 4],
+    leaf: u64,
+    level: u8,
+}
+
+/// Page-table operations over memory `mem`, with table frames from `frames`.
+/// Cheap to make: it holds two references.
+pub struct Mapper<'a, M: PhysMem, F> {
+    /// The memory the tables are in.
+    pub mem: &'a mut M,
+    /// Where table frames come from (and, for unmapping, page references).
+    pub frames: &'a mut F,
+}
+
+impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
+    /// A mapper over `mem` and `frames`.
+    pub fn new(mem: &'a mut M, frames: &'a mut F) -> Self {
+        Mapper { mem, frames }
+    }
+
+    /// [`walk`](super::walk::walk) of `virt` in `root`.
+    pub fn walk(&self, root: PhysFrame, virt: VirtAddr) -> Walk {
+        walk(self.mem, root, virt)
+    }
+
+    /// [`translate`](super::walk::translate) of `virt` in `root`.
+    #[inline]
+    pub fn translate(
+        &self,
+        root: PhysFrame,
+        virt: VirtAddr,
+    ) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
+        translate(self.mem, root, virt)
+    }
+
+    /// Maps the page of `size` at `virt` to `phys` with `flags` (`PRESENT` is
+    /// added; `HUGE_PAGE` too for 2 MiB). The token flushes `virt`; a new mapping
+    /// replaces nothing, so `.ignore()` is right unless the caller's policy says
+    /// otherwise.
+    ///
+    /// Errors: `UnsupportedSize` (1 GiB), `Misaligned`, `OwnedFlags`,
+    /// `AlreadyMapped`, `HugePageInTheWay`, `TableInTheWay` (2 MiB over a page
+    /// table), `BadEntry`, `OutOfMemory`.
+    #[inline]
+    pub fn map(
+        &mut self,
+        root: PhysFrame,
+        virt: VirtAddr,
+        phys: PhysAddr,
+        size: PageSize,
+        flags: PageTableFlags,
+    ) -> Result<Flush, MapError> {
+        let (v, p) = (virt.as_u64(), phys.as_u64());
+        let leaf_level = match size {
+            PageSize::Size4KiB => 1,
+            PageSize::Size2MiB => 2,
+            PageSize::Size1GiB => return Err(MapError::UnsupportedSize(size)),
+        };
+        if (v | p) & (size.bytes() - 1) != 0 {
+            return Err(MapError::Misaligned {
+                virt: v,
+                phys: p,
+                size,
+            });
+        }
+        if flags.bits() & OWNED_FLAGS != 0 {
+            return Err(MapError::OwnedFlags(PageTableFlags::from_bits_retain(
+                flags.bits() & OWNED_FLAGS,
+            )));
+        }
+        let ps = if leaf_level == 2 { PS } else { 0 };
+        self.map_raw(root, v, p | flags.bits() | P | ps, leaf_level)?;
+        Ok(Flush::new(virt))
+    }
+
+    /// Writes leaf `leaf` for `v` at `leaf_level`, creating tables; counts it.
+    #[inline(always)]
+    pub(crate) fn map_raw(
+        &mut self,
+        root: PhysFrame,
+        v: u64,
+        leaf: u64,
+        leaf_level: u8,
+    ) -> Result<(), MapError> {
+        let (ea, parent) = self.ensure_tables(root, v, leaf_level, leaf & U)?;
+        let old = self.mem.read_u64(ea);
+        if old & P != 0 {
+            let virt = VirtAddr::new_truncate(v);
+            if leaf_level == 2 && old & PS == 0 {
+                return Err(MapError::TableInTheWay { virt });
+            }
+            let size = PageSize::of_level(leaf_level);
+            return Err(MapError::AlreadyMapped {
+                virt,
+                phys: PhysAddr::new_truncate(old & ADDR_MASK & !(size.bytes() - 1)),
+                size,
+            });
+        }
+        self.mem.write_u64(ea, leaf);
+        if let Some(pa) = parent {
+            count_up(self.mem, pa);
+        }
+        Ok(())
+    }
+
+    /// The address of the entry for `v` at `leaf_level` and of the entry that
+    /// points to its table (`None` if that table is the root), creating missing
+    /// tables (with `USER_ACCESSIBLE` in their entries if `user` is `U`).
+    #[inline(always)]
+    pub(crate) fn ensure_tables(
+        &mut self,
+        root: PhysFrame,
+        v: u64,
+        leaf_level: u8,
+        user: u64,
+    ) -> Result<(u64, Option<u64>), MapError> {
+        let mut table = root.start_address().as_u64();
+        let mut parent = None;
+        let mut level = 4u8;
+        while level > leaf_level {
+            let ea = table + index(v, level) * 8;
+            let e = self.mem.read_u64(ea);
+            if e & P == 0 {
+                return self.create_chain(ea, parent, v, level, leaf_level, user);
+            }
+            if e & PS != 0 {
+                let virt = VirtAddr::new_truncate(v);
+                let level = Level::from_u8(level);
+                return Err(if level == Level::Pml4 {
+                    MapError::BadEntry { virt, level }
+                } else {
+                    MapError::HugePageInTheWay { virt, level }
+                });
+            }
+            if e & user != user {
+                self.mem.write_u64(ea, e | user);
+            }
+            parent = Some(ea);
+            table = e & ADDR_MASK;
+            level -= 1;
+        }
+        Ok((table + index(v, leaf_level) * 8, parent))
+    }
+
+    /// Creates the tables from the empty entry `ea` (at `level`, in the table
+    /// whose own entry is `parent`) down to `leaf_level`; all frames are taken
+    /// first, so running out changes nothing.
+    #[cold]
+    fn create_chain(
+        &mut self,
+        ea: u64,
+        parent: Option<u64>,
+        v: u64,
+        level: u8,
+        leaf_level: u8,
+        user: u64,
+    ) -> Result<(u64, Option<u64>), MapError> {
+        let n = (level - leaf_level) as usize;
+        let mut fr = [0u64; 3];
+        for i in 0..n {
+            match self.frames.alloc_table(self.mem) {
+                Some(f) => fr[i] = f.start_address().as_u64(),
+                None => {
+                    for &f in &fr[..i] {
+                        self.frames
+                            .free_table(PhysFrame::containing_address(PhysAddr::new(f)));
+                    }
+                    return Err(MapError::OutOfMemory);
+                }
+            }
+        }
+        // Each new table but the last gets one entry (the next table); the last
+        // gets its first entry from the caller, who counts it.
+        let mut e = ea;
+        for i in 0..n {
+            let count = if i + 1 < n { COUNT_ONE } else { 0 };
+            self.mem.write_u64(e, fr[i] | P | W | user | count);
+            if i + 1 < n {
+                e = fr[i] + index(v, level - 1 - i as u8) * 8;
+            }
+        }
+        if let Some(pa) = parent {
+            count_up(self.mem, pa);
+        }
+        Ok((fr[n - 1] + index(v, leaf_level) * 8, Some(e)))
+    }
+
+    /// Walks to the leaf covering `v`, expecting it at `leaf_level`.
+    #[inline(always)]
+    fn find_leaf(&self, root: PhysFrame, v: u64, leaf_level: u8) -> Result<Found, UnmapError> {
+        let mut eas = [0u64; 4];
+        let mut table = root.start_address().as_u64();
+        let mut level = 4u8;
+        loop {
+            let ea = table + index(v, level) * 8;
+            eas[level as usize - 1] = ea;
+            let e = self.mem.read_u64(ea);
+            let virt = VirtAddr::new_truncate(v);
+            if e & P == 0 {
+                return Err(UnmapError::NotMapped {
+                    virt,
+                    level: Level::from_u8(level),
+                });
+            }
+            if level == leaf_level {
+                if level == 2 && e & PS == 0 {
+                    return Err(UnmapError::SizeMismatch { virt });
+                }
+                return Ok(Found {
+                    eas,
+                    leaf: e,
+                    level,
+                });
+            }
+            if e & PS != 0 {
+                if level == 4 {
+                    return Err(UnmapError::BadEntry { virt });
+                }
+                let size = PageSize::of_level(level);
+                return Err(UnmapError::PartOfHugePage {
+                    virt,
+                    page: VirtAddr::new_truncate(v & !(size.bytes() - 1)),
+                    size,
+                });
+            }
+            table = e & ADDR_MASK;
+            level -= 1;
+        }
+    }
+
+    /// Clears the leaf found for `v` and frees the tables it leaves empty.
+    #[inline(always)]
+    fn remove_leaf(&mut self, f: &Found, v: u64) {
+        self.mem.write_u64(f.eas[f.level as usize - 1], 0);
+        let mut l = f.level as usize + 1;
+        while l <= 4 {
+            let pa = f.eas[l - 1];
+            let pe = self.mem.read_u64(pa);
+            if pe & COUNT_MASK == 0 {
+                // A table not built by this mapper: its count is unknown.
+                return;
+            }
+            let pe = pe - COUNT_ONE;
+            if pe & COUNT_MASK != 0 || (l == 4 && index(v, 4) >= 256) {
+                self.mem.write_u64(pa, pe);
+                return;
+            }
+            self.mem.write_u64(pa, 0);
+            self.frames
+                .free_table(PhysFrame::containing_address(PhysAddr::new_truncate(
+                    pe & ADDR_MASK,
+                )));
+            l += 1;
+        }
+    }
+
+    /// Maps `[virt, virt + len)` to `[phys, phys + len)` with `flags`: 4 KiB
+    /// pages if `use4k`, else 2 MiB pages wherever both addresses are 2 MiB
+    /// aligned and 2 MiB remain, and 4 KiB pages at the unaligned head and tail
+    /// (all 4 KiB if `virt` and `phys` differ modulo 2 MiB). `len` is rounded up
+    /// to 4 KiB. On an error everything this call mapped is unmapped again and
+    /// flushed through `tlb`, so a failure changes nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn map_range(
+        &mut self,
+        root: PhysFrame,
+        virt: VirtAddr,
+        phys: PhysAddr,
+        len: u64,
+        flags: PageTableFlags,
+        use4k: bool,
+        tlb: &mut impl Tlb,
+    ) -> Result<(FlushRange, MapStats), MapError> {
+        let (v0, p0) = (virt.as_u64(), phys.as_u64());
+        if len == 0 {
+            return Err(MapError::EmptyRange);
+        }
+        if (v0 | p0) & 0xfff != 0 {
+            return Err(MapError::Misaligned {
+                virt: v0,
+                phys: p0,
+                size: PageSize::Size4KiB,
+            });
+        }
+        let len = len
+            .checked_next_multiple_of(4096)
+            .unwrap_or(u64::MAX & !0xfff);
+        let last = v0.checked_add(len - 1).ok_or(MapError::NonCanonical(v0))?;
+        if VirtAddr::try_new(last).is_err() || (last ^ v0) >> 47 != 0 {
+            return Err(MapError::NonCanonical(last));
+        }
+        match p0.checked_add(len - 1) {
+            Some(pl) if PhysAddr::try_new(pl).is_ok() => {}
+            _ => return Err(MapError::PhysTooLarge(p0.saturating_add(len - 1))),
+        }
+        let mut flush = FlushRange::new();
+        let mut stats = MapStats::default();
+        let mut off = 0;
+        while off < len {
+            let (v, p) = (v0 + off, p0 + off);
+            let size = if !use4k && (v | p) & 0x1f_ffff == 0 && len - off >= 1 << 21 {
+                PageSize::Size2MiB
+            } else {
+                PageSize::Size4KiB
+            };
+            match self.map(
+                root,
+                VirtAddr::new_truncate(v),
+                PhysAddr::new_truncate(p),
+                size,
+                flags,
+            ) {
+                Ok(f) => flush.push(f),
+                Err(e) => {
+                    self.rollback(root, v0, off, tlb);
+                    flush.ignore();
+                    return Err(e);
+                }
+            }
+            match size {
+                PageSize::Size2MiB => stats.pages_2m += 1,
+                _ => stats.pages_4k += 1,
+            }
+            off += size.bytes();
+        }
+        Ok((flush, stats))
+    }
+
+    /// Unmaps what `map_range` mapped in `[v0, v0 + len)` before failing.
+    #[cold]
+    fn rollback(&mut self, root: PhysFrame, v0: u64, len: u64, tlb: &mut impl Tlb) {
+        let mut flush = FlushRange::new();
+        let mut off = 0;
+        while off < len {
+            let v = v0 + off;
+            let size = translate(self.mem, root, VirtAddr::new_truncate(v))
+                .map_or(PageSize::Size4KiB, |(_, s, _)| s);
+            if let Ok(f) = self.find_leaf(root, v, size.leaf_level()) {
+                self.remove_leaf(&f, v);
+            }
+            flush.push(Flush::new(VirtAddr::new_truncate(v)));
+            off += size.bytes();
+        }
+        flush.flush(tlb);
+    }
+}
+
+impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
+    /// Unmaps the page of `size` at `virt`, frees the tables it leaves empty and
+    /// drops the page reference of a `page_insert` mapping.
+    ///
+    /// Errors (nothing changed): `Misaligned`, `NotMapped`, `PartOfHugePage`
+    /// (4 KiB inside a 2 MiB page: not split), `SizeMismatch` (2 MiB over 4 KiB
+    /// pages), `BadEntry`, `PageRef`.
+    #[inline]
+    pub fn unmap(
+        &mut self,
+        root: PhysFrame,
+        virt: VirtAddr,
+        size: PageSize,
+    ) -> Result<(Unmapped, Flush), UnmapError> {
+        let v = virt.as_u64();
+        if v & (size.bytes() - 1) != 0 {
+            return Err(UnmapError::Misaligned { virt: v, size });
+        }
+        let found = self.find_leaf(root, v, size.leaf_level())?;
+        if found.leaf & REF != 0 {
+            self.frames
+                .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
+                .map_err(UnmapError::PageRef)?;
+        }
+        self.remove_leaf(&found, v);
+        Ok((
+            Unmapped {
+                phys: PhysAddr::new_truncate(found.leaf & ADDR_MASK & !(size.bytes() - 1)),
+                size,
+                flags: super::entry::decode(found.leaf, true),
+            },
+            Flush::new(virt),
+        ))
+    }
+
+    /// Unmaps every page in `[virt, virt + len)` (`len` rounded up to 4 KiB);
+    /// holes are skipped. Checked first, so an error changes nothing.
+    ///
+    /// Errors: `Misaligned` (`virt`), `EmptyRange`, `NonCanonical`,
+    /// `PartOfHugePage` (the range covers a 2 MiB or 1 GiB page only in part),
+    /// `BadEntry`, `NotMapped` (nothing at all is mapped in the range).
+    pub fn unmap_range(
+        &mut self,
+        root: PhysFrame,
+        virt: VirtAddr,
+        len: u64,
+    ) -> Result<(FlushRange, UnmapStats), UnmapError> {
+        let v0 = virt.as_u64();
+        if len == 0 {
+            return Err(UnmapError::EmptyRange);
+        }
+        if v0 & 0xfff != 0 {
+            return Err(UnmapError::Misaligned {
+                virt: v0,
+                size: PageSize::Size4KiB,
+            });
+        }
+        let len = len
+            .checked_next_multiple_of(4096)
+            .unwrap_or(u64::MAX & !0xfff);
+        let end = v0.checked_add(len).ok_or(UnmapError::NonCanonical(v0))?;
+        if VirtAddr::try_new(end - 1).is_err() || ((end - 1) ^ v0) >> 47 != 0 {
+            return Err(UnmapError::NonCanonical(end - 1));
+        }
+        // Pass 1: check.
+        let mut any = false;
+        let mut v = v0;
+        while v < end {
+            match self.leaf_at(root, v)? {
+                (Some(size), _) => {
+                    let base = v & !(size.bytes() - 1);
+                    if base < v0 || base + size.bytes() > end {
+                        return Err(UnmapError::PartOfHugePage {
+                            virt: VirtAddr::new_truncate(v),
+                            page: VirtAddr::new_truncate(base),
+                            size,
+                        });
+                    }
+                    any = true;
+                    v = base + size.bytes();
+                }
+                (None, skip) => v = (v & !(skip - 1)).saturating_add(skip),
+            }
+        }
+        if !any {
+            return Err(UnmapError::NotMapped {
+                virt,
+                level: match self.leaf_at(root, v0)? {
+                    (_, s) if s == 1 << 39 => Level::Pml4,
+                    (_, s) if s == 1 << 30 => Level::Pdpt,
+                    (_, s) if s == 1 << 21 => Level::Pd,
+                    _ => Level::Pt,
+                },
+            });
+        }
+        // Pass 2: unmap.
+        let mut flush = FlushRange::new();
+        let mut stats = UnmapStats::default();
+        let mut v = v0;
+        while v < end {
+            match self.leaf_at(root, v)? {
+                (Some(size), _) => {
+                    let found = self.find_leaf(root, v, size.leaf_level())?;
+                    if found.leaf & REF != 0 {
+                        match self
+                            .frames
+                            .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
+                        {
+                            Ok(_) => stats.refs_dropped += 1,
+                            Err(_) => stats.bad_refs += 1,
+                        }
+                    }
+                    self.remove_leaf(&found, v);
+                    flush.push(Flush::new(VirtAddr::new_truncate(v)));
+                    match size {
+                        PageSize::Size4KiB => stats.pages_4k += 1,
+                        PageSize::Size2MiB => stats.pages_2m += 1,
+                        PageSize::Size1GiB => stats.pages_1g += 1,
+                    }
+                    v += size.bytes();
+                }
+                (None, skip) => v = (v & !(skip - 1)).saturating_add(skip),
+            }
+        }
+        Ok((flush, stats))
+    }
+
+    /// The leaf size at `v`, or the size of the hole it is in.
+    fn leaf_at(&self, root: PhysFrame, v: u64) -> Result<(Option<PageSize>, u64), UnmapError> {
+        let mut table = root.start_address().as_u64();
+        let mut level = 4u8;
+        loop {
+            let e = self.mem.read_u64(table + index(v, level) * 8);
+            let span = 1u64 << (3 + 9 * level as u32);
+            if e & P == 0 {
+                return Ok((None, span));
+            }
+            if level == 1 || e & PS != 0 {
+                if level == 4 {
+                    return Err(UnmapError::BadEntry {
+                        virt: VirtAddr::new_truncate(v),
+                    });
+                }
+                return Ok((Some(PageSize::of_level(level)), span));
+            }
+            table = e & ADDR_MASK;
+            level -= 1;
+        }
+    }
+}
+
+/// Adds one to the live-entry count of table entry `pa` (saturating).
+#[inline(always)]
+fn count_up(mem: &mut impl PhysMem, pa: u64) {
+    let pe = mem.read_u64(pa);
+    if pe & COUNT_MASK != COUNT_MASK {
+        mem.write_u64(pa, pe + COUNT_ONE);
+    }
+}
