@@ -28,10 +28,10 @@ pub mod entry;
 pub mod frames;
 pub mod mapper;
 pub mod mos;
-pub mod tlb;
-pub mod walk;
 #[cfg(test)]
 mod tests;
+pub mod tlb;
+pub mod walk;
 
 pub use aspace::{AddressSpace, DestroyError, DestroyStats};
 pub use entry::{Level, PageSize, PAGE_REF};
