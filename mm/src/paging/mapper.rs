@@ -10,6 +10,11 @@
 //! Unmapping part of a 2 MiB page is refused ([`UnmapError::PartOfHugePage`]);
 //! the page is not split. Unmapping a `page_insert` mapping (bit
 //! [`PAGE_REF`](super::PAGE_REF)) drops the reference it held.
+//!
+//! A [`Mapper`] remembers the last page table and page directory it walked to
+//! (per root and region); the common map/unmap/translate of a page next to
+//! others then reads only the leaf entry and its table's count. Freeing any
+//! table, or [`Mapper::mem_mut`], forgets them.
 
 use core::fmt;
 
