@@ -252,17 +252,17 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     let w = m.walk(root, VirtAddr::new(TEMP_WINDOW));
     debug_assert!(matches!(w.end, WalkEnd::NotPresent { .. }));
     let pd_entry = w.steps()[2].entry_addr.as_u64();
-    let e = m.mem.read_u64(pd_entry);
-    m.mem
+    let e = m.mem().read_u64(pd_entry);
+    m.mem_mut()
         .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
 
     // The PDPTs of the kernel half's run-time ranges (vmalloc, ioremap, the
     // shell's mappings), so that every address space shares them and no
     // run-time unmap leaves one behind.
-    let mem = &mut *m.mem;
+    let (mem, frames) = m.parts();
     mm::paging::kernel::preallocate_pdpts(
         mem,
-        &mut *m.frames,
+        frames,
         root,
         mm::paging::kernel::RUNTIME_SLOTS,
     )

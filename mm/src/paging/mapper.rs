@@ -330,6 +330,13 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         self.frames
     }
 
+    /// The memory and the frame source together, for code that builds tables
+    /// with both (forgets the cached walks, as [`Mapper::mem_mut`] does).
+    pub fn parts(&mut self) -> (&mut M, &mut F) {
+        self.cache = [EMPTY; 2];
+        (self.mem, self.frames)
+    }
+
     /// Returns a table frame and forgets the cached walks.
     #[cold]
     pub(crate) fn free_table(&mut self, t: u64) {
