@@ -6,7 +6,7 @@
 //! whose colour changed since the last time, on the right part of the screen.
 //!
 //! The layout: each zone starts a band of its own, under a text row with its
-//! name and range and a line to the right edge (the zone boundary). Inside a
+//! name and physical range (as `regions` prints ranges) and a line to the right edge (the zone boundary). Inside a
 //! band, squares go left to right, top to bottom, from the zone's first frame.
 //! Text (labels, legend) sits on the console's cell grid, so a test reads it
 //! back with `render::Reader` like any other text on the screen.
@@ -328,10 +328,10 @@ impl MemView {
 
     fn label(b: &Band) -> String {
         alloc::format!(
-            "{} {}..{}",
+            "{} {:08x}-{:08x}",
             b.name,
-            size_text(b.start * 4096),
-            size_text(b.end * 4096)
+            b.start * 4096,
+            (b.end * 4096).saturating_sub(1)
         )
     }
 

@@ -167,9 +167,9 @@ fn the_zone_labels_and_the_legend_read_back_as_text_and_colours() {
     assert_eq!(
         labels.iter().map(|l| l.1.as_str()).collect::<Vec<_>>(),
         [
-            "DMA 0 KiB..16 MiB",
-            "NORMAL 16 MiB..1 GiB",
-            "UNMAPPED 1 GiB..2 GiB"
+            "DMA 00000000-00ffffff",
+            "NORMAL 01000000-3fffffff",
+            "UNMAPPED 40000000-7fffffff"
         ]
     );
     for (y, t) in &labels {
