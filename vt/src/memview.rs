@@ -188,9 +188,9 @@ pub(crate) fn text_at<B: AsRef<[u8]> + AsMut<[u8]>>(
 
 /// `bytes` as `16 MiB`, `2 GiB`, `640 KiB`.
 pub fn size_text(bytes: u64) -> String {
-    let (v, unit) = if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    let (v, unit) = if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         (bytes >> 30, "GiB")
-    } else if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+    } else if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
         (bytes >> 20, "MiB")
     } else {
         (bytes >> 10, "KiB")
@@ -212,7 +212,9 @@ fn legend_lines(bands: &[Band], fps: u64, cols: usize) -> (Vec<Vec<Kind>>, [Stri
             lines.push(Vec::new());
             used = 0;
         }
-        lines.last_mut().map(|l| l.push(k));
+        if let Some(l) = lines.last_mut() {
+            l.push(k);
+        }
         used += w;
     }
     let scale = alloc::format!(

@@ -450,11 +450,16 @@ pub fn set_view(what: ViewCmd) -> Result<alloc::string::String, &'static str> {
             let v = MemView::new(x, 0, w - x, h, &bands, font);
             let (cols, squares, side) = v.grid();
             let fps = v.frames_per_square();
-            let what = alloc::format!(
-                "view on: {frames} frames, 1 square = {fps} frames ({} KiB), {squares} squares of {side} px, {cols} per row, {} zones, at x={x}",
+            let mut what = alloc::format!(
+                "view on: {frames} frames, 1 square = {fps} frames ({} KiB), {squares} squares of {side} px, {cols} per row, at x={x}; zones",
                 fps * 4,
-                bands.len()
             );
+            for b in &bands {
+                let _ = core::fmt::write(
+                    &mut what,
+                    format_args!(" {}={:#x}-{:#x}", b.name, b.start, b.end),
+                );
+            }
             scr.view = Some(View::Pages(v));
             what
         };
