@@ -116,8 +116,8 @@ impl Platform for Hardware {
     fn framebuffer(&self) -> Option<shell::FbMode> {
         crate::drivers::framebuffer::fb_mode()
     }
-    fn memory_view(&mut self, on: bool) -> Result<String, &'static str> {
-        crate::drivers::framebuffer::set_view(on)
+    fn memory_view(&mut self, what: shell::ViewCmd) -> Result<String, &'static str> {
+        crate::drivers::framebuffer::set_view(what)
     }
     fn reboot(&mut self) -> &'static str {
         platform::reboot()

@@ -95,6 +95,32 @@ pub struct FbMode {
     pub text: (u32, u32),
 }
 
+/// What `view` asks of the screen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ViewCmd {
+    /// Physical memory beside the shell (`view`, `view on`, `view pages`).
+    Pages,
+    /// The slab caches beside the shell (`view slab`).
+    Slab,
+    /// The whole screen back to the shell (`view off`).
+    Off,
+    /// What the last redraw after a command cost (`view stats`).
+    Stats,
+}
+
+impl ViewCmd {
+    /// The word that asks for it.
+    pub fn parse(w: &str) -> Option<ViewCmd> {
+        Some(match w {
+            "on" | "pages" => ViewCmd::Pages,
+            "slab" => ViewCmd::Slab,
+            "off" => ViewCmd::Off,
+            "stats" => ViewCmd::Stats,
+            _ => return None,
+        })
+    }
+}
+
 /// A CPU exception that `trap` raises on purpose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trap {
@@ -190,9 +216,11 @@ pub trait Platform: fmt::Write {
     fn framebuffer(&self) -> Option<FbMode> {
         None
     }
-    /// Turns the screen's live memory view on or off and describes it (scale and
-    /// place); `Err(reason)` without a screen (or with one too small).
-    fn memory_view(&mut self, _on: bool) -> Result<String, &'static str> {
+    /// Shows the live picture of physical memory or of the slab beside the
+    /// shell, or gives the screen back, and describes what it did (scale and
+    /// place); or describes what the last redraw cost. `Err(reason)` without a
+    /// screen (or with one too small).
+    fn memory_view(&mut self, _what: ViewCmd) -> Result<String, &'static str> {
         Err("no framebuffer: this machine has a serial console only")
     }
 }

@@ -146,6 +146,7 @@ pub mod parse;
 pub mod term;
 
 pub use api::FbMode;
+pub use api::ViewCmd;
 pub use api::{
     addr_to_pfn_in, bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in,
     kmem_cache_create_in, kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in,

@@ -382,6 +382,41 @@ fn fb_prints_the_mode_or_one_error() {
 }
 
 #[test]
+fn view_takes_pages_slab_off_stats_or_on() {
+    let (mut sh, mut k) = boot();
+    assert_eq!(
+        run(&mut sh, &mut k, "view slab"),
+        ["error: view: no framebuffer: this machine has a serial console only"]
+    );
+    k.fb = Some(shell::FbMode {
+        width: 1024,
+        height: 768,
+        pitch: 4096,
+        bpp: 32,
+        masks: [(8, 16), (8, 8), (8, 0)],
+        phys: 0xfd00_0000,
+        source: "pci-vga",
+        cell: (7, 16),
+        text: (146, 48),
+    });
+    for (line, what) in [
+        ("view", "Pages"),
+        ("view on", "Pages"),
+        ("view pages", "Pages"),
+        ("view slab", "Slab"),
+        ("view stats", "Stats"),
+        ("view off", "Off"),
+    ] {
+        assert_eq!(run(&mut sh, &mut k, line), [format!("view {what}")]);
+    }
+    let bad = run(&mut sh, &mut k, "view sideways");
+    assert_eq!(bad.len(), 1);
+    assert!(bad[0].starts_with("error: view: expected pages, slab, off or stats"));
+    assert_eq!(run(&mut sh, &mut k, "view slab x").len(), 1);
+    assert_eq!(k.calls.iter().filter(|c| c.starts_with("view")).count(), 6);
+}
+
+#[test]
 fn version_says_why_the_kernel_is_tainted() {
     let (mut sh, mut k) = boot();
     k.tainted = Some("D (oops: 1 CPU exception in kernel code with no fixup)".into());

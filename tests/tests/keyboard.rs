@@ -202,50 +202,83 @@ fn a_line_typed_half_on_each_console() -> Outcome {
     r
 }
 
-/// The colour of the memory view's square holding `frame`, from a fresh
-/// screendump, once `ready` accepts the picture (the screen is drawn when the
-/// shell waits, so the test dumps until it shows what it waits for).
-fn view_squares(
+/// Screendumps until `ready` accepts one (the screen is drawn when the shell
+/// waits, so the test dumps until it shows what it waits for); returns the
+/// last error `ready` gave if none did within 20 s.
+fn dump_until<T>(
     monitor: &mut dyn FnMut(&str) -> Check,
     dump: &Path,
-    view: &vt::memview::MemView,
-    frames: std::ops::Range<u64>,
-    ready: impl Fn(&[vt::render::Rgb]) -> bool,
-) -> Result<Vec<vt::render::Rgb>, String> {
+    ready: impl Fn(&Surface<Vec<u8>>) -> Result<T, String>,
+) -> Result<T, String> {
     let t0 = Instant::now();
-    let fps = view.frames_per_square();
-    let mut last = Vec::new();
+    let mut last = String::from("no screendump");
     while t0.elapsed() < Duration::from_secs(20) {
         let _ = std::fs::remove_file(dump);
         monitor(&format!("screendump {}", dump.display()))?;
         std::thread::sleep(Duration::from_millis(400));
         let Some(s) = read_ppm(dump) else { continue };
-        last = (frames.start / fps..frames.end.div_ceil(fps))
-            .map(|i| {
-                let (x, y) = view.square_at(i as usize);
-                s.rgb(x, y)
-            })
-            .collect();
-        if ready(&last) {
-            return Ok(last);
+        match ready(&s) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e,
         }
     }
-    let mut colours: Vec<(vt::render::Rgb, usize)> = Vec::new();
-    for c in last {
-        match colours.iter_mut().find(|(k, _)| *k == c) {
-            Some((_, n)) => *n += 1,
-            None => colours.push((c, 1)),
-        }
-    }
-    Err(format!(
-        "the view never showed what was expected; its squares: {colours:?}"
-    ))
+    Err(format!("the view never showed what was expected: {last}"))
 }
 
-/// `view` splits the screen; `pages 63 NORMAL` turns the squares of its frames
-/// to the allocated colour in a screendump, and `free all` turns them back.
+/// The colours of the memory view's squares holding `frames`, and how many
+/// squares have each.
+fn square_colours(
+    s: &Surface<Vec<u8>>,
+    view: &vt::memview::MemView,
+    frames: std::ops::Range<u64>,
+) -> Vec<vt::render::Rgb> {
+    let fps = view.frames_per_square();
+    let mut out: Vec<vt::render::Rgb> = Vec::new();
+    let mut f = frames.start;
+    while f < frames.end {
+        if let Some((x, y)) = view.frame_at(f) {
+            out.push(s.rgb(x, y));
+        }
+        f = (f / fps + 1) * fps;
+    }
+    out
+}
+
+/// The zones in `view`'s answer: ` zones DMA=0x0-0x1000 NORMAL=...`.
+fn bands_of(on: &str) -> Option<Vec<vt::memview::Band>> {
+    use vt::memview::{Band, Kind};
+    let (_, zones) = on.trim().split_once("; zones ")?;
+    zones
+        .split(' ')
+        .map(|z| {
+            let (name, range) = z.split_once('=')?;
+            let (a, b) = range.split_once('-')?;
+            let (name, free) = match name {
+                "DMA" => ("DMA", Kind::FreeDma),
+                "NORMAL" => ("NORMAL", Kind::FreeNormal),
+                "UNMAPPED" => ("UNMAPPED", Kind::FreeUnmapped),
+                _ => return None,
+            };
+            Some(Band {
+                name,
+                free,
+                start: num(a)?,
+                end: num(b)?,
+            })
+        })
+        .collect()
+}
+
+/// `view` splits the screen. Read back from screendumps, by pixels: every
+/// zone's label and boundary line, the legend's colours and names and the
+/// scale; `pages 63 NORMAL` turns the squares of its frames to the allocated
+/// colour and `free all` turns them back. `view slab`: `cache create inode`
+/// adds a row named inode with no slab, `cache alloc inode` puts a box in it
+/// filled by its one live object, `free all` removes the row. `view stats`
+/// reports a redraw that painted nothing after a command that changed nothing.
 fn view_shows_an_allocation_land() -> Outcome {
     use vt::memview::{Kind, MemView};
+    use vt::slabview::SlabView;
     let tag = format!("memkern-view-{}", std::process::id());
     let sock = std::env::temp_dir().join(format!("{tag}.sock"));
     let dump = std::env::temp_dir().join(format!("{tag}.ppm"));
@@ -269,17 +302,56 @@ fn view_shows_an_allocation_land() -> Outcome {
         let (w, h) = size.split_once('x').ok_or_else(|| fb.clone())?;
         let (w, h): (usize, usize) = (w.parse().unwrap_or(0), h.parse().unwrap_or(0));
         let on = vm.ok("view")?;
-        let frames = on
-            .split_whitespace()
-            .nth(2)
-            .and_then(|f| f.parse::<u64>().ok())
-            .ok_or_else(|| format!("view said:\n{on}"))?;
+        let bands = bands_of(&on).ok_or_else(|| format!("view said:\n{on}"))?;
+        ensure(bands.len() == 3, || format!("view said:\n{on}"))?;
         let font = Font::for_screen(w, h);
-        let text_w = 80 * font.cell().0;
-        let view = MemView::new(text_w + 8, 0, w - text_w - 8, h, frames, font);
+        let (cw, ch) = font.cell();
+        let x = 81 * cw;
+        let view = MemView::new(x, 0, w - x, h, &bands, font);
         ensure(
             on.contains(&format!("1 square = {} frames", view.frames_per_square())),
             || format!("view said:\n{on}"),
+        )?;
+        let pal = Palette::DEFAULT;
+        let reader = Reader::new(font, &pal, &PixelFormat::XRGB8888);
+        let read = |s: &Surface<Vec<u8>>, px: usize, y: usize, n: usize| -> String {
+            (0..n)
+                .map(|c| reader.cell(s, px / cw + c, y / ch).map_or('?', |x| x.0))
+                .collect()
+        };
+        // The zone labels, their boundary lines, the legend.
+        dump_until(&mut monitor, &dump, |s| {
+            for (y, t) in view.labels() {
+                ensure(read(s, x, y, t.len()) == t, || {
+                    format!("label {t:?} reads {:?}", read(s, x, y, t.len()))
+                })?;
+                let lx = x + (t.len() + 2) * cw;
+                ensure(s.rgb(lx, y + ch / 2) == pal.text, || {
+                    format!("no boundary line after {t:?}")
+                })?;
+            }
+            let swatches = view.legend_swatches(font);
+            ensure(swatches.len() == Kind::ALL.len(), || {
+                "legend entries".into()
+            })?;
+            for (k, (sx, sy)) in swatches {
+                ensure(s.rgb(sx, sy) == k.colour(), || format!("swatch of {k:?}"))?;
+                let name = read(s, sx - cw / 2 + 2 * cw, sy - ch / 2, k.name().len());
+                ensure(name == k.name(), || format!("legend {k:?} reads {name:?}"))?;
+            }
+            let note = &view.legend_notes()[0];
+            let rows = (0..8)
+                .map(|r| read(s, x, view.legend_y() + r * ch, note.len()))
+                .collect::<Vec<_>>();
+            ensure(rows.contains(note), || format!("no {note:?} in {rows:?}"))
+        })?;
+        // Nothing changed: the redraw after `echo` paints no square.
+        vm.ok("echo still")?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let stats = vm.ok("view stats")?;
+        ensure(
+            stats.contains("the last: walk") && stats.contains(" paint 0 of "),
+            || format!("view stats after echo:\n{stats}"),
         )?;
         let out = vm.ok("pages 63 NORMAL")?;
         let pfn = field(&out, "pfn")
@@ -287,13 +359,54 @@ fn view_shows_an_allocation_land() -> Outcome {
             .ok_or_else(|| out.clone())?;
         let range = pfn..pfn + 63;
         let alloc = Kind::Allocated.colour();
-        let now = view_squares(&mut monitor, &dump, &view, range.clone(), |sq| {
-            sq.iter().all(|&c| c == alloc)
+        dump_until(&mut monitor, &dump, |s| {
+            let sq = square_colours(s, &view, range.clone());
+            ensure(!sq.is_empty() && sq.iter().all(|&c| c == alloc), || {
+                format!("squares of the allocation: {sq:?}")
+            })
         })?;
-        ensure(!now.is_empty(), || "no squares".into())?;
         vm.ok("free all")?;
-        view_squares(&mut monitor, &dump, &view, range, |sq| {
-            sq.iter().all(|&c| c != alloc)
+        dump_until(&mut monitor, &dump, |s| {
+            let sq = square_colours(s, &view, range.clone());
+            ensure(sq.iter().all(|&c| c != alloc), || {
+                format!("squares after free all: {sq:?}")
+            })
+        })?;
+        // The slab view.
+        let on = vm.ok("view slab")?;
+        ensure(on.starts_with("view slab: "), || on.clone())?;
+        let sv = SlabView::new(x, 0, w - x, h, font);
+        let row_of = |s: &Surface<Vec<u8>>, name: &str| -> Option<usize> {
+            (0..sv.rows()).find(|&i| read(s, x, sv.row_y(i), name.len() + 1) == format!("{name} "))
+        };
+        let slab = Kind::Slab.colour();
+        // (outline colour, filled pixels across the middle) of box `j` of row `i`.
+        let fill = |s: &Surface<Vec<u8>>, i: usize, j: usize| {
+            let (bx, by, bw, bh) = sv.box_at(i, j);
+            let n = (bx + 1..bx + bw - 1)
+                .filter(|&px| s.rgb(px, by + bh / 2) == slab)
+                .count();
+            (s.rgb(bx, by), n)
+        };
+        vm.ok("cache create inode 200 0 SLAB_HWCACHE_ALIGN")?;
+        dump_until(&mut monitor, &dump, |s| {
+            let i = row_of(s, "inode").ok_or("no inode row")?;
+            ensure(fill(s, i, 0).0 == pal.background, || {
+                "a new cache has no slab box".into()
+            })
+        })?;
+        vm.ok("cache alloc inode")?;
+        dump_until(&mut monitor, &dump, |s| {
+            let i = row_of(s, "inode").ok_or("no inode row")?;
+            let (outline, n) = fill(s, i, 0);
+            // One live object of 16 fills 1/16 of the inside, at least a pixel.
+            ensure(outline == slab && n >= 1 && n < 2 * cw - 2, || {
+                format!("inode's first box: outline {outline:?}, {n} pixels filled")
+            })
+        })?;
+        vm.ok("free all")?;
+        dump_until(&mut monitor, &dump, |s| {
+            ensure(row_of(s, "inode").is_none(), || "inode's row stays".into())
         })?;
         let off = vm.ok("view off")?;
         ensure(off.trim() == "view off", || off)
@@ -301,6 +414,29 @@ fn view_shows_an_allocation_land() -> Outcome {
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(&dump);
     r
+}
+
+/// The framebuffer is a region inside the display's PCI BAR, busy (the shell
+/// cannot request it) but not protected: `fill` may draw on it unforced.
+fn framebuffer_is_a_region(vm: &mut Vm) -> Check {
+    let fb = vm.ok("fb")?;
+    let phys = field(&fb, "phys").and_then(num).ok_or_else(|| fb.clone())?;
+    let regions = vm.ok("regions")?;
+    let lines: Vec<&str> = regions.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("  {phys:08x}-")) && l.ends_with(" : framebuffer"))
+        .ok_or_else(|| format!("no framebuffer region:\n{regions}"))?;
+    ensure(
+        at > 0
+            && lines[at - 1].starts_with(&format!("{phys:08x}-"))
+            && lines[at - 1].contains(" : 0000:00:"),
+        || format!("the framebuffer is not inside its PCI BAR:\n{regions}"),
+    )?;
+    vm.err(&format!("request mem {phys:#x} 4096 mine"), "framebuffer")?;
+    let virt = 0xffff_8000_0000_0000u64 + phys;
+    let out = vm.ok(&format!("fill {virt:#x} 4096 0x80"))?;
+    ensure(out.starts_with("filled 4096 bytes"), || out)
 }
 
 /// microvm has no display: `fb` says so in one `error:` line.
@@ -314,6 +450,7 @@ pub fn scenarios() -> Vec<Scenario> {
         screen_shows_what_serial_saw,
         a_line_typed_half_on_each_console,
         view_shows_an_allocation_land,
+        framebuffer_is_a_region with |b| with_vm(Opts { boot: Boot::PvhQ35, ..Opts::default() }, b),
         fb_without_a_display with |b| with_vm(Opts::default(), b),
     ]
 }

@@ -11,6 +11,8 @@
 //! - [`render`]: pixel formats, pixel surfaces, the font and the colours.
 //! - [`console`]: the framebuffer console's cells, colour rules and deferred
 //!   drawing, and the backlog of what was printed before the screen was known.
+//! - [`memview`] and [`slabview`]: the live pictures of physical memory and of
+//!   the slab allocator beside the console.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -21,3 +23,4 @@ pub mod grid;
 pub mod keymap;
 pub mod memview;
 pub mod render;
+pub mod slabview;

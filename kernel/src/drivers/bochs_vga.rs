@@ -18,6 +18,45 @@ use mm::layout::DIRECT_MAP_BASE;
 use vt::render::PixelFormat;
 use x86_64::instructions::port::Port;
 
+/// The display's PCI function and its BAR0 (the video memory), for the
+/// resource tree: Linux lists a BAR as `fd000000-fdffffff : 0000:00:02.0`.
+#[derive(Clone, Copy, Debug)]
+pub struct PciBar {
+    /// Device number on bus 0 (function 0).
+    pub dev: u8,
+    pub base: u64,
+    /// Bytes, from the BAR's size probe (a power of two).
+    pub size: u64,
+}
+
+static BAR0: spin::Mutex<Option<PciBar>> = spin::Mutex::new(None);
+
+/// The display's BAR0, if [`probe`] found a display.
+pub fn bar0() -> Option<PciBar> {
+    *BAR0.lock()
+}
+
+/// The size of the memory BAR at config offset `off` (and `off + 4` when it
+/// is 64-bit): write all ones, read back the writable bits, put the address
+/// back; decoding must be off meanwhile (PCI spec 6.2.5.1, Linux `__pci_read_base`).
+fn bar_size(dev: u8, off: u8) -> u64 {
+    let lo = pci_read(dev, off);
+    pci_write(dev, off, 0xffff_ffff);
+    let mask_lo = pci_read(dev, off) & !0xf;
+    pci_write(dev, off, lo);
+    let mut mask = 0xffff_ffff_0000_0000u64 | mask_lo as u64;
+    if lo & 0x6 == 0x4 {
+        let hi = pci_read(dev, off + 4);
+        pci_write(dev, off + 4, 0xffff_ffff);
+        mask = (pci_read(dev, off + 4) as u64) << 32 | mask_lo as u64;
+        pci_write(dev, off + 4, hi);
+    }
+    if mask_lo == 0 && mask >> 32 == 0 {
+        return 0;
+    }
+    (!mask).wrapping_add(1)
+}
+
 const VENDOR_QEMU: u16 = 0x1234;
 const DEVICE_STDVGA: u16 = 0x1111;
 
@@ -134,8 +173,11 @@ pub fn probe(cmdline: &Cmdline) -> Option<FramebufferInfo> {
     } else {
         (bar0 & !0xf) as u64
     };
-    // Memory (and, for the VGA ports, I/O) decoding on.
+    // Size BAR0 with decoding off, then memory (and, for the VGA ports, I/O)
+    // decoding on.
     let cmd = pci_read(dev, 4);
+    pci_write(dev, 4, cmd & 0xfffc);
+    let size = bar_size(dev, 0x10);
     pci_write(dev, 4, (cmd & 0xffff) | 0x3);
     let dispi = if class == 0x0300 {
         Dispi::Ports
@@ -176,6 +218,11 @@ pub fn probe(cmdline: &Cmdline) -> Option<FramebufferInfo> {
         }
     }
     let (w, h) = (dispi.read(XRES), dispi.read(YRES));
+    *BAR0.lock() = Some(PciBar {
+        dev,
+        base: fb_phys,
+        size,
+    });
     let pitch = dispi.read(VIRT_WIDTH) as u32 * 4;
     Some(FramebufferInfo {
         phys: fb_phys,

@@ -6,8 +6,8 @@
 //!   RAM), with the kernel's sections (`Kernel code`, `Kernel rodata`,
 //!   `Kernel data`, `Kernel bss`, which holds the stacks), `mem_map`, the
 //!   `slab bitmap` and the boot `page tables` inside; the other memory-map
-//!   entries by kind (`Reserved`, `ACPI Tables`, ...); the framebuffer, the
-//!   local APIC and the I/O APIC (at its architectural default address: the
+//!   entries by kind (`Reserved`, `ACPI Tables`, ...); the framebuffer (on the
+//!   PVH path inside the display's PCI BAR0, `0000:00:02.0`), the local APIC and the I/O APIC (at its architectural default address: the
 //!   MADT is not parsed).
 //! - ioports: `pic1`, `timer0`, `keyboard` (0x60 and 0x64), `pic2`, `serial`.
 //!
@@ -133,6 +133,25 @@ pub fn register_boot(
         }
     }
     if let Some(fb) = info.framebuffer {
+        // On the PVH path the display's BAR0 first, named by its PCI address
+        // as Linux names a BAR, and not busy (as in Linux, a driver requests
+        // what it uses inside); the console's part of it inside, busy.
+        if let Some(bar) = crate::drivers::bochs_vga::bar0().filter(|b| b.base == fb.phys) {
+            let hex = |d: u8| b"0123456789abcdef"[(d & 0xf) as usize];
+            let mut name = *b"0000:00:00.0";
+            (name[8], name[9]) = (hex(bar.dev >> 4), hex(bar.dev));
+            let name = core::str::from_utf8(&name).unwrap_or("pci");
+            add(
+                r,
+                ResKind::Mem,
+                bar.base,
+                bar.base + bar.size,
+                name,
+                ResFlags::KERNEL,
+            );
+        }
+        // Not PROTECTED: a write there changes pixels, never the kernel's
+        // state (the console only writes it), so `poke`/`fill` may draw.
         let len = (fb.pitch as u64 * fb.height as u64).next_multiple_of(4096);
         add(r, ResKind::Mem, fb.phys, fb.phys + len, "framebuffer", OWN);
     }

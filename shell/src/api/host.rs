@@ -193,8 +193,11 @@ impl<H: Platform> Platform for Api<H> {
     fn framebuffer(&self) -> Option<crate::api::FbMode> {
         self.host.framebuffer()
     }
-    fn memory_view(&mut self, on: bool) -> Result<alloc::string::String, &'static str> {
-        self.host.memory_view(on)
+    fn memory_view(
+        &mut self,
+        what: crate::api::ViewCmd,
+    ) -> Result<alloc::string::String, &'static str> {
+        self.host.memory_view(what)
     }
     fn reboot(&mut self) -> &'static str {
         self.host.reboot()

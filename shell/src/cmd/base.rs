@@ -1,7 +1,7 @@
 //! Platform commands: help, echo, history, clear, version, reboot, poweroff, trap.
 
 use super::{commands, find, Args, CmdError, Command, Ctx};
-use crate::api::Trap;
+use crate::api::{Trap, ViewCmd};
 use crate::cmd_err;
 use crate::parse::expected_list;
 use crate::term::{self, one_line};
@@ -87,17 +87,18 @@ pub fn fb(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// `view [on|off]`.
+/// `view [pages|slab|off|stats]`.
 pub fn view(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let on = match args.opt_word().as_deref() {
-        None | Some("on") => true,
-        Some("off") => false,
-        Some(w) => return Err(cmd_err!("view: expected on or off, got '{w}'")),
+    let cmd = match args.opt_word().as_deref() {
+        None => ViewCmd::Pages,
+        Some(w) => ViewCmd::parse(w).ok_or_else(|| {
+            cmd_err!("view: expected pages, slab, off or stats (or on), got '{w}'")
+        })?,
     };
     args.end()?;
     let what = ctx
         .kernel
-        .memory_view(on)
+        .memory_view(cmd)
         .map_err(|why| cmd_err!("view: {why}"))?;
     writeln!(ctx, "{}", one_line(&what))?;
     Ok(())
@@ -207,12 +208,16 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "view",
-        usage: "view [on|off]",
-        summary: "the shell beside a live picture of physical memory",
-        help: "The right part of the screen shows every page frame, a small square per\n\
-               group of frames, coloured by state: reserved, free (one colour per zone),\n\
-               cached, allocated, slab. It is redrawn after every command, repainting\n\
-               only the squares that changed. 'view off' gives the whole screen back.",
+        usage: "view [pages|slab|off|stats]",
+        summary: "the shell beside a live picture of memory or the slab",
+        help: "'view' (or 'view pages', 'view on'): the right part of the screen shows\n\
+               every page frame, a square per power of two of frames (the fewest that\n\
+               fit with squares of at least 4 px), one labelled band per zone, coloured\n\
+               by the most significant state of its frames: slab, allocated, cached,\n\
+               free (a colour per zone), reserved, hole; a legend names the colours.\n\
+               'view slab': one row per cache, a box per slab filled by its live\n\
+               objects. Redrawn after every command, repainting only what changed.\n\
+               'view stats': what the last redraw cost. 'view off': the screen back.",
         run: view,
     },
     Command {

@@ -67,6 +67,13 @@ impl Platform for Fake {
     fn framebuffer(&self) -> Option<shell::FbMode> {
         self.fb
     }
+    fn memory_view(&mut self, what: shell::ViewCmd) -> Result<String, &'static str> {
+        if self.fb.is_none() {
+            return Err("no framebuffer: this machine has a serial console only");
+        }
+        self.calls.push(format!("view {what:?}"));
+        Ok(format!("view {what:?}"))
+    }
     fn reboot(&mut self) -> &'static str {
         self.calls.push("reboot".into());
         "no reset method worked"
