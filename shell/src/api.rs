@@ -41,7 +41,7 @@ pub use slab::{check_name, slab_check_in, BadName, SlabCheck};
 
 use alloc::string::String;
 use core::fmt;
-use mm::buddy::{Buddy, CheckError, DMA_END_PFN};
+use mm::buddy::{Buddy, BulkError, CheckError, DMA_END_PFN};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::slab::{CacheInfo, ObjectInfo, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
@@ -455,6 +455,21 @@ pub trait PageApi {
     fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
+    /// Linux `alloc_pages_bulk(gfp, nr, page_array)`: fills `out` from the front
+    /// with order-0 pages and returns how many it got (fewer when memory runs
+    /// out); an error only when it got none. Each is freed by `__free_pages(p, 0)`
+    /// or [`free_pages_bulk`](Self::free_pages_bulk).
+    fn alloc_pages_bulk(&mut self, gfp: Gfp, out: &mut [Pfn]) -> Result<usize, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `__free_pages(p, 0)` of every entry in order, as one batch; the first misuse
+    /// stops it ([`BulkError`]: how many were freed before it, and why).
+    fn free_pages_bulk(&mut self, pages: &[Pfn]) -> Result<(), BulkError> {
+        Err(BulkError {
+            done: 0,
+            err: UNSUPPORTED,
+        })
+    }
     /// Linux `free_pages(addr, order)`: `__free_pages` by kernel virtual address.
     fn free_pages_addr(&mut self, virt: u64, order: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
@@ -526,6 +541,24 @@ pub trait SlabApi {
     /// ([`kmem_cache_free_in`]); an object of another cache is `WrongCache`.
     fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
         Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_alloc_bulk(cache, gfp, n, p)` of the cache called `cache`: all of
+    /// `out` (returns `out.len()`) or nothing.
+    fn kmem_cache_alloc_bulk(
+        &mut self,
+        cache: &str,
+        gfp: Gfp,
+        out: &mut [u64],
+    ) -> Result<usize, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_free_bulk(cache, n, p)` of the cache called `cache`: the first
+    /// misuse stops it ([`BulkError`]).
+    fn kmem_cache_free_bulk(&mut self, cache: &str, objs: &[u64]) -> Result<(), BulkError> {
+        Err(BulkError {
+            done: 0,
+            err: UNSUPPORTED,
+        })
     }
     /// `kmem_cache_destroy(cache)` of the cache called `cache`
     /// ([`kmem_cache_destroy_in`]); refused with `CacheBusy { live }` while it has

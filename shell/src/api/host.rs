@@ -27,7 +27,7 @@ use super::{
 };
 use core::fmt;
 use core::ops::{Deref, DerefMut};
-use mm::buddy::{Buddy, CheckError};
+use mm::buddy::{Buddy, BulkError, CheckError};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, Pfn, PhysMem, Zone};
@@ -229,6 +229,19 @@ impl<H: MemHost> PageApi for Api<H> {
         self.host.log(format_args!("__free_pages({pfn}, {order})"));
         self.host.buddy_mut(|b, _| b.__free_pages(pfn, order))
     }
+    fn alloc_pages_bulk(&mut self, gfp: Gfp, out: &mut [Pfn]) -> Result<usize, MmError> {
+        self.host.log(format_args!(
+            "alloc_pages_bulk({:#x}, {})",
+            gfp.0,
+            out.len()
+        ));
+        self.host.buddy_mut(|b, _| b.alloc_pages_bulk(gfp, out))
+    }
+    fn free_pages_bulk(&mut self, pages: &[Pfn]) -> Result<(), BulkError> {
+        self.host
+            .log(format_args!("free_pages_bulk({})", pages.len()));
+        self.host.buddy_mut(|b, _| b.free_pages_bulk(pages))
+    }
     fn free_pages_addr(&mut self, virt: u64, order: u32) -> Result<(), MmError> {
         self.host
             .log(format_args!("free_pages({virt:#x}, {order})"));
@@ -290,6 +303,35 @@ impl<H: MemHost> SlabApi for Api<H> {
             .log(format_args!("kmem_cache_free({cache}, {virt:#x})"));
         self.host
             .slab_mut(|s, b, m| kmem_cache_free_in(s, m, b, cache, virt))
+    }
+    fn kmem_cache_alloc_bulk(
+        &mut self,
+        cache: &str,
+        gfp: Gfp,
+        out: &mut [u64],
+    ) -> Result<usize, MmError> {
+        self.host.log(format_args!(
+            "kmem_cache_alloc_bulk({cache}, {:#x}, {})",
+            gfp.0,
+            out.len()
+        ));
+        self.host.slab_mut(|s, b, m| {
+            let id = s.find(cache).ok_or(MmError::NotFound)?;
+            s.kmem_cache_alloc_bulk(m, b, id, gfp, out)
+        })
+    }
+    fn kmem_cache_free_bulk(&mut self, cache: &str, objs: &[u64]) -> Result<(), BulkError> {
+        self.host.log(format_args!(
+            "kmem_cache_free_bulk({cache}, {})",
+            objs.len()
+        ));
+        self.host.slab_mut(|s, b, m| {
+            let id = s.find(cache).ok_or(BulkError {
+                done: 0,
+                err: MmError::NotFound,
+            })?;
+            s.kmem_cache_free_bulk(m, b, id, objs)
+        })
     }
     fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
         self.host.log(format_args!("kmem_cache_destroy({cache})"));
