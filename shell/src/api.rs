@@ -27,8 +27,10 @@
 //! `UNSUPPORTED` default) and its body in [`Api`]; a new [`MemHost`] method only
 //! when it needs hardware.
 
+mod bench;
 pub mod host;
 mod slab;
+pub use bench::{bench_batch_in, BatchBench, BATCH_MAX};
 
 pub use host::{Api, MemHost};
 pub use slab::{
@@ -716,6 +718,11 @@ pub trait Diagnostics {
     /// [`MemHost::clock`]): `iters` kmalloc(80)/kfree pairs and a mixed-size
     /// workload.
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Runs the batch workloads ([`bench_batch_in`] timed by [`MemHost::clock`])
+    /// with batches of `n` (1..=[`BATCH_MAX`]) objects.
+    fn bench_batch(&mut self, n: u64) -> Result<BatchBench, MmError> {
         Err(UNSUPPORTED)
     }
 }

@@ -480,8 +480,15 @@ fn every_slab_error_is_one_line_and_changes_nothing() {
         ),
         ("selftest", "missing slab|heap (usage: selftest slab|heap)".into()),
         ("selftest buddy", "unknown selftest 'buddy' (expected slab or heap)".into()),
-        ("bench", "missing kmalloc (usage: bench kmalloc [ITER])".into()),
-        ("bench vmalloc", "unknown benchmark 'vmalloc' (expected kmalloc)".into()),
+        (
+            "bench",
+            "missing kmalloc|batch (usage: bench kmalloc [ITER] | bench batch [N])".into(),
+        ),
+        (
+            "bench vmalloc",
+            "unknown benchmark 'vmalloc' (expected kmalloc or batch)".into(),
+        ),
+        ("bench batch 0", "N 0 out of range (expected 1..=8192)".into()),
         (
             "bench kmalloc 0",
             "ITER 0 out of range (expected 1..=10000000)".into(),
@@ -1363,4 +1370,20 @@ fn cache_bulk_commands_make_one_handle_per_object_and_report_misuse() {
     run(&mut sh, &mut k, "free all");
     assert!(sh.handles().is_empty());
     assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+}
+
+#[test]
+fn bench_batch_runs_every_batch_and_gives_everything_back() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = run(&mut sh, &mut k, "memstat");
+    let buddy = run(&mut sh, &mut k, "buddyinfo");
+    let out = run(&mut sh, &mut k, "bench batch 300");
+    assert_eq!(out.len(), 7, "{out:?}");
+    assert_eq!(out[0], "batches of 300: cycles per object (alloc + free)");
+    assert!(out[2].starts_with("order-0 pages, alloc_pages_bulk/free_pages_bulk: "));
+    assert!(out[6].starts_with("kmem_cache_alloc_bulk/free_bulk (kmalloc-64): "));
+    run(&mut sh, &mut k, "free all");
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+    assert_eq!(run(&mut sh, &mut k, "buddyinfo"), buddy);
 }

@@ -25,6 +25,8 @@ use super::{
     PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
     SlabCheck, SlabObj, Trap, VersionInfo, ZoneStat,
 };
+use super::{bench_batch_in, BatchBench, BATCH_MAX};
+use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
 use mm::buddy::{Buddy, BulkError, CheckError};
@@ -463,6 +465,33 @@ impl<H: MemHost> Diagnostics for Api<H> {
             }
             FaultSite::Slab => self.host.slab_mut(|s, b, m| s.set_failslab(m, b, cfg)),
         }
+    }
+    fn bench_batch(&mut self, n: u64) -> Result<BatchBench, MmError> {
+        self.host.log(format_args!("bench_batch({n})"));
+        if n == 0 || n > BATCH_MAX {
+            return Err(MmError::BadCount {
+                got: n,
+                max: BATCH_MAX,
+            });
+        }
+        // The scratch lists come from the heap before the allocators are locked.
+        let n = n as usize;
+        let mut pfns: Vec<Pfn> = Vec::new();
+        let mut objs: Vec<u64> = Vec::new();
+        pfns.try_reserve_exact(n)
+            .map_err(|_| MmError::OutOfMemory)?;
+        objs.try_reserve_exact(n)
+            .map_err(|_| MmError::OutOfMemory)?;
+        pfns.resize(n, Pfn(0));
+        objs.resize(n, 0);
+        let mut clock = self.host.clock();
+        self.host.slab_mut(|s, b, m| {
+            let r = bench_batch_in(s, m, b, &mut pfns, &mut objs, &mut clock);
+            // The page caches hold what the batches gave back: back to the free
+            // lists, so that memstat and buddyinfo show the boot numbers.
+            b.drain();
+            r
+        })
     }
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         self.host.log(format_args!("bench_kmalloc({iters})"));
