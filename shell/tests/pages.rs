@@ -1362,6 +1362,8 @@ fn bulk_page_commands_make_one_handle_per_page_and_report_misuse() {
     for (line, want) in [
         ("free_pages_bulk #6 #41", "error: #41 is a gfp_pages handle"),
         ("free_pages_bulk #6 #99", "error: "),
+        ("free_pages_bulk #9-#7", "error: empty handle range '#9-#7' (#9 > #7)"),
+        ("free_pages_bulk #1-#2000", "error: more than 1024 handles"),
         ("free_pages_bulk", "error: "),
         ("alloc_pages_bulk 0", "error: "),
         ("alloc_pages_bulk 1025", "error: "),
@@ -1371,6 +1373,8 @@ fn bulk_page_commands_make_one_handle_per_page_and_report_misuse() {
         assert!(out[0].starts_with(want), "{line}: {out:?}");
     }
     assert!(sh.handles().get(shell::HandleId(6)).is_ok());
+    let out = run(&mut sh, &mut k, "free_pages_bulk #7-#9 #10");
+    assert_eq!(out.len(), 4, "{out:?}");
     run(&mut sh, &mut k, "free all");
     assert!(sh.handles().is_empty());
     assert_eq!(run(&mut sh, &mut k, "memstat"), boot);

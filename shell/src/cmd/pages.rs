@@ -83,20 +83,12 @@ pub fn alloc_pages_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdErr
     Ok(())
 }
 
-/// `free_pages_bulk #N...`: Linux-style bulk free of order-0 page handles
+/// `free_pages_bulk #N|#A-#B...`: Linux-style bulk free of order-0 page handles
 /// (`alloc_page`, `alloc_pages 0`, `alloc_pages_bulk`) through one
 /// `free_pages_bulk` call; the pages freed before a misuse are retired, the rest
 /// stay live.
 pub fn free_pages_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let mut ids: Vec<HandleId> = Vec::new();
-    while args.remaining() > 0 {
-        ids.try_reserve(1)
-            .map_err(|_| cmd_err!("out of memory for the handle list"))?;
-        ids.push(args.handle("#N")?);
-    }
-    if ids.is_empty() {
-        return Err(args.usage_error("#N..."));
-    }
+    let ids = args.handle_list("#N...", MAX_BULK as usize)?;
     let mut pfns: Vec<Pfn> = Vec::new();
     pfns.try_reserve_exact(ids.len())
         .map_err(|_| cmd_err!("out of memory for the page list"))?;
@@ -916,9 +908,10 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "free_pages_bulk",
-        usage: "free_pages_bulk #N...",
+        usage: "free_pages_bulk #N|#A-#B...",
         summary: "free order-0 page handles in one free_pages_bulk call",
-        help: "The handles must be order-0 gfp_pages handles (alloc_page, alloc_pages 0,\n\
+        help: "Handles one by one or as ranges #A-#B (at most 1024 in all). They must\n\
+               be order-0 gfp_pages handles (alloc_page, alloc_pages 0,\n\
                alloc_pages_bulk). They are freed in the order given; the first page the\n\
                allocator refuses (a handle listed twice is a double free) stops the batch:\n\
                the ones before it are freed and retired, it and the rest stay live.",

@@ -251,7 +251,11 @@ static CACHE_SUBS: [Command; 8] = [
         "cache alloc_bulk NAME N [GFP...]",
         cache_alloc_bulk,
     ),
-    sub("free_bulk", "cache free_bulk NAME #N...", cache_free_bulk),
+    sub(
+        "free_bulk",
+        "cache free_bulk NAME #N|#A-#B...",
+        cache_free_bulk,
+    ),
     sub("destroy", "cache destroy NAME", cache_destroy),
     sub("shrink", "cache shrink NAME", cache_shrink),
     sub("list", "cache list", cache_list),
@@ -455,21 +459,13 @@ fn cache_alloc_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> 
     Ok(())
 }
 
-/// `cache free_bulk NAME #N...`: `kmem_cache_free_bulk` of the objects of
+/// `cache free_bulk NAME #N|#A-#B...`: `kmem_cache_free_bulk` of the objects of
 /// `cache_obj` handles, in order; the objects freed before a misuse are retired.
 /// The handles may belong to any cache: the allocator's own checks decide (an
 /// object of another cache is `WrongCache`, one listed twice a double free).
 fn cache_free_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let name = args.word("NAME")?;
-    let mut ids: Vec<HandleId> = Vec::new();
-    while args.remaining() > 0 {
-        ids.try_reserve(1)
-            .map_err(|_| cmd_err!("out of memory for the handle list"))?;
-        ids.push(args.handle("#N")?);
-    }
-    if ids.is_empty() {
-        return Err(args.usage_error("#N..."));
-    }
+    let ids = args.handle_list("#N...", MAX_BULK as usize)?;
     let mut objs: Vec<u64> = Vec::new();
     objs.try_reserve_exact(ids.len())
         .map_err(|_| cmd_err!("out of memory for the object list"))?;
@@ -1119,8 +1115,9 @@ cache free NAME ADDR|#N     kmem_cache_free (checks as for kfree)
 cache alloc_bulk NAME N [GFP...]
     kmem_cache_alloc_bulk, N 1..=1024: all N objects or none, each its own
     'cache_obj' handle (free #N releases one)
-cache free_bulk NAME #N...  kmem_cache_free_bulk of those handles' objects in
-    order; the first misuse stops it, the objects before it are freed
+cache free_bulk NAME #N|#A-#B...
+    kmem_cache_free_bulk of those handles' objects (ranges #A-#B, at most 1024)
+    in order; the first misuse stops it, the objects before it are freed
 cache destroy NAME          kmem_cache_destroy; refused while objects live
 cache shrink NAME           kmem_cache_shrink: give back the empty slabs
 cache list                  the same as 'caches'
