@@ -183,7 +183,7 @@ fn alloc_pages_bulk_with_fault_injection_goes_through_the_checked_path() {
     }));
     let got = b.alloc_pages_bulk(Gfp::KERNEL, &mut v).unwrap();
     assert!(
-        got >= 1 && got < 16,
+        (1..16).contains(&got),
         "the injected failure ends the batch: {got}"
     );
     b.free_pages_bulk(&v[..got]).unwrap();

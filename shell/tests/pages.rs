@@ -1362,7 +1362,10 @@ fn bulk_page_commands_make_one_handle_per_page_and_report_misuse() {
     for (line, want) in [
         ("free_pages_bulk #6 #41", "error: #41 is a gfp_pages handle"),
         ("free_pages_bulk #6 #99", "error: "),
-        ("free_pages_bulk #9-#7", "error: empty handle range '#9-#7' (#9 > #7)"),
+        (
+            "free_pages_bulk #9-#7",
+            "error: empty handle range '#9-#7' (#9 > #7)",
+        ),
         ("free_pages_bulk #1-#2000", "error: more than 1024 handles"),
         ("free_pages_bulk", "error: "),
         ("alloc_pages_bulk 0", "error: "),

@@ -1344,8 +1344,8 @@ fn cache_bulk_commands_make_one_handle_per_object_and_report_misuse() {
     );
     assert_eq!(last_call(&k), "kmem_cache_alloc_bulk(foo, 0x0, 30)");
     // phys is the object's direct-map address translated.
-    let virt = hex(&field(&out[0], "virt"));
-    assert_eq!(hex(&field(&out[0], "phys")), virt - DIRECT_MAP);
+    let virt = hex(field(&out[0], "virt"));
+    assert_eq!(hex(field(&out[0], "phys")), virt - DIRECT_MAP);
     let b = one(&mut sh, &mut k, "cache alloc bar");
     assert!(b.starts_with("#33 cache_obj cache=bar"), "{b}");
     let out = run(&mut sh, &mut k, "cache free_bulk foo #3 #4");
