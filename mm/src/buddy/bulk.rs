@@ -174,9 +174,10 @@ impl Buddy<'_> {
     /// Frees a batch of order-0 pages, as `__free_page` on each entry in order (one
     /// reference dropped; released when it was the last). Released pages are
     /// pushed onto the page cache while it has room, the rest gathered and
-    /// returned to the free lists as sorted runs. Every misuse `__free_page` reports is reported here: the first bad
-    /// entry stops the batch with [`BulkError`] (the entries before it are freed,
-    /// it and the ones after are untouched); a page listed twice is a double free.
+    /// returned to the free lists as sorted runs. Every misuse `__free_page`
+    /// reports is reported here: the first bad entry stops the batch with
+    /// [`BulkError`] (the entries before it are freed, it and the ones after are
+    /// untouched); a page listed twice is a double free.
     pub fn free_pages_bulk(&mut self, pages: &[Pfn]) -> Result<(), BulkError> {
         let mut buf = [0u32; FLUSH];
         let mut n = 0;
