@@ -1,7 +1,10 @@
 //! memkern's buddy allocator against buddy_system_allocator (FrameAllocator and Heap),
 //! talc and rlsf: order-0 and order-3 alloc+free pairs (and batches of 64) on the same
 //! 64 MiB arena. Criterion measures each; then a summary prints ns per pair for every
-//! allocator and the ratio of memkern to the best peer.
+//! allocator and the ratio of memkern to the best peer, and a second one the page
+//! batches (B = 64, 1,024, 65,536 blocks of order 0 and 3, freed in allocation order,
+//! in reverse and at random; memkern by single calls and by the bulk APIs) in ns per
+//! object with the ratios to the best peer.
 //!
 //! `cargo bench -p mm --bench buddy` (full run), or `-- --quick` style criterion
 //! arguments. Instruction counts: see `examples/buddy_work.rs`.
@@ -17,7 +20,7 @@ mod work;
 
 use mm::buddy::Buddy;
 use mm::{Page, PageFlags, Pfn, Zone};
-use work::{BsaFrame, BsaHeap, Memkern, MemkernZone, PageAlloc, Rlsf, Talc};
+use work::{BsaFrame, BsaHeap, Memkern, MemkernZone, Order, PageAlloc, Rlsf, Talc};
 
 const PEERS: [&str; 4] = ["bsa-frame", "bsa-heap", "talc", "rlsf"];
 
@@ -98,6 +101,102 @@ fn summary(n: u64) {
     }
 }
 
+/// Best ns per object (alloc + free) of `rounds` batches of `b` blocks of `order`
+/// freed in `o`, over 5 timed repetitions.
+fn ns_per_obj<A: PageAlloc>(mut a: A, order: u32, b: usize, o: Order, rounds: u64) -> f64 {
+    let mut v = vec![0usize; b];
+    let perm = work::permutation(b, o);
+    work::batch_free(&mut a, order, 1, &mut v, &perm);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            work::batch_free(&mut a, order, rounds, &mut v, &perm);
+            t.elapsed().as_nanos() as f64 / (rounds as f64 * b as f64)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// memkern's `alloc_pages_bulk` + `free_pages_bulk`, as [`ns_per_obj`].
+fn ns_per_obj_bulk(b: usize, o: Order, rounds: u64) -> f64 {
+    let mut m = Memkern::with_arena(work::arena_for(0, b));
+    let mut v = vec![Pfn(0); b];
+    let perm = work::permutation(b, o);
+    work::bulk(&mut m.0, 1, &mut v, &perm);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            work::bulk(&mut m.0, rounds, &mut v, &perm);
+            t.elapsed().as_nanos() as f64 / (rounds as f64 * b as f64)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The page batches: B blocks of order 0 and 3 by single calls, freed in
+/// allocation order, in reverse and at random, every allocator in this run; and
+/// memkern's bulk APIs for order 0. `objects` bounds the work per measurement.
+fn batch_summary(sizes: &[usize], objects: u64) {
+    println!();
+    println!("ns per object (alloc + free) of page batches, best of 5:");
+    println!(
+        "{:>6} {:>6} {:>5} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "B",
+        "order",
+        "free",
+        "memkern",
+        "bulk",
+        "bsa-frame",
+        "bsa-heap",
+        "talc",
+        "rlsf",
+        "ours/best",
+        "bulk/best"
+    );
+    for &b in sizes {
+        for order in [0u32, 3] {
+            for (o, name) in [
+                (Order::Seq, "seq"),
+                (Order::Rev, "rev"),
+                (Order::Rand, "rand"),
+            ] {
+                let rounds = (objects / b as u64).max(1);
+                let bytes = work::arena_for(order, b);
+                let ours = ns_per_obj(Memkern::with_arena(bytes), order, b, o, rounds);
+                let bulk = if order == 0 {
+                    ns_per_obj_bulk(b, o, rounds)
+                } else {
+                    f64::NAN
+                };
+                // buddy_system_allocator's Heap frees in O(free blocks) per call: a
+                // random-order batch of 65,536 takes minutes; left out (NaN).
+                let slow_heap = b > 4096 && o == Order::Rand;
+                let peers = [
+                    ns_per_obj(BsaFrame::with_arena(bytes), order, b, o, rounds),
+                    if slow_heap {
+                        f64::NAN
+                    } else {
+                        ns_per_obj(BsaHeap::with_arena(bytes), order, b, o, rounds)
+                    },
+                    ns_per_obj(Talc::with_arena(bytes), order, b, o, rounds),
+                    ns_per_obj(Rlsf::with_arena(bytes), order, b, o, rounds),
+                ];
+                let (bi, best) =
+                    peers
+                        .iter()
+                        .copied()
+                        .enumerate()
+                        .fold(
+                            (0, f64::INFINITY),
+                            |m, (i, x)| if x < m.1 { (i, x) } else { m },
+                        );
+                println!(
+                    "{b:>6} {order:>6} {name:>5} {ours:>9.2} {bulk:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>10.2} {:>10.2} vs {}",
+                    peers[0], peers[1], peers[2], peers[3], ours / best, bulk / best, PEERS[bi]
+                );
+            }
+        }
+    }
+}
+
 /// Host time of `Buddy::page_init` over a garbage mem_map for `ram_mib` of RAM laid
 /// out like a PC (hole below 1 MiB, PCI hole at 3..4 GiB, lowmem at 896 MiB), best of 5.
 fn boot_ms(ram_mib: u64) -> f64 {
@@ -146,6 +245,11 @@ fn main() {
     c.final_summary();
     // `cargo test --benches` runs this once without --bench: keep that short.
     summary(if bench_mode { 2_000_000 } else { 1000 });
+    if bench_mode {
+        batch_summary(&[64, 1024, 65_536], 1 << 20);
+    } else {
+        batch_summary(&[64], 256);
+    }
     let (small, big) = (boot_ms(128), boot_ms(4096));
     println!(
         "page_init (host): 128 MiB {small:.3} ms, 4 GiB {big:.3} ms ({:.1} us per MiB)",

@@ -11,6 +11,9 @@
 //! allocator to the best of the five peers the issue names: talc, rlsf,
 //! linked_list, buddy_system and slabmalloc. `System` and mimalloc are references;
 //! `SLAB_BENCH=summary` skips criterion and prints the table only.
+//! Then the slab batches (kmalloc B = 10,000 and 100,000 objects of 64 B, 1 KiB or
+//! the W2 mix, then free them all; memkern also through `kmem_cache_alloc_bulk`/
+//! `kmem_cache_free_bulk`) in ns per object with the ratio to the best peer.
 //! The workloads live in `examples/slab_work.rs` (also the callgrind driver).
 
 use std::time::{Duration, Instant};
@@ -130,6 +133,77 @@ fn criterion_benches(c: &mut Criterion) {
     }
 }
 
+/// Best ns per object (alloc + free) of `rounds` slab batches of `b` objects of
+/// `size` (0 = the W2 mix), over 5 timed repetitions.
+fn batch_ns<A: Alloc>(mut a: A, size: usize, b: usize, rounds: u64) -> f64 {
+    let mut objs = vec![(0usize, 0usize); b];
+    work::batch(&mut a, size, 1, &mut objs);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            work::batch(&mut a, size, rounds, &mut objs);
+            t.elapsed().as_nanos() as f64 / (rounds as f64 * b as f64)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// memkern's `kmem_cache_alloc_bulk` + `kmem_cache_free_bulk`, as [`batch_ns`].
+fn bulk_ns(size: usize, b: usize, rounds: u64) -> f64 {
+    let mut m = Memkern::new();
+    let mut objs = vec![0u64; b];
+    work::bulk(&mut m, size, 1, &mut objs);
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            work::bulk(&mut m, size, rounds, &mut objs);
+            t.elapsed().as_nanos() as f64 / (rounds as f64 * b as f64)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The slab batches: kmalloc B objects of one size (64 B, 1 KiB) or of the W2
+/// mix, then free them all; every peer in this run; memkern also by the bulk
+/// APIs (one size). `objects` bounds the work per measurement.
+fn batch_summary(sizes: &[usize], objects: u64) {
+    // Room for the largest batch of the mix (4 KiB objects at most), twice.
+    let most = sizes.iter().copied().max().unwrap_or(0);
+    work::set_arena_bytes((most * 4096 * 2).max(work::ARENA).next_multiple_of(4 << 20));
+    println!();
+    println!("slab batches: ns per object (alloc + free), best of 5; ratio = memkern / best peer");
+    println!(
+        "  {:>7} {:>5} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}",
+        "B", "size", "memkern", "bulk", "talc", "rlsf", "ll", "buddy", "slabm", "ours", "bulk"
+    );
+    for &b in sizes {
+        for size in [64usize, 1024, 0] {
+            let rounds = (objects / b as u64).max(1);
+            let ours = batch_ns(Memkern::new(), size, b, rounds);
+            let bulk = if size == 0 {
+                f64::NAN
+            } else {
+                bulk_ns(size, b, rounds)
+            };
+            let peers = [
+                batch_ns(TalcPeer::new(), size, b, rounds),
+                batch_ns(RlsfPeer::new(), size, b, rounds),
+                batch_ns(LinkedListPeer::new(), size, b, rounds),
+                batch_ns(BuddySystemPeer::new(), size, b, rounds),
+                batch_ns(SlabmallocPeer::new(), size, b, rounds),
+            ];
+            let best = peers.iter().copied().fold(f64::INFINITY, f64::min);
+            let label = if size == 0 {
+                "mix".to_string()
+            } else {
+                size.to_string()
+            };
+            println!(
+                "  {b:>7} {label:>5} {ours:>8.2} {bulk:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.2}",
+                peers[0], peers[1], peers[2], peers[3], peers[4], ours / best, bulk / best
+            );
+        }
+    }
+}
+
 fn main() {
     let quick = std::env::args().any(|a| a == "--test" || a == "--list");
     let summary_only = std::env::var("SLAB_BENCH").is_ok_and(|v| v == "summary");
@@ -179,5 +253,10 @@ fn main() {
             m2,
             m2 / b2
         );
+    }
+    if quick {
+        batch_summary(&[1000], 2000);
+    } else {
+        batch_summary(&[10_000, 100_000], 400_000);
     }
 }

@@ -29,7 +29,6 @@ use mm::{Gfp, Page, PageFlags, Pfn, Zone};
 
 /// Arena size shared by every allocator.
 pub const ARENA: usize = 64 << 20;
-const ARENA_PAGES: u32 = (ARENA >> 12) as u32;
 /// Blocks kept live at once by the batch workload.
 pub const BATCH: usize = 64;
 
@@ -39,8 +38,8 @@ pub trait PageAlloc {
     fn free(&mut self, block: usize, order: u32);
 }
 
-fn arena() -> *mut u8 {
-    let layout = Layout::from_size_align(ARENA, 4 << 20).unwrap();
+fn arena(bytes: usize) -> *mut u8 {
+    let layout = Layout::from_size_align(bytes, 4 << 20).unwrap();
     // SAFETY: non-zero size; leaked on purpose (the allocators keep using it).
     let p = unsafe { std::alloc::alloc(layout) };
     assert!(!p.is_null());
@@ -57,9 +56,14 @@ pub struct Memkern(pub Buddy<'static>);
 
 impl Memkern {
     pub fn new() -> Memkern {
+        Memkern::with_arena(ARENA)
+    }
+    /// RAM of `bytes` (a multiple of 4 MiB) above 16 MiB, all ZONE_NORMAL.
+    pub fn with_arena(bytes: usize) -> Memkern {
+        let pages = (bytes >> 12) as u32;
         let map: &'static mut [Page] =
-            vec![Page::reserved(Zone::Dma); (4096 + ARENA_PAGES) as usize].leak();
-        let end = Pfn(4096 + ARENA_PAGES);
+            vec![Page::reserved(Zone::Dma); (4096 + pages) as usize].leak();
+        let end = Pfn(4096 + pages);
         Memkern(Buddy::page_init(map, end, &[(Pfn(4096), end)], &[]).unwrap())
     }
 }
@@ -107,9 +111,12 @@ pub struct BsaFrame(buddy_system_allocator::FrameAllocator<32>);
 
 impl BsaFrame {
     pub fn new() -> BsaFrame {
-        let base = arena() as usize >> 12;
+        BsaFrame::with_arena(ARENA)
+    }
+    pub fn with_arena(bytes: usize) -> BsaFrame {
+        let base = arena(bytes) as usize >> 12;
         let mut f = buddy_system_allocator::FrameAllocator::<32>::new();
-        f.add_frame(base, base + ARENA_PAGES as usize);
+        f.add_frame(base, base + (bytes >> 12));
         BsaFrame(f)
     }
 }
@@ -136,9 +143,12 @@ pub struct BsaHeap(buddy_system_allocator::Heap<32>);
 
 impl BsaHeap {
     pub fn new() -> BsaHeap {
+        BsaHeap::with_arena(ARENA)
+    }
+    pub fn with_arena(bytes: usize) -> BsaHeap {
         let mut h = buddy_system_allocator::Heap::<32>::new();
         // SAFETY: the arena is valid, unused memory for the rest of the process.
-        unsafe { h.init(arena() as usize, ARENA) };
+        unsafe { h.init(arena(bytes) as usize, bytes) };
         BsaHeap(h)
     }
 }
@@ -166,9 +176,12 @@ pub struct Talc(talc::base::Talc<talc::source::Manual, talc::DefaultBinning>);
 
 impl Talc {
     pub fn new() -> Talc {
+        Talc::with_arena(ARENA)
+    }
+    pub fn with_arena(bytes: usize) -> Talc {
         let mut t = talc::base::Talc::new(talc::source::Manual);
         // SAFETY: the arena is valid, unused memory for the rest of the process.
-        unsafe { t.claim(arena(), ARENA).unwrap() };
+        unsafe { t.claim(arena(bytes), bytes).unwrap() };
         Talc(t)
     }
 }
@@ -197,8 +210,11 @@ pub struct Rlsf(rlsf::Tlsf<'static, u32, u32, 28, 32>);
 
 impl Rlsf {
     pub fn new() -> Rlsf {
+        Rlsf::with_arena(ARENA)
+    }
+    pub fn with_arena(bytes: usize) -> Rlsf {
         let mut t = rlsf::Tlsf::new();
-        let block = NonNull::slice_from_raw_parts(NonNull::new(arena()).unwrap(), ARENA);
+        let block = NonNull::slice_from_raw_parts(NonNull::new(arena(bytes)).unwrap(), bytes);
         // SAFETY: the arena is valid, unused memory for the rest of the process.
         unsafe { t.insert_free_block_ptr(block).unwrap() };
         Rlsf(t)
@@ -249,6 +265,74 @@ pub fn batch<A: PageAlloc>(a: &mut A, order: u32, n: u64) {
     }
 }
 
+/// How a batch is freed: in allocation order, in reverse, or in a random order.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Order {
+    Seq,
+    Rev,
+    Rand,
+}
+
+/// The order in which [`batch_free`] frees `b` blocks (indices into the batch); a
+/// fixed seed, so every allocator sees the same permutation.
+pub fn permutation(b: usize, order: Order) -> Vec<u32> {
+    let mut p: Vec<u32> = (0..b as u32).collect();
+    match order {
+        Order::Seq => {}
+        Order::Rev => p.reverse(),
+        Order::Rand => {
+            let mut rng = mm::sim::Rng(0x5eed_ba7c);
+            for i in (1..b).rev() {
+                let j = rng.below(i as u64 + 1) as usize;
+                p.swap(i, j);
+            }
+        }
+    }
+    p
+}
+
+/// Arena bytes for batches of `b` blocks of `order`: 64 MiB, or three times the batch
+/// (the heaps lose up to a block of padding and a header per block), 4 MiB aligned.
+pub fn arena_for(order: u32, b: usize) -> usize {
+    let need = (b << order) * 4096 * 3;
+    need.max(ARENA).next_multiple_of(4 << 20)
+}
+
+/// `rounds` times: allocate `v.len()` blocks of `order` by single calls, then free
+/// them one call each in the order `perm`.
+#[inline(never)]
+pub fn batch_free<A: PageAlloc>(a: &mut A, order: u32, rounds: u64, v: &mut [usize], perm: &[u32]) {
+    for _ in 0..rounds {
+        for x in v.iter_mut() {
+            *x = a.alloc(order);
+        }
+        let v = black_box(&*v);
+        for &i in perm {
+            a.free(v[i as usize], order);
+        }
+    }
+}
+
+/// `rounds` times: `alloc_pages_bulk` of `v.len()` order-0 pages, then
+/// `free_pages_bulk` of them in the order `perm` (applied to the array outside the
+/// loop: the bulk free takes the array as it is).
+#[inline(never)]
+pub fn bulk(b: &mut Buddy<'static>, rounds: u64, v: &mut [Pfn], perm: &[u32]) {
+    let mut w = v.to_vec();
+    for _ in 0..rounds {
+        let n = b.alloc_pages_bulk(Gfp::KERNEL, v).unwrap();
+        assert_eq!(n, v.len());
+        if perm.first() == Some(&0) && perm.len() > 1 && perm[1] == 1 {
+            b.free_pages_bulk(black_box(&*v)).unwrap();
+        } else {
+            for (dst, &i) in w.iter_mut().zip(perm) {
+                *dst = v[i as usize];
+            }
+            b.free_pages_bulk(black_box(&w)).unwrap();
+        }
+    }
+}
+
 /// The allocators by command-line name.
 pub const NAMES: [&str; 6] = [
     "memkern",
@@ -259,13 +343,40 @@ pub const NAMES: [&str; 6] = [
     "rlsf",
 ];
 
-fn run<A: PageAlloc>(mut a: A, order: u32, n: u64, batched: bool) {
+/// A workload of the command line.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode {
+    Pairs,
+    /// 64 blocks, freed in reverse (the old `batch`).
+    Batch64,
+    /// `B` blocks by single calls, freed in an [`Order`].
+    Batch(usize, Order),
+    /// `B` order-0 pages by the bulk APIs (memkern only), freed in an [`Order`].
+    Bulk(usize, Order),
+}
+
+fn run<A: PageAlloc>(mut a: A, order: u32, n: u64, mode: Mode) {
     // Warm up (first splits, cache fill) before the counted part.
     pairs(&mut a, order, 16);
-    if batched {
-        batch(&mut a, order, n);
-    } else {
-        pairs(&mut a, order, n);
+    match mode {
+        Mode::Pairs => pairs(&mut a, order, n),
+        Mode::Batch64 => batch(&mut a, order, n),
+        Mode::Batch(b, o) => {
+            let mut v = vec![0usize; b];
+            let perm = permutation(b, o);
+            batch_free(&mut a, order, 1, &mut v, &perm);
+            batch_free(&mut a, order, n, &mut v, &perm);
+        }
+        Mode::Bulk(..) => panic!("bulk is memkern's API (allocator memkern)"),
+    }
+}
+
+fn parse_order(s: Option<&String>) -> Order {
+    match s.map(String::as_str) {
+        None | Some("seq") => Order::Seq,
+        Some("rev") => Order::Rev,
+        Some("rand") => Order::Rand,
+        Some(o) => panic!("unknown free order {o} (seq, rev, rand)"),
     }
 }
 
@@ -273,7 +384,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         eprintln!(
-            "usage: {} <{}> <order> <iterations> [pairs|batch]",
+            "usage: {} <{}> <order> <iterations> [pairs | batch | batch B [seq|rev|rand] | bulk B [seq|rev|rand]]",
             args[0],
             NAMES.join("|")
         );
@@ -281,18 +392,35 @@ fn main() {
     }
     let order: u32 = args[2].parse().expect("order");
     let n: u64 = args[3].parse().expect("iterations");
-    let batched = match args.get(4).map(String::as_str) {
-        None | Some("pairs") => false,
-        Some("batch") => true,
+    let size = |i: usize| -> usize { args[i].parse().expect("batch size B") };
+    let mode = match args.get(4).map(String::as_str) {
+        None | Some("pairs") => Mode::Pairs,
+        Some("batch") if args.len() == 5 => Mode::Batch64,
+        Some("batch") => Mode::Batch(size(5), parse_order(args.get(6))),
+        Some("bulk") => Mode::Bulk(size(5), parse_order(args.get(6))),
         Some(m) => panic!("unknown mode {m}"),
     };
+    let bytes = match mode {
+        Mode::Batch(b, _) | Mode::Bulk(b, _) => arena_for(order, b),
+        _ => ARENA,
+    };
     match args[1].as_str() {
-        "memkern" => run(Memkern::new(), order, n, batched),
-        "memkern-zone" => run(MemkernZone(Memkern::new()), order, n, batched),
-        "bsa-frame" => run(BsaFrame::new(), order, n, batched),
-        "bsa-heap" => run(BsaHeap::new(), order, n, batched),
-        "talc" => run(Talc::new(), order, n, batched),
-        "rlsf" => run(Rlsf::new(), order, n, batched),
+        "memkern" => match mode {
+            Mode::Bulk(b, o) => {
+                assert_eq!(order, 0, "alloc_pages_bulk hands out order-0 pages");
+                let mut m = Memkern::with_arena(bytes);
+                let mut v = vec![Pfn(0); b];
+                let perm = permutation(b, o);
+                bulk(&mut m.0, 1, &mut v, &perm);
+                bulk(&mut m.0, n, &mut v, &perm);
+            }
+            _ => run(Memkern::with_arena(bytes), order, n, mode),
+        },
+        "memkern-zone" => run(MemkernZone(Memkern::with_arena(bytes)), order, n, mode),
+        "bsa-frame" => run(BsaFrame::with_arena(bytes), order, n, mode),
+        "bsa-heap" => run(BsaHeap::with_arena(bytes), order, n, mode),
+        "talc" => run(Talc::with_arena(bytes), order, n, mode),
+        "rlsf" => run(Rlsf::with_arena(bytes), order, n, mode),
         other => panic!("unknown allocator {other}"),
     }
 }

@@ -9,6 +9,10 @@
 //!   workload:  w1 (kmalloc(80)/kfree LIFO pair)
 //!              w2 (10,000 live objects, sizes 2^5..2^12 aligned to size:
 //!                  free a random one, allocate a new one)
+//!              batch:B:SIZE (allocate B objects of SIZE bytes, SIZE 0 = the W2
+//!                  mix, then free them all in allocation order; per round)
+//!              bulk:B:SIZE (memkern only: the same through
+//!                  kmem_cache_alloc_bulk/kmem_cache_free_bulk on kmalloc-SIZE)
 //! ```
 //!
 //! Instructions per operation = (Ir(2N) - Ir(N)) / N: setup cancels out.
@@ -29,6 +33,19 @@ use mm::{Gfp, Page, Pfn, Zone, PAGE_SIZE};
 
 /// Arena of every allocator.
 pub const ARENA: usize = 64 << 20;
+/// The arena size in use: [`ARENA`], or larger for the big batches (set once by
+/// `main` before any allocator is made).
+static ARENA_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(ARENA);
+
+/// Sets the arena size of the allocators made from now on.
+pub fn set_arena_bytes(bytes: usize) {
+    ARENA_BYTES.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The arena size every allocator of this run gets.
+pub fn arena_bytes() -> usize {
+    ARENA_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
 /// Live objects in W2.
 pub const W2_LIVE: usize = 10_000;
 
@@ -52,7 +69,7 @@ pub struct Memkern {
 
 impl Memkern {
     pub fn new() -> Memkern {
-        let npages = (ARENA / PAGE_SIZE) as u32;
+        let npages = (arena_bytes() / PAGE_SIZE) as u32;
         let map: &'static mut [Page] =
             Box::leak(vec![Page::reserved(Zone::Dma); npages as usize].into_boxed_slice());
         let mut buddy = Buddy::page_init(map, Pfn(npages), &[(Pfn(1), Pfn(npages))], &[]).unwrap();
@@ -61,7 +78,7 @@ impl Memkern {
         buddy.attach_slab_bits(Box::leak(bits.into_boxed_slice()));
         Memkern {
             slab: Slab::new(),
-            mem: SimMem::new(ARENA, 0),
+            mem: SimMem::new(arena_bytes(), 0),
             buddy,
         }
     }
@@ -91,7 +108,7 @@ impl Alloc for Memkern {
 
 /// A 64 MiB, 2 MiB-aligned host buffer (leaked).
 fn arena() -> *mut u8 {
-    let l = Layout::from_size_align(ARENA, 2 << 20).unwrap();
+    let l = Layout::from_size_align(arena_bytes(), 2 << 20).unwrap();
     // SAFETY: non-zero size.
     let p = unsafe { std::alloc::alloc(l) };
     assert!(!p.is_null());
@@ -109,7 +126,7 @@ impl TalcPeer {
     pub fn new() -> TalcPeer {
         let mut t = talc::base::Talc::new(talc::source::Manual);
         // SAFETY: the arena is ours for ever.
-        unsafe { t.claim(arena(), ARENA).unwrap() };
+        unsafe { t.claim(arena(), arena_bytes()).unwrap() };
         TalcPeer(t)
     }
 }
@@ -134,7 +151,7 @@ pub struct RlsfPeer(rlsf::Tlsf<'static, u32, u32, 24, 32>);
 impl RlsfPeer {
     pub fn new() -> RlsfPeer {
         let mut t = rlsf::Tlsf::new();
-        let block = std::ptr::slice_from_raw_parts_mut(arena(), ARENA);
+        let block = std::ptr::slice_from_raw_parts_mut(arena(), arena_bytes());
         // SAFETY: the arena is ours for ever.
         unsafe { t.insert_free_block_ptr(NonNull::new(block).unwrap()) };
         RlsfPeer(t)
@@ -165,7 +182,7 @@ impl LinkedListPeer {
     pub fn new() -> LinkedListPeer {
         let mut h = linked_list_allocator::Heap::empty();
         // SAFETY: the arena is ours for ever.
-        unsafe { h.init(arena(), ARENA) };
+        unsafe { h.init(arena(), arena_bytes()) };
         LinkedListPeer(h)
     }
 }
@@ -194,7 +211,7 @@ impl BuddySystemPeer {
     pub fn new() -> BuddySystemPeer {
         let mut h = buddy_system_allocator::Heap::<32>::new();
         // SAFETY: the arena is ours for ever.
-        unsafe { h.init(arena() as usize, ARENA) };
+        unsafe { h.init(arena() as usize, arena_bytes()) };
         BuddySystemPeer(h)
     }
 }
@@ -232,7 +249,7 @@ impl SlabmallocPeer {
         SlabmallocPeer {
             zone: slabmalloc::ZoneAllocator::new(),
             lo: a,
-            hi: a + ARENA,
+            hi: a + arena_bytes(),
         }
     }
     fn page(&mut self, size: usize) -> usize {
@@ -389,6 +406,49 @@ impl W2 {
     }
 }
 
+/// Slab batch: `rounds` times, allocate `objs.len()` objects (all of `size`
+/// bytes, or with `size == 0` the W2 mix: power-of-two sizes 32..=4096 aligned
+/// to their size, from the same generator), then free them all in allocation
+/// order.
+#[inline(never)]
+pub fn batch<A: Alloc>(a: &mut A, size: usize, rounds: u64, objs: &mut [(usize, usize)]) {
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..rounds {
+        for o in objs.iter_mut() {
+            let s = if size == 0 {
+                rng = rng
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                32usize << (rng >> 29 & 7)
+            } else {
+                size
+            };
+            *o = (a.alloc(s, s.min(4096)), s);
+        }
+        for &(p, s) in black_box(&*objs).iter() {
+            a.free(p, s, s.min(4096));
+        }
+    }
+}
+
+/// `batch` through memkern's `kmem_cache_alloc_bulk`/`kmem_cache_free_bulk` on
+/// the kmalloc cache of `size`, against which the loop of single calls is
+/// measured.
+#[inline(never)]
+pub fn bulk(m: &mut Memkern, size: usize, rounds: u64, objs: &mut [u64]) {
+    let c = m.slab.kmalloc_cache(size, false).unwrap();
+    for _ in 0..rounds {
+        let n = m
+            .slab
+            .kmem_cache_alloc_bulk(&mut m.mem, &mut m.buddy, c, Gfp::KERNEL, objs)
+            .unwrap();
+        assert_eq!(n, objs.len());
+        m.slab
+            .kmem_cache_free_bulk(&mut m.mem, &mut m.buddy, c, black_box(&*objs))
+            .unwrap();
+    }
+}
+
 /// Runs `iters` steps of `workload` on a fresh `A` (setup included).
 pub fn run<A: Alloc>(mut a: A, workload: &str, iters: u64) {
     match workload {
@@ -404,7 +464,19 @@ pub fn run<A: Alloc>(mut a: A, workload: &str, iters: u64) {
             }
             black_box(&w.slots);
         }
-        _ => panic!("unknown workload {workload} (w1, w2)"),
+        w => {
+            // batch:B:SIZE (SIZE 0 = the W2 mix)
+            let mut parts = w.split(':');
+            let (Some("batch"), Some(b), Some(size)) = (parts.next(), parts.next(), parts.next())
+            else {
+                panic!("unknown workload {workload} (w1, w2, batch:B:SIZE, bulk:B:SIZE)")
+            };
+            let b: usize = b.parse().expect("B");
+            let size: usize = size.parse().expect("SIZE");
+            let mut objs = vec![(0usize, 0usize); b];
+            batch(&mut a, size, 1, &mut objs);
+            batch(&mut a, size, iters, &mut objs);
+        }
     }
     black_box(&a);
 }
@@ -446,5 +518,30 @@ fn main() {
         std::process::exit(2);
     }
     let iters: u64 = args[3].parse().expect("iterations");
-    run_named(&args[1], &args[2], iters);
+    let w = &args[2];
+    if let Some(rest) = w.strip_prefix("batch:").or(w.strip_prefix("bulk:")) {
+        // Room for B objects of up to 4 KiB (the mix) or SIZE, twice over.
+        let mut parts = rest.split(':');
+        let b: usize = parts.next().and_then(|x| x.parse().ok()).expect("B");
+        let size: usize = parts.next().and_then(|x| x.parse().ok()).expect("SIZE");
+        let each = if size == 0 {
+            4096
+        } else {
+            size.next_power_of_two()
+        };
+        let bytes = (b * each * 2).max(ARENA).next_multiple_of(4 << 20);
+        set_arena_bytes(bytes);
+    }
+    if let Some(rest) = w.strip_prefix("bulk:") {
+        assert_eq!(args[1], "memkern", "bulk is memkern's API");
+        let mut parts = rest.split(':');
+        let b: usize = parts.next().and_then(|x| x.parse().ok()).expect("B");
+        let size: usize = parts.next().and_then(|x| x.parse().ok()).expect("SIZE");
+        let mut m = Memkern::new();
+        let mut objs = vec![0u64; b];
+        bulk(&mut m, size, 1, &mut objs);
+        bulk(&mut m, size, iters, &mut objs);
+        return;
+    }
+    run_named(&args[1], w, iters);
 }

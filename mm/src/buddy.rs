@@ -118,6 +118,7 @@ use crate::{
 };
 
 mod api;
+mod bulk;
 mod check;
 mod freelists;
 mod provider;
@@ -126,6 +127,7 @@ mod tests;
 #[cfg(test)]
 mod wmark_tests;
 
+pub use bulk::BulkError;
 pub use check::CheckError;
 
 /// Number of orders (0..=MAX_ORDER).

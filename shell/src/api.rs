@@ -28,10 +28,12 @@
 //! `UNSUPPORTED` default) and its body in [`Api`]; a new [`MemHost`] method only
 //! when it needs hardware.
 
+mod bench;
 pub mod host;
 pub mod io;
 mod slab;
 pub mod vm;
+pub use bench::{bench_batch_in, BatchBench, BATCH_MAX};
 
 pub use host::{Api, MemHost};
 pub use io::{IoApi, IoError, Owned, RawFault, Resources, Width};
@@ -49,7 +51,7 @@ pub use vm::{
 
 use alloc::string::String;
 use core::fmt;
-use mm::buddy::{Buddy, CheckError, DMA_END_PFN};
+use mm::buddy::{Buddy, BulkError, CheckError, DMA_END_PFN};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::paging::{
     DestroyStats, LeafRange, MapStats, PageLookup, PageTableFlags, PhysFrame, UnmapStats, Walk,
@@ -524,6 +526,21 @@ pub trait PageApi {
     fn free_pages_order(&mut self, pfn: Pfn, order: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
     }
+    /// Linux `alloc_pages_bulk(gfp, nr, page_array)`: fills `out` from the front
+    /// with order-0 pages and returns how many it got (fewer when memory runs
+    /// out); an error only when it got none. Each is freed by `__free_pages(p, 0)`
+    /// or [`free_pages_bulk`](Self::free_pages_bulk).
+    fn alloc_pages_bulk(&mut self, gfp: Gfp, out: &mut [Pfn]) -> Result<usize, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `__free_pages(p, 0)` of every entry in order, as one batch; the first misuse
+    /// stops it ([`BulkError`]: how many were freed before it, and why).
+    fn free_pages_bulk(&mut self, pages: &[Pfn]) -> Result<(), BulkError> {
+        Err(BulkError {
+            done: 0,
+            err: UNSUPPORTED,
+        })
+    }
     /// Linux `free_pages(addr, order)`: `__free_pages` by kernel virtual address.
     fn free_pages_addr(&mut self, virt: u64, order: u32) -> Result<(), MmError> {
         Err(UNSUPPORTED)
@@ -595,6 +612,24 @@ pub trait SlabApi {
     /// ([`kmem_cache_free_in`]); an object of another cache is `WrongCache`.
     fn kmem_cache_free(&mut self, cache: &str, virt: u64) -> Result<(), MmError> {
         Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_alloc_bulk(cache, gfp, n, p)` of the cache called `cache`: all of
+    /// `out` (returns `out.len()`) or nothing.
+    fn kmem_cache_alloc_bulk(
+        &mut self,
+        cache: &str,
+        gfp: Gfp,
+        out: &mut [u64],
+    ) -> Result<usize, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// `kmem_cache_free_bulk(cache, n, p)` of the cache called `cache`: the first
+    /// misuse stops it ([`BulkError`]).
+    fn kmem_cache_free_bulk(&mut self, cache: &str, objs: &[u64]) -> Result<(), BulkError> {
+        Err(BulkError {
+            done: 0,
+            err: UNSUPPORTED,
+        })
     }
     /// `kmem_cache_destroy(cache)` of the cache called `cache`
     /// ([`kmem_cache_destroy_in`]); refused with `CacheBusy { live }` while it has
@@ -752,6 +787,11 @@ pub trait Diagnostics {
     /// [`MemHost::clock`]): `iters` kmalloc(80)/kfree pairs and a mixed-size
     /// workload.
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
+        Err(UNSUPPORTED)
+    }
+    /// Runs the batch workloads ([`bench_batch_in`] timed by [`MemHost::clock`])
+    /// with batches of `n` (1..=[`BATCH_MAX`]) objects.
+    fn bench_batch(&mut self, n: u64) -> Result<BatchBench, MmError> {
         Err(UNSUPPORTED)
     }
 }

@@ -1327,3 +1327,58 @@ fn raw_frees_never_touch_the_kernels_own_blocks() {
     );
     assert_eq!(k.b.page(theirs).unwrap().state(), mm::PageState::Allocated);
 }
+
+#[test]
+fn bulk_page_commands_make_one_handle_per_page_and_report_misuse() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = run(&mut sh, &mut k, "memstat");
+    let out = run(&mut sh, &mut k, "alloc_pages_bulk 40");
+    assert_eq!(out.len(), 41, "{out:?}");
+    assert!(
+        out[0].starts_with("#1 gfp_pages order=0 n=1 zone=NORMAL"),
+        "{out:?}"
+    );
+    assert_eq!(out[40], "alloc_pages_bulk: got 40 of 40 pages");
+    assert_eq!(last_call(&k), "alloc_pages_bulk(0x0, 40)");
+    // One page freed the ordinary way, a batch in one call.
+    run(&mut sh, &mut k, "free #1");
+    let out = run(&mut sh, &mut k, "free_pages_bulk #2 #3 #4");
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(out[0].starts_with("freed #2 gfp_pages"), "{out:?}");
+    assert_eq!(last_call(&k), "free_pages_bulk(3)");
+    // A handle listed twice: the second entry is the allocator's double free;
+    // the first is freed and retired, the one after stays live.
+    let out = run(&mut sh, &mut k, "free_pages_bulk #5 #5 #6");
+    assert_eq!(error_lines(&out.join("\r\n")), 1, "{out:?}");
+    assert!(out[0].starts_with("freed #5 "), "{out:?}");
+    assert!(
+        out[1].starts_with("error: free_pages_bulk stopped at #5 (entry 2) after freeing 1: double free of page pfn="),
+        "{out:?}"
+    );
+    assert!(sh.handles().get(shell::HandleId(6)).is_ok());
+    // Not an order-0 gfp_pages handle: refused before anything is freed.
+    run(&mut sh, &mut k, "alloc_pages 1");
+    for (line, want) in [
+        ("free_pages_bulk #6 #41", "error: #41 is a gfp_pages handle"),
+        ("free_pages_bulk #6 #99", "error: "),
+        (
+            "free_pages_bulk #9-#7",
+            "error: empty handle range '#9-#7' (#9 > #7)",
+        ),
+        ("free_pages_bulk #1-#2000", "error: more than 1024 handles"),
+        ("free_pages_bulk", "error: "),
+        ("alloc_pages_bulk 0", "error: "),
+        ("alloc_pages_bulk 1025", "error: "),
+    ] {
+        let out = run(&mut sh, &mut k, line);
+        assert_eq!(out.len(), 1, "{line}: {out:?}");
+        assert!(out[0].starts_with(want), "{line}: {out:?}");
+    }
+    assert!(sh.handles().get(shell::HandleId(6)).is_ok());
+    let out = run(&mut sh, &mut k, "free_pages_bulk #7-#9 #10");
+    assert_eq!(out.len(), 4, "{out:?}");
+    run(&mut sh, &mut k, "free all");
+    assert!(sh.handles().is_empty());
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+}

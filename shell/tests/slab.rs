@@ -342,12 +342,13 @@ fn every_slab_error_is_one_line_and_changes_nothing() {
         ("kfree 1 2", "unexpected argument '2' (usage: kfree ADDR|#N)".into()),
         (
             "cache",
-            "missing SUBCOMMAND (usage: cache create|alloc|free|destroy|shrink|list ...)".into(),
+            "missing SUBCOMMAND (usage: cache create|alloc|free|alloc_bulk|free_bulk|destroy|shrink|list ...)"
+                .into(),
         ),
         (
             "cache make x",
-            "unknown cache subcommand 'make' (expected create, alloc, free, destroy, shrink \
-             or list)"
+            "unknown cache subcommand 'make' (expected create, alloc, free, alloc_bulk, \
+             free_bulk, destroy, shrink or list)"
                 .into(),
         ),
         (
@@ -479,8 +480,15 @@ fn every_slab_error_is_one_line_and_changes_nothing() {
         ),
         ("selftest", "missing slab|heap (usage: selftest slab|heap)".into()),
         ("selftest buddy", "unknown selftest 'buddy' (expected slab or heap)".into()),
-        ("bench", "missing kmalloc|map (usage: bench kmalloc|map [ITER])".into()),
-        ("bench vmalloc", "unknown benchmark 'vmalloc' (expected kmalloc or map)".into()),
+        (
+            "bench",
+            "missing kmalloc|batch|map (usage: bench kmalloc [ITER] | bench batch [N] | bench map [ITER])".into(),
+        ),
+        (
+            "bench vmalloc",
+            "unknown benchmark 'vmalloc' (expected kmalloc, batch or map)".into(),
+        ),
+        ("bench batch 0", "N 0 out of range (expected 1..=8192)".into()),
         (
             "bench kmalloc 0",
             "ITER 0 out of range (expected 1..=10000000)".into(),
@@ -1319,4 +1327,63 @@ fn selftest_heap_runs_every_case_and_reports_failures() {
         out,
         ["error: unknown selftest 'disk' (expected slab or heap)"]
     );
+}
+
+#[test]
+fn cache_bulk_commands_make_one_handle_per_object_and_report_misuse() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = run(&mut sh, &mut k, "memstat");
+    one(&mut sh, &mut k, "cache create foo 100");
+    one(&mut sh, &mut k, "cache create bar 100");
+    let out = run(&mut sh, &mut k, "cache alloc_bulk foo 30");
+    assert_eq!(out.len(), 30, "{out:?}");
+    assert!(
+        out[0].starts_with("#3 cache_obj cache=foo size=100"),
+        "{out:?}"
+    );
+    assert_eq!(last_call(&k), "kmem_cache_alloc_bulk(foo, 0x0, 30)");
+    // phys is the object's direct-map address translated.
+    let virt = hex(field(&out[0], "virt"));
+    assert_eq!(hex(field(&out[0], "phys")), virt - DIRECT_MAP);
+    let b = one(&mut sh, &mut k, "cache alloc bar");
+    assert!(b.starts_with("#33 cache_obj cache=bar"), "{b}");
+    let out = run(&mut sh, &mut k, "cache free_bulk foo #3 #4");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(last_call(&k), "kmem_cache_free_bulk(foo, 2)");
+    // An object of another cache stops the batch: WrongCache, the one before freed.
+    let out = run(&mut sh, &mut k, "cache free_bulk foo #5 #33 #6");
+    assert!(out[0].starts_with("freed #5 "), "{out:?}");
+    assert!(
+        out[1]
+            .starts_with("error: kmem_cache_free_bulk stopped at #33 (entry 2) after freeing 1: "),
+        "{out:?}"
+    );
+    assert_eq!(error_lines(&out.join("\r\n")), 1);
+    // Listed twice: double free.
+    let out = run(&mut sh, &mut k, "cache free_bulk foo #6 #6");
+    assert!(out[1].contains("(entry 2) after freeing 1"), "{out:?}");
+    assert!(err(&mut sh, &mut k, "cache free_bulk foo #1").contains("#1 is a cache handle"));
+    assert!(err(&mut sh, &mut k, "cache alloc_bulk nope 3").contains("nope"));
+    err(&mut sh, &mut k, "cache alloc_bulk foo 0");
+    err(&mut sh, &mut k, "cache alloc_bulk foo 1025");
+    run(&mut sh, &mut k, "free all");
+    assert!(sh.handles().is_empty());
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+}
+
+#[test]
+fn bench_batch_runs_every_batch_and_gives_everything_back() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = run(&mut sh, &mut k, "memstat");
+    let buddy = run(&mut sh, &mut k, "buddyinfo");
+    let out = run(&mut sh, &mut k, "bench batch 300");
+    assert_eq!(out.len(), 7, "{out:?}");
+    assert_eq!(out[0], "batches of 300: cycles per object (alloc + free)");
+    assert!(out[2].starts_with("order-0 pages, alloc_pages_bulk/free_pages_bulk: "));
+    assert!(out[6].starts_with("kmem_cache_alloc_bulk/free_bulk (kmalloc-64): "));
+    run(&mut sh, &mut k, "free all");
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+    assert_eq!(run(&mut sh, &mut k, "buddyinfo"), buddy);
 }

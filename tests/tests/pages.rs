@@ -198,6 +198,40 @@ fn free_all_restores_boot_memstat(vm: &mut Vm) -> Check {
     })
 }
 
+/// `alloc_pages_bulk` gives one handle per page; `free_pages_bulk` frees them in
+/// one call and reports a misuse (a page listed twice) with one error line,
+/// freeing the pages before it; `free all` restores the boot numbers.
+fn bulk_pages_and_their_misuse(vm: &mut Vm) -> Check {
+    let boot = memstat(vm)?;
+    let out = vm.ok("alloc_pages_bulk 500")?;
+    ensure(
+        out.contains("alloc_pages_bulk: got 500 of 500 pages"),
+        || out.clone(),
+    )?;
+    let handles = out.lines().filter(|l| l.starts_with('#')).count();
+    ensure(handles == 500, || format!("{handles} handles:\n{out}"))?;
+    let first = result_line(&out)?;
+    let id: u64 = first[1..first.find(' ').unwrap_or(1)]
+        .parse()
+        .map_err(|_| first.clone())?;
+    let out = vm.ok(&format!("free_pages_bulk #{id}-#{}", id + 299))?;
+    let freed = out.lines().filter(|l| l.starts_with("freed #")).count();
+    ensure(freed == 300, || format!("freed {freed}:\n{out}"))?;
+    let (a, b) = (id + 300, id + 301);
+    let err = vm.err(
+        &format!("free_pages_bulk #{a} #{b} #{b}"),
+        &format!("stopped at #{b} (entry 3) after freeing 2: double free"),
+    )?;
+    vm.err(&format!("free #{a}"), "")?;
+    vm.err("alloc_pages_bulk 1025", "out of range")?;
+    vm.err("free_pages_bulk #1", "")?;
+    vm.ok("free all")?;
+    let after = memstat(vm)?;
+    ensure(after == boot, || {
+        format!("bulk pages leaked ({err}):\nboot  {boot:?}\nafter {after:?}")
+    })
+}
+
 fn reports_have_their_formats(vm: &mut Vm) -> Check {
     let bi = vm.ok("buddyinfo")?;
     let lines: Vec<&str> = bi.lines().collect();
@@ -311,6 +345,7 @@ pub fn scenarios() -> Vec<Scenario> {
         free_all_restores_boot_memstat with |b| with_vm(Opts::default(), b),
         reports_have_their_formats with |b| with_vm(Opts::default(), b),
         bzero_and_bcopy with |b| with_vm(Opts::default(), b),
+        bulk_pages_and_their_misuse with |b| with_vm(Opts::default(), b),
         out_of_memory_is_an_error_and_recovers,
         small_machine_has_no_unmapped_zone,
         lowmem_from_the_command_line,

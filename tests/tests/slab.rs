@@ -217,6 +217,49 @@ fn bench_kmalloc_reports_cycles(vm: &mut Vm) -> Check {
     })
 }
 
+/// `cache alloc_bulk` / `cache free_bulk` with their misuse (an object of another
+/// cache, one listed twice), and `bench batch` in cycles; memstat back at boot.
+fn bulk_objects_and_bench_batch(vm: &mut Vm) -> Check {
+    let boot = vm.ok("memstat")?;
+    vm.ok("cache create bulk 200")?;
+    vm.ok("cache create other 200")?;
+    let out = vm.ok("cache alloc_bulk bulk 1000")?;
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('#')).collect();
+    ensure(lines.len() == 1000, || format!("{} handles", lines.len()))?;
+    let id: u64 = lines[0][1..lines[0].find(' ').unwrap_or(1)]
+        .parse()
+        .map_err(|_| lines[0].to_string())?;
+    let o = result_line(&vm.ok("cache alloc other")?)?;
+    let oid = &o[..o.find(' ').unwrap_or(0)];
+    vm.err(
+        &format!("cache free_bulk bulk #{id} {oid}"),
+        &format!("stopped at {oid} (entry 2) after freeing 1: "),
+    )?;
+    vm.err(
+        &format!("cache free_bulk bulk #{} #{}", id + 1, id + 1),
+        "(entry 2) after freeing 1",
+    )?;
+    vm.ok(&format!("cache free_bulk bulk #{}-#{}", id + 2, id + 999))?;
+    vm.err("cache alloc_bulk nope 4", "nope")?;
+    let out = vm.ok("bench batch 4096")?;
+    for what in [
+        "order-0 pages, single calls: ",
+        "order-0 pages, alloc_pages_bulk/free_pages_bulk: ",
+        "kmem_cache_alloc_bulk/free_bulk (kmalloc-64): ",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(what))
+            .ok_or_else(|| out.clone())?;
+        let per = line[what.len()..]
+            .parse::<f64>()
+            .map_err(|_| line.to_string())?;
+        ensure(per > 0.0, || format!("no cycles in {line:?}"))?;
+    }
+    vm.ok("free all")?;
+    same_memstat(vm, &boot, "bulk objects and bench batch")
+}
+
 /// `memstat` must print exactly `boot` (zone lines included) after `what`.
 fn same_memstat(vm: &mut Vm, boot: &str, what: &str) -> Check {
     let now = vm.ok("memstat")?;
@@ -287,6 +330,7 @@ pub fn scenarios() -> Vec<Scenario> {
         slub_debug_from_the_command_line,
         kernel_heap_selftest with |b| with_vm(Opts::default(), b),
         bench_kmalloc_reports_cycles with |b| with_vm(Opts::default(), b),
+        bulk_objects_and_bench_batch with |b| with_vm(Opts::default(), b),
         dma_kmalloc_at_the_bottom_of_memory with |b| with_vm(Opts::default(), b),
         free_all_after_126_kmalloc_32_restores_memstat with |b| with_vm(Opts::default(), b),
         free_all_after_filling_the_cache_table_restores_memstat with |b| with_vm(Opts::default(), b),

@@ -260,13 +260,8 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     // shell's mappings), so that every address space shares them and no
     // run-time unmap leaves one behind.
     let (mem, frames) = m.parts();
-    mm::paging::kernel::preallocate_pdpts(
-        mem,
-        frames,
-        root,
-        mm::paging::kernel::RUNTIME_SLOTS,
-    )
-    .expect("boot paging: no frames for the kernel half");
+    mm::paging::kernel::preallocate_pdpts(mem, frames, root, mm::paging::kernel::RUNTIME_SLOTS)
+        .expect("boot paging: no frames for the kernel half");
 
     // Switch: PAT, NX and write protection on, then CR3.
     // SAFETY: the new tables map everything the kernel touches from here on (its

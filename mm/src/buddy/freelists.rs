@@ -84,19 +84,24 @@ impl Buddy<'_> {
             return None;
         }
         let o = order as usize;
-        for _ in 0..pcp_batch(order) {
-            if self.zones[zone as usize].free < floor + (1 << order) {
-                break;
-            }
-            let Some(pfn) = self.rmqueue(zone, order) else {
+        let want = pcp_batch(order);
+        let cached = self.zones[zone as usize].cached_tmpl[o];
+        let mut got = 0;
+        // Runs of blocks at once (Linux `rmqueue_bulk`); pushed so that the lowest
+        // PFN is popped first.
+        while got < want {
+            let Some((pfn, n)) = self.take_run(zone, order, want - got, floor) else {
                 break;
             };
-            let mut c = tmpl(zone, PageState::Cached);
-            c.set_order(order);
-            self.map[pfn as usize] = c;
             let zd = &mut self.zones[zone as usize];
-            zd.pcp[o][zd.pcp_len[o] as usize] = pfn;
-            zd.pcp_len[o] += 1;
+            let len = zd.pcp_len[o] as usize;
+            for (i, slot) in zd.pcp[o][len..len + n].iter_mut().enumerate() {
+                let p = pfn + (((n - 1 - i) as u32) << order);
+                *slot = p;
+                self.map[p as usize] = cached;
+            }
+            zd.pcp_len[o] += n as u32;
+            got += n;
         }
         let zd = &mut self.zones[zone as usize];
         if zd.pcp_len[o] == 0 {
@@ -117,20 +122,21 @@ impl Buddy<'_> {
         let len = self.zones[z].pcp_len[o] as usize;
         self.zones[z].pcp[o].copy_within(n..len, 0);
         self.zones[z].pcp_len[o] -= n as u32;
-        for &pfn in &batch[..n] {
-            self.free_block(zone, pfn, order);
-        }
+        self.free_blocks_sorted(zone, order, &mut batch[..n]);
     }
 
     /// Returns the blocks of one zone's caches to the free lists.
     pub(super) fn drain_zone(&mut self, zone: Zone) {
         let z = zone as usize;
         for o in 0..PCP_ORDERS {
-            while self.zones[z].pcp_len[o] > 0 {
-                self.zones[z].pcp_len[o] -= 1;
-                let pfn = self.zones[z].pcp[o][self.zones[z].pcp_len[o] as usize];
-                self.free_block(zone, pfn, o as u32);
+            let len = self.zones[z].pcp_len[o] as usize;
+            if len == 0 {
+                continue;
             }
+            let mut all = [0u32; PCP_HIGH];
+            all[..len].copy_from_slice(&self.zones[z].pcp[o][..len]);
+            self.zones[z].pcp_len[o] = 0;
+            self.free_blocks_sorted(zone, o as u32, &mut all[..len]);
         }
     }
 

@@ -88,6 +88,7 @@
 //! the allocation slow path. While it is armed every magazine is empty with
 //! capacity 0, so every allocation gets there.
 
+mod bulk;
 pub mod debug;
 pub mod layout;
 pub mod mempool;

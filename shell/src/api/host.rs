@@ -27,13 +27,15 @@ use super::{
     PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
     SlabCheck, SlabObj, Trap, VersionInfo, ZoneStat,
 };
+use super::{bench_batch_in, BatchBench, BATCH_MAX};
 use super::{KernelLayout, VmState};
+use alloc::vec::Vec;
 use core::fmt;
 use core::ops::{Deref, DerefMut};
-use mm::buddy::{Buddy, CheckError};
+use mm::buddy::{Buddy, BulkError, CheckError};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
-use mm::resource::{ResFlags, ResKind, Row, Span};
 use mm::paging::{Mapper, PageRefs, TableFrames, Tlb};
+use mm::resource::{ResFlags, ResKind, Row, Span};
 use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
@@ -296,6 +298,19 @@ impl<H: MemHost> PageApi for Api<H> {
         self.host.log(format_args!("__free_pages({pfn}, {order})"));
         self.host.buddy_mut(|b, _| b.__free_pages(pfn, order))
     }
+    fn alloc_pages_bulk(&mut self, gfp: Gfp, out: &mut [Pfn]) -> Result<usize, MmError> {
+        self.host.log(format_args!(
+            "alloc_pages_bulk({:#x}, {})",
+            gfp.0,
+            out.len()
+        ));
+        self.host.buddy_mut(|b, _| b.alloc_pages_bulk(gfp, out))
+    }
+    fn free_pages_bulk(&mut self, pages: &[Pfn]) -> Result<(), BulkError> {
+        self.host
+            .log(format_args!("free_pages_bulk({})", pages.len()));
+        self.host.buddy_mut(|b, _| b.free_pages_bulk(pages))
+    }
     fn free_pages_addr(&mut self, virt: u64, order: u32) -> Result<(), MmError> {
         self.host
             .log(format_args!("free_pages({virt:#x}, {order})"));
@@ -357,6 +372,35 @@ impl<H: MemHost> SlabApi for Api<H> {
             .log(format_args!("kmem_cache_free({cache}, {virt:#x})"));
         self.host
             .slab_mut(|s, b, m| kmem_cache_free_in(s, m, b, cache, virt))
+    }
+    fn kmem_cache_alloc_bulk(
+        &mut self,
+        cache: &str,
+        gfp: Gfp,
+        out: &mut [u64],
+    ) -> Result<usize, MmError> {
+        self.host.log(format_args!(
+            "kmem_cache_alloc_bulk({cache}, {:#x}, {})",
+            gfp.0,
+            out.len()
+        ));
+        self.host.slab_mut(|s, b, m| {
+            let id = s.find(cache).ok_or(MmError::NotFound)?;
+            s.kmem_cache_alloc_bulk(m, b, id, gfp, out)
+        })
+    }
+    fn kmem_cache_free_bulk(&mut self, cache: &str, objs: &[u64]) -> Result<(), BulkError> {
+        self.host.log(format_args!(
+            "kmem_cache_free_bulk({cache}, {})",
+            objs.len()
+        ));
+        self.host.slab_mut(|s, b, m| {
+            let id = s.find(cache).ok_or(BulkError {
+                done: 0,
+                err: MmError::NotFound,
+            })?;
+            s.kmem_cache_free_bulk(m, b, id, objs)
+        })
     }
     fn kmem_cache_destroy(&mut self, cache: &str) -> Result<(), MmError> {
         self.host.log(format_args!("kmem_cache_destroy({cache})"));
@@ -497,6 +541,33 @@ impl<H: MemHost> Diagnostics for Api<H> {
             }
             FaultSite::Slab => self.host.slab_mut(|s, b, m| s.set_failslab(m, b, cfg)),
         }
+    }
+    fn bench_batch(&mut self, n: u64) -> Result<BatchBench, MmError> {
+        self.host.log(format_args!("bench_batch({n})"));
+        if n == 0 || n > BATCH_MAX {
+            return Err(MmError::BadCount {
+                got: n,
+                max: BATCH_MAX,
+            });
+        }
+        // The scratch lists come from the heap before the allocators are locked.
+        let n = n as usize;
+        let mut pfns: Vec<Pfn> = Vec::new();
+        let mut objs: Vec<u64> = Vec::new();
+        pfns.try_reserve_exact(n)
+            .map_err(|_| MmError::OutOfMemory)?;
+        objs.try_reserve_exact(n)
+            .map_err(|_| MmError::OutOfMemory)?;
+        pfns.resize(n, Pfn(0));
+        objs.resize(n, 0);
+        let mut clock = self.host.clock();
+        self.host.slab_mut(|s, b, m| {
+            let r = bench_batch_in(s, m, b, &mut pfns, &mut objs, &mut clock);
+            // The page caches hold what the batches gave back: back to the free
+            // lists, so that memstat and buddyinfo show the boot numbers.
+            b.drain();
+            r
+        })
     }
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         self.host.log(format_args!("bench_kmalloc({iters})"));

@@ -144,6 +144,36 @@ impl Args {
         Ok(parse::parse_handle(&w)?)
     }
 
+    /// The rest of the words as handles: each `#N`, or a range `#A-#B` (A <= B,
+    /// both ends included); at least one and at most `max` handles in all.
+    pub fn handle_list(&mut self, name: &str, max: usize) -> Result<Vec<HandleId>, CmdError> {
+        let mut ids: Vec<HandleId> = Vec::new();
+        while self.remaining() > 0 {
+            let w = self.word(name)?;
+            let (a, b) = match w.split_once('-') {
+                Some((a, b)) => (parse::parse_handle(a)?, parse::parse_handle(b)?),
+                None => {
+                    let h = parse::parse_handle(&w)?;
+                    (h, h)
+                }
+            };
+            if a > b {
+                return Err(crate::cmd_err!("empty handle range '{w}' ({a} > {b})"));
+            }
+            let n = usize::try_from(b.0 - a.0 + 1).unwrap_or(usize::MAX);
+            if n > max.saturating_sub(ids.len()) {
+                return Err(crate::cmd_err!("more than {max} handles"));
+            }
+            ids.try_reserve(n)
+                .map_err(|_| crate::cmd_err!("out of memory for the handle list"))?;
+            ids.extend((a.0..=b.0).map(HandleId));
+        }
+        if ids.is_empty() {
+            return Err(self.usage_error(name));
+        }
+        Ok(ids)
+    }
+
     /// A handle reference `#N` or an address.
     pub fn handle_or_addr(&mut self, name: &str) -> Result<Target, CmdError> {
         let w = self.word(name)?;

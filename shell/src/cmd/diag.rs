@@ -110,13 +110,16 @@ pub const BENCH_MAX: u64 = 10_000_000;
 
 /// `bench kmalloc [ITER]`.
 pub fn bench(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
-    let what = args.word("kmalloc|map")?;
+    let what = args.word("kmalloc|batch|map")?;
     if what.eq_ignore_ascii_case("map") {
         return super::vm::bench_map(ctx, args);
     }
+    if what.eq_ignore_ascii_case("batch") {
+        return bench_batch(ctx, args);
+    }
     if !what.eq_ignore_ascii_case("kmalloc") {
         return Err(cmd_err!(
-            "unknown benchmark '{what}' (expected kmalloc or map)"
+            "unknown benchmark '{what}' (expected kmalloc, batch or map)"
         ));
     }
     let iters = match args.peek() {
@@ -139,6 +142,31 @@ pub fn bench(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
         r.mixed_cycles,
         ratio(r.mixed_cycles, r.mixed_ops)
     )?;
+    Ok(())
+}
+
+/// `bench batch [N]`: the batch workloads, N objects per batch.
+fn bench_batch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let n = match args.peek() {
+        Some(_) => args.number_in("N", 1, crate::api::BATCH_MAX)?,
+        None => 1024,
+    };
+    args.end()?;
+    let r = ctx.kernel.bench_batch(n)?;
+    writeln!(ctx, "batches of {n}: cycles per object (alloc + free)")?;
+    for (what, c) in [
+        ("order-0 pages, single calls", r.page0),
+        (
+            "order-0 pages, alloc_pages_bulk/free_pages_bulk",
+            r.page0_bulk,
+        ),
+        ("order-3 blocks, single calls", r.page3),
+        ("kmalloc(64)/kfree", r.kmalloc),
+        ("kmem_cache_alloc/free (kmalloc-64)", r.cache_loop),
+        ("kmem_cache_alloc_bulk/free_bulk (kmalloc-64)", r.cache_bulk),
+    ] {
+        writeln!(ctx, "{what}: {}", ratio(c, r.n))?;
+    }
     Ok(())
 }
 
@@ -197,14 +225,20 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "bench",
-        usage: "bench kmalloc|map [ITER]",
-        summary: "time kmalloc/kfree or page-table work, in CPU cycles",
-        help: "ITER is 1..=10000000 (default 100000). Runs ITER kmalloc(80)+kfree pairs,\n\
-               then ITER steps of a mixed workload (sizes 16..4096, up to 64 objects\n\
-               live), timed with rdtsc, and prints cycles per pair and per operation.\n\
-               Everything is freed again. bench map [ITER] (default 10000): 4 KiB\n\
-               map+unmap pairs, translation, invlpg against a full flush, and flushing\n\
-               n pages one by one against a full flush followed by touching them.",
+        usage: "bench kmalloc [ITER] | bench batch [N] | bench map [ITER]",
+        summary: "time kmalloc/kfree, batches and page-table work, in CPU cycles",
+        help: "bench kmalloc: ITER is 1..=10000000 (default 100000). Runs ITER\n\
+               kmalloc(80)+kfree pairs, then ITER steps of a mixed workload (sizes\n\
+               16..4096, up to 64 objects live), timed with rdtsc, and prints cycles per\n\
+               pair and per operation.\n\
+               bench batch: N is 1..=8192 (default 1024). Allocates N objects, then frees\n\
+               them all: order-0 pages and order-3 blocks by single calls, order-0 pages\n\
+               by alloc_pages_bulk/free_pages_bulk, kmalloc(64), and the kmalloc-64 cache\n\
+               by single calls and by kmem_cache_alloc_bulk/free_bulk; prints cycles per\n\
+               object. Everything is freed again (the page caches are drained).\n\
+               bench map: ITER (default 10000) 4 KiB map+unmap pairs, translation, invlpg\n\
+               against a full flush, and flushing n pages one by one against a full flush\n\
+               followed by touching them.",
         run: bench,
     },
     Command {

@@ -54,6 +54,87 @@ pub fn alloc_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     add_struct_page(ctx, pfn, 0)
 }
 
+/// Largest N of `alloc_pages_bulk` (each page is one handle).
+pub const MAX_BULK: u64 = 1024;
+
+/// `alloc_pages_bulk N [GFP...]`: Linux `alloc_pages_bulk(gfp, n, array)`; each
+/// page it got becomes a `gfp_pages` handle (order 0), then one line says how
+/// many it got.
+pub fn alloc_pages_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let n = args.number_in("N", 1, MAX_BULK)?;
+    let gfp = args.gfp()?;
+    args.end()?;
+    let n = usize::try_from(n).map_err(|_| CmdError::new("internal: N range"))?;
+    let mut v: Vec<Pfn> = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| cmd_err!("out of memory for a list of {n} pages"))?;
+    v.resize(n, Pfn(0));
+    let got = ctx.kernel.alloc_pages_bulk(gfp, &mut v)?;
+    for (i, &pfn) in v[..got].iter().enumerate() {
+        if let Err(e) = add_struct_page(ctx, pfn, 0) {
+            // Give back the pages that got no handle.
+            for &p in &v[i + 1..got] {
+                let _ = ctx.kernel.free_pages_order(p, 0);
+            }
+            return Err(e);
+        }
+    }
+    writeln!(ctx, "alloc_pages_bulk: got {got} of {n} pages")?;
+    Ok(())
+}
+
+/// `free_pages_bulk #N|#A-#B...`: Linux-style bulk free of order-0 page handles
+/// (`alloc_page`, `alloc_pages 0`, `alloc_pages_bulk`) through one
+/// `free_pages_bulk` call; the pages freed before a misuse are retired, the rest
+/// stay live.
+pub fn free_pages_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let ids = args.handle_list("#N...", MAX_BULK as usize)?;
+    let mut pfns: Vec<Pfn> = Vec::new();
+    pfns.try_reserve_exact(ids.len())
+        .map_err(|_| cmd_err!("out of memory for the page list"))?;
+    for &id in &ids {
+        match ctx.handles.get(id)? {
+            Object::LinuxPages { pfn, order: 0, .. } => {
+                if let Ok(p) = ctx.kernel.page_info(*pfn) {
+                    if p.state == PageState::Allocated && p.refcount > 1 {
+                        return Err(cmd_err!(
+                            "{id}: page has {} references; put_page first",
+                            p.refcount
+                        ));
+                    }
+                }
+                pfns.push(*pfn)
+            }
+            o => {
+                return Err(cmd_err!(
+                    "{id} is a {} handle, not an order-0 gfp_pages handle",
+                    o.kind()
+                ))
+            }
+        }
+    }
+    let res = ctx.kernel.free_pages_bulk(&pfns);
+    let done = match res {
+        Ok(()) => ids.len(),
+        Err(e) => e.done,
+    };
+    for &id in &ids[..done] {
+        if let Ok(obj) = ctx.handles.remove(id) {
+            writeln!(ctx, "freed {id} {obj}")?;
+        }
+    }
+    match res {
+        Ok(()) => Ok(()),
+        Err(e) => Err(cmd_err!(
+            "free_pages_bulk stopped at {} (entry {}) after freeing {}: {}",
+            ids[e.done],
+            e.done + 1,
+            e.done,
+            e.err
+        )),
+    }
+}
+
 /// `get_free_pages ORDER [GFP...]`: Linux `__get_free_pages(gfp, order)`.
 pub fn get_free_pages(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let order = order_arg(args)?;
@@ -814,6 +895,27 @@ pub static COMMANDS: &[Command] = &[
         help: "alloc_pages(gfp, 0); see 'help alloc_pages'.\n\
                free #N calls __free_pages(page, 0).",
         run: alloc_page,
+    },
+    Command {
+        name: "alloc_pages_bulk",
+        usage: "alloc_pages_bulk N [GFP...]",
+        summary: "Linux alloc_pages_bulk: N order-0 pages in one call",
+        help: "alloc_pages_bulk(gfp, n, array), N 1..=1024. Each page it got is its own\n\
+               gfp_pages handle (order 0): free #N releases one page with __free_pages,\n\
+               free_pages_bulk releases several in one call. The last line says how\n\
+               many pages it got: fewer than N when memory runs out.",
+        run: alloc_pages_bulk,
+    },
+    Command {
+        name: "free_pages_bulk",
+        usage: "free_pages_bulk #N|#A-#B...",
+        summary: "free order-0 page handles in one free_pages_bulk call",
+        help: "Handles one by one or as ranges #A-#B (at most 1024 in all). They must\n\
+               be order-0 gfp_pages handles (alloc_page, alloc_pages 0,\n\
+               alloc_pages_bulk). They are freed in the order given; the first page the\n\
+               allocator refuses (a handle listed twice is a double free) stops the batch:\n\
+               the ones before it are freed and retired, it and the rest stay live.",
+        run: free_pages_bulk,
     },
     Command {
         name: "get_free_pages",

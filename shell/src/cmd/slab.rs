@@ -238,7 +238,7 @@ fn free_slab_object(ctx: &mut Ctx<'_>, target: Target, how: SlabFree<'_>) -> Res
 // ---------------------------------------------------------------------------
 
 /// `cache` subcommands, in `help cache` order.
-static CACHE_SUBS: [Command; 6] = [
+static CACHE_SUBS: [Command; 8] = [
     sub(
         "create",
         "cache create NAME SIZE [ALIGN] [FLAG...]",
@@ -246,12 +246,22 @@ static CACHE_SUBS: [Command; 6] = [
     ),
     sub("alloc", "cache alloc NAME [GFP...]", cache_alloc),
     sub("free", "cache free NAME ADDR|#N", cache_free),
+    sub(
+        "alloc_bulk",
+        "cache alloc_bulk NAME N [GFP...]",
+        cache_alloc_bulk,
+    ),
+    sub(
+        "free_bulk",
+        "cache free_bulk NAME #N|#A-#B...",
+        cache_free_bulk,
+    ),
     sub("destroy", "cache destroy NAME", cache_destroy),
     sub("shrink", "cache shrink NAME", cache_shrink),
     sub("list", "cache list", cache_list),
 ];
 
-/// `cache create|alloc|free|destroy|shrink|list ...`.
+/// `cache create|alloc|free|alloc_bulk|free_bulk|destroy|shrink|list ...`.
 pub fn cache(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     subcommand(ctx, args, &CACHE_SUBS)
 }
@@ -397,6 +407,100 @@ fn cache_alloc(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
         phys: o.phys,
     })?;
     Ok(())
+}
+
+/// Largest N of `cache alloc_bulk` (each object is one handle).
+const MAX_BULK: u64 = 1024;
+
+/// `cache alloc_bulk NAME N [GFP...]`: `kmem_cache_alloc_bulk`, all N objects or
+/// none; each object is its own `cache_obj` handle.
+fn cache_alloc_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let name = args.word("NAME")?;
+    let n = args.number_in("N", 1, MAX_BULK)?;
+    let gfp = args.gfp()?;
+    args.end()?;
+    let row = ctx
+        .kernel
+        .kmem_cache_info(&name)
+        .map_err(|e| cache_error(&name, e))?;
+    let size = match cache_handle(ctx, &name) {
+        Some((_, Object::Cache { size, .. })) => size,
+        _ => u64::from(row.obj_size),
+    };
+    let n = usize::try_from(n).map_err(|_| CmdError::new("internal: N range"))?;
+    let mut v: Vec<u64> = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| cmd_err!("out of memory for a list of {n} objects"))?;
+    v.resize(n, 0);
+    ctx.kernel
+        .kmem_cache_alloc_bulk(&name, gfp, &mut v)
+        .map_err(|e| cache_error(&name, e))?;
+    for (i, &virt) in v.iter().enumerate() {
+        // Slab objects are in the direct map: the frame, plus the offset in it.
+        let phys = match ctx.kernel.addr_to_pfn(virt) {
+            Ok(pfn) => pfn.phys() + (virt & 0xfff),
+            Err(e) => {
+                let _ = ctx.kernel.kmem_cache_free_bulk(&name, &v[i..]);
+                return Err(cmd_err!(
+                    "object {virt:#x} has no physical address ({e}); freed the rest"
+                ));
+            }
+        };
+        if let Err(e) = ctx.add(Object::CacheObj {
+            cache: name.clone(),
+            size,
+            virt,
+            phys,
+        }) {
+            let _ = ctx.kernel.kmem_cache_free_bulk(&name, &v[i + 1..]);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// `cache free_bulk NAME #N|#A-#B...`: `kmem_cache_free_bulk` of the objects of
+/// `cache_obj` handles, in order; the objects freed before a misuse are retired.
+/// The handles may belong to any cache: the allocator's own checks decide (an
+/// object of another cache is `WrongCache`, one listed twice a double free).
+fn cache_free_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let name = args.word("NAME")?;
+    let ids = args.handle_list("#N...", MAX_BULK as usize)?;
+    let mut objs: Vec<u64> = Vec::new();
+    objs.try_reserve_exact(ids.len())
+        .map_err(|_| cmd_err!("out of memory for the object list"))?;
+    for &id in &ids {
+        match ctx.handles.get(id)? {
+            Object::CacheObj { virt, .. } => objs.push(*virt),
+            o => {
+                return Err(cmd_err!(
+                    "{id} is a {} handle, not a cache_obj handle",
+                    o.kind()
+                ))
+            }
+        }
+    }
+    let res = ctx.kernel.kmem_cache_free_bulk(&name, &objs);
+    let done = match res {
+        Ok(()) => ids.len(),
+        Err(e) => e.done,
+    };
+    for &id in &ids[..done] {
+        if let Ok(obj) = ctx.handles.remove(id) {
+            writeln!(ctx, "freed {id} {obj}")?;
+        }
+    }
+    match res {
+        Ok(()) => Ok(()),
+        Err(e) if e.err == MmError::NotFound => Err(cache_error(&name, e.err)),
+        Err(e) => Err(cmd_err!(
+            "kmem_cache_free_bulk stopped at {} (entry {}) after freeing {}: {}",
+            ids[e.done],
+            e.done + 1,
+            e.done,
+            e.err
+        )),
+    }
 }
 
 fn cache_destroy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
@@ -955,7 +1059,7 @@ pub static COMMANDS: &[Command] = &[
     },
     Command {
         name: "cache",
-        usage: "cache create|alloc|free|destroy|shrink|list ...",
+        usage: "cache create|alloc|free|alloc_bulk|free_bulk|destroy|shrink|list ...",
         summary: "object caches: kmem_cache_create/alloc/free/destroy",
         help: CACHE_HELP,
         run: cache,
@@ -1008,6 +1112,12 @@ const CACHE_HELP: &str = "cache create NAME SIZE [ALIGN] [FLAG...]
     kmem_cache_create: a 'cache' handle (obj= is the stride of its objects)
 cache alloc NAME [GFP...]   kmem_cache_alloc: a 'cache_obj' handle
 cache free NAME ADDR|#N     kmem_cache_free (checks as for kfree)
+cache alloc_bulk NAME N [GFP...]
+    kmem_cache_alloc_bulk, N 1..=1024: all N objects or none, each its own
+    'cache_obj' handle (free #N releases one)
+cache free_bulk NAME #N|#A-#B...
+    kmem_cache_free_bulk of those handles' objects (ranges #A-#B, at most 1024)
+    in order; the first misuse stops it, the objects before it are freed
 cache destroy NAME          kmem_cache_destroy; refused while objects live
 cache shrink NAME           kmem_cache_shrink: give back the empty slabs
 cache list                  the same as 'caches'

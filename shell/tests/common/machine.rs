@@ -247,11 +247,10 @@ pub fn boot_tables(
         .unwrap();
     let w = m.walk(root, VirtAddr::new(TEMP_WINDOW));
     let pd_entry = w.steps()[2].entry_addr.as_u64();
-    let e = m.mem.read_u64(pd_entry);
-    m.mem
+    let e = m.mem().read_u64(pd_entry);
+    m.mem_mut()
         .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
-    let mem = &mut *m.mem;
-    let frames = &mut *m.frames;
+    let (mem, frames) = m.parts();
     mm::paging::kernel::preallocate_pdpts(mem, frames, root, mm::paging::kernel::RUNTIME_SLOTS)
         .unwrap();
     (

@@ -1,0 +1,229 @@
+//! Batches in the buddy allocator: taking runs of pages from the free lists at once
+//! (the cache refill and Linux's `alloc_pages_bulk`), and returning sorted runs of
+//! blocks at once (the cache drain and [`Buddy::free_pages_bulk`]). A run of
+//! contiguous blocks is freed as the few naturally aligned blocks that cover it, so
+//! merging costs O(log n) per run instead of a buddy lookup and a list unlink per page.
+
+use super::*;
+
+/// A bulk free that stopped at a misuse: `done` entries were freed (in order),
+/// entry `done` was rejected with `err`, later entries were not looked at.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BulkError {
+    pub done: usize,
+    pub err: MmError,
+}
+
+impl fmt::Display for BulkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "entry {} (after {} freed): {}",
+            self.done, self.done, self.err
+        )
+    }
+}
+
+/// Blocks gathered before a sorted flush in [`Buddy::free_pages_bulk`].
+const FLUSH: usize = 256;
+
+impl Buddy<'_> {
+    /// Takes up to `max` blocks of `order` as one contiguous run from the free lists of
+    /// `zone` (the smallest free block that holds one; the part of it not taken goes
+    /// back as free blocks, which cannot merge). Keeps `floor` frames on the free
+    /// lists. Returns the run's first PFN and its block count; the frames are
+    /// unchanged (a `Free` head then `Tail`s): the caller writes the heads.
+    #[inline]
+    pub(super) fn take_run(
+        &mut self,
+        zone: Zone,
+        order: u32,
+        max: usize,
+        floor: u64,
+    ) -> Option<(u32, usize)> {
+        let zd = &mut self.zones[zone as usize];
+        let room = (zd.free.saturating_sub(floor) >> order) as usize;
+        let max = max.min(room);
+        let avail = zd.avail >> order;
+        if avail == 0 || max == 0 {
+            return None;
+        }
+        let k = order + avail.trailing_zeros();
+        let pfn = zd.head[k as usize];
+        list_del(self.map, zd, pfn, k);
+        let n = (1usize << (k - order)).min(max);
+        let taken = (n as u32) << order;
+        zd.free -= taken as u64;
+        // Give back [pfn + taken, pfn + 2^k) as aligned blocks, smallest first.
+        let end = pfn + (1 << k);
+        let mut s = pfn + taken;
+        while s < end {
+            let o = s.trailing_zeros().min((end - s).ilog2());
+            link_free_head(self.map, zd, s, o, false);
+            s += 1 << o;
+        }
+        Some((pfn, n))
+    }
+
+    /// Returns the blocks `pfns` (heads of `order`, all in `zone`, their other frames
+    /// `Tail`) to the free lists: sorts them, and frees each run of contiguous blocks
+    /// as a range. `pfns` is reordered.
+    pub(super) fn free_blocks_sorted(&mut self, zone: Zone, order: u32, pfns: &mut [u32]) {
+        pfns.sort_unstable();
+        let step = 1u32 << order;
+        let tail = self.zones[zone as usize].tail_tmpl;
+        let mut i = 0;
+        while i < pfns.len() {
+            let s = pfns[i];
+            let mut e = s + step;
+            self.map[s as usize] = tail;
+            i += 1;
+            while i < pfns.len() && pfns[i] == e {
+                self.map[e as usize] = tail;
+                e += step;
+                i += 1;
+            }
+            self.free_range(zone, s, e);
+        }
+    }
+
+    /// Linux `alloc_pages_bulk` (the array form): fills `out` with order-0 pages
+    /// (each an allocated block of one page, reference count 1, freed by
+    /// `__free_page` or [`free_pages_bulk`](Self::free_pages_bulk)) and returns how
+    /// many it got, from the front of `out`; the rest of `out` is unchanged. Fewer
+    /// than `out.len()` means memory ran out (or a watermark stood in the way).
+    /// Pages come from the first zone's page cache, then as runs from the free lists
+    /// of the zones of `gfp.zonelist()`, with the watermark passes of `alloc_pages`.
+    ///
+    /// Errors (nothing allocated): `Invalid` with `__GFP_ZERO` (zeroing needs memory
+    /// access); `OutOfMemory`/`BelowWatermark` when not even one page could be had
+    /// (an empty `out` is `Ok(0)`). With `fail_page_alloc` armed, every page goes
+    /// through the checked single-page path, so an injected failure ends the batch.
+    pub fn alloc_pages_bulk(&mut self, gfp: Gfp, out: &mut [Pfn]) -> Result<usize, MmError> {
+        if gfp.contains(Gfp::ZERO) {
+            return Err(MmError::Invalid(
+                "__GFP_ZERO needs memory access: use alloc_pages_mem",
+            ));
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        if self.fail.is_armed() {
+            let mut got = 0;
+            for slot in out.iter_mut() {
+                match self.alloc_gfp(gfp, 0) {
+                    Ok(p) => *slot = p,
+                    Err(e) if got == 0 => return Err(e),
+                    Err(_) => break,
+                }
+                got += 1;
+            }
+            return Ok(got);
+        }
+        let zonelist = gfp.zonelist();
+        let mut got;
+        // The first zone's cache: its frames are above every watermark.
+        {
+            let zone = zonelist[0];
+            let zd = &mut self.zones[zone as usize];
+            let len = zd.pcp_len[0] as usize;
+            let n = len.min(out.len());
+            let head = zd.alloc_tmpl[0];
+            for (slot, &pfn) in out[..n]
+                .iter_mut()
+                .zip(zd.pcp[0][len - n..len].iter().rev())
+            {
+                self.map[pfn as usize] = head;
+                *slot = Pfn(pfn);
+            }
+            zd.pcp_len[0] = (len - n) as u32;
+            got = n;
+        }
+        let passes = if gfp.contains(Gfp::MEMALLOC) { 3 } else { 2 };
+        'passes: for pass in 0..passes {
+            for &zone in zonelist {
+                let floor = match pass {
+                    0 => self.zones[zone as usize].wmark[Wmark::Low as usize],
+                    1 => self.zones[zone as usize].wmark[Wmark::Min as usize],
+                    _ => 0,
+                };
+                while got < out.len() {
+                    let Some((pfn, n)) = self.take_run(zone, 0, out.len() - got, floor) else {
+                        break;
+                    };
+                    let head = self.zones[zone as usize].alloc_tmpl[0];
+                    self.map[pfn as usize..pfn as usize + n].fill(head);
+                    for (slot, p) in out[got..got + n].iter_mut().zip(pfn..) {
+                        *slot = Pfn(p);
+                    }
+                    got += n;
+                }
+                if got == out.len() {
+                    break 'passes;
+                }
+            }
+        }
+        // The other zones' caches and the first zone's bigger cached blocks are left
+        // alone: a short batch is a valid answer, as in Linux.
+        if got == 0 {
+            return Err(self.oom_error(zonelist, gfp, 0));
+        }
+        Ok(got)
+    }
+
+    /// Frees a batch of order-0 pages, as `__free_page` on each entry in order (one
+    /// reference dropped; released when it was the last). Released pages are
+    /// pushed onto the page cache while it has room, the rest gathered and
+    /// returned to the free lists as sorted runs. Every misuse `__free_page`
+    /// reports is reported here: the first bad entry stops the batch with
+    /// [`BulkError`] (the entries before it are freed, it and the ones after are
+    /// untouched); a page listed twice is a double free.
+    pub fn free_pages_bulk(&mut self, pages: &[Pfn]) -> Result<(), BulkError> {
+        let mut buf = [0u32; FLUSH];
+        let mut n = 0;
+        let mut bz = 0;
+        let armed = self.fail.is_armed();
+        for (i, &pfn) in pages.iter().enumerate() {
+            let fast = match self.map.get(pfn.index()) {
+                Some(p) => {
+                    p.state() == PageState::Allocated
+                        && p.next == 1
+                        && p.count == 1
+                        && !p.flags().contains(PageFlags::SHARED)
+                }
+                None => false,
+            };
+            if fast {
+                {
+                    let z = self.map[pfn.index()].zone() as usize;
+                    let zd = &mut self.zones[z];
+                    let p = &mut self.map[pfn.index()];
+                    // Onto the zone's page cache while it has room (as
+                    // `__free_page`); else marked `Cached` (free, on no list) until
+                    // the flush. Either way a second entry for it is a double free.
+                    *p = zd.cached_tmpl[0];
+                    let len = zd.pcp_len[0] as usize;
+                    if len < PCP_HIGH && !armed {
+                        zd.pcp[0][len] = pfn.0;
+                        zd.pcp_len[0] = len as u32 + 1;
+                        continue;
+                    }
+                    if n == FLUSH || (n > 0 && bz != z) {
+                        self.free_blocks_sorted(Zone::ALL[bz], 0, &mut buf[..n]);
+                        n = 0;
+                    }
+                    bz = z;
+                    buf[n] = pfn.0;
+                    n += 1;
+                    continue;
+                }
+            }
+            if let Err(err) = self.put(pfn, Want::Order(0)) {
+                self.free_blocks_sorted(Zone::ALL[bz], 0, &mut buf[..n]);
+                return Err(BulkError { done: i, err });
+            }
+        }
+        self.free_blocks_sorted(Zone::ALL[bz], 0, &mut buf[..n]);
+        Ok(())
+    }
+}
