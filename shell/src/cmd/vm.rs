@@ -19,7 +19,7 @@ use crate::parse;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use mm::layout::{DIRECT_MAP, IOREMAP, KERNEL_IMAGE, TEMP, VMALLOC};
-use mm::paging::{LeafRange, PageSize, PageTableFlags as F, WxFinding};
+use mm::paging::{LeafRange, MapError, PageSize, PageTableFlags as F, WxFinding};
 use mm::{PageState, Pfn};
 
 /// Longest `map` / `unmap` range.
@@ -161,6 +161,15 @@ pub fn map(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let o = opts(args, true)?;
     args.end()?;
     let space = target(ctx)?;
+    if (virt | phys) & 0xfff != 0 {
+        return Err(VmError::Map(MapError::Misaligned {
+            virt,
+            phys,
+            size: PageSize::Size4KiB,
+        })
+        .into());
+    }
+    crate::api::protected(virt, len)?;
     if let Some(id) = overlapping(ctx, space, virt, len) {
         return Err(cmd_err!(
             "the range overlaps the mapping of {id}; free it first"
@@ -302,6 +311,7 @@ pub fn insert(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
         }
         None => None,
     };
+    crate::api::protected(virt, 4096)?;
     check_frames(ctx, pfn.phys(), 4096, &o)?;
     ctx.kernel.page_insert(space, pfn, virt, o.flags, o.force)?;
     if let Some(id) = old {
