@@ -14,6 +14,7 @@ mod keyboard;
 mod oom;
 mod pages;
 mod slab;
+mod vm;
 
 fn pvh(body: fn(&mut Vm) -> Check) -> Outcome {
     with_vm(Opts::default(), body)
@@ -332,5 +333,6 @@ fn main() {
     all.extend(extable::scenarios());
     all.extend(debug::scenarios());
     all.extend(keyboard::scenarios());
+    all.extend(vm::scenarios());
     run_all(all, 3)
 }
