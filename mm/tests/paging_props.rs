@@ -117,9 +117,10 @@ struct RootState {
     tlb: SimTlb,
 }
 
-struct World {
-    mem: SimMem,
-    buddy: Buddy<'static>,
+/// The machine: one mapper for the whole run, so its cached walks are
+/// exercised across operations.
+struct World<'a> {
+    m: Mapper<'a, SimMem, Buddy<'static>>,
     kernel: RootState,
     spaces: Vec<RootState>,
     pool: [Pfn; POOL],
@@ -137,10 +138,11 @@ fn overlaps(maps: &BTreeMap<u64, M>, v: u64, len: u64) -> bool {
     covering(maps, v).is_some() || maps.range(v..v + len).next().is_some()
 }
 
-fn check(w: &mut World) {
+fn check(w: &mut World<'_>) {
     let pool = w.pool;
     let mut refs = [0u32; POOL];
-    let mem = &w.mem;
+    let m = &w.m;
+    let mem = m.mem();
     let kernel = &mut w.kernel;
     let spaces = &mut w.spaces;
     for (st, regions) in
@@ -159,6 +161,10 @@ fn check(w: &mut World) {
                 let got =
                     translate(mem, st.root, VirtAddr::new(v)).map(|(p, s, _)| (p.as_u64(), s));
                 assert_eq!(got, want, "walk of {v:#x}");
+                let fast = m
+                    .translate(st.root, VirtAddr::new(v))
+                    .map(|(p, s, _)| (p.as_u64(), s));
+                assert_eq!(fast, want, "cached translation of {v:#x}");
                 let cached = st
                     .tlb
                     .translate(mem, st.root, VirtAddr::new(v))
@@ -176,28 +182,27 @@ fn check(w: &mut World) {
     for s in w.spaces.iter() {
         for &base in &KERN {
             assert_eq!(
-                translate(&w.mem, s.root, VirtAddr::new(base)),
-                translate(&w.mem, w.kernel.root, VirtAddr::new(base))
+                translate(w.m.mem(), s.root, VirtAddr::new(base)),
+                translate(w.m.mem(), w.kernel.root, VirtAddr::new(base))
             );
         }
     }
     for (i, &p) in w.pool.iter().enumerate() {
         assert_eq!(
-            w.buddy.page_count(p),
+            w.m.frames().page_count(p),
             Ok(1 + refs[i]),
             "refcount of pool page {i}"
         );
     }
-    w.buddy.check().unwrap();
+    w.m.frames().check().unwrap();
 }
 
-fn step(w: &mut World, op: Op) {
+fn step(w: &mut World<'_>, op: Op) {
     let pool = w.pool;
     match op {
         Op::NewAspace => {
             if w.spaces.len() < 3 {
-                let mut m = Mapper::new(&mut w.mem, &mut w.buddy);
-                let a = AddressSpace::new(&mut m, w.kernel.root).unwrap();
+                let a = AddressSpace::new(&mut w.m, w.kernel.root).unwrap();
                 w.spaces.push(RootState {
                     root: a.root(),
                     aspace: Some(a),
@@ -211,12 +216,11 @@ fn step(w: &mut World, op: Op) {
                 let i = which as usize % w.spaces.len();
                 let mut s = w.spaces.remove(i);
                 let refs = s.maps.values().filter(|m| m.page.is_some()).count() as u64;
-                let mut m = Mapper::new(&mut w.mem, &mut w.buddy);
                 let st = s
                     .aspace
                     .take()
                     .unwrap()
-                    .destroy(&mut m, w.kernel.root)
+                    .destroy(&mut w.m, w.kernel.root)
                     .unwrap();
                 assert_eq!(st.refs_dropped, refs);
                 assert_eq!(st.mappings, s.maps.len() as u64);
@@ -240,11 +244,7 @@ fn step(w: &mut World, op: Op) {
                 Some((root as usize - 1) % w.spaces.len())
             };
             let World {
-                mem,
-                buddy,
-                kernel,
-                spaces,
-                ..
+                m, kernel, spaces, ..
             } = w;
             // 0 = the kernel root, in the kernel half; else an address space, in
             // the user half.
@@ -253,7 +253,6 @@ fn step(w: &mut World, op: Op) {
                 Some(i) => (&mut spaces[i], USER[region as usize]),
             };
             let r = st.root;
-            let mut m = Mapper::new(mem, buddy);
             match op {
                 Op::Map4k { slot, phys, .. } => {
                     let v = base + slot as u64 * 4096;
@@ -421,8 +420,7 @@ proptest! {
             *p = buddy.page_alloc(&mut mem).unwrap();
         }
         let mut w = World {
-            mem,
-            buddy,
+            m: Mapper::new(&mut mem, &mut buddy),
             kernel: RootState { root: kroot, aspace: None, maps: BTreeMap::new(), tlb: SimTlb::new() },
             spaces: Vec::new(),
             pool,
@@ -437,7 +435,7 @@ proptest! {
         }
         let maps: Vec<(u64, M)> = w.kernel.maps.iter().map(|(&b, &m)| (b, m)).collect();
         {
-            let mut m = Mapper::new(&mut w.mem, &mut w.buddy);
+            let m = &mut w.m;
             for (b, x) in maps {
                 m.unmap_range(w.kernel.root, VirtAddr::new(b), x.size.bytes())
                     .unwrap()
@@ -448,9 +446,10 @@ proptest! {
         w.kernel.maps.clear();
         check(&mut w);
         for p in w.pool {
-            prop_assert_eq!(w.buddy.page_decref(p), Ok(true));
+            prop_assert_eq!(w.m.frames().page_decref(p), Ok(true));
         }
-        prop_assert_eq!(w.buddy.nr_free_pages(), start, "a frame leaked");
-        w.buddy.check().unwrap();
+        drop(w);
+        prop_assert_eq!(buddy.nr_free_pages(), start, "a frame leaked");
+        buddy.check().unwrap();
     }
 }

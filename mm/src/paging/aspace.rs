@@ -12,7 +12,6 @@
 use core::fmt;
 
 use x86_64::structures::paging::PhysFrame;
-use x86_64::PhysAddr;
 
 use super::entry::{ADDR_MASK, P, PS, REF};
 use super::frames::{PageRefs, TableFrames};
@@ -96,7 +95,7 @@ impl AddressSpace {
                 free_tree(m, e & ADDR_MASK, 3, &mut st);
             }
         }
-        m.frames.free_table(self.root);
+        m.free_table(self.root.start_address().as_u64());
         st.tables += 1;
         Ok(st)
     }
@@ -126,7 +125,6 @@ fn free_tree<M: PhysMem, F: TableFrames + PageRefs>(
             }
         }
     }
-    m.frames
-        .free_table(PhysFrame::containing_address(PhysAddr::new_truncate(t)));
+    m.free_table(t);
     st.tables += 1;
 }

@@ -256,19 +256,81 @@ struct Found {
     level: u8,
 }
 
+/// No cached walk.
+const NONE: u64 = u64::MAX;
+
+/// The last leaf table a walk reached for one leaf level: while the mapper
+/// lives it is the only writer of the tables (it holds `&mut M`), so the
+/// table of the same root and region stays valid until the mapper frees a
+/// table, which empties every cache.
+#[derive(Clone, Copy, Debug)]
+struct WalkCache {
+    /// Root of the cached walk, [`NONE`] if empty.
+    root: u64,
+    /// `v >> (12 + 9 * leaf_level)`: the region the leaf table covers.
+    key: u64,
+    /// The leaf table's frame.
+    table: u64,
+    /// The entry that points to it (holds its live count).
+    parent: u64,
+    /// Every entry above it has `USER_ACCESSIBLE`.
+    user: bool,
+}
+
+const EMPTY: WalkCache = WalkCache {
+    root: NONE,
+    key: 0,
+    table: 0,
+    parent: 0,
+    user: false,
+};
+
 /// Page-table operations over memory `mem`, with table frames from `frames`.
-/// Cheap to make: it holds two references.
+/// Cheap to make. While it lives it is the only writer of the tables (it holds
+/// `&mut M`), which lets it remember the last page table and page directory it
+/// walked to: repeated operations in the same 2 MiB (4 KiB pages) or 1 GiB
+/// (2 MiB pages) region skip the upper levels. Keep one mapper for a batch of
+/// operations to benefit.
 pub struct Mapper<'a, M: PhysMem, F> {
-    /// The memory the tables are in.
-    pub mem: &'a mut M,
-    /// Where table frames come from (and, for unmapping, page references).
-    pub frames: &'a mut F,
+    pub(crate) mem: &'a mut M,
+    pub(crate) frames: &'a mut F,
+    /// `cache[0]`: page table (4 KiB leaves); `cache[1]`: page directory.
+    cache: [WalkCache; 2],
 }
 
 impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// A mapper over `mem` and `frames`.
     pub fn new(mem: &'a mut M, frames: &'a mut F) -> Self {
-        Mapper { mem, frames }
+        Mapper {
+            mem,
+            frames,
+            cache: [EMPTY; 2],
+        }
+    }
+
+    /// The memory the tables are in.
+    pub fn mem(&self) -> &M {
+        self.mem
+    }
+
+    /// The memory, for writing (forgets the cached walks: the caller may change
+    /// tables behind the mapper's back).
+    pub fn mem_mut(&mut self) -> &mut M {
+        self.cache = [EMPTY; 2];
+        self.mem
+    }
+
+    /// The frame source (and page references).
+    pub fn frames(&mut self) -> &mut F {
+        self.frames
+    }
+
+    /// Returns a table frame and forgets the cached walks.
+    #[cold]
+    pub(crate) fn free_table(&mut self, t: u64) {
+        self.cache = [EMPTY; 2];
+        self.frames
+            .free_table(PhysFrame::containing_address(PhysAddr::new_truncate(t)));
     }
 
     /// [`walk`](super::walk::walk) of `virt` in `root`.
@@ -276,14 +338,27 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         walk(self.mem, root, virt)
     }
 
-    /// [`translate`](super::walk::translate) of `virt` in `root`.
-    #[inline]
+    /// [`translate`](super::walk::translate) of `virt` in `root`, reading only
+    /// the page-table entry when the page table of `virt` is the cached one.
+    #[inline(always)]
     pub fn translate(
         &self,
         root: PhysFrame,
         virt: VirtAddr,
     ) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
-        translate(self.mem, root, virt)
+        let v = virt.as_u64();
+        let c = &self.cache[0];
+        if c.root == root.start_address().as_u64() && c.key == v >> 21 {
+            let e = self.mem.read_u64(c.table + index(v, 1) * 8);
+            if e & P != 0 {
+                return Some((
+                    PhysAddr::new_truncate((e & ADDR_MASK) | (v & 0xfff)),
+                    PageSize::Size4KiB,
+                    super::entry::decode(e, true),
+                ));
+            }
+        }
+        translate_uncached(self.mem, root, virt)
     }
 
     /// Maps the page of `size` at `virt` to `phys` with `flags` (`PRESENT` is
@@ -294,7 +369,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// Errors: `UnsupportedSize` (1 GiB), `Misaligned`, `OwnedFlags`,
     /// `AlreadyMapped`, `HugePageInTheWay`, `TableInTheWay` (2 MiB over a page
     /// table), `BadEntry`, `OutOfMemory`.
-    #[inline]
+    #[inline(always)]
     pub fn map(
         &mut self,
         root: PhysFrame,
@@ -321,60 +396,74 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 flags.bits() & OWNED_FLAGS,
             )));
         }
-        let ps = if leaf_level == 2 { PS } else { 0 };
-        self.map_raw(root, v, p | flags.bits() | P | ps, leaf_level)?;
+        if leaf_level == 1 {
+            self.map_raw::<1>(root, v, p | flags.bits() | P)?;
+        } else {
+            self.map_raw::<2>(root, v, p | flags.bits() | P | PS)?;
+        }
         Ok(Flush::new(virt))
     }
 
-    /// Writes leaf `leaf` for `v` at `leaf_level`, creating tables; counts it.
+    /// Writes leaf `leaf` for `v` at level `L`, creating tables; counts it.
     #[inline(always)]
-    pub(crate) fn map_raw(
+    pub(crate) fn map_raw<const L: u8>(
         &mut self,
         root: PhysFrame,
         v: u64,
         leaf: u64,
-        leaf_level: u8,
     ) -> Result<(), MapError> {
-        let (ea, parent) = self.ensure_tables(root, v, leaf_level, leaf & U)?;
+        let (ea, parent) = self.ensure_tables::<L>(root, v, leaf & U)?;
         let old = self.mem.read_u64(ea);
         if old & P != 0 {
-            let virt = VirtAddr::new_truncate(v);
-            if leaf_level == 2 && old & PS == 0 {
-                return Err(MapError::TableInTheWay { virt });
-            }
-            let size = PageSize::of_level(leaf_level);
-            return Err(MapError::AlreadyMapped {
-                virt,
-                phys: PhysAddr::new_truncate(old & ADDR_MASK & !(size.bytes() - 1)),
-                size,
-            });
+            return Err(already(v, old, L));
         }
         self.mem.write_u64(ea, leaf);
-        if let Some(pa) = parent {
-            count_up(self.mem, pa);
-        }
+        count_up(self.mem, parent);
         Ok(())
     }
 
-    /// The address of the entry for `v` at `leaf_level` and of the entry that
-    /// points to its table (`None` if that table is the root), creating missing
-    /// tables (with `USER_ACCESSIBLE` in their entries if `user` is `U`).
+    /// The address of the entry for `v` at level `L` and of the entry that
+    /// points to its table, creating missing tables (with `USER_ACCESSIBLE` in
+    /// their entries if `user` is `U`).
     #[inline(always)]
-    pub(crate) fn ensure_tables(
+    pub(crate) fn ensure_tables<const L: u8>(
+        &mut self,
+        root: PhysFrame,
+        v: u64,
+        user: u64,
+    ) -> Result<(u64, u64), MapError> {
+        let c = &self.cache[L as usize - 1];
+        if c.root == root.start_address().as_u64()
+            && c.key == v >> (12 + 9 * L as u32)
+            && (user == 0 || c.user)
+        {
+            return Ok((c.table + index(v, L) * 8, c.parent));
+        }
+        self.ensure_slow(root, v, L, user)
+    }
+
+    /// [`ensure_tables`](Self::ensure_tables) by walking from the root; fills the cache.
+    #[inline(never)]
+    fn ensure_slow(
         &mut self,
         root: PhysFrame,
         v: u64,
         leaf_level: u8,
         user: u64,
-    ) -> Result<(u64, Option<u64>), MapError> {
-        let mut table = root.start_address().as_u64();
+    ) -> Result<(u64, u64), MapError> {
+        let r = root.start_address().as_u64();
+        let mut table = r;
         let mut parent = None;
         let mut level = 4u8;
+        let mut all_user = true;
         while level > leaf_level {
             let ea = table + index(v, level) * 8;
             let e = self.mem.read_u64(ea);
             if e & P == 0 {
-                return self.create_chain(ea, parent, v, level, leaf_level, user);
+                let (t, p) = self.create_chain(ea, parent, v, level, leaf_level, user)?;
+                all_user &= user != 0;
+                self.remember(r, v, leaf_level, t, p, all_user);
+                return Ok((t + index(v, leaf_level) * 8, p));
             }
             if e & PS != 0 {
                 let virt = VirtAddr::new_truncate(v);
@@ -388,11 +477,29 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
             if e & user != user {
                 self.mem.write_u64(ea, e | user);
             }
+            all_user &= (e | user) & U != 0;
             parent = Some(ea);
             table = e & ADDR_MASK;
             level -= 1;
         }
-        Ok((table + index(v, leaf_level) * 8, parent))
+        // The leaf table is never the root (leaf_level < 4).
+        let p = parent.unwrap_or(r);
+        self.remember(r, v, leaf_level, table, p, all_user);
+        Ok((table + index(v, leaf_level) * 8, p))
+    }
+
+    /// Caches the leaf table `table` (pointed to by entry `parent`) of `v`.
+    #[inline(always)]
+    fn remember(&mut self, root: u64, v: u64, leaf_level: u8, table: u64, parent: u64, user: bool) {
+        if leaf_level <= 2 {
+            self.cache[leaf_level as usize - 1] = WalkCache {
+                root,
+                key: v >> (12 + 9 * leaf_level as u32),
+                table,
+                parent,
+                user,
+            };
+        }
     }
 
     /// Creates the tables from the empty entry `ea` (at `level`, in the table
@@ -407,7 +514,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         level: u8,
         leaf_level: u8,
         user: u64,
-    ) -> Result<(u64, Option<u64>), MapError> {
+    ) -> Result<(u64, u64), MapError> {
         let n = (level - leaf_level) as usize;
         let mut fr = [0u64; 3];
         for i in 0..n {
@@ -415,6 +522,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 Some(f) => fr[i] = f.start_address().as_u64(),
                 None => {
                     for &f in &fr[..i] {
+                        // Never linked: no cached walk can name them.
                         self.frames
                             .free_table(PhysFrame::containing_address(PhysAddr::new(f)));
                     }
@@ -435,7 +543,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         if let Some(pa) = parent {
             count_up(self.mem, pa);
         }
-        Ok((fr[n - 1] + index(v, leaf_level) * 8, Some(e)))
+        Ok((fr[n - 1], e))
     }
 
     /// Walks to the leaf covering `v`, expecting it at `leaf_level`.
@@ -499,10 +607,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 return;
             }
             self.mem.write_u64(pa, 0);
-            self.frames
-                .free_table(PhysFrame::containing_address(PhysAddr::new_truncate(
-                    pe & ADDR_MASK,
-                )));
+            self.free_table(pe & ADDR_MASK);
             l += 1;
         }
     }
@@ -605,7 +710,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
     /// Errors (nothing changed): `Misaligned`, `NotMapped`, `PartOfHugePage`
     /// (4 KiB inside a 2 MiB page: not split), `SizeMismatch` (2 MiB over 4 KiB
     /// pages), `BadEntry`, `PageRef`.
-    #[inline]
+    #[inline(always)]
     pub fn unmap(
         &mut self,
         root: PhysFrame,
@@ -616,7 +721,67 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
         if v & (size.bytes() - 1) != 0 {
             return Err(UnmapError::Misaligned { virt: v, size });
         }
+        let fast = match size {
+            PageSize::Size4KiB => self.unmap_cached::<1>(root, v),
+            PageSize::Size2MiB => self.unmap_cached::<2>(root, v),
+            PageSize::Size1GiB => None,
+        };
+        if let Some(leaf) = fast {
+            return Ok((
+                Unmapped {
+                    phys: PhysAddr::new_truncate(leaf & ADDR_MASK & !(size.bytes() - 1)),
+                    size,
+                    flags: super::entry::decode(leaf, true),
+                },
+                Flush::new(virt),
+            ));
+        }
+        self.unmap_slow(root, virt, size)
+    }
+
+    /// The common unmap through the cached leaf table: a plain present leaf
+    /// whose table keeps other entries. `None`: take the full path.
+    #[inline(always)]
+    fn unmap_cached<const L: u8>(&mut self, root: PhysFrame, v: u64) -> Option<u64> {
+        let c = self.cache[L as usize - 1];
+        if c.root != root.start_address().as_u64() || c.key != v >> (12 + 9 * L as u32) {
+            return None;
+        }
+        let ea = c.table + index(v, L) * 8;
+        let e = self.mem.read_u64(ea);
+        let want = if L == 1 { P } else { P | PS };
+        if e & (P | PS | REF) != want {
+            return None;
+        }
+        let pe = self.mem.read_u64(c.parent);
+        if pe & COUNT_MASK <= COUNT_ONE {
+            return None;
+        }
+        self.mem.write_u64(ea, 0);
+        self.mem.write_u64(c.parent, pe - COUNT_ONE);
+        Some(e)
+    }
+
+    #[inline(never)]
+    fn unmap_slow(
+        &mut self,
+        root: PhysFrame,
+        virt: VirtAddr,
+        size: PageSize,
+    ) -> Result<(Unmapped, Flush), UnmapError> {
+        let v = virt.as_u64();
         let found = self.find_leaf(root, v, size.leaf_level())?;
+        if size.leaf_level() <= 2 {
+            let l = size.leaf_level();
+            self.remember(
+                root.start_address().as_u64(),
+                v,
+                l,
+                self.mem.read_u64(found.eas[l as usize]) & ADDR_MASK,
+                found.eas[l as usize],
+                false,
+            );
+        }
         if found.leaf & REF != 0 {
             self.frames
                 .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
@@ -746,6 +911,31 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
             table = e & ADDR_MASK;
             level -= 1;
         }
+    }
+}
+
+/// [`translate`] kept out of line, for the miss path of [`Mapper::translate`].
+#[inline(never)]
+fn translate_uncached(
+    mem: &impl PhysMem,
+    root: PhysFrame,
+    virt: VirtAddr,
+) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
+    translate(mem, root, virt)
+}
+
+/// The error for mapping over the present entry `old` of `v` at `level`.
+#[cold]
+fn already(v: u64, old: u64, level: u8) -> MapError {
+    let virt = VirtAddr::new_truncate(v);
+    if level == 2 && old & PS == 0 {
+        return MapError::TableInTheWay { virt };
+    }
+    let size = PageSize::of_level(level);
+    MapError::AlreadyMapped {
+        virt,
+        phys: PhysAddr::new_truncate(old & ADDR_MASK & !(size.bytes() - 1)),
+        size,
     }
 }
 

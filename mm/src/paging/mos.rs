@@ -57,7 +57,7 @@ impl<M: PhysMem, F: TableFrames> Mapper<'_, M, F> {
     ) -> Result<Option<Pte>, MapError> {
         let v = va.align_down(4096u64).as_u64();
         if create {
-            let (ea, _) = self.ensure_tables(table, v, 1, 0)?;
+            let (ea, _) = self.ensure_tables::<1>(table, v, 0)?;
             let raw = self.mem.read_u64(ea);
             return Ok(Some(Pte {
                 addr: PhysAddr::new_truncate(ea),
@@ -131,7 +131,7 @@ impl<M: PhysMem, F: TableFrames + PageRefs> Mapper<'_, M, F> {
         }
         let new = page.phys() | perm.bits() | P | REF;
         self.frames.get_page(page).map_err(MapError::PageRef)?;
-        let (ea, parent) = match self.ensure_tables(table, v, 1, new & super::entry::U) {
+        let (ea, parent) = match self.ensure_tables::<1>(table, v, new & super::entry::U) {
             Ok(x) => x,
             Err(e) => {
                 let _ = self.frames.put_page(page);
@@ -141,11 +141,9 @@ impl<M: PhysMem, F: TableFrames + PageRefs> Mapper<'_, M, F> {
         let old = self.mem.read_u64(ea);
         self.mem.write_u64(ea, new);
         if old & P == 0 {
-            if let Some(pa) = parent {
-                let pe = self.mem.read_u64(pa);
-                if pe & super::entry::COUNT_MASK != super::entry::COUNT_MASK {
-                    self.mem.write_u64(pa, pe + super::entry::COUNT_ONE);
-                }
+            let pe = self.mem.read_u64(parent);
+            if pe & super::entry::COUNT_MASK != super::entry::COUNT_MASK {
+                self.mem.write_u64(parent, pe + super::entry::COUNT_ONE);
             }
         } else if old & REF != 0 {
             // The old mapping's reference (the same page's, if re-inserted).

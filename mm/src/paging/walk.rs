@@ -148,28 +148,35 @@ pub fn translate(
     virt: VirtAddr,
 ) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
     let v = virt.as_u64();
-    let mut table = root.start_address().as_u64();
-    let mut level = 4u8;
-    loop {
-        let raw = mem.read_u64(table + index(v, level) * 8);
-        if raw & P == 0 {
-            return None;
-        }
-        if level == 1 || raw & PS != 0 {
-            if level == 4 {
-                return None;
-            }
-            let size = PageSize::of_level(level);
-            let mask = size.bytes() - 1;
-            return Some((
-                PhysAddr::new_truncate((raw & ADDR_MASK & !mask) | (v & mask)),
-                size,
-                decode(raw, true),
-            ));
-        }
-        table = raw & ADDR_MASK;
-        level -= 1;
+    // Unrolled: each level's index shift is a constant.
+    let e4 = mem.read_u64(root.start_address().as_u64() + index(v, 4) * 8);
+    if e4 & (P | PS) != P {
+        return None; // not present, or the reserved HUGE_PAGE bit
     }
+    let e3 = mem.read_u64((e4 & ADDR_MASK) + index(v, 3) * 8);
+    if e3 & (P | PS) != P {
+        return leaf(e3, v, PageSize::Size1GiB);
+    }
+    let e2 = mem.read_u64((e3 & ADDR_MASK) + index(v, 2) * 8);
+    if e2 & (P | PS) != P {
+        return leaf(e2, v, PageSize::Size2MiB);
+    }
+    let e1 = mem.read_u64((e2 & ADDR_MASK) + index(v, 1) * 8);
+    leaf(e1, v, PageSize::Size4KiB)
+}
+
+/// The translation through leaf entry `raw` of `size`, `None` if not present.
+#[inline(always)]
+fn leaf(raw: u64, v: u64, size: PageSize) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
+    if raw & P == 0 {
+        return None;
+    }
+    let mask = size.bytes() - 1;
+    Some((
+        PhysAddr::new_truncate((raw & ADDR_MASK & !mask) | (v & mask)),
+        size,
+        decode(raw, true),
+    ))
 }
 
 /// One line per entry read, then the outcome:
