@@ -231,8 +231,8 @@ impl<H: MemHost> Api<H> {
             let end = req.phys.saturating_add(req.len);
             while p < end {
                 let fr = PhysFrame::containing_address(PhysAddr::new_truncate(p));
-                if is_table_frame(m.mem, st.kernel_root, fr)
-                    || st.aspace_roots().any(|r| is_table_frame(m.mem, r, fr))
+                if is_table_frame(m.mem(), st.kernel_root, fr)
+                    || st.aspace_roots().any(|r| is_table_frame(m.mem(), r, fr))
                 {
                     return Err(VmError::TableFrame(p));
                 }
@@ -498,7 +498,7 @@ impl<H: MemHost> super::VmApi for Api<H> {
             // Flush-then-touch: one word per 4 KiB of direct-mapped RAM from
             // 16 MiB (the start of ZONE_NORMAL), read only.
             let base = BENCH_TOUCH_PHYS;
-            let direct = m.mem.direct_offset();
+            let direct = m.mem().direct_offset();
             for (i, &pages) in BENCH_FLUSH_N.iter().enumerate() {
                 let rounds = (n / pages).max(1);
                 let t0 = clock();
@@ -507,14 +507,14 @@ impl<H: MemHost> super::VmApi for Api<H> {
                         tlb.invlpg(VirtAddr::new_truncate(direct + base + k * 4096));
                     }
                     for k in 0..pages {
-                        sink = sink.wrapping_add(m.mem.read_u64(base + k * 4096));
+                        sink = sink.wrapping_add(m.mem().read_u64(base + k * 4096));
                     }
                 }
                 let t1 = clock();
                 for _ in 0..rounds {
                     tlb.flush_all();
                     for k in 0..pages {
-                        sink = sink.wrapping_add(m.mem.read_u64(base + k * 4096));
+                        sink = sink.wrapping_add(m.mem().read_u64(base + k * 4096));
                     }
                 }
                 let t2 = clock();

@@ -123,6 +123,13 @@ pub fn boot_tables(
 ) -> (PhysFrame, KernelLayout) {
     let mut frames = BootFrames(npages, npages + BOOT_TABLE_FRAMES);
     let root = frames.alloc_table(mem).unwrap();
+    mm::paging::kernel::preallocate_pdpts(
+        mem,
+        &mut frames,
+        root,
+        mm::paging::kernel::RUNTIME_SLOTS,
+    )
+    .unwrap();
     let mut m = Mapper::new(mem, &mut frames);
     let mut tlb = SimTlb::new();
     let (k0, k1) = (u64::from(kernel.0) << 12, u64::from(kernel.1) << 12);
@@ -153,13 +160,9 @@ pub fn boot_tables(
         .unwrap();
     let w = m.walk(root, VirtAddr::new(TEMP_WINDOW));
     let pd_entry = w.steps()[2].entry_addr.as_u64();
-    let e = m.mem.read_u64(pd_entry);
-    m.mem
+    let e = m.mem().read_u64(pd_entry);
+    m.mem_mut()
         .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
-    let mem = &mut *m.mem;
-    let frames = &mut *m.frames;
-    mm::paging::kernel::preallocate_pdpts(mem, frames, root, mm::paging::kernel::RUNTIME_SLOTS)
-        .unwrap();
     (
         root,
         KernelLayout {
