@@ -36,7 +36,7 @@ fn second_mapping_and_remap(vm: &mut Vm) -> Check {
     let boot = vm.ok("memstat")?;
     vm.ok("pages 1")?; // #1
     vm.ok("pages 1")?; // #2
-    let p2 = handle_line(&vm.ok("handles")?.lines().nth(1).unwrap_or("").to_string())?;
+    let p2 = handle_line(vm.ok("handles")?.lines().nth(1).unwrap_or(""))?;
     let phys2 = field(&p2, "phys").ok_or("no phys")?.to_string();
     // Kernel text, mapped read-only at a second address: known non-zero bytes.
     let text = vm.ok(&format!("map {:#x} 0x200000 4096 ro", V + 0x10000))?; // #3

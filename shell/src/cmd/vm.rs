@@ -562,11 +562,11 @@ struct Size(u64);
 impl core::fmt::Display for Size {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let v = self.0;
-        let s = if v >= 1 << 40 && v % (1 << 40) == 0 {
+        let s = if v >= 1 << 40 && v.is_multiple_of(1 << 40) {
             alloc::format!("{}T", v >> 40)
-        } else if v >= 1 << 30 && v % (1 << 30) == 0 {
+        } else if v >= 1 << 30 && v.is_multiple_of(1 << 30) {
             alloc::format!("{}G", v >> 30)
-        } else if v >= 1 << 20 && v % (1 << 20) == 0 {
+        } else if v >= 1 << 20 && v.is_multiple_of(1 << 20) {
             alloc::format!("{}M", v >> 20)
         } else {
             alloc::format!("{}K", v >> 10)

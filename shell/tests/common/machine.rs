@@ -134,8 +134,8 @@ pub fn boot_tables(
     let mut tlb = SimTlb::new();
     let (k0, k1) = (u64::from(kernel.0) << 12, u64::from(kernel.1) << 12);
     let pages = (k1 - k0) >> 12;
-    let text = (KERNEL_BASE + k0, KERNEL_BASE + k0 + (pages / 2 << 12));
-    let rodata = (text.1, text.1 + (pages / 4 << 12));
+    let text = (KERNEL_BASE + k0, KERNEL_BASE + k0 + ((pages / 2) << 12));
+    let rodata = (text.1, text.1 + ((pages / 4) << 12));
     let data = (rodata.1, KERNEL_BASE + k1);
     for ((s, e), fl) in [
         (text, F::GLOBAL),
