@@ -631,8 +631,9 @@ pub trait SlabApi {
 }
 
 /// Raw access to memory contents (`bzero`, `bcopy`, `dump`). The shell only ever
-/// passes ranges inside the memory of a live handle; a range outside the direct
-/// map, or an access that faults, is an error, never a crash.
+/// passes ranges inside the memory of a live handle: the direct map, or a
+/// mapping the shell made (`map`), reached through that mapping
+/// ([`MemHost::virt_phys`]); an access that faults is an error, never a crash.
 #[allow(unused_variables)]
 pub trait MemAccess {
     /// MOS `bzero(b, len)`: zeroes `len` bytes at kernel virtual address `virt`.
