@@ -775,11 +775,6 @@ pub trait VmApi {
     fn vm_wx(&self, f: &mut dyn FnMut(&LeafRange, WxFinding)) -> Result<WxReport, VmError> {
         Err(VmError::Mm(UNSUPPORTED))
     }
-    /// Whether the frame at `phys` is a live page-table frame (of the kernel or
-    /// of an address space).
-    fn vm_table_frame(&self, phys: u64) -> Result<bool, VmError> {
-        Err(VmError::Mm(UNSUPPORTED))
-    }
     /// The `bench map` microbenchmark, timed by [`MemHost::clock`].
     fn bench_map(&mut self, iters: u64) -> Result<MapBench, VmError> {
         Err(VmError::Mm(UNSUPPORTED))
