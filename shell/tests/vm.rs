@@ -388,8 +388,25 @@ fn aspace_insert_lookup_remove_with_reference_counts() {
             format!("pfn {pfn} refcount=1")
         ]
     );
-    // Insert again, then destroying the address space drops the reference.
+    // Insert again: the address space cannot go while the insert handle lives.
     run(&mut sh, &mut k, "insert #1 0x7f0000000000");
+    refused(
+        &mut sh,
+        &mut k,
+        "free #2",
+        "#5 is mapped in this address space; free it first",
+    );
+    // Remove the mapping behind the handle's back (unmap drops the reference);
+    // the handle then has nothing left to release.
+    run(&mut sh, &mut k, "insert #1 0x7f0000001000");
+    let out = run(&mut sh, &mut k, "unmap 0x7f0000000000 0x2000");
+    assert!(out[0].contains("(2 page references dropped)"), "{out:?}");
+    assert!(run(&mut sh, &mut k, &format!("page {pfn}"))[1].contains("refcount=1"));
+    run(&mut sh, &mut k, "free #5");
+    run(&mut sh, &mut k, "free #6");
+    run(&mut sh, &mut k, "insert #1 0x7f0000000000");
+    run(&mut sh, &mut k, "aspace use kernel");
+    run(&mut sh, &mut k, "free #7");
     let out = run(&mut sh, &mut k, "free #2");
     assert!(out[0].starts_with("freed #2 aspace"), "{out:?}");
     assert_eq!(

@@ -140,7 +140,8 @@ fn aspace_insert_lookup_remove(vm: &mut Vm) -> Check {
     vm.ok("insert #1 0x7f0000001000")?;
     let pg = vm.ok(&format!("page {pfn}"))?;
     ensure(pg.contains("refcount=2"), || pg.clone())?;
-    vm.ok("free #2")?; // destroys the address space, drops the reference
+    vm.err("free #2", "#4 is mapped in this address space")?;
+    vm.ok("free #4")?; // page_remove: drops the reference
     let pg = vm.ok(&format!("page {pfn}"))?;
     ensure(pg.contains("refcount=1"), || pg.clone())?;
     vm.ok("free all")?;

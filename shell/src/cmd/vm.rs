@@ -85,6 +85,15 @@ fn mapped_range(o: &Object) -> Option<(VmTarget, u64, u64)> {
     }
 }
 
+/// The first handle with a mapping in the address space `root` (its root
+/// frame could be reused by a later address space, so it goes first).
+pub fn mapped_in(ctx: &Ctx<'_>, root: mm::paging::PhysFrame) -> Option<HandleId> {
+    ctx.handles.iter().find_map(|(id, o)| {
+        let (s, _, _) = mapped_range(o)?;
+        (s == VmTarget::Aspace(root)).then_some(id)
+    })
+}
+
 /// The first handle whose mapping in `space` overlaps `[virt, virt + len)`.
 fn overlapping(ctx: &Ctx<'_>, space: VmTarget, virt: u64, len: u64) -> Option<HandleId> {
     let end = virt.saturating_add(len);
