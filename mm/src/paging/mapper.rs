@@ -10,6 +10,11 @@
 //! Unmapping part of a 2 MiB page is refused ([`UnmapError::PartOfHugePage`]);
 //! the page is not split. Unmapping a `page_insert` mapping (bit
 //! [`PAGE_REF`](super::PAGE_REF)) drops the reference it held.
+//!
+//! A [`Mapper`] remembers the last page table and page directory it walked to
+//! (per root and region); the common map/unmap/translate of a page next to
+//! others then reads only the leaf entry and its table's count. Freeing any
+//! table, or [`Mapper::mem_mut`], forgets them.
 
 use core::fmt;
 
@@ -533,11 +538,11 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         // Each new table but the last gets one entry (the next table); the last
         // gets its first entry from the caller, who counts it.
         let mut e = ea;
-        for i in 0..n {
+        for (i, &t) in fr[..n].iter().enumerate() {
             let count = if i + 1 < n { COUNT_ONE } else { 0 };
-            self.mem.write_u64(e, fr[i] | P | W | user | count);
+            self.mem.write_u64(e, t | P | W | user | count);
             if i + 1 < n {
-                e = fr[i] + index(v, level - 1 - i as u8) * 8;
+                e = t + index(v, level - 1 - i as u8) * 8;
             }
         }
         if let Some(pa) = parent {
@@ -640,9 +645,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len
-            .checked_next_multiple_of(4096)
-            .unwrap_or(u64::MAX & !0xfff);
+        let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
         let last = v0.checked_add(len - 1).ok_or(MapError::NonCanonical(v0))?;
         if VirtAddr::try_new(last).is_err() || (last ^ v0) >> 47 != 0 {
             return Err(MapError::NonCanonical(last));
@@ -820,9 +823,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len
-            .checked_next_multiple_of(4096)
-            .unwrap_or(u64::MAX & !0xfff);
+        let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
         let end = v0.checked_add(len).ok_or(UnmapError::NonCanonical(v0))?;
         if VirtAddr::try_new(end - 1).is_err() || ((end - 1) ^ v0) >> 47 != 0 {
             return Err(UnmapError::NonCanonical(end - 1));

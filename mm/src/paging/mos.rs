@@ -78,7 +78,9 @@ impl<M: PhysMem, F: TableFrames> Mapper<'_, M, F> {
                 virt: va,
                 level: last.level,
             }),
-            WalkEnd::NotPresent { level } if level == super::Level::Pt => Ok(Some(Pte {
+            WalkEnd::NotPresent {
+                level: super::Level::Pt,
+            } => Ok(Some(Pte {
                 addr: last.entry_addr,
                 raw: last.raw,
             })),
