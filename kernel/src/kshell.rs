@@ -1,7 +1,7 @@
 //! The kernel's side of the hardware-free `shell` crate: the console writer, the
 //! machine operations (`Platform`) and the hardware under the shell's memory
 //! API ([`Hardware`] as a `shell::MemHost`: locks, the direct map, fault-safe
-//! accessors, `rdtsc`). The memory API itself is implemented once, in the shell
+//! accessors, `rdtsc`, the page tables with their TLB). The memory API itself is implemented once, in the shell
 //! (`shell::Api`).
 //!
 //! Memory accesses that may fault (`trap pf` and `trap gp`, the raw memory

@@ -726,8 +726,9 @@ pub trait SlabApi {
 }
 
 /// Raw access to memory contents (`bzero`, `bcopy`, `dump`). The shell only ever
-/// passes ranges inside the memory of a live handle; a range outside the direct
-/// map, or an access that faults, is an error, never a crash.
+/// passes ranges inside the memory of a live handle: the direct map, or a
+/// mapping the shell made (`map`), reached through that mapping
+/// ([`MemHost::virt_phys`]); an access that faults is an error, never a crash.
 #[allow(unused_variables)]
 pub trait MemAccess {
     /// MOS `bzero(b, len)`: zeroes `len` bytes at kernel virtual address `virt`.
@@ -872,11 +873,6 @@ pub trait VmApi {
     }
     /// The W^X check of the kernel's table (`mm::paging::check_wx`).
     fn vm_wx(&self, f: &mut dyn FnMut(&LeafRange, WxFinding)) -> Result<WxReport, VmError> {
-        Err(VmError::Mm(UNSUPPORTED))
-    }
-    /// Whether the frame at `phys` is a live page-table frame (of the kernel or
-    /// of an address space).
-    fn vm_table_frame(&self, phys: u64) -> Result<bool, VmError> {
         Err(VmError::Mm(UNSUPPORTED))
     }
     /// The `bench map` microbenchmark, timed by [`MemHost::clock`].

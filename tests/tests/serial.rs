@@ -15,6 +15,7 @@ mod keyboard;
 mod oom;
 mod pages;
 mod slab;
+mod vm;
 
 fn pvh(body: fn(&mut Vm) -> Check) -> Outcome {
     with_vm(Opts::default(), body)
@@ -334,5 +335,6 @@ fn main() {
     all.extend(debug::scenarios());
     all.extend(keyboard::scenarios());
     all.extend(io::scenarios());
+    all.extend(vm::scenarios());
     run_all(all, 3)
 }

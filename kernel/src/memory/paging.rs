@@ -181,6 +181,16 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     let root = frames
         .alloc_table(&mut mem)
         .expect("boot paging: no frame for the PML4");
+    // The PDPTs of the kernel half's run-time ranges (vmalloc, ioremap, the
+    // shell's mappings), so that every address space shares them and no
+    // run-time unmap leaves one behind.
+    mm::paging::kernel::preallocate_pdpts(
+        &mut mem,
+        &mut frames,
+        root,
+        mm::paging::kernel::RUNTIME_SLOTS,
+    )
+    .expect("boot paging: no frames for the kernel half");
     let mut m = Mapper::new(&mut mem, &mut frames);
     let mut map = |virt: u64, phys: u64, len: u64, flags: F, use4k: bool| {
         // Fresh tables, each range mapped once: only running out of boot
@@ -255,13 +265,6 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     let e = m.mem().read_u64(pd_entry);
     m.mem_mut()
         .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
-
-    // The PDPTs of the kernel half's run-time ranges (vmalloc, ioremap, the
-    // shell's mappings), so that every address space shares them and no
-    // run-time unmap leaves one behind.
-    let (mem, frames) = m.parts();
-    mm::paging::kernel::preallocate_pdpts(mem, frames, root, mm::paging::kernel::RUNTIME_SLOTS)
-        .expect("boot paging: no frames for the kernel half");
 
     // Switch: PAT, NX and write protection on, then CR3.
     // SAFETY: the new tables map everything the kernel touches from here on (its

@@ -16,7 +16,7 @@ use super::host::{Api, MemHost};
 use core::fmt;
 use mm::layout::{Region, DIRECT_MAP, IOREMAP, KERNEL_IMAGE, TEMP, VMALLOC};
 use mm::paging::{
-    check_wx, is_table_frame, leaf_ranges, walk, AddressSpace, DestroyStats, LeafRange, MapError,
+    check_wx, for_each_table, leaf_ranges, walk, AddressSpace, DestroyStats, LeafRange, MapError,
     MapStats, PageLookup, PageSize, PageTableFlags, PhysAddr, PhysFrame, Tlb, UnmapError,
     UnmapStats, VirtAddr, Walk, WxFinding, WxReport,
 };
@@ -227,16 +227,21 @@ impl<H: MemHost> Api<H> {
         let root = st.root(t)?;
         protected(req.virt, req.len)?;
         if req.flags.contains(PageTableFlags::WRITABLE) {
-            let mut p = req.phys & !0xfff;
-            let end = req.phys.saturating_add(req.len);
-            while p < end {
-                let fr = PhysFrame::containing_address(PhysAddr::new_truncate(p));
-                if is_table_frame(m.mem(), st.kernel_root, fr)
-                    || st.aspace_roots().any(|r| is_table_frame(m.mem(), r, fr))
-                {
-                    return Err(VmError::TableFrame(p));
+            // One pass over each tree's table frames (not one per page).
+            let (first, end) = (req.phys & !0xfff, req.phys.saturating_add(req.len));
+            let mut hit = None;
+            let mut look = |t: PhysFrame| {
+                let a = t.start_address().as_u64();
+                if a >= first && a < end && hit.is_none_or(|h| a < h) {
+                    hit = Some(a);
                 }
-                p += 4096;
+            };
+            for_each_table(m.mem(), st.kernel_root, &mut look);
+            for r in st.aspace_roots() {
+                for_each_table(m.mem(), r, &mut look);
+            }
+            if let Some(p) = hit {
+                return Err(VmError::TableFrame(p));
             }
         }
         if req.flags.contains(PageTableFlags::WRITABLE)
@@ -433,13 +438,6 @@ impl<H: MemHost> super::VmApi for Api<H> {
     }
     fn vm_wx(&self, f: &mut dyn FnMut(&LeafRange, WxFinding)) -> Result<WxReport, VmError> {
         Ok(self.host.vm(|st, mem| check_wx(mem, st.kernel_root, f)))
-    }
-    fn vm_table_frame(&self, phys: u64) -> Result<bool, VmError> {
-        let fr = PhysFrame::containing_address(PhysAddr::new_truncate(phys));
-        Ok(self.host.vm(|st, mem| {
-            is_table_frame(mem, st.kernel_root, fr)
-                || st.aspace_roots().any(|r| is_table_frame(mem, r, fr))
-        }))
     }
     fn bench_map(&mut self, iters: u64) -> Result<MapBench, VmError> {
         self.host.log(format_args!("bench_map({iters})"));

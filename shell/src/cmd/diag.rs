@@ -226,7 +226,7 @@ pub static COMMANDS: &[Command] = &[
     Command {
         name: "bench",
         usage: "bench kmalloc [ITER] | bench batch [N] | bench map [ITER]",
-        summary: "time kmalloc/kfree, batches and page-table work, in CPU cycles",
+        summary: "time kmalloc, page batches and page tables, in cycles",
         help: "bench kmalloc: ITER is 1..=10000000 (default 100000). Runs ITER\n\
                kmalloc(80)+kfree pairs, then ITER steps of a mixed workload (sizes\n\
                16..4096, up to 64 objects live), timed with rdtsc, and prints cycles per\n\

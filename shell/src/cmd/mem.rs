@@ -91,6 +91,13 @@ fn release(ctx: &mut Ctx<'_>, id: HandleId, obj: &Object) -> Result<(), CmdError
             ));
         }
     }
+    if let Object::Aspace { root } = obj {
+        if let Some(m) = super::vm::mapped_in(ctx, *root) {
+            return Err(cmd_err!(
+                "{m} is mapped in this address space; free it first"
+            ));
+        }
+    }
     obj.release(ctx.kernel).map_err(|e| match (obj, e) {
         (Object::Cache { .. }, MmError::CacheBusy { live }) => {
             cmd_err!("cache still has {live} live object{}", plural_s(live))

@@ -19,7 +19,7 @@ use crate::parse;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use mm::layout::{DIRECT_MAP, IOREMAP, KERNEL_IMAGE, TEMP, VMALLOC};
-use mm::paging::{LeafRange, PageSize, PageTableFlags as F, WxFinding};
+use mm::paging::{LeafRange, MapError, PageSize, PageTableFlags as F, WxFinding};
 use mm::{PageState, Pfn};
 
 /// Longest `map` / `unmap` range.
@@ -83,6 +83,15 @@ fn mapped_range(o: &Object) -> Option<(VmTarget, u64, u64)> {
         Object::Inserted { space, virt, .. } => Some((space, virt & !0xfff, 4096)),
         _ => None,
     }
+}
+
+/// The first handle with a mapping in the address space `root` (its root
+/// frame could be reused by a later address space, so it goes first).
+pub fn mapped_in(ctx: &Ctx<'_>, root: mm::paging::PhysFrame) -> Option<HandleId> {
+    ctx.handles.iter().find_map(|(id, o)| {
+        let (s, _, _) = mapped_range(o)?;
+        (s == VmTarget::Aspace(root)).then_some(id)
+    })
 }
 
 /// The first handle whose mapping in `space` overlaps `[virt, virt + len)`.
@@ -161,6 +170,15 @@ pub fn map(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let o = opts(args, true)?;
     args.end()?;
     let space = target(ctx)?;
+    if (virt | phys) & 0xfff != 0 {
+        return Err(VmError::Map(MapError::Misaligned {
+            virt,
+            phys,
+            size: PageSize::Size4KiB,
+        })
+        .into());
+    }
+    crate::api::protected(virt, len)?;
     if let Some(id) = overlapping(ctx, space, virt, len) {
         return Err(cmd_err!(
             "the range overlaps the mapping of {id}; free it first"
@@ -302,6 +320,7 @@ pub fn insert(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
         }
         None => None,
     };
+    crate::api::protected(virt, 4096)?;
     check_frames(ctx, pfn.phys(), 4096, &o)?;
     ctx.kernel.page_insert(space, pfn, virt, o.flags, o.force)?;
     if let Some(id) = old {
@@ -552,11 +571,11 @@ struct Size(u64);
 impl core::fmt::Display for Size {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let v = self.0;
-        let s = if v >= 1 << 40 && v % (1 << 40) == 0 {
+        let s = if v >= 1 << 40 && v.is_multiple_of(1 << 40) {
             alloc::format!("{}T", v >> 40)
-        } else if v >= 1 << 30 && v % (1 << 30) == 0 {
+        } else if v >= 1 << 30 && v.is_multiple_of(1 << 30) {
             alloc::format!("{}G", v >> 30)
-        } else if v >= 1 << 20 && v % (1 << 20) == 0 {
+        } else if v >= 1 << 20 && v.is_multiple_of(1 << 20) {
             alloc::format!("{}M", v >> 20)
         } else {
             alloc::format!("{}K", v >> 10)

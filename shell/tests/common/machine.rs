@@ -217,12 +217,19 @@ pub fn boot_tables(
 ) -> (PhysFrame, KernelLayout) {
     let mut frames = BootFrames(npages, npages + BOOT_TABLE_FRAMES);
     let root = frames.alloc_table(mem).unwrap();
+    mm::paging::kernel::preallocate_pdpts(
+        mem,
+        &mut frames,
+        root,
+        mm::paging::kernel::RUNTIME_SLOTS,
+    )
+    .unwrap();
     let mut m = Mapper::new(mem, &mut frames);
     let mut tlb = SimTlb::new();
     let (k0, k1) = (u64::from(kernel.0) << 12, u64::from(kernel.1) << 12);
     let pages = (k1 - k0) >> 12;
-    let text = (KERNEL_BASE + k0, KERNEL_BASE + k0 + (pages / 2 << 12));
-    let rodata = (text.1, text.1 + (pages / 4 << 12));
+    let text = (KERNEL_BASE + k0, KERNEL_BASE + k0 + ((pages / 2) << 12));
+    let rodata = (text.1, text.1 + ((pages / 4) << 12));
     let data = (rodata.1, KERNEL_BASE + k1);
     for ((s, e), fl) in [
         (text, F::GLOBAL),
@@ -250,9 +257,6 @@ pub fn boot_tables(
     let e = m.mem().read_u64(pd_entry);
     m.mem_mut()
         .write_u64(pd_entry, e + (1 << mm::paging::entry::COUNT_SHIFT));
-    let (mem, frames) = m.parts();
-    mm::paging::kernel::preallocate_pdpts(mem, frames, root, mm::paging::kernel::RUNTIME_SLOTS)
-        .unwrap();
     (
         root,
         KernelLayout {
