@@ -74,11 +74,13 @@ fn request_gives_a_handle_that_free_releases() {
         "freed #1 region io port=0x0510 size=2 name=fw_cfg"
     );
     assert_eq!(last_call(&k), "release_region(0x510, 2)");
-    // The raw release, then the handle can no longer be freed.
+    // Releasing a requested region by its range releases its handle with it
+    // (no handle outlives its region: check mode would say so).
     assert_eq!(
         one(&mut sh, &mut k, "release mem 0xfed00000 0x1000"),
-        "release_mem_region(0xfed00000, 4096) done"
+        "release_mem_region(0xfed00000, 4096) done, #2 freed"
     );
+    assert!(one(&mut sh, &mut k, "check").starts_with("check: ok"));
     err(&mut sh, &mut k, "free #2");
     err(&mut sh, &mut k, "release mem 0xfed00000 0x1000");
     let e = err(&mut sh, &mut k, "release io 0x3f8 8");

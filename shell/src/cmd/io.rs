@@ -96,12 +96,29 @@ fn release(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let start = args.number("START")?;
     let len = args.number("LEN")?;
     args.end()?;
+    // A region the shell requested belongs to its handle: releasing it by
+    // range releases the handle too, so no handle outlives its region.
+    let held = ctx.handles.iter().find_map(|(id, o)| match o {
+        Object::Region {
+            kind: k,
+            start: s,
+            size,
+            ..
+        } if *k == kind && *s == start && *size == len => Some(id),
+        _ => None,
+    });
     ctx.kernel.release_resource(kind, start, len)?;
     let f = match kind {
         ResKind::Io => "release_region",
         ResKind::Mem => "release_mem_region",
     };
-    writeln!(ctx, "{f}({start:#x}, {len}) done")?;
+    match held {
+        Some(id) => {
+            let _ = ctx.handles.remove(id);
+            writeln!(ctx, "{f}({start:#x}, {len}) done, {id} freed")?;
+        }
+        None => writeln!(ctx, "{f}({start:#x}, {len}) done")?,
+    }
     Ok(())
 }
 
