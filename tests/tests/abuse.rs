@@ -118,7 +118,7 @@ fn size(r: &mut Rng) -> String {
 fn line(r: &mut Rng, s: &Seen) -> String {
     let c = format!("c{}", r.below(3));
     let p = format!("p{}", r.below(3));
-    match r.below(40) {
+    match r.below(48) {
         0 | 1 => format!(
             "pages {} {} {}",
             [1, 2, 3, 4, 16, 63, 0, 64][r.below(8) as usize],
@@ -185,6 +185,84 @@ fn line(r: &mut Rng, s: &Seen) -> String {
             ])
             .into(),
         32 => "free all".into(),
+        // Raw access and I/O (never `force`: a forced write may hit the kernel).
+        33 => match r.below(4) {
+            0 => format!("peek {} {}", s.addr(r), r.below(300)),
+            1 => format!(
+                "poke {} {:#x} {}",
+                s.addr(r),
+                r.below(256),
+                r.pick(&["", "1", "8", "3"])
+            ),
+            2 => format!("fill {} {} {:#x}", s.addr(r), r.below(8192), r.below(256)),
+            _ => format!("copy {} {} {}", s.addr(r), s.addr(r), r.below(8192)),
+        },
+        34 => format!(
+            "{} {}",
+            r.pick(&["readb", "readw", "readl", "readq", "walk"]),
+            s.addr(r)
+        ),
+        35 => match r.below(3) {
+            0 => format!(
+                "request {} {:#x} {} r{}",
+                r.pick(&["io", "mem", "irq"]),
+                [0x80u64, 0x510, 0x3f8, 0x600, 0xfed0_0000, 0x1000][r.below(6) as usize],
+                r.below(4096),
+                r.below(3)
+            ),
+            1 => format!(
+                "release {} {:#x} {}",
+                r.pick(&["io", "mem"]),
+                [0x80u64, 0x510, 0x3f8, 0x600, 0xfed0_0000, 0x20][r.below(6) as usize],
+                r.below(9)
+            ),
+            // Ports whose reads change nothing (never COM1's data register).
+            _ => format!(
+                "{} {:#x}",
+                r.pick(&["inb", "inw", "regions"]),
+                [0x80, 0x61, 0x511][r.below(3) as usize]
+            ),
+        },
+        36 => {
+            // The user half and the unused kernel gap; the shell refuses the rest.
+            let virt = [
+                0x40_0000 + (r.below(64) << 12),
+                0xffff_e100_0000_0000 + (r.below(1024) << 12),
+                0xffff_c000_0000_0000,
+            ][r.below(3) as usize];
+            match r.below(4) {
+                0 => format!(
+                    "map {virt:#x} {} {} {} {}",
+                    s.handle(r),
+                    [4096, 8192, 0x20_0000, 0][r.below(4) as usize],
+                    r.pick(&["", "rw", "ro", "rwx", "bogus"]),
+                    r.pick(&["", "4k", "2m"])
+                ),
+                1 => format!(
+                    "unmap {virt:#x} {}",
+                    [4096, 8192, 0x20_0000, 0][r.below(4) as usize]
+                ),
+                2 => format!("{} {virt:#x}", r.pick(&["lookup", "remove", "walk"])),
+                _ => format!(
+                    "insert {} {virt:#x} {}",
+                    s.pfn(r),
+                    r.pick(&["", "rw", "ro"])
+                ),
+            }
+        }
+        37 => match r.below(3) {
+            0 => "aspace new".into(),
+            1 => format!("aspace use {}", s.handle(r)),
+            _ => r.pick(&["aspace use kernel", "aspace", "map", "wx"]).into(),
+        },
+        38 => format!("alloc_pages_bulk {} {}", r.below(80), r.pick(GFPS)),
+        39 => format!("cache alloc_bulk {c} {}", r.below(40)),
+        40 => format!(
+            "{} {}-{}",
+            r.pick(&["free_pages_bulk", "cache free_bulk c0"]),
+            s.handle(r),
+            s.handle(r)
+        ),
         _ => {
             // Garbage: printable, a few control bytes, high bytes; never CR, LF,
             // ESC or Ctrl-C, which have meanings of their own, nor '!' (an
