@@ -856,6 +856,18 @@ pub trait VmApi {
     fn page_lookup(&self, t: VmTarget, virt: u64) -> Result<Option<PageLookup>, VmError> {
         Err(VmError::Mm(UNSUPPORTED))
     }
+    /// MOS `pgdir_walk(pgdir, va, create, &ppte)` on `t`: the 4 KiB entry for
+    /// `virt`, present or not; `None` where a table is missing. `create` makes
+    /// the missing tables, in an address space only (they stay until it is
+    /// destroyed; on the kernel's table they would outlive every handle).
+    fn pgdir_walk(
+        &mut self,
+        t: VmTarget,
+        virt: u64,
+        create: bool,
+    ) -> Result<Option<mm::paging::Pte>, VmError> {
+        Err(VmError::Mm(UNSUPPORTED))
+    }
     /// MOS `page_remove(pgdir, va)` on `t`, flushed.
     fn page_remove(&mut self, t: VmTarget, virt: u64) -> Result<(), VmError> {
         Err(VmError::Mm(UNSUPPORTED))

@@ -124,6 +124,7 @@ fn aspace_insert_lookup_remove(vm: &mut Vm) -> Check {
     let p = vm.ok("page_alloc")?;
     let pfn = field(&p, "pfn").ok_or("no pfn")?.to_string();
     vm.ok("aspace new")?;
+    vm.err("pgdir_walk 0x400000 create", "only in an address space")?;
     vm.ok("aspace use #2")?;
     let i = vm.ok("insert #1 0x400000")?;
     ensure(i.contains(&format!("pfn {pfn} refcount=2")), || i.clone())?;
@@ -135,8 +136,18 @@ fn aspace_insert_lookup_remove(vm: &mut Vm) -> Check {
     ensure(w.contains("PAGE_REF") && w.contains("4 KiB page"), || {
         w.clone()
     })?;
+    let e = vm.ok("pgdir_walk 0x400000")?;
+    ensure(
+        e.contains(" = 0x8") && e.trim_end().ends_with(" rw"),
+        || e.clone(),
+    )?;
     let r = vm.ok("remove 0x400000")?;
     ensure(r.contains(&format!("pfn {pfn} refcount=1")), || r.clone())?;
+    // The tables emptied by the remove were freed.
+    let e = vm.ok("pgdir_walk 0x400000")?;
+    ensure(e.contains("no page table in aspace"), || e.clone())?;
+    let c = vm.ok("pgdir_walk 0x7f0000200000 create")?;
+    ensure(c.trim_end().ends_with("(not present)"), || c.clone())?;
     vm.ok("insert #1 0x7f0000001000")?;
     let pg = vm.ok(&format!("page {pfn}"))?;
     ensure(pg.contains("refcount=2"), || pg.clone())?;

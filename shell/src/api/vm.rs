@@ -120,6 +120,8 @@ pub enum VmError {
     TooManySpaces,
     /// The address space is the one commands are aimed at, or running.
     SpaceBusy,
+    /// `pgdir_walk ... create` aimed at the kernel's own table.
+    CreateInKernel,
     /// An error of the page allocator.
     Mm(MmError),
 }
@@ -143,6 +145,9 @@ impl fmt::Display for VmError {
             VmError::TableFrame(p) => write!(
                 f,
                 "physical {p:#x} is a live page-table frame; it may only be mapped read-only"
+            ),
+            VmError::CreateInKernel => f.write_str(
+                "pgdir_walk creates tables only in an address space ('aspace new', 'aspace use #N')",
             ),
             VmError::WritableExecutable => {
                 f.write_str("writable and executable mapping refused (add 'force')")
@@ -317,7 +322,14 @@ impl<H: MemHost> super::VmApi for Api<H> {
         self.host.vm_mut(|st, m, tlb| {
             let root = st.root(t)?;
             protected(virt, len)?;
-            m.mm_unmap(root, virt, len, tlb).map_err(VmError::Unmap)
+            match t {
+                VmTarget::Kernel => m.mm_unmap(root, virt, len, tlb),
+                // DragonOS's form for a table that is not the running one.
+                VmTarget::Aspace(_) => {
+                    m.mm_unmap_proc_table(root.start_address().as_u64(), true, virt, len, tlb)
+                }
+            }
+            .map_err(VmError::Unmap)
         })
     }
     fn vm_walk(&self, t: VmTarget, virt: u64) -> Result<Walk, VmError> {
@@ -391,6 +403,26 @@ impl<H: MemHost> super::VmApi for Api<H> {
                 .map_err(VmError::Map)?
                 .flush(tlb);
             Ok(())
+        })
+    }
+    fn pgdir_walk(
+        &mut self,
+        t: VmTarget,
+        virt: u64,
+        create: bool,
+    ) -> Result<Option<mm::paging::Pte>, VmError> {
+        let va = VirtAddr::try_new(virt).map_err(|_| VmError::Map(MapError::NonCanonical(virt)))?;
+        if create {
+            if t == VmTarget::Kernel {
+                return Err(VmError::CreateInKernel);
+            }
+            protected(virt & !0xfff, 4096)?;
+            self.host
+                .log(format_args!("pgdir_walk({virt:#x}, create) in {t}"));
+        }
+        self.host.vm_mut(|st, m, _| {
+            let root = st.root(t)?;
+            m.pgdir_walk(root, va, create).map_err(VmError::Map)
         })
     }
     fn page_lookup(&self, t: VmTarget, virt: u64) -> Result<Option<PageLookup>, VmError> {

@@ -371,6 +371,37 @@ pub fn lookup(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// `pgdir_walk VIRT [create]`: MOS `pgdir_walk`, the 4 KiB entry of VIRT.
+pub fn pgdir_walk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
+    let virt = args.addr("VIRT")?;
+    let create = args.eat("create");
+    args.end()?;
+    let space = target(ctx)?;
+    match ctx.kernel.pgdir_walk(space, virt, create)? {
+        None => writeln!(
+            ctx,
+            "{}: no page table in {space} (a table above it is missing or a huge page)",
+            Addr(virt)
+        )?,
+        Some(pte) => {
+            let flags = F::from_bits_truncate(pte.raw);
+            write!(
+                ctx,
+                "{}: pte @{} = {:#018x} ",
+                Addr(virt),
+                Addr(pte.addr.as_u64()),
+                pte.raw
+            )?;
+            if flags.contains(F::PRESENT) {
+                writeln!(ctx, "{}", VmFlags(flags))?;
+            } else {
+                writeln!(ctx, "(not present)")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `remove VIRT`: MOS `page_remove`.
 pub fn remove(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let virt = args.addr("VIRT")? & !0xfff;
@@ -687,6 +718,16 @@ pub static COMMANDS: &[Command] = &[
         summary: "MOS page_lookup: the frame VIRT maps to",
         help: "",
         run: lookup,
+    },
+    Command {
+        name: "pgdir_walk",
+        usage: "pgdir_walk VIRT [create]",
+        summary: "MOS pgdir_walk: the page-table entry of VIRT",
+        help: "Prints the address and value of VIRT's 4 KiB page-table entry in the\n\
+               address space commands are aimed at (see 'aspace'), present or not, or\n\
+               says which table is missing. 'create' makes the missing tables, in an\n\
+               address space only; they stay until the address space is freed.",
+        run: pgdir_walk,
     },
     Command {
         name: "remove",
