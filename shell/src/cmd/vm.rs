@@ -681,7 +681,9 @@ pub static COMMANDS: &[Command] = &[
         summary: "mm_unmap a range of the current table",
         help: "Unmaps every page in [VIRT, VIRT+LEN) (holes skipped, empty tables freed, the\n\
                references of 'insert' mappings dropped) and flushes the TLB. Handles\n\
-               whose mapping was unmapped stay until freed (then nothing is left to do).",
+               whose mapping was unmapped stay until freed (then nothing is left to do).\n\
+               On the kernel's table this is DragonOS mm_unmap (mm_unmap_addr is the same\n\
+               function under its later name); in an address space, mm_unmap_proc_table.",
         run: unmap,
     },
     Command {
