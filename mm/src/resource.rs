@@ -418,19 +418,19 @@ impl<const N: usize> ResourceTree<N> {
         }
     }
 
-    /// Linux `__request_region`: claims `[start, start + len)` as a busy
-    /// resource called `name`, inside the deepest resource that is not busy and
-    /// holds the whole range. Fails with the resource in the way.
-    pub fn request(
-        &mut self,
+    /// Where `[start, end]` goes: descends from `kind`'s root into the child
+    /// that holds the whole range (`how` says whether a busy one may be
+    /// entered), and returns that parent and the child the new node follows
+    /// (`NIL`: first). Any other overlapping child is the conflict, except,
+    /// for [`Placement::Insert`], children wholly inside the range (the new
+    /// node adopts them).
+    fn place(
+        &self,
         kind: ResKind,
         start: u64,
-        len: u64,
-        name: &str,
-        flags: ResFlags,
-    ) -> Result<ResId, ResourceError> {
-        let name = Name::new(name)?;
-        let (start, end) = Self::range(kind, start, len)?;
+        end: u64,
+        how: Placement,
+    ) -> Result<(u16, u16), ResourceError> {
         let mut parent = kind.root();
         'descend: loop {
             let mut prev = NIL;
@@ -443,27 +443,66 @@ impl<const N: usize> ResourceTree<N> {
                 if n.start > end {
                     break;
                 }
-                // Overlap: go inside a container that holds the whole range.
-                if !n.flags.contains(ResFlags::BUSY) && n.start <= start && n.end >= end {
+                let holds = n.start <= start && n.end >= end;
+                let enter = match how {
+                    Placement::Request => !n.flags.contains(ResFlags::BUSY),
+                    Placement::Insert => true,
+                };
+                if holds && enter {
                     parent = c;
                     continue 'descend;
                 }
-                return Err(ResourceError::Conflict {
-                    kind,
-                    with: n.span(),
-                });
+                let inside = start <= n.start && n.end <= end;
+                if !(inside && how == Placement::Insert) {
+                    return Err(ResourceError::Conflict {
+                        kind,
+                        with: n.span(),
+                    });
+                }
             }
-            let flags = flags | ResFlags::BUSY | kind_flag(kind);
-            let i = self.alloc_node(Node {
-                start,
-                end,
-                flags,
-                name,
-                ..Node::EMPTY
-            })?;
-            self.link(parent, prev, i);
-            return Ok(ResId(i));
+            return Ok((parent, prev));
         }
+    }
+
+    /// What `request` and `insert` share: checks the name and the range, finds
+    /// the new resource's place (`how`), and links a new node there.
+    fn add(
+        &mut self,
+        kind: ResKind,
+        start: u64,
+        len: u64,
+        name: &str,
+        flags: ResFlags,
+        how: Placement,
+    ) -> Result<u16, ResourceError> {
+        let name = Name::new(name)?;
+        let (start, end) = Self::range(kind, start, len)?;
+        let (parent, prev) = self.place(kind, start, end, how)?;
+        let i = self.alloc_node(Node {
+            start,
+            end,
+            flags: flags | kind_flag(kind),
+            name,
+            ..Node::EMPTY
+        })?;
+        self.link(parent, prev, i);
+        Ok(i)
+    }
+
+    /// Linux `__request_region`: claims `[start, start + len)` as a busy
+    /// resource called `name`, inside the deepest resource that is not busy and
+    /// holds the whole range. Fails with the resource in the way.
+    pub fn request(
+        &mut self,
+        kind: ResKind,
+        start: u64,
+        len: u64,
+        name: &str,
+        flags: ResFlags,
+    ) -> Result<ResId, ResourceError> {
+        let flags = flags | ResFlags::BUSY;
+        self.add(kind, start, len, name, flags, Placement::Request)
+            .map(ResId)
     }
 
     /// Linux `insert_resource`: registers `[start, start + len)` in the deepest
@@ -478,65 +517,23 @@ impl<const N: usize> ResourceTree<N> {
         name: &str,
         flags: ResFlags,
     ) -> Result<ResId, ResourceError> {
-        let name = Name::new(name)?;
-        let (start, end) = Self::range(kind, start, len)?;
-        let mut parent = kind.root();
-        'descend: loop {
-            // First pass: descend, or check that every overlapping child lies inside.
-            let mut prev = NIL;
-            for c in self.children(parent) {
-                let n = &self.nodes[c as usize];
-                if n.end < start {
-                    prev = c;
-                    continue;
-                }
-                if n.start > end {
-                    break;
-                }
-                if n.start <= start && n.end >= end {
-                    parent = c;
-                    continue 'descend;
-                }
-                if n.start < start || n.end > end {
-                    return Err(ResourceError::Conflict {
-                        kind,
-                        with: n.span(),
-                    });
-                }
-            }
-            let i = self.alloc_node(Node {
-                start,
-                end,
-                flags: flags | kind_flag(kind),
-                name,
-                ..Node::EMPTY
-            })?;
-            // Adopt the run of children inside [start, end] that follows `prev`.
-            let first = if prev == NIL {
-                self.nodes[parent as usize].child
-            } else {
-                self.nodes[prev as usize].sibling
-            };
-            let mut last = NIL;
-            let mut c = first;
-            while c != NIL && self.nodes[c as usize].start <= end {
-                self.nodes[c as usize].parent = i;
-                last = c;
-                c = self.nodes[c as usize].sibling;
-            }
-            if last != NIL {
-                self.nodes[i as usize].child = first;
-                self.nodes[last as usize].sibling = NIL;
-            }
-            self.nodes[i as usize].sibling = c;
-            self.nodes[i as usize].parent = parent;
-            if prev == NIL {
-                self.nodes[parent as usize].child = i;
-            } else {
-                self.nodes[prev as usize].sibling = i;
-            }
-            return Ok(ResId(i));
+        let i = self.add(kind, start, len, name, flags, Placement::Insert)?;
+        let end = self.nodes[i as usize].end;
+        // Adopt the run of siblings inside [start, end] that now follows `i`.
+        let first = self.nodes[i as usize].sibling;
+        let mut last = NIL;
+        let mut c = first;
+        while c != NIL && self.nodes[c as usize].start <= end {
+            self.nodes[c as usize].parent = i;
+            last = c;
+            c = self.nodes[c as usize].sibling;
         }
+        if last != NIL {
+            self.nodes[i as usize].child = first;
+            self.nodes[last as usize].sibling = NIL;
+        }
+        self.nodes[i as usize].sibling = c;
+        Ok(ResId(i))
     }
 
     /// Linux `__release_region`: releases the busy resource with exactly this
@@ -699,6 +696,16 @@ impl<const N: usize> ResourceTree<N> {
         }
         Ok(count)
     }
+}
+
+/// How [`ResourceTree::place`] treats the resources a new one overlaps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// `request`: enter only containers that are not busy; any other overlap
+    /// is a conflict.
+    Request,
+    /// `insert`: enter any container; children inside the range are adopted.
+    Insert,
 }
 
 fn kind_flag(kind: ResKind) -> ResFlags {
