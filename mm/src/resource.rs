@@ -265,6 +265,15 @@ impl Node {
         sibling: NIL,
         live: false,
     };
+    /// A root: `[0, end]`, unnamed, live.
+    const fn root(end: u64, flags: ResFlags) -> Node {
+        Node {
+            end,
+            flags,
+            live: true,
+            ..Node::EMPTY
+        }
+    }
     fn span(&self) -> Span {
         Span {
             name: self.name,
@@ -330,26 +339,8 @@ impl<const N: usize> ResourceTree<N> {
             nodes[i].sibling = if i + 1 < N { (i + 1) as u16 } else { NIL };
             i += 1;
         }
-        nodes[0] = Node {
-            start: 0,
-            end: IOMEM_END,
-            flags: ResFlags::MEM,
-            name: Name::EMPTY,
-            parent: NIL,
-            child: NIL,
-            sibling: NIL,
-            live: true,
-        };
-        nodes[1] = Node {
-            start: 0,
-            end: IOPORT_END,
-            flags: ResFlags::IO,
-            name: Name::EMPTY,
-            parent: NIL,
-            child: NIL,
-            sibling: NIL,
-            live: true,
-        };
+        nodes[0] = Node::root(IOMEM_END, ResFlags::MEM);
+        nodes[1] = Node::root(IOPORT_END, ResFlags::IO);
         ResourceTree {
             nodes,
             free: if N > 2 { 2 } else { NIL },
