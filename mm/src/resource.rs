@@ -186,6 +186,12 @@ pub enum ResourceError {
 impl fmt::Display for ResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = |k: ResKind| k.width();
+        // A resource as its `/proc` line shows it, unindented.
+        let line = |kind, span| Row {
+            kind,
+            depth: 0,
+            span,
+        };
         match *self {
             ResourceError::Empty => f.write_str("length 0: a region has at least one address"),
             ResourceError::OutOfRange { kind, start, len } => write!(
@@ -195,15 +201,14 @@ impl fmt::Display for ResourceError {
                 kind.word(),
                 kind.root_end()
             ),
-            ResourceError::Conflict { kind, with } => write!(
-                f,
-                "{} range conflicts with {:0w$x}-{:0w$x} : {}",
-                kind.word(),
-                with.start,
-                with.end,
-                with.name,
-                w = w(kind)
-            ),
+            ResourceError::Conflict { kind, with } => {
+                write!(
+                    f,
+                    "{} range conflicts with {}",
+                    kind.word(),
+                    line(kind, with)
+                )
+            }
             ResourceError::Full => f.write_str("the resource table is full"),
             ResourceError::NotFound { kind, start, end } => write!(
                 f,
@@ -213,22 +218,13 @@ impl fmt::Display for ResourceError {
                 end,
                 w = w(kind)
             ),
-            ResourceError::KernelOwned { kind, span } => write!(
-                f,
-                "{:0w$x}-{:0w$x} : {} is the kernel's own and stays registered",
-                span.start,
-                span.end,
-                span.name,
-                w = w(kind)
-            ),
-            ResourceError::HasChildren { kind, span } => write!(
-                f,
-                "{:0w$x}-{:0w$x} : {} still has regions inside it",
-                span.start,
-                span.end,
-                span.name,
-                w = w(kind)
-            ),
+            ResourceError::KernelOwned { kind, span } => {
+                let span = line(kind, span);
+                write!(f, "{span} is the kernel's own and stays registered")
+            }
+            ResourceError::HasChildren { kind, span } => {
+                write!(f, "{} still has regions inside it", line(kind, span))
+            }
             ResourceError::BadName => {
                 write!(f, "a region name is 1 to {NAME_MAX} printable characters")
             }
