@@ -385,18 +385,25 @@ pub(super) fn pool_on_cache(ctx: &Ctx<'_>, name: &str) -> Option<(HandleId, Stri
     })
 }
 
+/// The size the `cache_obj` handles of cache `name` record: the size its
+/// `cache` handle asked for, or (a cache the shell did not create) the
+/// cache's object size. A cache the kernel does not have is the error.
+fn cache_obj_size(ctx: &Ctx<'_>, name: &str) -> Result<u64, CmdError> {
+    let row = ctx
+        .kernel
+        .kmem_cache_info(name)
+        .map_err(|e| cache_error(name, e))?;
+    Ok(match cache_handle(ctx, name) {
+        Some((_, Object::Cache { size, .. })) => size,
+        _ => u64::from(row.obj_size),
+    })
+}
+
 fn cache_alloc(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let name = args.word("NAME")?;
     let gfp = args.gfp()?;
     args.end()?;
-    let row = ctx
-        .kernel
-        .kmem_cache_info(&name)
-        .map_err(|e| cache_error(&name, e))?;
-    let size = match cache_handle(ctx, &name) {
-        Some((_, Object::Cache { size, .. })) => size,
-        _ => u64::from(row.obj_size),
-    };
+    let size = cache_obj_size(ctx, &name)?;
     let o = ctx
         .kernel
         .kmem_cache_alloc(&name, gfp)
@@ -420,14 +427,7 @@ fn cache_alloc_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> 
     let n = args.number_in("N", 1, MAX_BULK)?;
     let gfp = args.gfp()?;
     args.end()?;
-    let row = ctx
-        .kernel
-        .kmem_cache_info(&name)
-        .map_err(|e| cache_error(&name, e))?;
-    let size = match cache_handle(ctx, &name) {
-        Some((_, Object::Cache { size, .. })) => size,
-        _ => u64::from(row.obj_size),
-    };
+    let size = cache_obj_size(ctx, &name)?;
     let mut v = bulk_list(n, 0u64, "objects")?;
     ctx.kernel
         .kmem_cache_alloc_bulk(&name, gfp, &mut v)
