@@ -186,6 +186,12 @@ pub enum ResourceError {
 impl fmt::Display for ResourceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = |k: ResKind| k.width();
+        // A resource as its `/proc` line shows it, unindented.
+        let line = |kind, span| Row {
+            kind,
+            depth: 0,
+            span,
+        };
         match *self {
             ResourceError::Empty => f.write_str("length 0: a region has at least one address"),
             ResourceError::OutOfRange { kind, start, len } => write!(
@@ -195,15 +201,14 @@ impl fmt::Display for ResourceError {
                 kind.word(),
                 kind.root_end()
             ),
-            ResourceError::Conflict { kind, with } => write!(
-                f,
-                "{} range conflicts with {:0w$x}-{:0w$x} : {}",
-                kind.word(),
-                with.start,
-                with.end,
-                with.name,
-                w = w(kind)
-            ),
+            ResourceError::Conflict { kind, with } => {
+                write!(
+                    f,
+                    "{} range conflicts with {}",
+                    kind.word(),
+                    line(kind, with)
+                )
+            }
             ResourceError::Full => f.write_str("the resource table is full"),
             ResourceError::NotFound { kind, start, end } => write!(
                 f,
@@ -213,22 +218,13 @@ impl fmt::Display for ResourceError {
                 end,
                 w = w(kind)
             ),
-            ResourceError::KernelOwned { kind, span } => write!(
-                f,
-                "{:0w$x}-{:0w$x} : {} is the kernel's own and stays registered",
-                span.start,
-                span.end,
-                span.name,
-                w = w(kind)
-            ),
-            ResourceError::HasChildren { kind, span } => write!(
-                f,
-                "{:0w$x}-{:0w$x} : {} still has regions inside it",
-                span.start,
-                span.end,
-                span.name,
-                w = w(kind)
-            ),
+            ResourceError::KernelOwned { kind, span } => {
+                let span = line(kind, span);
+                write!(f, "{span} is the kernel's own and stays registered")
+            }
+            ResourceError::HasChildren { kind, span } => {
+                write!(f, "{} still has regions inside it", line(kind, span))
+            }
             ResourceError::BadName => {
                 write!(f, "a region name is 1 to {NAME_MAX} printable characters")
             }
@@ -265,6 +261,15 @@ impl Node {
         sibling: NIL,
         live: false,
     };
+    /// A root: `[0, end]`, unnamed, live.
+    const fn root(end: u64, flags: ResFlags) -> Node {
+        Node {
+            end,
+            flags,
+            live: true,
+            ..Node::EMPTY
+        }
+    }
     fn span(&self) -> Span {
         Span {
             name: self.name,
@@ -330,26 +335,8 @@ impl<const N: usize> ResourceTree<N> {
             nodes[i].sibling = if i + 1 < N { (i + 1) as u16 } else { NIL };
             i += 1;
         }
-        nodes[0] = Node {
-            start: 0,
-            end: IOMEM_END,
-            flags: ResFlags::MEM,
-            name: Name::EMPTY,
-            parent: NIL,
-            child: NIL,
-            sibling: NIL,
-            live: true,
-        };
-        nodes[1] = Node {
-            start: 0,
-            end: IOPORT_END,
-            flags: ResFlags::IO,
-            name: Name::EMPTY,
-            parent: NIL,
-            child: NIL,
-            sibling: NIL,
-            live: true,
-        };
+        nodes[0] = Node::root(IOMEM_END, ResFlags::MEM);
+        nodes[1] = Node::root(IOPORT_END, ResFlags::IO);
         ResourceTree {
             nodes,
             free: if N > 2 { 2 } else { NIL },
@@ -418,19 +405,19 @@ impl<const N: usize> ResourceTree<N> {
         }
     }
 
-    /// Linux `__request_region`: claims `[start, start + len)` as a busy
-    /// resource called `name`, inside the deepest resource that is not busy and
-    /// holds the whole range. Fails with the resource in the way.
-    pub fn request(
-        &mut self,
+    /// Where `[start, end]` goes: descends from `kind`'s root into the child
+    /// that holds the whole range (`how` says whether a busy one may be
+    /// entered), and returns that parent and the child the new node follows
+    /// (`NIL`: first). Any other overlapping child is the conflict, except,
+    /// for [`Placement::Insert`], children wholly inside the range (the new
+    /// node adopts them).
+    fn place(
+        &self,
         kind: ResKind,
         start: u64,
-        len: u64,
-        name: &str,
-        flags: ResFlags,
-    ) -> Result<ResId, ResourceError> {
-        let name = Name::new(name)?;
-        let (start, end) = Self::range(kind, start, len)?;
+        end: u64,
+        how: Placement,
+    ) -> Result<(u16, u16), ResourceError> {
         let mut parent = kind.root();
         'descend: loop {
             let mut prev = NIL;
@@ -443,27 +430,66 @@ impl<const N: usize> ResourceTree<N> {
                 if n.start > end {
                     break;
                 }
-                // Overlap: go inside a container that holds the whole range.
-                if !n.flags.contains(ResFlags::BUSY) && n.start <= start && n.end >= end {
+                let holds = n.start <= start && n.end >= end;
+                let enter = match how {
+                    Placement::Request => !n.flags.contains(ResFlags::BUSY),
+                    Placement::Insert => true,
+                };
+                if holds && enter {
                     parent = c;
                     continue 'descend;
                 }
-                return Err(ResourceError::Conflict {
-                    kind,
-                    with: n.span(),
-                });
+                let inside = start <= n.start && n.end <= end;
+                if !(inside && how == Placement::Insert) {
+                    return Err(ResourceError::Conflict {
+                        kind,
+                        with: n.span(),
+                    });
+                }
             }
-            let flags = flags | ResFlags::BUSY | kind_flag(kind);
-            let i = self.alloc_node(Node {
-                start,
-                end,
-                flags,
-                name,
-                ..Node::EMPTY
-            })?;
-            self.link(parent, prev, i);
-            return Ok(ResId(i));
+            return Ok((parent, prev));
         }
+    }
+
+    /// What `request` and `insert` share: checks the name and the range, finds
+    /// the new resource's place (`how`), and links a new node there.
+    fn add(
+        &mut self,
+        kind: ResKind,
+        start: u64,
+        len: u64,
+        name: &str,
+        flags: ResFlags,
+        how: Placement,
+    ) -> Result<u16, ResourceError> {
+        let name = Name::new(name)?;
+        let (start, end) = Self::range(kind, start, len)?;
+        let (parent, prev) = self.place(kind, start, end, how)?;
+        let i = self.alloc_node(Node {
+            start,
+            end,
+            flags: flags | kind_flag(kind),
+            name,
+            ..Node::EMPTY
+        })?;
+        self.link(parent, prev, i);
+        Ok(i)
+    }
+
+    /// Linux `__request_region`: claims `[start, start + len)` as a busy
+    /// resource called `name`, inside the deepest resource that is not busy and
+    /// holds the whole range. Fails with the resource in the way.
+    pub fn request(
+        &mut self,
+        kind: ResKind,
+        start: u64,
+        len: u64,
+        name: &str,
+        flags: ResFlags,
+    ) -> Result<ResId, ResourceError> {
+        let flags = flags | ResFlags::BUSY;
+        self.add(kind, start, len, name, flags, Placement::Request)
+            .map(ResId)
     }
 
     /// Linux `insert_resource`: registers `[start, start + len)` in the deepest
@@ -478,65 +504,23 @@ impl<const N: usize> ResourceTree<N> {
         name: &str,
         flags: ResFlags,
     ) -> Result<ResId, ResourceError> {
-        let name = Name::new(name)?;
-        let (start, end) = Self::range(kind, start, len)?;
-        let mut parent = kind.root();
-        'descend: loop {
-            // First pass: descend, or check that every overlapping child lies inside.
-            let mut prev = NIL;
-            for c in self.children(parent) {
-                let n = &self.nodes[c as usize];
-                if n.end < start {
-                    prev = c;
-                    continue;
-                }
-                if n.start > end {
-                    break;
-                }
-                if n.start <= start && n.end >= end {
-                    parent = c;
-                    continue 'descend;
-                }
-                if n.start < start || n.end > end {
-                    return Err(ResourceError::Conflict {
-                        kind,
-                        with: n.span(),
-                    });
-                }
-            }
-            let i = self.alloc_node(Node {
-                start,
-                end,
-                flags: flags | kind_flag(kind),
-                name,
-                ..Node::EMPTY
-            })?;
-            // Adopt the run of children inside [start, end] that follows `prev`.
-            let first = if prev == NIL {
-                self.nodes[parent as usize].child
-            } else {
-                self.nodes[prev as usize].sibling
-            };
-            let mut last = NIL;
-            let mut c = first;
-            while c != NIL && self.nodes[c as usize].start <= end {
-                self.nodes[c as usize].parent = i;
-                last = c;
-                c = self.nodes[c as usize].sibling;
-            }
-            if last != NIL {
-                self.nodes[i as usize].child = first;
-                self.nodes[last as usize].sibling = NIL;
-            }
-            self.nodes[i as usize].sibling = c;
-            self.nodes[i as usize].parent = parent;
-            if prev == NIL {
-                self.nodes[parent as usize].child = i;
-            } else {
-                self.nodes[prev as usize].sibling = i;
-            }
-            return Ok(ResId(i));
+        let i = self.add(kind, start, len, name, flags, Placement::Insert)?;
+        let end = self.nodes[i as usize].end;
+        // Adopt the run of siblings inside [start, end] that now follows `i`.
+        let first = self.nodes[i as usize].sibling;
+        let mut last = NIL;
+        let mut c = first;
+        while c != NIL && self.nodes[c as usize].start <= end {
+            self.nodes[c as usize].parent = i;
+            last = c;
+            c = self.nodes[c as usize].sibling;
         }
+        if last != NIL {
+            self.nodes[i as usize].child = first;
+            self.nodes[last as usize].sibling = NIL;
+        }
+        self.nodes[i as usize].sibling = c;
+        Ok(ResId(i))
     }
 
     /// Linux `__release_region`: releases the busy resource with exactly this
@@ -699,6 +683,16 @@ impl<const N: usize> ResourceTree<N> {
         }
         Ok(count)
     }
+}
+
+/// How [`ResourceTree::place`] treats the resources a new one overlaps.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// `request`: enter only containers that are not busy; any other overlap
+    /// is a conflict.
+    Request,
+    /// `insert`: enter any container; children inside the range are adopted.
+    Insert,
 }
 
 fn kind_flag(kind: ResKind) -> ResFlags {

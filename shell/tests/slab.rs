@@ -7,7 +7,8 @@
 mod common;
 
 use common::{
-    error_lines, field, hex, last_call, machine, mem_map, one, run, Machine, CLOCK_STEP, DIRECT_MAP,
+    dumped, error_lines, field, hex, last_call, machine, mem_map, one, run, Machine, CLOCK_STEP,
+    DIRECT_MAP,
 };
 use mm::slab::{SlabFlags, KMALLOC_MAX};
 use mm::{Gfp, PageFlags, Pfn, Zone};
@@ -27,21 +28,6 @@ fn virt(line: &str) -> u64 {
 
 fn addr(v: u64) -> String {
     format!("{v:#018x}")
-}
-
-/// All bytes a `dump` printed.
-fn dumped(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> Vec<u8> {
-    let out = run(sh, k, line);
-    assert!(!out[0].starts_with("error"), "{line}: {out:?}");
-    out[1..]
-        .iter()
-        .flat_map(|l| {
-            l[10..58]
-                .split_whitespace()
-                .map(|b| u8::from_str_radix(b, 16).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// Takes every free page of the zones the slab allocator uses (NORMAL, DMA)

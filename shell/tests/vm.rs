@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{error_lines, field, hex, machine, mem_map, one, run, Machine, KERNEL};
+use common::{dumped, error_lines, field, hex, machine, mem_map, one, run, Machine, KERNEL};
 use mm::layout::{DIRECT_MAP_BASE, IOREMAP, KERNEL_BASE, TEMP_WINDOW, VMALLOC};
 use shell::Shell;
 
@@ -36,20 +36,6 @@ fn refused(sh: &mut Shell, k: &mut Machine<'_>, line: &str, want: &str) {
     );
 }
 
-fn dump_bytes(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> Vec<u8> {
-    let out = run(sh, k, line);
-    assert!(!out[0].starts_with("error"), "{line}: {out:?}");
-    out[1..]
-        .iter()
-        .flat_map(|l| {
-            l[10..58]
-                .split_whitespace()
-                .map(|b| u8::from_str_radix(b, 16).unwrap())
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[test]
 fn map_reads_and_writes_through_the_second_address_and_remaps_at_once() {
     let mut map = mem_map();
@@ -67,21 +53,21 @@ fn map_reads_and_writes_through_the_second_address_and_remaps_at_once() {
     );
     assert_eq!(out[1], "mapped 1 4 KiB and 0 2 MiB pages");
     // Reading through the mapping reads the frame (the unwritten pattern).
-    let direct = dump_bytes(&mut sh, &mut k, "dump #1 0 32");
-    assert_eq!(dump_bytes(&mut sh, &mut k, "dump #3 0 32"), direct);
+    let direct = dumped(&mut sh, &mut k, "dump #1 0 32");
+    assert_eq!(dumped(&mut sh, &mut k, "dump #3 0 32"), direct);
     // Writing through the mapping shows in the direct map.
     run(&mut sh, &mut k, "bzero #3 0 16");
-    assert_eq!(dump_bytes(&mut sh, &mut k, "dump #1 0 16"), vec![0; 16]);
+    assert_eq!(dumped(&mut sh, &mut k, "dump #1 0 16"), vec![0; 16]);
     // Remap the address to the other frame: its bytes, at once (a missing
     // flush would leave SimTlb's cached translation of frame 1).
     run(&mut sh, &mut k, "free #3");
     let out = run(&mut sh, &mut k, &format!("map {V:#x} {b:#x} 4096"));
     assert!(out[0].starts_with("#4 mapping"), "{out:?}");
     assert_eq!(
-        dump_bytes(&mut sh, &mut k, "dump #4 0 32"),
-        dump_bytes(&mut sh, &mut k, "dump #2 0 32")
+        dumped(&mut sh, &mut k, "dump #4 0 32"),
+        dumped(&mut sh, &mut k, "dump #2 0 32")
     );
-    assert_ne!(dump_bytes(&mut sh, &mut k, "dump #4 0 16"), vec![0; 16]);
+    assert_ne!(dumped(&mut sh, &mut k, "dump #4 0 16"), vec![0; 16]);
     assert!(k.tlb.borrow().invlpgs >= 1);
     run(&mut sh, &mut k, "free all");
     assert_eq!(memstat(&mut sh, &mut k), boot);
@@ -103,7 +89,7 @@ fn unmap_part_of_a_mapping_then_reading_there_is_one_error() {
     let out = run(&mut sh, &mut k, "dump #2 4096 16");
     assert_eq!(out.len(), 1);
     assert!(out[0].starts_with("error: "), "{out:?}");
-    dump_bytes(&mut sh, &mut k, "dump #2 0 16");
+    dumped(&mut sh, &mut k, "dump #2 0 16");
     // `free` unmaps what is left; a second unmap finds nothing.
     run(&mut sh, &mut k, "free #2");
     refused(

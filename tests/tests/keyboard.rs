@@ -24,8 +24,57 @@ fn keys(text: &str) -> Vec<String> {
     k
 }
 
-fn keyboard_types_a_command() -> Outcome {
-    let sock = std::env::temp_dir().join(format!("memkern-kbd-{}.sock", std::process::id()));
+/// QEMU's monitor, on a unix socket: one command a line.
+struct Monitor(UnixStream);
+
+impl Monitor {
+    fn send(&mut self, cmd: &str) -> Check {
+        self.0
+            .write_all(format!("{cmd}\n").as_bytes())
+            .map_err(|e| format!("monitor: {e}"))
+    }
+
+    /// Presses `keys` (`sendkey` names) one at a time: the i8042 holds one
+    /// scancode.
+    fn press(&mut self, keys: Vec<String>) -> Check {
+        for k in keys {
+            self.send(&format!("sendkey {k}"))?;
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        Ok(())
+    }
+
+    /// Screendumps to `dump` until `ready` accepts one (the screen is drawn
+    /// when the shell waits, so the test dumps until it shows what it waits
+    /// for); returns the last error `ready` gave if none did within 20 s.
+    fn dump_until<T>(
+        &mut self,
+        dump: &Path,
+        ready: impl Fn(&Surface<Vec<u8>>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let t0 = Instant::now();
+        let mut last = String::from("no screendump");
+        while t0.elapsed() < Duration::from_secs(20) {
+            let _ = std::fs::remove_file(dump);
+            self.send(&format!("screendump {}", dump.display()))?;
+            std::thread::sleep(Duration::from_millis(400));
+            let Some(s) = read_ppm(dump) else { continue };
+            match ready(&s) {
+                Ok(v) => return Ok(v),
+                Err(e) => last = e,
+            }
+        }
+        Err(format!("the screen never showed what was expected: {last}"))
+    }
+}
+
+/// Boots on q35 (which has a keyboard and a display) with QEMU's monitor on a
+/// unix socket, and runs `body` with the monitor and a path to screendump to;
+/// both files, named after `tag` and this process, are removed after.
+fn with_monitor(tag: &str, body: impl FnOnce(&mut Vm, &mut Monitor, &Path) -> Check) -> Outcome {
+    let tag = format!("memkern-{tag}-{}", std::process::id());
+    let sock = std::env::temp_dir().join(format!("{tag}.sock"));
+    let dump = std::env::temp_dir().join(format!("{tag}.ppm"));
     let _ = std::fs::remove_file(&sock);
     let o = Opts {
         boot: Boot::PvhQ35,
@@ -36,21 +85,23 @@ fn keyboard_types_a_command() -> Outcome {
         ..Opts::default()
     };
     let r = with_vm(o, |vm| {
-        let mut mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
-        for k in keys("echo typed on the keyboard") {
-            mon.write_all(format!("sendkey {k}\n").as_bytes())
-                .map_err(|e| format!("monitor: {e}"))?;
-            // One key at a time: the i8042 holds one scancode.
-            std::thread::sleep(Duration::from_millis(30));
-        }
+        let mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
+        body(vm, &mut Monitor(mon), &dump)
+    });
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(&dump);
+    r
+}
+
+fn keyboard_types_a_command() -> Outcome {
+    with_monitor("kbd", |vm, mon, _| {
+        mon.press(keys("echo typed on the keyboard"))?;
         vm.expect("echo typed on the keyboard\r\n")?;
         let out = vm.expect(PROMPT)?;
         ensure(out.contains("typed on the keyboard"), || {
             format!("keyboard line gave:\n{out}")
         })
-    });
-    let _ = std::fs::remove_file(&sock);
-    r
+    })
 }
 
 /// A binary PPM (what `screendump` writes) as a 32-bpp surface; `None` while
@@ -92,104 +143,64 @@ fn read_ppm(path: &Path) -> Option<Surface<Vec<u8>>> {
 /// output exactly as the serial line saw them, and the cursor after the new
 /// prompt. `fb` names the mode the kernel set.
 fn screen_shows_what_serial_saw() -> Outcome {
-    let tag = format!("memkern-screen-{}", std::process::id());
-    let sock = std::env::temp_dir().join(format!("{tag}.sock"));
-    let dump = std::env::temp_dir().join(format!("{tag}.ppm"));
-    let _ = std::fs::remove_file(&sock);
-    let o = Opts {
-        boot: Boot::PvhQ35,
-        qemu_extra: vec![
-            "-monitor".into(),
-            format!("unix:{},server=on,wait=off", sock.display()),
-        ],
-        ..Opts::default()
-    };
-    let r = with_vm(o, |vm| {
-        let mut mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
-        let mut monitor = |cmd: &str| {
-            mon.write_all(format!("{cmd}\n").as_bytes())
-                .map_err(|e| format!("monitor: {e}"))
-        };
-        for k in keys("kmalloc 80") {
-            monitor(&format!("sendkey {k}"))?;
-            std::thread::sleep(Duration::from_millis(30));
-        }
+    with_monitor("screen", |vm, mon, dump| {
+        mon.press(keys("kmalloc 80"))?;
         vm.expect("kmalloc 80\r\n")?;
         let out = vm.expect(PROMPT)?;
         let result = out.trim_end().to_string();
         ensure(result.starts_with("#1 kmalloc size=80 obj=128"), || {
             format!("serial saw:\n{out}")
         })?;
-        // The screen is drawn once the shell waits: dump until it shows up.
-        let t0 = Instant::now();
-        let mut last = Vec::new();
-        while t0.elapsed() < Duration::from_secs(20) {
-            let _ = std::fs::remove_file(&dump);
-            monitor(&format!("screendump {}", dump.display()))?;
-            std::thread::sleep(Duration::from_millis(400));
-            let Some(s) = read_ppm(&dump) else { continue };
+        // Dump until the command and its result show up; then check the rest
+        // of that screen once.
+        let (w, h) = mon.dump_until(dump, |s| {
             let font = Font::for_screen(s.width(), s.height());
             let reader = Reader::new(font, &Palette::DEFAULT, &s.format());
-            let text = reader.text(&s);
+            let text = reader.text(s);
             let at = text.iter().position(|l| l == "mm> kmalloc 80");
-            if let Some(i) = at {
-                if text.get(i + 1) == Some(&result)
+            let Some(i) = at.filter(|&i| {
+                text.get(i + 1) == Some(&result)
                     && text.get(i + 2).map(|l| l.as_str()) == Some("mm>")
-                {
-                    ensure(text[0].starts_with("mm: RAM up to "), || {
-                        format!("the boot line is not the first line:\n{}", text.join("\n"))
-                    })?;
-                    ensure(text.iter().any(|l| l.starts_with("memkern ")), || {
-                        "no banner on the screen".into()
-                    })?;
-                    let (cw, _) = font.cell();
-                    let cursor = reader.cell(&s, 4, i + 2);
-                    ensure(cursor == Some((' ', true)), || {
-                        format!("no cursor after the prompt: {cursor:?} ({}-px cells)", cw)
-                    })?;
-                    let fb = vm.ok("fb")?;
-                    return ensure(
-                        fb.contains(&format!("fb: {}x{} ", s.width(), s.height()))
-                            && fb.contains("bpp=32 format=r8@16,g8@8,b8@0")
-                            && fb.contains("source=pci-vga"),
-                        || format!("fb says:\n{fb}"),
-                    );
-                }
-            }
-            last = text;
-        }
-        Err(format!(
-            "the screen never showed the command and its result; last read:\n{}",
-            last.join("\n")
-        ))
-    });
-    let _ = std::fs::remove_file(&sock);
-    let _ = std::fs::remove_file(&dump);
-    r
+            }) else {
+                return Err(format!(
+                    "the command and its result; last read:\n{}",
+                    text.join("\n")
+                ));
+            };
+            let shown = ensure(text[0].starts_with("mm: RAM up to "), || {
+                format!("the boot line is not the first line:\n{}", text.join("\n"))
+            })
+            .and_then(|()| {
+                ensure(text.iter().any(|l| l.starts_with("memkern ")), || {
+                    "no banner on the screen".into()
+                })
+            })
+            .and_then(|()| {
+                let (cw, _) = font.cell();
+                let cursor = reader.cell(s, 4, i + 2);
+                ensure(cursor == Some((' ', true)), || {
+                    format!("no cursor after the prompt: {cursor:?} ({}-px cells)", cw)
+                })
+            });
+            Ok(shown.map(|()| (s.width(), s.height())))
+        })??;
+        let fb = vm.ok("fb")?;
+        ensure(
+            fb.contains(&format!("fb: {w}x{h} "))
+                && fb.contains("bpp=32 format=r8@16,g8@8,b8@0")
+                && fb.contains("source=pci-vga"),
+            || format!("fb says:\n{fb}"),
+        )
+    })
 }
 
 /// One shell behind both consoles: a line started on the keyboard and
 /// finished on the serial line is one line.
 fn a_line_typed_half_on_each_console() -> Outcome {
-    let sock = std::env::temp_dir().join(format!("memkern-half-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&sock);
-    let o = Opts {
-        boot: Boot::PvhQ35,
-        qemu_extra: vec![
-            "-monitor".into(),
-            format!("unix:{},server=on,wait=off", sock.display()),
-        ],
-        ..Opts::default()
-    };
-    let r = with_vm(o, |vm| {
-        let mut mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
+    with_monitor("half", |vm, mon, _| {
         let mut typed = keys("echo key");
         typed.pop(); // no Enter: the serial line finishes the line
-        for k in typed {
-            mon.write_all(format!("sendkey {k}\n").as_bytes())
-                .map_err(|e| format!("monitor: {e}"))?;
-            std::thread::sleep(Duration::from_millis(30));
-        }
+        mon.press(typed)?;
         vm.expect("echo key")?;
         vm.send("board\r")?;
         vm.expect("\r\n")?;
@@ -197,32 +208,7 @@ fn a_line_typed_half_on_each_console() -> Outcome {
         ensure(out.trim_end() == "keyboard", || {
             format!("echo gave:\n{out}")
         })
-    });
-    let _ = std::fs::remove_file(&sock);
-    r
-}
-
-/// Screendumps until `ready` accepts one (the screen is drawn when the shell
-/// waits, so the test dumps until it shows what it waits for); returns the
-/// last error `ready` gave if none did within 20 s.
-fn dump_until<T>(
-    monitor: &mut dyn FnMut(&str) -> Check,
-    dump: &Path,
-    ready: impl Fn(&Surface<Vec<u8>>) -> Result<T, String>,
-) -> Result<T, String> {
-    let t0 = Instant::now();
-    let mut last = String::from("no screendump");
-    while t0.elapsed() < Duration::from_secs(20) {
-        let _ = std::fs::remove_file(dump);
-        monitor(&format!("screendump {}", dump.display()))?;
-        std::thread::sleep(Duration::from_millis(400));
-        let Some(s) = read_ppm(dump) else { continue };
-        match ready(&s) {
-            Ok(v) => return Ok(v),
-            Err(e) => last = e,
-        }
-    }
-    Err(format!("the view never showed what was expected: {last}"))
+    })
 }
 
 /// The colours of the memory view's squares holding `frames`, and how many
@@ -279,24 +265,7 @@ fn bands_of(on: &str) -> Option<Vec<vt::memview::Band>> {
 fn view_shows_an_allocation_land() -> Outcome {
     use vt::memview::{Kind, MemView};
     use vt::slabview::SlabView;
-    let tag = format!("memkern-view-{}", std::process::id());
-    let sock = std::env::temp_dir().join(format!("{tag}.sock"));
-    let dump = std::env::temp_dir().join(format!("{tag}.ppm"));
-    let _ = std::fs::remove_file(&sock);
-    let o = Opts {
-        boot: Boot::PvhQ35,
-        qemu_extra: vec![
-            "-monitor".into(),
-            format!("unix:{},server=on,wait=off", sock.display()),
-        ],
-        ..Opts::default()
-    };
-    let r = with_vm(o, |vm| {
-        let mut mon = UnixStream::connect(&sock).map_err(|e| format!("monitor socket: {e}"))?;
-        let mut monitor = |cmd: &str| -> Check {
-            mon.write_all(format!("{cmd}\n").as_bytes())
-                .map_err(|e| format!("monitor: {e}"))
-        };
+    with_monitor("view", |vm, mon, dump| {
         let fb = vm.ok("fb")?;
         let size = fb.split_whitespace().nth(1).ok_or_else(|| fb.clone())?;
         let (w, h) = size.split_once('x').ok_or_else(|| fb.clone())?;
@@ -320,7 +289,7 @@ fn view_shows_an_allocation_land() -> Outcome {
                 .collect()
         };
         // The zone labels, their boundary lines, the legend.
-        dump_until(&mut monitor, &dump, |s| {
+        mon.dump_until(dump, |s| {
             for (y, t) in view.labels() {
                 ensure(read(s, x, y, t.len()) == t, || {
                     format!("label {t:?} reads {:?}", read(s, x, y, t.len()))
@@ -359,14 +328,14 @@ fn view_shows_an_allocation_land() -> Outcome {
             .ok_or_else(|| out.clone())?;
         let range = pfn..pfn + 63;
         let alloc = Kind::Allocated.colour();
-        dump_until(&mut monitor, &dump, |s| {
+        mon.dump_until(dump, |s| {
             let sq = square_colours(s, &view, range.clone());
             ensure(!sq.is_empty() && sq.iter().all(|&c| c == alloc), || {
                 format!("squares of the allocation: {sq:?}")
             })
         })?;
         vm.ok("free all")?;
-        dump_until(&mut monitor, &dump, |s| {
+        mon.dump_until(dump, |s| {
             let sq = square_colours(s, &view, range.clone());
             ensure(sq.iter().all(|&c| c != alloc), || {
                 format!("squares after free all: {sq:?}")
@@ -389,14 +358,14 @@ fn view_shows_an_allocation_land() -> Outcome {
             (s.rgb(bx, by), n)
         };
         vm.ok("cache create inode 200 0 SLAB_HWCACHE_ALIGN")?;
-        dump_until(&mut monitor, &dump, |s| {
+        mon.dump_until(dump, |s| {
             let i = row_of(s, "inode").ok_or("no inode row")?;
             ensure(fill(s, i, 0).0 == pal.background, || {
                 "a new cache has no slab box".into()
             })
         })?;
         vm.ok("cache alloc inode")?;
-        dump_until(&mut monitor, &dump, |s| {
+        mon.dump_until(dump, |s| {
             let i = row_of(s, "inode").ok_or("no inode row")?;
             let (outline, n) = fill(s, i, 0);
             // One live object of 16 fills 1/16 of the inside, at least a pixel.
@@ -405,15 +374,12 @@ fn view_shows_an_allocation_land() -> Outcome {
             })
         })?;
         vm.ok("free all")?;
-        dump_until(&mut monitor, &dump, |s| {
+        mon.dump_until(dump, |s| {
             ensure(row_of(s, "inode").is_none(), || "inode's row stays".into())
         })?;
         let off = vm.ok("view off")?;
         ensure(off.trim() == "view off", || off)
-    });
-    let _ = std::fs::remove_file(&sock);
-    let _ = std::fs::remove_file(&dump);
-    r
+    })
 }
 
 /// The framebuffer is a region inside the display's PCI BAR, busy (the shell

@@ -16,7 +16,7 @@ use crate::parse::{self, ParseError};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
-use mm::buddy::{MAX_PAGES_PER_ALLOC, NR_ORDERS};
+use mm::buddy::{BulkError, MAX_PAGES_PER_ALLOC, NR_ORDERS};
 use mm::{PageState, Pfn, Zone, MAX_ORDER, PAGE_SIZE};
 
 const PAGE: u64 = PAGE_SIZE as u64;
@@ -57,6 +57,48 @@ pub fn alloc_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
 /// Largest N of `alloc_pages_bulk` (each page is one handle).
 pub const MAX_BULK: u64 = 1024;
 
+/// A list of `n` entries, all `zero`, for a bulk allocation to fill: running
+/// out of memory for it is an error naming the list (`n` `what`).
+pub(super) fn bulk_list<T: Clone>(n: u64, zero: T, what: &str) -> Result<Vec<T>, CmdError> {
+    let n = usize::try_from(n).map_err(|_| CmdError::new("internal: N range"))?;
+    let mut v: Vec<T> = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| cmd_err!("out of memory for a list of {n} {what}"))?;
+    v.resize(n, zero);
+    Ok(v)
+}
+
+/// After a bulk free of the objects of handles `ids`, in order: retires (and
+/// prints) the handles of the entries it freed, all of them or those before
+/// the one it stopped at.
+pub(super) fn retire_freed(
+    ctx: &mut Ctx<'_>,
+    ids: &[HandleId],
+    res: &Result<(), BulkError>,
+) -> Result<(), CmdError> {
+    let done = match res {
+        Ok(()) => ids.len(),
+        Err(e) => e.done,
+    };
+    for &id in &ids[..done] {
+        if let Ok(obj) = ctx.handles.remove(id) {
+            writeln!(ctx, "freed {id} {obj}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The error of bulk free `call` that stopped at the entry for `ids[e.done]`.
+pub(super) fn bulk_stopped(call: &str, ids: &[HandleId], e: BulkError) -> CmdError {
+    cmd_err!(
+        "{call} stopped at {} (entry {}) after freeing {}: {}",
+        ids[e.done],
+        e.done + 1,
+        e.done,
+        e.err
+    )
+}
+
 /// `alloc_pages_bulk N [GFP...]`: Linux `alloc_pages_bulk(gfp, n, array)`; each
 /// page it got becomes a `gfp_pages` handle (order 0), then one line says how
 /// many it got.
@@ -64,11 +106,7 @@ pub fn alloc_pages_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdErr
     let n = args.number_in("N", 1, MAX_BULK)?;
     let gfp = args.gfp()?;
     args.end()?;
-    let n = usize::try_from(n).map_err(|_| CmdError::new("internal: N range"))?;
-    let mut v: Vec<Pfn> = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| cmd_err!("out of memory for a list of {n} pages"))?;
-    v.resize(n, Pfn(0));
+    let mut v = bulk_list(n, Pfn(0), "pages")?;
     let got = ctx.kernel.alloc_pages_bulk(gfp, &mut v)?;
     for (i, &pfn) in v[..got].iter().enumerate() {
         if let Err(e) = add_struct_page(ctx, pfn, 0) {
@@ -114,25 +152,8 @@ pub fn free_pages_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdErro
         }
     }
     let res = ctx.kernel.free_pages_bulk(&pfns);
-    let done = match res {
-        Ok(()) => ids.len(),
-        Err(e) => e.done,
-    };
-    for &id in &ids[..done] {
-        if let Ok(obj) = ctx.handles.remove(id) {
-            writeln!(ctx, "freed {id} {obj}")?;
-        }
-    }
-    match res {
-        Ok(()) => Ok(()),
-        Err(e) => Err(cmd_err!(
-            "free_pages_bulk stopped at {} (entry {}) after freeing {}: {}",
-            ids[e.done],
-            e.done + 1,
-            e.done,
-            e.err
-        )),
-    }
+    retire_freed(ctx, &ids, &res)?;
+    res.map_err(|e| bulk_stopped("free_pages_bulk", &ids, e))
 }
 
 /// `get_free_pages ORDER [GFP...]`: Linux `__get_free_pages(gfp, order)`.

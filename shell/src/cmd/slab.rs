@@ -12,6 +12,7 @@
 //! (the kernel's own, the shell's own strings, elements in a pool's reserve) are
 //! never freed.
 
+use super::pages::{bulk_list, bulk_stopped, retire_freed};
 use super::{sub, subcommand, Args, CmdError, Command, Ctx, Target};
 use crate::api::{self, BadName, PoolSource};
 use crate::cmd_err;
@@ -384,18 +385,25 @@ pub(super) fn pool_on_cache(ctx: &Ctx<'_>, name: &str) -> Option<(HandleId, Stri
     })
 }
 
+/// The size the `cache_obj` handles of cache `name` record: the size its
+/// `cache` handle asked for, or (a cache the shell did not create) the
+/// cache's object size. A cache the kernel does not have is the error.
+fn cache_obj_size(ctx: &Ctx<'_>, name: &str) -> Result<u64, CmdError> {
+    let row = ctx
+        .kernel
+        .kmem_cache_info(name)
+        .map_err(|e| cache_error(name, e))?;
+    Ok(match cache_handle(ctx, name) {
+        Some((_, Object::Cache { size, .. })) => size,
+        _ => u64::from(row.obj_size),
+    })
+}
+
 fn cache_alloc(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let name = args.word("NAME")?;
     let gfp = args.gfp()?;
     args.end()?;
-    let row = ctx
-        .kernel
-        .kmem_cache_info(&name)
-        .map_err(|e| cache_error(&name, e))?;
-    let size = match cache_handle(ctx, &name) {
-        Some((_, Object::Cache { size, .. })) => size,
-        _ => u64::from(row.obj_size),
-    };
+    let size = cache_obj_size(ctx, &name)?;
     let o = ctx
         .kernel
         .kmem_cache_alloc(&name, gfp)
@@ -419,19 +427,8 @@ fn cache_alloc_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> 
     let n = args.number_in("N", 1, MAX_BULK)?;
     let gfp = args.gfp()?;
     args.end()?;
-    let row = ctx
-        .kernel
-        .kmem_cache_info(&name)
-        .map_err(|e| cache_error(&name, e))?;
-    let size = match cache_handle(ctx, &name) {
-        Some((_, Object::Cache { size, .. })) => size,
-        _ => u64::from(row.obj_size),
-    };
-    let n = usize::try_from(n).map_err(|_| CmdError::new("internal: N range"))?;
-    let mut v: Vec<u64> = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| cmd_err!("out of memory for a list of {n} objects"))?;
-    v.resize(n, 0);
+    let size = cache_obj_size(ctx, &name)?;
+    let mut v = bulk_list(n, 0u64, "objects")?;
     ctx.kernel
         .kmem_cache_alloc_bulk(&name, gfp, &mut v)
         .map_err(|e| cache_error(&name, e))?;
@@ -481,26 +478,11 @@ fn cache_free_bulk(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
         }
     }
     let res = ctx.kernel.kmem_cache_free_bulk(&name, &objs);
-    let done = match res {
-        Ok(()) => ids.len(),
-        Err(e) => e.done,
-    };
-    for &id in &ids[..done] {
-        if let Ok(obj) = ctx.handles.remove(id) {
-            writeln!(ctx, "freed {id} {obj}")?;
-        }
-    }
-    match res {
-        Ok(()) => Ok(()),
-        Err(e) if e.err == MmError::NotFound => Err(cache_error(&name, e.err)),
-        Err(e) => Err(cmd_err!(
-            "kmem_cache_free_bulk stopped at {} (entry {}) after freeing {}: {}",
-            ids[e.done],
-            e.done + 1,
-            e.done,
-            e.err
-        )),
-    }
+    retire_freed(ctx, &ids, &res)?;
+    res.map_err(|e| match e.err {
+        MmError::NotFound => cache_error(&name, e.err),
+        _ => bulk_stopped("kmem_cache_free_bulk", &ids, e),
+    })
 }
 
 fn cache_destroy(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {

@@ -231,3 +231,18 @@ pub fn one(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> String {
 pub fn last_call<'a>(k: &'a Machine<'_>) -> &'a str {
     k.calls.last().map(String::as_str).unwrap_or("")
 }
+
+/// The hex bytes of a `dump` body line (`OOOOOOOO  xx .. xx  |...|`).
+pub fn dump_bytes(line: &str) -> Vec<u8> {
+    line[10..58]
+        .split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect()
+}
+
+/// All bytes a `dump` printed (the lines after its header).
+pub fn dumped(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> Vec<u8> {
+    let out = run(sh, k, line);
+    assert!(!out[0].starts_with("error"), "{line}: {out:?}");
+    out[1..].iter().flat_map(|l| dump_bytes(l)).collect()
+}
