@@ -158,6 +158,7 @@ pub use api::{
 pub use api::{slab_check_in, Api, MemHost, SlabCheck};
 pub use api::{IoApi, IoError, Owned, RawFault, Resources, Width};
 pub use api::{KernelLayout, MapBench, MapRequest, VmApi, VmError, VmState, VmTarget};
+pub use api::{VmallocApi, VmallocError};
 pub use check::{cmdline_check, Summary as CheckSummary};
 pub use cmd::{commands, Args, CmdError, Command, Ctx, Target};
 pub use handles::{Addr, HandleId, Handles, Object};
