@@ -67,6 +67,13 @@ impl AreaKind {
             AreaKind::Ioremap => "ioremap",
         }
     }
+    /// `a vmalloc` or `an ioremap`.
+    pub const fn with_article(self) -> &'static str {
+        match self {
+            AreaKind::Vmalloc => "a vmalloc",
+            AreaKind::Ioremap => "an ioremap",
+        }
+    }
     /// The function that frees this kind.
     pub const fn free_fn(self) -> &'static str {
         match self {
@@ -148,8 +155,9 @@ impl fmt::Display for VmError {
                 let sign = if offset < 0 { "-" } else { "+" };
                 write!(
                     f,
-                    "{addr:#018x} is not the start of a {kind} area: it is inside the \
+                    "{addr:#018x} is not the start of {} area: it is inside the \
                      area {area:#018x} at offset {sign}{:#x}",
+                    kind.with_article(),
                     offset.unsigned_abs()
                 )
             }
@@ -163,7 +171,8 @@ impl fmt::Display for VmError {
             ),
             VmError::WrongKind { addr, is } => write!(
                 f,
-                "{addr:#018x} is an {is} area: free it with {}",
+                "{addr:#018x} is {} area: free it with {}",
+                is.with_article(),
                 is.free_fn()
             ),
             VmError::Ram { phys } => write!(

@@ -67,7 +67,7 @@ fn area_target(ctx: &Ctx<'_>, args: &mut Args, kind: Kind) -> Result<u64, CmdErr
             (Object::Vmalloc { virt, .. }, Kind::Vmalloc)
             | (Object::Ioremap { virt, .. }, Kind::Ioremap) => Ok(*virt),
             (o, _) => Err(cmd_err!(
-                "{id} is a {} handle, not {} (free it with 'free {id}')",
+                "{id} ({}) is not {} (free it with 'free {id}')",
                 o.kind(),
                 match kind {
                     Kind::Vmalloc => "a vmalloc area",
