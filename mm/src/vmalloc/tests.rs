@@ -721,3 +721,65 @@ fn injected_page_failure_midway_rolls_back() {
     b.check().unwrap();
     v.vfree(keep, be!(b, pt)).unwrap();
 }
+
+// ----------------------------------------------------------------------
+// Over real page tables (`PagingBackend`) against the areas' own record
+// ----------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random vzalloc/vfree over real `mm::paging` tables and a caching TLB:
+    /// after each step every page of every live area translates (through the
+    /// TLB) to the frame `vmalloc_to_page` names and reads as zero, guard pages
+    /// and freed areas do not translate (the flush happened), and at the end
+    /// every frame and every page-table frame is back.
+    #[test]
+    fn vmalloc_over_real_page_tables(
+        ops in prop::collection::vec((any::<bool>(), 1u64..40, any::<u8>()), 1..40)
+    ) {
+        use crate::paging::{kernel, translate, SimTlb, TableFrames, VirtAddr};
+        let mut map = mem_map();
+        let mut b = boot(&mut map);
+        let mut mem = sim();
+        let mut tlb = SimTlb::new();
+        let root = b.alloc_table(&mut mem).unwrap();
+        kernel::preallocate_pdpts(&mut mem, &mut b, root, kernel::RUNTIME_SLOTS).unwrap();
+        let before = free_counts(&b);
+        let mut v = VmSpace::new();
+        let mut live: Vec<u64> = Vec::new();
+        let tr = |tlb: &mut SimTlb, mem: &SimMem, va: u64| {
+            tlb.translate(mem, root, VirtAddr::new(va)).map(|(p, _, _)| p.as_u64())
+        };
+        for (alloc, pages, pick) in ops {
+            if alloc || live.is_empty() {
+                let mut be = PagingBackend::new(&mut mem, &mut b, &mut tlb, root);
+                if let Ok(a) = v.vzalloc(pages * PAGE - 1, "p", &mut be) {
+                    live.push(a);
+                }
+            } else {
+                let a = live.swap_remove(pick as usize % live.len());
+                let n = v.area_info(a).unwrap().pages;
+                v.vfree(a, &mut PagingBackend::new(&mut mem, &mut b, &mut tlb, root)).unwrap();
+                for i in 0..n {
+                    prop_assert_eq!(tr(&mut tlb, &mem, a + i * PAGE), None);
+                }
+            }
+            for &a in &live {
+                let n = v.area_info(a).unwrap().pages;
+                for i in 0..n {
+                    let va = a + i * PAGE;
+                    let pfn = v.vmalloc_to_page(va).unwrap();
+                    prop_assert_eq!(tr(&mut tlb, &mem, va + 9), Some(pfn.phys() + 9));
+                    prop_assert_eq!(mem.read_u64(pfn.phys() + 8), 0);
+                }
+                prop_assert_eq!(translate(&mem, root, VirtAddr::new(a + n * PAGE)), None);
+            }
+        }
+        for a in live {
+            v.vfree(a, &mut PagingBackend::new(&mut mem, &mut b, &mut tlb, root)).unwrap();
+        }
+        prop_assert_eq!(free_counts(&b), before);
+        b.check().unwrap();
+    }
+}

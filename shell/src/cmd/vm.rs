@@ -503,9 +503,6 @@ fn dump(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
                 layout.mem_map.1
             )?;
         }
-        if s.start == VMALLOC.start || s.start == IOREMAP.start {
-            areas(ctx, s.start, s.end)?;
-        }
         if s.start == TEMP.start && ranges.is_empty() {
             writeln!(ctx, "  (empty: mapped only while the kernel uses it)")?;
         }
@@ -524,6 +521,9 @@ fn dump(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
                 },
                 alloc::format!("{}", VmFlags(r.flags)),
             )?;
+        }
+        if s.start == VMALLOC.start || s.start == IOREMAP.start {
+            areas(ctx, s.start, s.end)?;
         }
     }
     Ok(())
