@@ -37,7 +37,7 @@ use mm::slab::Slab;
 use mm::vmalloc::{VmBackend, VmSpace};
 use shell::{
     Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo,
-    VmState, Width,
+    VmState, WalkStop, Width,
 };
 use spin::Mutex;
 
@@ -95,7 +95,11 @@ fn raw_fault(f: Fault, addr: u64) -> RawFault {
     let mut r = RawFault::new(f.vector, f.error_code, addr);
     if f.vector == 14 {
         if let Ok(v) = mm::paging::VirtAddr::try_new(addr) {
-            r.walk = Some(mm::paging::walk(&DirectMap, paging::kernel_root(), v));
+            r.walk = Some(WalkStop::of(&mm::paging::walk(
+                &DirectMap,
+                paging::kernel_root(),
+                v,
+            )));
         }
     }
     r

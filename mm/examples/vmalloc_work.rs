@@ -124,11 +124,7 @@ impl<M: KernelMapper> Work for Vmalloc<M> {
     fn populate(&mut self, live: usize) {
         let areas: Vec<u64> = setup_sizes(live)
             .into_iter()
-            .map(|n| {
-                self.v
-                    .vmalloc(n << 12, "setup", be!(self))
-                    .unwrap()
-            })
+            .map(|n| self.v.vmalloc(n << 12, "setup", be!(self)).unwrap())
             .collect();
         for a in areas.into_iter().step_by(2) {
             self.v.vfree(a, be!(self)).unwrap();
@@ -139,13 +135,8 @@ impl<M: KernelMapper> Work for Vmalloc<M> {
         if self.pages_only {
             return self.pages16();
         }
-        let a = self
-            .v
-            .vmalloc(SIZE, "bench", be!(self))
-            .unwrap();
-        self.v
-            .vfree(black_box(a), be!(self))
-            .unwrap();
+        let a = self.v.vmalloc(SIZE, "bench", be!(self)).unwrap();
+        self.v.vfree(black_box(a), be!(self)).unwrap();
     }
 }
 

@@ -315,7 +315,11 @@ pub fn alloc_vm_pages<B: VmBackend + ?Sized>(
 
 /// Unmaps `pages` pages from `start` and flushes them; the first refusal, if any
 /// (the walk goes on: a page that is not mapped is unmapped already).
-fn unmap_range<B: KernelMapper + ?Sized>(pt: &mut B, start: u64, pages: u64) -> Result<(), MapError> {
+fn unmap_range<B: KernelMapper + ?Sized>(
+    pt: &mut B,
+    start: u64,
+    pages: u64,
+) -> Result<(), MapError> {
     let mut first = Ok(());
     for i in 0..pages {
         if let Err(e) = pt.unmap_page(start + i * PAGE) {

@@ -38,7 +38,7 @@ pub mod vmalloc;
 pub use bench::{bench_batch_in, BatchBench, BATCH_MAX};
 
 pub use host::{Api, MemHost};
-pub use io::{IoApi, IoError, Owned, RawFault, Resources, Width};
+pub use io::{IoApi, IoError, Owned, RawFault, Resources, WalkStop, Width};
 pub use slab::{
     bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
     kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in,
@@ -46,11 +46,11 @@ pub use slab::{
     MAX_POOLS,
 };
 pub use slab::{check_name, slab_check_in, BadName, SlabCheck};
-pub use vmalloc::{VmallocApi, VmallocError, SHELL_CALLER};
 pub use vm::{
     protected, KernelLayout, MapBench, MapRequest, VmError, VmState, VmTarget, BENCH_FLUSH_N,
     MAX_ASPACES,
 };
+pub use vmalloc::{VmallocApi, VmallocError, SHELL_CALLER};
 
 use alloc::string::String;
 use core::fmt;

@@ -10,13 +10,13 @@ use crate::api::{
     IoApi, IoError, KmallocObj, PageApi, PageBlock, PoolSource, SlabApi, VmApi, VmError, VmTarget,
 };
 use crate::api::{VmallocApi, VmallocError};
-use mm::vmalloc::CacheMode;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use mm::paging::{PageTableFlags, PhysFrame};
 use mm::resource::{Name, ResKind, ResourceError};
 use mm::slab::{DebugFlags, SlabFlags};
+use mm::vmalloc::CacheMode;
 use mm::{MmError, PageFlags, Pfn, Zone};
 
 /// A handle number, shown as `#N`.

@@ -151,7 +151,7 @@ pub use api::{
     MAX_POOLS, UNSUPPORTED,
 };
 pub use api::{slab_check_in, Api, MemHost, SlabCheck};
-pub use api::{IoApi, IoError, Owned, RawFault, Resources, Width};
+pub use api::{IoApi, IoError, Owned, RawFault, Resources, WalkStop, Width};
 pub use api::{KernelLayout, MapBench, MapRequest, VmApi, VmError, VmState, VmTarget};
 pub use api::{VmallocApi, VmallocError};
 pub use check::{cmdline_check, Summary as CheckSummary};

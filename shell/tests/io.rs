@@ -368,7 +368,11 @@ fn writes_into_what_the_kernel_owns_need_force() {
         one(&mut sh, &mut k, &format!("readb {data:#x}")),
         format!("readb({data:#018x}) = 0x99")
     );
-    let e = err(&mut sh, &mut k, &format!("poke {KERNEL_VIRT:#x} 0x99 force"));
+    let e = err(
+        &mut sh,
+        &mut k,
+        &format!("poke {KERNEL_VIRT:#x} 0x99 force"),
+    );
     assert_eq!(
         e,
         format!(

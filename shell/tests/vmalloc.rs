@@ -39,7 +39,10 @@ fn hex_bytes(line: &str) -> Vec<u8> {
     line.split("  ")
         .skip(1)
         .take(2)
-        .flat_map(|g| g.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()))
+        .flat_map(|g| {
+            g.split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap())
+        })
         .collect()
 }
 
@@ -52,7 +55,10 @@ fn vmalloc_beyond_normal_uses_unmapped_frames_end_to_end() {
     let out = run(&mut sh, &mut k, "vmalloc 20M");
     assert_eq!(
         out[0],
-        format!("#1 vmalloc size=20971520 virt={:#018x} pages=5120", VMALLOC.start)
+        format!(
+            "#1 vmalloc size=20971520 virt={:#018x} pages=5120",
+            VMALLOC.start
+        )
     );
     assert_eq!(
         out[1],
@@ -77,7 +83,11 @@ fn vmalloc_beyond_normal_uses_unmapped_frames_end_to_end() {
         assert_eq!(b[0], 0x5a);
     }
     // Page by page: a range across two scattered frames.
-    one(&mut sh, &mut k, &format!("fill {:#x} 32 0x11", first + 4080));
+    one(
+        &mut sh,
+        &mut k,
+        &format!("fill {:#x} 32 0x11", first + 4080),
+    );
     let d = run(&mut sh, &mut k, &format!("peek {:#x} 32", first + 4080));
     assert_eq!(d.len(), 3, "{d:?}");
     // The guard page faults; the message says where the walk stops (20 MiB
@@ -94,7 +104,10 @@ fn vmalloc_beyond_normal_uses_unmapped_frames_end_to_end() {
     );
     let e = run(&mut sh, &mut k, &format!("fill {:#x} 8 0 force", guard - 4));
     assert_eq!(e.len(), 1);
-    assert!(e[0].contains(&format!("at {guard:#018x}")) && e[0].contains("write"), "{e:?}");
+    assert!(
+        e[0].contains(&format!("at {guard:#018x}")) && e[0].contains("write"),
+        "{e:?}"
+    );
     // vzalloc: zeroed; dump/bzero/bcopy on the handles.
     let z = one_handle(&mut sh, &mut k, "vzalloc 8K");
     assert!(z.starts_with("#2 vmalloc size=8192 "), "{z}");
@@ -118,7 +131,10 @@ fn vmalloc_beyond_normal_uses_unmapped_frames_end_to_end() {
         )
     );
     assert!(info[1].ends_with("shell pages=2 vmalloc #2"), "{info:?}");
-    assert!(info[2].starts_with("VmallocTotal: 34359738368 kB  VmallocUsed: 20488 kB"), "{info:?}");
+    assert!(
+        info[2].starts_with("VmallocTotal: 34359738368 kB  VmallocUsed: 20488 kB"),
+        "{info:?}"
+    );
     let m = run(&mut sh, &mut k, "map").join("\n");
     assert!(
         m.contains(&format!(
@@ -131,9 +147,15 @@ fn vmalloc_beyond_normal_uses_unmapped_frames_end_to_end() {
     // free: the area, its frames and its page tables go back.
     let f = run(&mut sh, &mut k, "free #1");
     assert!(f[0].starts_with("freed #1 vmalloc"), "{f:?}");
-    assert_eq!(k.calls.last().unwrap(), &format!("vfree({:#x})", VMALLOC.start));
+    assert_eq!(
+        k.calls.last().unwrap(),
+        &format!("vfree({:#x})", VMALLOC.start)
+    );
     let e = run(&mut sh, &mut k, &format!("peek {first:#x} 4"));
-    assert!(e[0].starts_with("error: page fault"), "stale TLB entry? {e:?}");
+    assert!(
+        e[0].starts_with("error: page fault"),
+        "stale TLB entry? {e:?}"
+    );
     run(&mut sh, &mut k, "free all");
     assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
     assert_eq!(run(&mut sh, &mut k, "vmallocinfo").len(), 1);
@@ -145,15 +167,53 @@ fn vfree_and_vmalloc_misuse_is_one_error_and_changes_nothing() {
     let (mut sh, mut k) = machine(&mut map);
     let boot = run(&mut sh, &mut k, "memstat");
     let a = hex(field(&one_handle(&mut sh, &mut k, "vmalloc 3K"), "virt"));
-    let io = hex(field(&one(&mut sh, &mut k, "ioremap 0xfee00000 64"), "virt"));
-    refused(&mut sh, &mut k, &format!("vfree {:#x}", a + 8), "inside the area");
-    refused(&mut sh, &mut k, &format!("vfree {:#x}", a + 4096), "guard page");
-    refused(&mut sh, &mut k, &format!("vfree {:#x}", a + 0x10000), "not a live vmalloc area");
+    let io = hex(field(
+        &one(&mut sh, &mut k, "ioremap 0xfee00000 64"),
+        "virt",
+    ));
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("vfree {:#x}", a + 8),
+        "inside the area",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("vfree {:#x}", a + 4096),
+        "guard page",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("vfree {:#x}", a + 0x10000),
+        "not a live vmalloc area",
+    );
     refused(&mut sh, &mut k, "vfree 0x1000", "not in the vmalloc range");
-    refused(&mut sh, &mut k, &format!("vfree {io:#x}"), "free it with iounmap");
-    refused(&mut sh, &mut k, "vfree #2", "#2 (ioremap) is not a vmalloc area");
-    refused(&mut sh, &mut k, &format!("iounmap {a:#x}"), "free it with vfree");
-    refused(&mut sh, &mut k, "iounmap #1", "#1 (vmalloc) is not an ioremap area");
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("vfree {io:#x}"),
+        "free it with iounmap",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        "vfree #2",
+        "#2 (ioremap) is not a vmalloc area",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("iounmap {a:#x}"),
+        "free it with vfree",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        "iounmap #1",
+        "#1 (vmalloc) is not an ioremap area",
+    );
     refused(&mut sh, &mut k, "vfree #9", "#9");
     refused(&mut sh, &mut k, "vfree", "ADDR|#N");
     refused(&mut sh, &mut k, "vfree #1 x", "");
@@ -162,13 +222,39 @@ fn vfree_and_vmalloc_misuse_is_one_error_and_changes_nothing() {
     refused(&mut sh, &mut k, "vmalloc 100M", "out of memory");
     refused(&mut sh, &mut k, "vzalloc 100M", "out of memory");
     refused(&mut sh, &mut k, "vmalloc lots", "bad number");
-    refused(&mut sh, &mut k, &format!("vmalloc_to_page {:#x}", a + 4096), "guard page");
-    refused(&mut sh, &mut k, &format!("vmalloc_to_page {io:#x}"), "ioremap area");
-    refused(&mut sh, &mut k, "vmalloc_to_page 0x1000", "not in the vmalloc range");
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("vmalloc_to_page {:#x}", a + 4096),
+        "guard page",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("vmalloc_to_page {io:#x}"),
+        "ioremap area",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        "vmalloc_to_page 0x1000",
+        "not in the vmalloc range",
+    );
     // vfree by address retires the handle; a second vfree is an error.
     let out = run(&mut sh, &mut k, &format!("vfree {a:#x}"));
-    assert_eq!(out, vec![format!("vfree {a:#018x}: unmapped, frames freed"), "retired #1".into()]);
-    refused(&mut sh, &mut k, &format!("vfree {a:#x}"), "never allocated or freed already");
+    assert_eq!(
+        out,
+        vec![
+            format!("vfree {a:#018x}: unmapped, frames freed"),
+            "retired #1".into()
+        ]
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("vfree {a:#x}"),
+        "never allocated or freed already",
+    );
     refused(&mut sh, &mut k, "free #1", "#1");
     run(&mut sh, &mut k, "free all");
     assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
@@ -200,33 +286,72 @@ fn ioremap_maps_device_memory_uncached_or_wc() {
     let r = one(&mut sh, &mut k, &format!("readl {:#x}", v + 0x30));
     let want = u32::from_le_bytes([0x30, 0x31, 0x32, 0x33].map(|o| poison(0xfee0_0000 + o)));
     assert_eq!(r, format!("readl({:#018x}) = {want:#010x}", v + 0x30));
-    one(&mut sh, &mut k, &format!("writel {:#x} 0x12345678", v + 0x80));
+    one(
+        &mut sh,
+        &mut k,
+        &format!("writel {:#x} 0x12345678", v + 0x80),
+    );
     assert_eq!(
         one(&mut sh, &mut k, &format!("readl {:#x}", v + 0x80)),
         format!("readl({:#018x}) = 0x12345678", v + 0x80)
     );
     let w = run(&mut sh, &mut k, &format!("walk {v:#x}")).join("\n");
-    assert!(w.contains("PRESENT|WRITABLE|WRITE_THROUGH|NO_CACHE|GLOBAL|NO_EXECUTE"), "{w}");
+    assert!(
+        w.contains("PRESENT|WRITABLE|WRITE_THROUGH|NO_CACHE|GLOBAL|NO_EXECUTE"),
+        "{w}"
+    );
     // Write-combining, unaligned: the returned address keeps the offset.
     let h = one(&mut sh, &mut k, "ioremap 0xfd000010 0x2000 wc");
     let wv = hex(field(&h, "virt"));
     assert_eq!(wv & 0xfff, 0x10, "{h}");
     assert!(h.ends_with("cache=WC"), "{h}");
     let w = run(&mut sh, &mut k, &format!("walk {:#x}", wv + 0x1000)).join("\n");
-    assert!(w.contains("PRESENT|WRITABLE|WRITE_THROUGH|GLOBAL|NO_EXECUTE"), "{w}");
+    assert!(
+        w.contains("PRESENT|WRITABLE|WRITE_THROUGH|GLOBAL|NO_EXECUTE"),
+        "{w}"
+    );
     let info = run(&mut sh, &mut k, "vmallocinfo");
-    assert!(info[0].ends_with("phys=0x00000000fee00000 ioremap #1"), "{info:?}");
-    assert!(info[1].ends_with("phys=0x00000000fd000000 ioremap_wc #2"), "{info:?}");
+    assert!(
+        info[0].ends_with("phys=0x00000000fee00000 ioremap #1"),
+        "{info:?}"
+    );
+    assert!(
+        info[1].ends_with("phys=0x00000000fd000000 ioremap_wc #2"),
+        "{info:?}"
+    );
     let m = run(&mut sh, &mut k, "map").join("\n");
-    assert!(m.contains("ioremap shell phys=0x00000000fd000010 WC #2"), "{m}");
+    assert!(
+        m.contains("ioremap shell phys=0x00000000fd000010 WC #2"),
+        "{m}"
+    );
     // Refusals.
     refused(&mut sh, &mut k, "ioremap 0x100000 4096", "is RAM");
     refused(&mut sh, &mut k, "ioremap 0xff000 0x2000", "0x100000 is RAM");
     refused(&mut sh, &mut k, "ioremap 0xfee00000 0", "size 0");
-    refused(&mut sh, &mut k, "ioremap 0xffffffffffffff00 0x1000", "beyond the 52-bit");
-    refused(&mut sh, &mut k, "ioremap 0xfee00000 16 wb", "expected wc or uc");
-    refused(&mut sh, &mut k, &format!("iounmap {:#x}", wv - 0x10), "not the start");
-    refused(&mut sh, &mut k, &format!("iounmap {:#x}", wv - 0x10 + 0x3000), "guard page");
+    refused(
+        &mut sh,
+        &mut k,
+        "ioremap 0xffffffffffffff00 0x1000",
+        "beyond the 52-bit",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        "ioremap 0xfee00000 16 wb",
+        "expected wc or uc",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("iounmap {:#x}", wv - 0x10),
+        "not the start",
+    );
+    refused(
+        &mut sh,
+        &mut k,
+        &format!("iounmap {:#x}", wv - 0x10 + 0x3000),
+        "guard page",
+    );
     let out = run(&mut sh, &mut k, "iounmap #2");
     assert_eq!(out[1], "retired #2");
     let e = run(&mut sh, &mut k, &format!("peek {wv:#x} 4"));
@@ -253,6 +378,9 @@ fn dump_of_an_unmapped_mapping_names_the_walk_stop() {
         )]
     );
     let e = run(&mut sh, &mut k, "bzero #2 0 8");
-    assert!(e[0].contains("write, kernel mode; walk: PDPT entry not present"), "{e:?}");
+    assert!(
+        e[0].contains("write, kernel mode; walk: PDPT entry not present"),
+        "{e:?}"
+    );
     run(&mut sh, &mut k, "free all");
 }

@@ -252,7 +252,13 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     if let Some(fb) = info.framebuffer {
         let start = fb.phys & !0xfff;
         let len = (fb.phys + fb.pitch as u64 * fb.height as u64).next_multiple_of(4096) - start;
-        map(DIRECT_MAP_BASE + start, start, len, rw | F::WRITE_THROUGH, true);
+        map(
+            DIRECT_MAP_BASE + start,
+            start,
+            len,
+            rw | F::WRITE_THROUGH,
+            true,
+        );
     }
     map(DIRECT_MAP_BASE + 0xfee0_0000, 0xfee0_0000, 4096, dev, true);
     // The temporary window: its page table exists from now on, its entry stays

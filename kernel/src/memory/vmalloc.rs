@@ -14,7 +14,9 @@ use super::paging::{self, HwTlb};
 use super::physmem::DirectMap;
 use super::with_buddy;
 use mm::paging::FlushRange;
-use mm::vmalloc::backend::{buddy_free_pages, buddy_ram_overlap, map_kernel_page, unmap_kernel_page};
+use mm::vmalloc::backend::{
+    buddy_free_pages, buddy_ram_overlap, map_kernel_page, unmap_kernel_page,
+};
 use mm::vmalloc::{CacheMode, KernelMapper, MapError, Prot, VmBackend, VmSpace};
 use mm::{Gfp, MmError, Pfn, PhysMem};
 use spin::Mutex;

@@ -24,8 +24,8 @@
 use super::mapper::{CacheMode, KernelMapper, MapError, Prot};
 use crate::buddy::Buddy;
 use crate::paging::{
-    self, FlushRange, Mapper, PageRefs, PageSize, PageTableFlags, PhysAddr, PhysFrame,
-    TableFrames, Tlb, UnmapError, VirtAddr,
+    self, FlushRange, Mapper, PageRefs, PageSize, PageTableFlags, PhysAddr, PhysFrame, TableFrames,
+    Tlb, UnmapError, VirtAddr,
 };
 use crate::{Gfp, MmError, Pfn, PhysMem, PAGE_SIZE};
 
@@ -122,7 +122,13 @@ pub fn map_kernel_page<M: PhysMem, F: TableFrames>(
 ) -> Result<(), MapError> {
     let v = VirtAddr::try_new(virt).map_err(|_| MapError::Refused("non-canonical address"))?;
     let p = PhysAddr::try_new(phys).map_err(|_| MapError::Refused("physical address too large"))?;
-    match m.map(root, v, p, PageSize::Size4KiB, kernel_page_flags(prot, cache)) {
+    match m.map(
+        root,
+        v,
+        p,
+        PageSize::Size4KiB,
+        kernel_page_flags(prot, cache),
+    ) {
         Ok(flush) => {
             flush.ignore(); // not present before: nothing cached
             Ok(())
@@ -173,12 +179,7 @@ pub struct PagingBackend<'x, 'b, M, T> {
 
 impl<'x, 'b, M, T> PagingBackend<'x, 'b, M, T> {
     /// A backend over these parts.
-    pub fn new(
-        mem: &'x mut M,
-        buddy: &'x mut Buddy<'b>,
-        tlb: &'x mut T,
-        root: PhysFrame,
-    ) -> Self {
+    pub fn new(mem: &'x mut M, buddy: &'x mut Buddy<'b>, tlb: &'x mut T, root: PhysFrame) -> Self {
         PagingBackend {
             mem,
             buddy,

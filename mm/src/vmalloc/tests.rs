@@ -8,8 +8,8 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::*;
-use crate::sim::SimMem;
 use crate::buddy::Buddy;
+use crate::sim::SimMem;
 use crate::{Page, PhysMem, Zone};
 
 /// The backend over these borrowed parts (memory: `$mem`, or a throwaway one).
@@ -690,11 +690,14 @@ fn alloc_vm_pages_is_all_or_nothing() {
     let n = b.nr_free_pages() as usize + 1;
     let mut big = vec![Pfn(0); n];
     assert!(alloc_vm_pages(be!(b, pt), VMALLOC_GFP, &mut big).is_err());
-    assert_eq!(free_counts(&b)[..], {
-        let mut f = before;
-        f[Zone::Unmapped as usize] -= 10;
-        f
-    }[..]);
+    assert_eq!(
+        free_counts(&b)[..],
+        {
+            let mut f = before;
+            f[Zone::Unmapped as usize] -= 10;
+            f
+        }[..]
+    );
     be!(b, pt).free_pages_bulk(&out);
     assert_eq!(free_counts(&b), before);
 }

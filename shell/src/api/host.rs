@@ -36,8 +36,8 @@ use mm::buddy::{Buddy, BulkError, CheckError};
 use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::paging::{Mapper, PageRefs, TableFrames, Tlb};
 use mm::resource::{ResFlags, ResKind, Row, Span};
-use mm::vmalloc::{VmBackend, VmSpace};
 use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
+use mm::vmalloc::{VmBackend, VmSpace};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
 /// What a machine provides so that [`Api`] can implement the memory API over it:

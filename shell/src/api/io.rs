@@ -74,9 +74,9 @@ pub struct RawFault {
     /// For a page fault the faulting address (CR2); for a general-protection
     /// fault the address the access was aimed at.
     pub addr: u64,
-    /// For a page fault: the walk of `addr` in the kernel's tables, which
-    /// says where it stops (`None` when the host could not walk).
-    pub walk: Option<Walk>,
+    /// For a page fault: where the walk of `addr` in the kernel's tables
+    /// stops (`None` when the host could not walk).
+    pub walk: Option<WalkStop>,
 }
 
 impl RawFault {
@@ -93,23 +93,41 @@ impl RawFault {
 
 /// Where a page-table walk stops, as a fault message says it:
 /// `PD entry not present`, `PML4 entry has the reserved PS bit`, or the
-/// present leaf that maps the address with its rights.
-pub struct WalkStop<'a>(pub &'a Walk);
+/// present leaf that maps the address with its rights. The outcome of a
+/// [`Walk`] without its entries (small enough to travel in an error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkStop {
+    /// Where and why the walk ended.
+    pub end: WalkEnd,
+    /// For [`WalkEnd::Page`]: the leaf's flags.
+    pub leaf: PageTableFlags,
+}
 
-impl fmt::Display for WalkStop<'_> {
+impl WalkStop {
+    /// The stop of walk `w`.
+    pub fn of(w: &Walk) -> WalkStop {
+        let leaf = match w.end {
+            WalkEnd::Page { .. } => w
+                .steps()
+                .last()
+                .map_or(PageTableFlags::empty(), |s| s.flags()),
+            _ => PageTableFlags::empty(),
+        };
+        WalkStop { end: w.end, leaf }
+    }
+}
+
+impl fmt::Display for WalkStop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.end {
+        match self.end {
             WalkEnd::NotPresent { level } => write!(f, "{level} entry not present"),
             WalkEnd::Reserved { level } => write!(f, "{level} entry has the reserved PS bit"),
-            WalkEnd::Page { phys, size } => {
-                let flags = self.0.steps().last().map_or(PageTableFlags::empty(), |s| s.flags());
-                write!(
-                    f,
-                    "mapped by a present {size} page (phys {:#x}, {})",
-                    phys.as_u64(),
-                    VmFlags(flags)
-                )
-            }
+            WalkEnd::Page { phys, size } => write!(
+                f,
+                "mapped by a present {size} page (phys {:#x}, {})",
+                phys.as_u64(),
+                VmFlags(self.leaf)
+            ),
         }
     }
 }
@@ -129,7 +147,7 @@ impl fmt::Display for RawFault {
             14 => {
                 write!(f, "{code}")?;
                 match &self.walk {
-                    Some(w) => write!(f, "; walk: {}", WalkStop(w)),
+                    Some(w) => write!(f, "; walk: {w}"),
                     None => Ok(()),
                 }
             }

@@ -9,9 +9,9 @@
 //! while an allocator lock is held.
 
 use super::host::{Api, MemHost};
+use super::MemLayout;
 use super::UNSUPPORTED;
 use core::fmt;
-use super::MemLayout;
 use mm::vmalloc::{AreaInfo, AreaKind, CacheMode, VmError as AreaError, VmSpace, VmStat};
 use mm::{MmError, Pfn};
 
@@ -130,13 +130,10 @@ impl<H: MemHost> VmallocApi for Api<H> {
     fn vmalloc_zones(&self, addr: u64) -> Result<[u64; 3], VmallocError> {
         let layout = self.host.buddy(|b, _| MemLayout::from_buddy(b));
         self.host.vmspace(|v| {
-            let live = v
-                .vmalloc_areas()
-                .get(addr)
-                .ok_or(AreaError::NotAllocated {
-                    addr,
-                    kind: AreaKind::Vmalloc,
-                })?;
+            let live = v.vmalloc_areas().get(addr).ok_or(AreaError::NotAllocated {
+                addr,
+                kind: AreaKind::Vmalloc,
+            })?;
             let mut n = [0u64; 3];
             for &p in &live.data.pages {
                 n[layout.zone_of(p) as usize] += 1;

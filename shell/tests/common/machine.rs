@@ -21,7 +21,7 @@ use mm::vmalloc::{PagingBackend, VmBackend, VmSpace};
 use mm::{Page, PageFlags, Pfn, PhysMem, Zone};
 use shell::{
     Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo,
-    VmState, Width,
+    VmState, WalkStop, Width,
 };
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -532,7 +532,12 @@ impl SimHost<'_> {
     /// faults (not present, or a protection violation for a write to a
     /// read-only page; the write bit for stores), with the walk of the kernel's
     /// tables as the kernel reports it.
-    fn sim_chunks(&self, virt: u64, len: u64, write: bool) -> Result<Vec<(u64, usize, usize)>, RawFault> {
+    fn sim_chunks(
+        &self,
+        virt: u64,
+        len: u64,
+        write: bool,
+    ) -> Result<Vec<(u64, usize, usize)>, RawFault> {
         let canonical = |a: u64| (a >> 47) == 0 || (a >> 47) == 0x1ffff;
         let last = virt.saturating_add(len.saturating_sub(1));
         if !canonical(virt) || !canonical(last) {
@@ -540,7 +545,10 @@ impl SimHost<'_> {
         }
         let mut out = Vec::new();
         let mut a = virt;
-        while len > 0 {
+        if len == 0 {
+            return Ok(out);
+        }
+        loop {
             let n = ((a | 0xfff).min(last) - a + 1) as usize;
             let code = match self.sim_translate(a) {
                 Some((p, f)) if !write || f.contains(F::WRITABLE) => {
@@ -552,7 +560,11 @@ impl SimHost<'_> {
             };
             if let Some(code) = code {
                 let mut f = RawFault::new(14, code, a);
-                f.walk = Some(mm::paging::walk(&self.mem, self.vm.kernel_root, VirtAddr::new(a)));
+                f.walk = Some(WalkStop::of(&mm::paging::walk(
+                    &self.mem,
+                    self.vm.kernel_root,
+                    VirtAddr::new(a),
+                )));
                 return Err(f);
             }
             if a | 0xfff >= last {
