@@ -396,12 +396,15 @@ impl VmSpace {
     ) -> Result<u64, VmError> {
         let n = Self::pages_for(size, self.vmalloc.bounds())?;
         // Heap first (the page array, the tree node), outside every backend call.
+        // The array is as large as the caller asks: it is charged to the user
+        // (watermarks obeyed, `crate::memalloc`), so a huge request fails here
+        // instead of eating the kernel heap's reserve.
         let mut pages = Vec::new();
-        pages
-            .try_reserve_exact(n as usize)
-            .map_err(|_| VmError::HeapOutOfMemory {
+        crate::memalloc::charged_to_user(|| pages.try_reserve_exact(n as usize)).map_err(|_| {
+            VmError::HeapOutOfMemory {
                 bytes: n * core::mem::size_of::<Pfn>() as u64,
-            })?;
+            }
+        })?;
         pages.resize(n as usize, Pfn(0));
         let start = self.vmalloc.alloc(
             n,

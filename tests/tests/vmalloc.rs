@@ -104,6 +104,8 @@ fn vfree_misuse_is_one_error_each(vm: &mut Vm) -> Check {
     vm.err("vmalloc 0", "size 0 out of range")?;
     vm.err("vmalloc 0x400000000000", "out of range")?; // 64 TiB: more than the range
     vm.err("vmalloc 4G", "out of memory")?;
+    // 16 TiB fits the range, but its page array (16 GiB) does not fit the heap.
+    vm.err("vmalloc 0x100000000000", "no heap for a page array")?;
     let mid = vm.ok("memstat")?;
     ensure(mid != boot, || "the area takes memory".into())?;
     let f = vm.ok("vfree #1")?;
