@@ -5,7 +5,9 @@
 //! (`shell::Api`).
 //!
 //! Memory accesses that may fault (`trap pf` and `trap gp`, the raw memory
-//! operations `bzero`, `bcopy` and `dump`) go through the fault-safe
+//! operations `peek`..`copy`, `read*`/`write*`, `bzero`, `bcopy` and `dump`, on
+//! any kernel address: the direct map, mappings, vmalloc and ioremap areas) go
+//! through the fault-safe
 //! accessors of [`extable`]: a fault is resumed at the accessor's exception-table
 //! fixup and becomes an ordinary error, and every Rust frame returns normally.
 //!
@@ -24,6 +26,7 @@ use crate::arch::recover::{self, run_protected};
 use crate::boot::BootInfo;
 use crate::drivers::input;
 use crate::memory::paging::{self, HwTlb, KernelFrames};
+use crate::memory::vmalloc::with_vmspace;
 use crate::memory::{heap::with_slab, iomem::RESOURCES, physmem::DirectMap, with_buddy};
 use crate::{kprint, platform};
 use alloc::string::String;
@@ -31,10 +34,10 @@ use core::fmt;
 use mm::buddy::Buddy;
 use mm::paging::Mapper;
 use mm::slab::Slab;
-use mm::MmError;
+use mm::vmalloc::{VmBackend, VmSpace};
 use shell::{
     Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo,
-    VmState, Width,
+    VmState, WalkStop, Width,
 };
 use spin::Mutex;
 
@@ -43,7 +46,8 @@ use spin::Mutex;
 static POOLS: Mutex<PoolTable> = Mutex::new(PoolTable::new());
 
 /// The shell's page-table state (its address spaces, the table its commands
-/// aim at). Lock order: this, then the page-table lock, then slab, then buddy.
+/// aim at). Lock order: this, then the page-table lock, then slab, then buddy
+/// (never held together with the vm-space lock of `memory::vmalloc`).
 static VM: Mutex<Option<VmState>> = Mutex::new(None);
 
 /// The kernel's hardware as the shell's memory API needs it ([`MemHost`]: the
@@ -80,25 +84,25 @@ fn raise(t: Trap) {
     }
 }
 
-/// A raw memory access that faulted, as the memory API's error.
-fn access_error(f: Fault) -> MmError {
-    match f.vector {
-        14 => MmError::NotRam(f.cr2),
-        _ => MmError::Invalid("the access faulted (general protection)"),
-    }
-}
-
 /// A raw access to `addr` that faulted, as the shell's memory API reports it:
-/// the vector, the error code and the address (CR2 for a page fault). This is
-/// the one place that turns a CPU fault of the raw-access commands into their
-/// error; where the page-table walk stops belongs here too once the kernel has
-/// a walker to ask.
+/// the vector, the error code and the address (CR2 for a page fault), and for a
+/// page fault the walk of that address in the kernel's tables (where it stops).
+/// This is the one place that turns a CPU fault of the raw-access commands
+/// (`peek`..`copy`, `read*`/`write*`, `dump`/`bzero`/`bcopy`) into their error.
+/// Called after the accessor returned, with no lock held.
 fn raw_fault(f: Fault, addr: u64) -> RawFault {
-    RawFault {
-        vector: f.vector,
-        error_code: f.error_code,
-        addr: if f.vector == 14 { f.cr2 } else { addr },
+    let addr = if f.vector == 14 { f.cr2 } else { addr };
+    let mut r = RawFault::new(f.vector, f.error_code, addr);
+    if f.vector == 14 {
+        if let Ok(v) = mm::paging::VirtAddr::try_new(addr) {
+            r.walk = Some(WalkStop::of(&mm::paging::walk(
+                &DirectMap,
+                paging::kernel_root(),
+                v,
+            )));
+        }
     }
+    r
 }
 
 impl Platform for Hardware {
@@ -173,24 +177,6 @@ impl MemHost for Hardware {
     }
     fn mem(&self) -> &DirectMap {
         &DirectMap
-    }
-    fn fill(&mut self, virt: u64, _phys: u64, len: u64, byte: u8) -> Result<(), MmError> {
-        // SAFETY: the range lies in the direct map (checked by the caller) and
-        // inside a live object the shell allocated; a fault would be returned,
-        // not taken.
-        unsafe { extable::fill(virt, byte, len) }.map_err(access_error)
-    }
-    fn copy(&mut self, dst: (u64, u64), src: (u64, u64), len: u64) -> Result<(), MmError> {
-        // SAFETY: both ranges lie in the direct map (checked by the caller); the
-        // shell only passes ranges inside live objects it allocated; `copy`
-        // handles overlap like MOS bcopy.
-        unsafe { extable::copy(dst.0, src.0, len) }.map_err(access_error)
-    }
-    fn read(&self, virt: u64, _phys: u64, buf: &mut [u8]) -> Result<(), MmError> {
-        let dst = buf.as_mut_ptr() as u64;
-        // SAFETY: the source lies in the direct map (checked by the caller) and
-        // is only read; the destination is `buf`, which we borrow mutably.
-        unsafe { extable::copy(dst, virt, buf.len() as u64) }.map_err(access_error)
     }
     fn resources<R>(&self, f: impl FnOnce(&Resources) -> R) -> R {
         f(&RESOURCES.lock())
@@ -299,14 +285,11 @@ impl MemHost for Hardware {
             mem_map: (setup.mem_map_phys, setup.mem_map_bytes),
         }
     }
-    fn virt_phys(&self, virt: u64, _len: u64) -> Result<u64, MmError> {
-        // The accessors go through the MMU with `virt`: a missing translation
-        // faults there and is recovered; the physical address is not used.
-        let root = paging::kernel_root();
-        Ok(
-            mm::paging::translate(&DirectMap, root, mm::paging::VirtAddr::new_truncate(virt))
-                .map_or(0, |(p, _, _)| p.as_u64()),
-        )
+    fn vmspace<R>(&self, f: impl FnOnce(&VmSpace) -> R) -> R {
+        with_vmspace(|v, _| f(v))
+    }
+    fn vmspace_mut<R>(&mut self, f: impl FnOnce(&mut VmSpace, &mut dyn VmBackend) -> R) -> R {
+        with_vmspace(|v, be| f(v, be))
     }
     fn clock(&self) -> fn() -> u64 {
         crate::arch::cpu::rdtsc

@@ -31,9 +31,20 @@ use mm::buddy::Buddy;
 use mm::sim::Rng;
 use mm::vmalloc::area::AreaAlloc;
 use mm::vmalloc::{
-    AreaKind, CacheMode, FakeMapper, KernelMapper, MapError, Prot, VmSpace, VMALLOC_GFP,
+    AreaKind, CacheMode, FakeMapper, KernelMapper, Local, MapError, Prot, VmSpace, VMALLOC_GFP,
 };
 use mm::{layout, Page, Pfn, Zone};
+
+/// The backend of a [`Vmalloc`]: its buddy and mapper (zeroing is not used).
+macro_rules! be {
+    ($s:expr) => {
+        &mut Local {
+            buddy: &mut $s.b,
+            pt: &mut $s.pt,
+            mem: &mut mm::sim::SparseMem::new(0, |_| 0),
+        }
+    };
+}
 
 /// Bytes of one counted vmalloc.
 pub const SIZE: u64 = 64 << 10;
@@ -113,14 +124,10 @@ impl<M: KernelMapper> Work for Vmalloc<M> {
     fn populate(&mut self, live: usize) {
         let areas: Vec<u64> = setup_sizes(live)
             .into_iter()
-            .map(|n| {
-                self.v
-                    .vmalloc(n << 12, "setup", &mut self.b, &mut self.pt)
-                    .unwrap()
-            })
+            .map(|n| self.v.vmalloc(n << 12, "setup", be!(self)).unwrap())
             .collect();
         for a in areas.into_iter().step_by(2) {
-            self.v.vfree(a, &mut self.b, &mut self.pt).unwrap();
+            self.v.vfree(a, be!(self)).unwrap();
         }
     }
     #[inline]
@@ -128,13 +135,8 @@ impl<M: KernelMapper> Work for Vmalloc<M> {
         if self.pages_only {
             return self.pages16();
         }
-        let a = self
-            .v
-            .vmalloc(SIZE, "bench", &mut self.b, &mut self.pt)
-            .unwrap();
-        self.v
-            .vfree(black_box(a), &mut self.b, &mut self.pt)
-            .unwrap();
+        let a = self.v.vmalloc(SIZE, "bench", be!(self)).unwrap();
+        self.v.vfree(black_box(a), be!(self)).unwrap();
     }
 }
 

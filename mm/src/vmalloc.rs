@@ -16,12 +16,18 @@
 //!   virtual space) or a page-table refusal midway unmaps, frees and releases
 //!   what was taken.
 //!
-//! The page tables are reached through [`KernelMapper`] (map one page, unmap one,
-//! flush a range), which the kernel implements over its real tables and host tests
-//! over [`FakeMapper`]. Frames come from [`Buddy`]; `vzalloc` zeroes them through
-//! [`PhysMem`] (in the kernel, UNMAPPED frames through the temporary window).
+//! Everything machine-side goes through one trait, [`VmBackend`]: frames in
+//! bulk (`alloc_pages_bulk`), freeing them, the page tables ([`KernelMapper`]:
+//! map one page, unmap one, flush a range), zeroing a frame (in the kernel,
+//! UNMAPPED frames through the temporary window) and the RAM map. The kernel
+//! implements it over its locks, taking each lock for one call; `VmSpace`
+//! touches the heap (page arrays, tree nodes) only between backend calls, never
+//! inside one, so no allocator lock is ever held while the heap is used (see
+//! [`backend`]). Host tests use [`Local`] over the [`FakeMapper`], the shell's
+//! test machine [`PagingBackend`] over real `mm::paging` tables.
 
 pub mod area;
+pub mod backend;
 pub mod mapper;
 #[cfg(test)]
 mod tests;
@@ -30,11 +36,11 @@ use alloc::vec::Vec;
 use core::fmt;
 
 pub use area::{AreaAlloc, Live};
+pub use backend::{Local, PagingBackend, VmBackend};
 pub use mapper::{CacheMode, FakeMapper, KernelMapper, MapError, Prot};
 
-use crate::buddy::Buddy;
 use crate::layout::{self, Region};
-use crate::{Gfp, MmError, Pfn, PhysMem, PAGE_SIZE};
+use crate::{Gfp, MmError, Pfn, PAGE_SIZE};
 
 const PAGE: u64 = PAGE_SIZE as u64;
 
@@ -59,6 +65,13 @@ impl AreaKind {
         match self {
             AreaKind::Vmalloc => "vmalloc",
             AreaKind::Ioremap => "ioremap",
+        }
+    }
+    /// `a vmalloc` or `an ioremap`.
+    pub const fn with_article(self) -> &'static str {
+        match self {
+            AreaKind::Vmalloc => "a vmalloc",
+            AreaKind::Ioremap => "an ioremap",
         }
     }
     /// The function that frees this kind.
@@ -142,8 +155,9 @@ impl fmt::Display for VmError {
                 let sign = if offset < 0 { "-" } else { "+" };
                 write!(
                     f,
-                    "{addr:#018x} is not the start of a {kind} area: it is inside the \
+                    "{addr:#018x} is not the start of {} area: it is inside the \
                      area {area:#018x} at offset {sign}{:#x}",
+                    kind.with_article(),
                     offset.unsigned_abs()
                 )
             }
@@ -157,7 +171,8 @@ impl fmt::Display for VmError {
             ),
             VmError::WrongKind { addr, is } => write!(
                 f,
-                "{addr:#018x} is an {is} area: free it with {}",
+                "{addr:#018x} is {} area: free it with {}",
+                is.with_article(),
                 is.free_fn()
             ),
             VmError::Ram { phys } => write!(
@@ -273,42 +288,38 @@ pub struct VmStat {
     pub ioremap_areas: u64,
 }
 
-/// vmalloc's page allocation, the one place that takes its frames from the buddy
-/// allocator: appends `n` order-0 frames of `gfp` to `out`, all or none (on failure
-/// the frames it took are freed again and `out` is as before). The caller reserves
-/// `out`'s capacity. This is the shape of Linux's `alloc_pages_bulk`, which will
-/// replace the loop.
-pub fn alloc_vm_pages(
-    buddy: &mut Buddy<'_>,
+/// vmalloc's page allocation, the one place that takes its frames: fills all
+/// of `out` with order-0 frames of `gfp` through Linux's `alloc_pages_bulk`
+/// (called again while it makes progress), or none (on failure the frames it
+/// took are freed again).
+pub fn alloc_vm_pages<B: VmBackend + ?Sized>(
+    be: &mut B,
     gfp: Gfp,
-    n: usize,
-    out: &mut Vec<Pfn>,
+    out: &mut [Pfn],
 ) -> Result<(), MmError> {
-    let base = out.len();
-    for _ in 0..n {
-        match buddy.alloc_page(gfp) {
-            Ok(p) => out.push(p),
-            Err(e) => {
-                free_vm_pages(buddy, &out[base..]);
-                out.truncate(base);
-                return Err(e);
+    let mut got = 0;
+    while got < out.len() {
+        match be.alloc_pages_bulk(gfp, &mut out[got..]) {
+            Ok(n) if n > 0 => got += n,
+            r => {
+                be.free_pages_bulk(&out[..got]);
+                return Err(match r {
+                    Err(e) => e,
+                    Ok(_) => MmError::OutOfMemory,
+                });
             }
         }
     }
     Ok(())
 }
 
-/// Frees frames taken by [`alloc_vm_pages`].
-fn free_vm_pages(buddy: &mut Buddy<'_>, pages: &[Pfn]) {
-    for &p in pages {
-        let r = buddy.__free_page(p);
-        debug_assert!(r.is_ok(), "vmalloc frame {p} not freeable: {r:?}");
-    }
-}
-
 /// Unmaps `pages` pages from `start` and flushes them; the first refusal, if any
 /// (the walk goes on: a page that is not mapped is unmapped already).
-fn unmap_range(pt: &mut impl KernelMapper, start: u64, pages: u64) -> Result<(), MapError> {
+fn unmap_range<B: KernelMapper + ?Sized>(
+    pt: &mut B,
+    start: u64,
+    pages: u64,
+) -> Result<(), MapError> {
     let mut first = Ok(());
     for i in 0..pages {
         if let Err(e) = pt.unmap_page(start + i * PAGE) {
@@ -377,20 +388,24 @@ impl VmSpace {
     ///
     /// Errors (nothing changed): `BadSize`, `HeapOutOfMemory` (page array),
     /// `NoSpace` (virtual range), `OutOfMemory` (frames), `Map` (page tables).
-    pub fn vmalloc(
+    pub fn vmalloc<B: VmBackend + ?Sized>(
         &mut self,
         size: u64,
         caller: &'static str,
-        buddy: &mut Buddy<'_>,
-        pt: &mut impl KernelMapper,
+        be: &mut B,
     ) -> Result<u64, VmError> {
         let n = Self::pages_for(size, self.vmalloc.bounds())?;
+        // Heap first (the page array, the tree node), outside every backend call.
+        // The array is as large as the caller asks: it is charged to the user
+        // (watermarks obeyed, `crate::memalloc`), so a huge request fails here
+        // instead of eating the kernel heap's reserve.
         let mut pages = Vec::new();
-        pages
-            .try_reserve_exact(n as usize)
-            .map_err(|_| VmError::HeapOutOfMemory {
+        crate::memalloc::charged_to_user(|| pages.try_reserve_exact(n as usize)).map_err(|_| {
+            VmError::HeapOutOfMemory {
                 bytes: n * core::mem::size_of::<Pfn>() as u64,
-            })?;
+            }
+        })?;
+        pages.resize(n as usize, Pfn(0));
         let start = self.vmalloc.alloc(
             n,
             VmallocArea {
@@ -399,16 +414,16 @@ impl VmSpace {
                 pages: Vec::new(),
             },
         )?;
-        if let Err(e) = alloc_vm_pages(buddy, VMALLOC_GFP, n as usize, &mut pages) {
+        if let Err(e) = alloc_vm_pages(be, VMALLOC_GFP, &mut pages) {
             self.release_vmalloc_area(start);
             return Err(VmError::OutOfMemory(e));
         }
         for (i, p) in pages.iter().enumerate() {
             let virt = start + i as u64 * PAGE;
-            if let Err(e) = pt.map_page(virt, p.phys(), Prot::RW, CacheMode::WriteBack) {
+            if let Err(e) = be.map_page(virt, p.phys(), Prot::RW, CacheMode::WriteBack) {
                 // The unmap of pages this call mapped cannot be refused.
-                let _ = unmap_range(pt, start, i as u64);
-                free_vm_pages(buddy, &pages);
+                let _ = unmap_range(be, start, i as u64);
+                be.free_pages_bulk(&pages);
                 self.release_vmalloc_area(start);
                 return Err(VmError::Map(e));
             }
@@ -425,19 +440,18 @@ impl VmSpace {
     }
 
     /// Linux `vzalloc(size)`: [`vmalloc`](Self::vmalloc) with every page zeroed
-    /// (through `mem`, which reaches frames outside the direct map too).
-    pub fn vzalloc(
+    /// (through [`VmBackend::zero_page`], which reaches frames outside the
+    /// direct map too).
+    pub fn vzalloc<B: VmBackend + ?Sized>(
         &mut self,
         size: u64,
         caller: &'static str,
-        buddy: &mut Buddy<'_>,
-        pt: &mut impl KernelMapper,
-        mem: &mut impl PhysMem,
+        be: &mut B,
     ) -> Result<u64, VmError> {
-        let start = self.vmalloc(size, caller, buddy, pt)?;
+        let start = self.vmalloc(size, caller, be)?;
         if let Some(live) = self.vmalloc.get(start) {
-            for p in &live.data.pages {
-                mem.fill(p.phys(), PAGE_SIZE, 0);
+            for &p in &live.data.pages {
+                be.zero_page(p);
             }
         }
         Ok(start)
@@ -451,18 +465,15 @@ impl VmSpace {
     /// `OutOfRange`. If the page tables refuse an unmap (a page of the area was
     /// unmapped behind vmalloc's back) the area is freed all the same and the
     /// refusal is returned as `Map`.
-    pub fn vfree(
-        &mut self,
-        addr: u64,
-        buddy: &mut Buddy<'_>,
-        pt: &mut impl KernelMapper,
-    ) -> Result<(), VmError> {
+    pub fn vfree<B: VmBackend + ?Sized>(&mut self, addr: u64, be: &mut B) -> Result<(), VmError> {
         if !self.vmalloc.contains(addr) {
             return Err(self.other_kind(addr, AreaKind::Vmalloc));
         }
         let area = self.vmalloc.free(addr)?;
-        let unmapped = unmap_range(pt, addr, area.pages.len() as u64);
-        free_vm_pages(buddy, &area.pages);
+        let unmapped = unmap_range(be, addr, area.pages.len() as u64);
+        be.free_pages_bulk(&area.pages);
+        // `area.pages` goes back to the heap here, after the backend calls.
+        drop(area);
         unmapped.map_err(VmError::Map)
     }
 
@@ -503,39 +514,36 @@ impl VmSpace {
     /// Errors (nothing changed): `BadSize`, `BadPhys`, `Ram` (the range touches
     /// RAM of the memory map, reserved RAM included: a second, uncached mapping
     /// of RAM would alias the direct map's write-back one), `NoSpace`, `Map`.
-    pub fn ioremap(
+    pub fn ioremap<B: VmBackend + ?Sized>(
         &mut self,
         phys: u64,
         size: u64,
         caller: &'static str,
-        buddy: &Buddy<'_>,
-        pt: &mut impl KernelMapper,
+        be: &mut B,
     ) -> Result<u64, VmError> {
-        self.ioremap_cache(phys, size, CacheMode::Uncached, caller, buddy, pt)
+        self.ioremap_cache(phys, size, CacheMode::Uncached, caller, be)
     }
 
     /// Linux `ioremap_wc(phys, size)`: [`ioremap`](Self::ioremap) with
     /// write-combining (PAT entry 1, see [`mapper`]).
-    pub fn ioremap_wc(
+    pub fn ioremap_wc<B: VmBackend + ?Sized>(
         &mut self,
         phys: u64,
         size: u64,
         caller: &'static str,
-        buddy: &Buddy<'_>,
-        pt: &mut impl KernelMapper,
+        be: &mut B,
     ) -> Result<u64, VmError> {
-        self.ioremap_cache(phys, size, CacheMode::WriteCombining, caller, buddy, pt)
+        self.ioremap_cache(phys, size, CacheMode::WriteCombining, caller, be)
     }
 
     /// `ioremap` with any memory type (Linux's `ioremap_prot` family).
-    pub fn ioremap_cache(
+    pub fn ioremap_cache<B: VmBackend + ?Sized>(
         &mut self,
         phys: u64,
         size: u64,
         cache: CacheMode,
         caller: &'static str,
-        buddy: &Buddy<'_>,
-        pt: &mut impl KernelMapper,
+        be: &mut B,
     ) -> Result<u64, VmError> {
         if size == 0 {
             return Err(VmError::BadSize { size });
@@ -547,11 +555,8 @@ impl VmSpace {
         let first = phys - phys % PAGE;
         let last = end.div_ceil(PAGE) * PAGE;
         let n = Self::pages_for(last - first, self.ioremap.bounds())?;
-        for (s, e) in buddy.ram_ranges() {
-            let (lo, hi) = (first.max(s.phys()), last.min(e.phys()));
-            if lo < hi {
-                return Err(VmError::Ram { phys: lo.max(phys) });
-            }
+        if let Some(lo) = be.ram_overlap(first, last) {
+            return Err(VmError::Ram { phys: lo.max(phys) });
         }
         let area = IoArea {
             caller,
@@ -561,9 +566,9 @@ impl VmSpace {
         };
         let start = self.ioremap.alloc(n, area)?;
         for i in 0..n {
-            if let Err(e) = pt.map_page(start + i * PAGE, first + i * PAGE, Prot::RW, cache) {
+            if let Err(e) = be.map_page(start + i * PAGE, first + i * PAGE, Prot::RW, cache) {
                 // The unmap of pages this call mapped cannot be refused.
-                let _ = unmap_range(pt, start, i);
+                let _ = unmap_range(be, start, i);
                 let r = self.ioremap.free(start);
                 debug_assert!(r.is_ok());
                 return Err(VmError::Map(e));
@@ -579,7 +584,7 @@ impl VmSpace {
     /// Errors (nothing changed): `NotAreaStart`, `GuardPage`, `NotAllocated`,
     /// `WrongKind` (a vmalloc area), `OutOfRange`; a refused unmap as in
     /// [`vfree`](Self::vfree).
-    pub fn iounmap(&mut self, addr: u64, pt: &mut impl KernelMapper) -> Result<(), VmError> {
+    pub fn iounmap<B: VmBackend + ?Sized>(&mut self, addr: u64, be: &mut B) -> Result<(), VmError> {
         if !self.ioremap.contains(addr) {
             return Err(self.other_kind(addr, AreaKind::Ioremap));
         }
@@ -595,7 +600,7 @@ impl VmSpace {
         }
         let pages = live.size / PAGE;
         self.ioremap.free(start)?;
-        unmap_range(pt, start, pages).map_err(VmError::Map)
+        unmap_range(be, start, pages).map_err(VmError::Map)
     }
 
     /// Every live area, vmalloc ones first, each in address order.

@@ -7,7 +7,8 @@
 //!   [`SlabApi`] (kmalloc, caches, mempools, slub_debug), [`MemAccess`] (raw
 //!   memory contents) and [`Diagnostics`] (checks, self-tests, fault injection,
 //!   the benchmark), [`IoApi`] (resources, ports, MMIO, raw access to any kernel
-//!   address), [`VmApi`] (the page tables); [`MemApi`] is all of them. Every method but
+//!   address), [`VmApi`] (the page tables), [`VmallocApi`] (vmalloc and
+//!   ioremap); [`MemApi`] is all of them. Every method but
 //!   [`PageApi::mm_stat`] has a default that answers [`UNSUPPORTED`], so a fake
 //!   kernel implements only what its test needs.
 //! - [`Kernel`]: `Platform + MemApi`; what [`crate::Shell::feed`] takes.
@@ -33,10 +34,11 @@ pub mod host;
 pub mod io;
 mod slab;
 pub mod vm;
+pub mod vmalloc;
 pub use bench::{bench_batch_in, BatchBench, BATCH_MAX};
 
 pub use host::{Api, MemHost};
-pub use io::{IoApi, IoError, Owned, RawFault, Resources, Width};
+pub use io::{IoApi, IoError, Owned, RawFault, Resources, WalkStop, Width};
 pub use slab::{
     bench_kmalloc_in, cache_named, kmalloc_in, kmem_cache_alloc_in, kmem_cache_create_in,
     kmem_cache_destroy_in, kmem_cache_free_in, kmem_cache_shrink_in, slab_validate_in,
@@ -48,6 +50,7 @@ pub use vm::{
     protected, KernelLayout, MapBench, MapRequest, VmError, VmState, VmTarget, BENCH_FLUSH_N,
     MAX_ASPACES,
 };
+pub use vmalloc::{VmallocApi, VmallocError, SHELL_CALLER};
 
 use alloc::string::String;
 use core::fmt;
@@ -726,23 +729,24 @@ pub trait SlabApi {
 }
 
 /// Raw access to memory contents (`bzero`, `bcopy`, `dump`). The shell only ever
-/// passes ranges inside the memory of a live handle: the direct map, or a
-/// mapping the shell made (`map`), reached through that mapping
-/// ([`MemHost::virt_phys`]); an access that faults is an error, never a crash.
+/// passes ranges inside the memory of a live handle (the direct map, a mapping
+/// the shell made, a vmalloc or ioremap area), reached through the MMU with the
+/// fault-safe raw accessors of [`MemHost`]; an access that faults is
+/// [`IoError::Fault`] with the decoded cause, never a crash.
 #[allow(unused_variables)]
 pub trait MemAccess {
     /// MOS `bzero(b, len)`: zeroes `len` bytes at kernel virtual address `virt`.
-    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
+    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), IoError> {
+        Err(UNSUPPORTED.into())
     }
     /// MOS `bcopy(src, dst, len)`: copies `len` bytes from `src` to `dst` (kernel
     /// virtual addresses; the ranges do not overlap unless `src == dst`).
-    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
+    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), IoError> {
+        Err(UNSUPPORTED.into())
     }
     /// Reads `buf.len()` bytes at kernel virtual address `virt` (for `dump`).
-    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
-        Err(UNSUPPORTED)
+    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        Err(UNSUPPORTED.into())
     }
 }
 
@@ -895,9 +899,9 @@ pub trait VmApi {
 
 /// The whole memory API: every area. Implemented automatically; write the area
 /// traits.
-pub trait MemApi: PageApi + SlabApi + MemAccess + Diagnostics + IoApi + VmApi {}
+pub trait MemApi: PageApi + SlabApi + MemAccess + Diagnostics + IoApi + VmApi + VmallocApi {}
 
-impl<T: PageApi + SlabApi + MemAccess + Diagnostics + IoApi + VmApi> MemApi for T {}
+impl<T: PageApi + SlabApi + MemAccess + Diagnostics + IoApi + VmApi + VmallocApi> MemApi for T {}
 
 /// The cases of `selftest heap`: small boxes in every kmalloc class, a 1 MiB
 /// vector (the largest kmalloc class), a 3 MiB vector (whole pages), 4 KiB

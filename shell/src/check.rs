@@ -174,6 +174,25 @@ pub fn check_handles<M: MemApi + ?Sized>(mm: &M, handles: &Handles) -> Result<u6
             // Mappings may have been unmapped in part or whole by `unmap` or
             // `remove` (the handle then releases what is left).
             Object::Mapping { .. } | Object::Inserted { .. } => {}
+            // A live area that starts at the handle's address.
+            Object::Vmalloc { virt, .. } | Object::Ioremap { virt, .. } => {
+                let mut i = 0;
+                loop {
+                    match mm.vm_area_at(i) {
+                        Ok(Some(a)) if a.addr == *virt => {
+                            if let Object::Vmalloc { pages, .. } = obj {
+                                if a.pages != *pages {
+                                    return Err(bad(format!("the area has {} pages", a.pages)));
+                                }
+                            }
+                            break;
+                        }
+                        Ok(Some(_)) => i += 1,
+                        Ok(None) => return Err(bad("no live area starts there".into())),
+                        Err(e) => return Err(bad(format!("vm_area_at: {e}"))),
+                    }
+                }
+            }
         }
     }
     blocks.sort_unstable();

@@ -9,12 +9,14 @@
 use crate::api::{
     IoApi, IoError, KmallocObj, PageApi, PageBlock, PoolSource, SlabApi, VmApi, VmError, VmTarget,
 };
+use crate::api::{VmallocApi, VmallocError};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 use mm::paging::{PageTableFlags, PhysFrame};
 use mm::resource::{Name, ResKind, ResourceError};
 use mm::slab::{DebugFlags, SlabFlags};
+use mm::vmalloc::CacheMode;
 use mm::{MmError, PageFlags, Pfn, Zone};
 
 /// A handle number, shown as `#N`.
@@ -155,6 +157,17 @@ pub enum Object {
         pfn: Pfn,
         flags: PageTableFlags,
     },
+    /// `vmalloc`/`vzalloc`: `size` bytes asked for, `pages` frames mapped at
+    /// `virt`; released with `vfree(virt)`.
+    Vmalloc { virt: u64, size: u64, pages: u64 },
+    /// `ioremap`/`ioremap_wc` of `[phys, phys + size)` at `virt` (the address
+    /// the call returned); released with `iounmap(virt)`.
+    Ioremap {
+        virt: u64,
+        phys: u64,
+        size: u64,
+        cache: CacheMode,
+    },
 }
 
 /// A copy of `s` made with fallible allocation (`None`: out of memory).
@@ -269,6 +282,8 @@ impl Object {
             Object::Mapping { .. } => "mapping",
             Object::Aspace { .. } => "aspace",
             Object::Inserted { .. } => "insert",
+            Object::Vmalloc { .. } => "vmalloc",
+            Object::Ioremap { .. } => "ioremap",
         }
     }
 
@@ -281,7 +296,9 @@ impl Object {
             | Object::PoolObj { virt, .. }
             | Object::GfpAddr { virt, .. }
             | Object::Mapping { virt, .. }
-            | Object::Inserted { virt, .. } => Some(virt),
+            | Object::Inserted { virt, .. }
+            | Object::Vmalloc { virt, .. }
+            | Object::Ioremap { virt, .. } => Some(virt),
             Object::Aspace { .. } => None,
             Object::Pages { virt, .. }
             | Object::LinuxPages { virt, .. }
@@ -301,7 +318,7 @@ impl Object {
             | Object::GfpAddr { pfn, .. }
             | Object::MosPage { pfn, .. }
             | Object::Inserted { pfn, .. } => Some(pfn.phys()),
-            Object::Mapping { phys, .. } => Some(phys),
+            Object::Mapping { phys, .. } | Object::Ioremap { phys, .. } => Some(phys),
             Object::Aspace { root } => Some(root.start_address().as_u64()),
             Object::Region {
                 kind: ResKind::Mem,
@@ -358,6 +375,8 @@ impl Object {
                 virt,
                 ..
             } => Some((Some(virt), page)),
+            Object::Vmalloc { virt, pages, .. } => Some((Some(virt), pages.checked_mul(page)?)),
+            Object::Ioremap { virt, size, .. } => Some((Some(virt), size)),
             _ => None,
         }
     }
@@ -366,7 +385,7 @@ impl Object {
     /// reference; the `free` command refuses blocks with more than one (see
     /// [`Object::page_block`]) so that no handle disappears while its pages stay
     /// allocated.
-    pub fn release<M: PageApi + SlabApi + IoApi + VmApi + ?Sized>(
+    pub fn release<M: PageApi + SlabApi + IoApi + VmApi + VmallocApi + ?Sized>(
         &self,
         mm: &mut M,
     ) -> Result<(), MmError> {
@@ -379,7 +398,14 @@ impl Object {
             Err(VmError::Mm(e)) => Err(e),
             Err(_) => Err(MmError::Invalid("the mapping could not be removed")),
         };
+        let area = |r: Result<(), VmallocError>| match r {
+            Ok(()) => Ok(()),
+            Err(VmallocError::Mm(e)) => Err(e),
+            Err(VmallocError::Area(_)) => Err(MmError::Invalid("the area could not be freed")),
+        };
         match self {
+            Object::Vmalloc { virt, .. } => area(mm.vfree(*virt)),
+            Object::Ioremap { virt, .. } => area(mm.iounmap(*virt)),
             Object::Mapping {
                 space, virt, len, ..
             } => gone(mm.mm_unmap(*space, *virt, *len).map(|_| ())),
@@ -548,6 +574,20 @@ impl fmt::Display for Object {
             Object::Aspace { root } => {
                 write!(f, " root={}", Addr(root.start_address().as_u64()))
             }
+            Object::Vmalloc { virt, size, pages } => {
+                write!(f, " size={size} virt={} pages={pages}", Addr(*virt))
+            }
+            Object::Ioremap {
+                virt,
+                phys,
+                size,
+                cache,
+            } => write!(
+                f,
+                " size={size} phys={} virt={} cache={cache}",
+                Addr(*phys),
+                Addr(*virt)
+            ),
             Object::Inserted {
                 space,
                 virt,

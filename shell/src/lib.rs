@@ -23,14 +23,15 @@
 //!
 //! ```
 //! use core::fmt;
-//! use mm::{buddy::Buddy, sim::SimMem, slab::Slab, MmError, Page, Pfn, PhysMem, Zone};
+//! use mm::{buddy::Buddy, sim::SimMem, slab::Slab, Page, Pfn, PhysMem, Zone};
 //! use mm::paging::{Mapper, SimTlb, TableFrames};
+//! use mm::vmalloc::{PagingBackend, VmBackend, VmSpace};
 //! use shell::{Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell};
 //! use shell::{Trap, VersionInfo, VmState, Width};
 //!
 //! struct Hardware {
 //!     buddy: Buddy<'static>, slab: Box<Slab>, pools: PoolTable, mem: SimMem, res: Resources,
-//!     vm: VmState, tlb: SimTlb, layout: KernelLayout,
+//!     vm: VmState, tlb: SimTlb, layout: KernelLayout, vmspace: VmSpace,
 //! }
 //! impl fmt::Write for Hardware {
 //!     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -71,17 +72,6 @@
 //!         f(&mut self.pools, &mut self.slab, &mut self.buddy, &mut self.mem)
 //!     }
 //!     fn mem(&self) -> &SimMem { &self.mem }
-//!     fn fill(&mut self, _virt: u64, phys: u64, len: u64, byte: u8) -> Result<(), MmError> {
-//!         Ok(self.mem.fill(phys, len as usize, byte)) // the kernel: a fault-safe accessor
-//!     }
-//!     fn copy(&mut self, dst: (u64, u64), src: (u64, u64), len: u64) -> Result<(), MmError> {
-//!         let mut buf = vec![0; len as usize];
-//!         self.mem.read(src.1, &mut buf);
-//!         Ok(self.mem.write(dst.1, &buf))
-//!     }
-//!     fn read(&self, _virt: u64, phys: u64, buf: &mut [u8]) -> Result<(), MmError> {
-//!         Ok(self.mem.read(phys, buf))
-//!     }
 //!     type Frames = Buddy<'static>; // the kernel: the buddy, locked per frame
 //!     type Tlb = SimTlb; // the kernel: invlpg and a full flush
 //!     fn vm<R>(&self, f: impl FnOnce(&VmState, &SimMem) -> R) -> R {
@@ -94,8 +84,13 @@
 //!         f(&mut self.vm, &mut Mapper::new(&mut self.mem, &mut self.buddy), &mut self.tlb)
 //!     }
 //!     fn vm_layout(&self) -> KernelLayout { self.layout }
-//!     fn virt_phys(&self, virt: u64, _len: u64) -> Result<u64, MmError> {
-//!         Err(MmError::NotRam(virt)) // the kernel: the MMU translates
+//!     fn vmspace<R>(&self, f: impl FnOnce(&VmSpace) -> R) -> R {
+//!         f(&self.vmspace) // the kernel: with the vm-space lock held
+//!     }
+//!     fn vmspace_mut<R>(&mut self, f: impl FnOnce(&mut VmSpace, &mut dyn VmBackend) -> R) -> R {
+//!         let root = self.vm.kernel_root; // the kernel: locks taken per backend call
+//!         let mut be = PagingBackend::new(&mut self.mem, &mut self.buddy, &mut self.tlb, root);
+//!         f(&mut self.vmspace, &mut be)
 //!     }
 //!     fn clock(&self) -> fn() -> u64 { || 0 } // the kernel: rdtsc
 //!     fn heap_selftest(&mut self, _case: &str) -> Result<(), &'static str> { Ok(()) }
@@ -114,7 +109,7 @@
 //!     fn raw_fill(&mut self, virt: u64, _len: u64, _b: u8) -> Result<(), RawFault> { Err(fault(virt)) }
 //!     fn raw_copy(&mut self, dst: u64, _src: u64, _len: u64) -> Result<(), RawFault> { Err(fault(dst)) }
 //! }
-//! fn fault(addr: u64) -> RawFault { RawFault { vector: 14, error_code: 0, addr } }
+//! fn fault(addr: u64) -> RawFault { RawFault::new(14, 0, addr) }
 //!
 //! let map = Box::leak(vec![Page::reserved(Zone::Dma); 1024].into_boxed_slice());
 //! let mut buddy = Buddy::page_init(map, Pfn(1024), &[(Pfn(1), Pfn(1024))], &[]).unwrap();
@@ -123,7 +118,7 @@
 //! let layout = KernelLayout { text: (0, 0), rodata: (0, 0), data: (0, 0), direct_map_end: 4 << 20, mem_map: (0, 0) };
 //! let hw = Hardware {
 //!     buddy, slab: Box::new(Slab::new()), pools: PoolTable::new(), mem, res: Resources::new(),
-//!     vm: VmState::new(root), tlb: SimTlb::new(), layout,
+//!     vm: VmState::new(root), tlb: SimTlb::new(), layout, vmspace: VmSpace::new(),
 //! };
 //! let (mut sh, mut k) = (Shell::new(), Api::new(hw));
 //! sh.banner_and_prompt(&mut k);
@@ -156,8 +151,9 @@ pub use api::{
     MAX_POOLS, UNSUPPORTED,
 };
 pub use api::{slab_check_in, Api, MemHost, SlabCheck};
-pub use api::{IoApi, IoError, Owned, RawFault, Resources, Width};
+pub use api::{IoApi, IoError, Owned, RawFault, Resources, WalkStop, Width};
 pub use api::{KernelLayout, MapBench, MapRequest, VmApi, VmError, VmState, VmTarget};
+pub use api::{VmallocApi, VmallocError};
 pub use check::{cmdline_check, Summary as CheckSummary};
 pub use cmd::{commands, Args, CmdError, Command, Ctx, Target};
 pub use handles::{Addr, HandleId, Handles, Object};

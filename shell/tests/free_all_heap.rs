@@ -94,6 +94,7 @@ impl Diagnostics for K {}
 impl shell::IoApi for K {}
 
 impl shell::VmApi for K {}
+impl shell::VmallocApi for K {}
 
 impl SlabApi for K {
     fn kfree(&mut self, virt: u64) -> Result<(), MmError> {

@@ -530,7 +530,7 @@ fn bzero_and_bcopy_change_exactly_their_range() {
         (
             "bzero #5",
             "#5 cache has no memory of its own to read or write (expected kmalloc, cache_obj, \
-             pool_obj, pages, gfp_pages, gfp_addr or mos_page)",
+             pool_obj, pages, gfp_pages, gfp_addr, mos_page, mapping, insert, vmalloc or ioremap)",
         ),
         ("bcopy #9 #1", "no handle #9 (see 'handles')"),
     ];

@@ -461,7 +461,7 @@ fn every_slab_error_is_one_line_and_changes_nothing() {
         (
             "dump #1",
             "#1 cache has no memory of its own to read or write (expected kmalloc, cache_obj, \
-             pool_obj, pages, gfp_pages, gfp_addr or mos_page)"
+             pool_obj, pages, gfp_pages, gfp_addr, mos_page, mapping, insert, vmalloc or ioremap)"
                 .into(),
         ),
         ("selftest", "missing slab|heap (usage: selftest slab|heap)".into()),

@@ -16,6 +16,7 @@ mod oom;
 mod pages;
 mod slab;
 mod vm;
+mod vmalloc;
 
 fn pvh(body: fn(&mut Vm) -> Check) -> Outcome {
     with_vm(Opts::default(), body)
@@ -336,5 +337,6 @@ fn main() {
     all.extend(keyboard::scenarios());
     all.extend(io::scenarios());
     all.extend(vm::scenarios());
+    all.extend(vmalloc::scenarios());
     run_all(all, 3)
 }

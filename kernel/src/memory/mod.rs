@@ -22,11 +22,24 @@
 //!    `<interval>,<probability>,<space>,<times>`) arm fault injection; the heap's
 //!    own requests carry `Gfp::MEMALLOC` and are never failed.
 
+//!
+//! # Lock order
+//!
+//! Every lock of the memory subsystem, outermost first: the vm space
+//! ([`vmalloc::with_vmspace`]; the shell's own page-table state and mempools are
+//! at this level too, never held together with it), the page tables
+//! ([`paging::with_page_tables`]), slab ([`heap::with_slab`], which is also the
+//! kernel heap), buddy ([`with_buddy`]); the resource trees ([`iomem`]) are
+//! taken last, alone. Code holding the buddy lock never allocates from the heap;
+//! `mm::vmalloc` uses the heap only between backend calls, each of which takes
+//! the page-table or buddy lock for its own length.
+
 pub mod bootmem;
 pub mod heap;
 pub mod iomem;
 pub mod paging;
 pub mod physmem;
+pub mod vmalloc;
 
 use crate::boot::{BootInfo, MemKind};
 use bootmem::BootAlloc;
@@ -211,6 +224,9 @@ pub fn init(info: &BootInfo) {
             Err(e) => crate::kprintln!("warning: {name}={param} ignored: {e}"),
         }
     }
+    // The vmalloc/ioremap area trees, made now so that the boot numbers of
+    // `memstat` include their heap nodes.
+    vmalloc::init();
     SETUP.call_once(|| MmSetup {
         lowmem,
         ram_end,

@@ -8,7 +8,8 @@
 //!
 //! | virtual                          | what                                        |
 //! |----------------------------------|---------------------------------------------|
-//! | `DIRECT_MAP_BASE + phys`         | RAM of ZONE_DMA and ZONE_NORMAL (2 MiB pages, RW, NX), plus the framebuffer and local-APIC pages |
+//! | `DIRECT_MAP_BASE + phys`         | RAM of ZONE_DMA and ZONE_NORMAL (2 MiB pages, RW, NX), plus the framebuffer (write-combining) and local-APIC (uncached) pages |
+//! | `VMALLOC`, `IOREMAP`             | vmalloc and ioremap areas, made at run time ([`super::vmalloc`]) |
 //! | `TEMP_WINDOW`                    | one page, remapped on demand to reach an UNMAPPED frame |
 //! | `KERNEL_BASE + phys`             | the kernel image: text RX, rodata R, data+bss RW (4 KiB pages, NX where not text) |
 //!
@@ -16,8 +17,8 @@
 //! `DIRECT_MAP_BASE + frame` (`mm::PhysMem` over [`DirectMap`]). At boot they come
 //! from the boot frame allocator (and stay reserved), later from the buddy
 //! allocator ([`KernelFrames`]: ZONE_NORMAL, then ZONE_DMA), which takes the buddy
-//! lock once per frame. Lock order: the page-table lock ([`with_page_tables`]),
-//! then slab, then buddy.
+//! lock once per frame. Lock order: the vm-space lock of [`super::vmalloc`],
+//! then the page-table lock ([`with_page_tables`]), then slab, then buddy.
 //!
 //! The PAT is programmed as Linux does: entry 1 is write-combining, so a leaf
 //! with `WRITE_THROUGH` alone is WC and `NO_CACHE|WRITE_THROUGH` is UC.
@@ -243,13 +244,21 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
             map(DIRECT_MAP_BASE + s, s, e - s, rw, false);
         }
     }
-    // Device pages at their direct-map addresses: framebuffer and local APIC
-    // (uncached: PCD|PWT, PAT entry 3).
+    // Device pages at their direct-map addresses: the framebuffer
+    // write-combining (PWT alone: PAT entry 1, programmed below before CR3
+    // switches to these tables), as Linux maps framebuffers with ioremap_wc;
+    // the local APIC uncached (PCD|PWT, PAT entry 3).
     let dev = F::WRITABLE | F::NO_EXECUTE | F::NO_CACHE | F::WRITE_THROUGH;
     if let Some(fb) = info.framebuffer {
         let start = fb.phys & !0xfff;
         let len = (fb.phys + fb.pitch as u64 * fb.height as u64).next_multiple_of(4096) - start;
-        map(DIRECT_MAP_BASE + start, start, len, rw, true);
+        map(
+            DIRECT_MAP_BASE + start,
+            start,
+            len,
+            rw | F::WRITE_THROUGH,
+            true,
+        );
     }
     map(DIRECT_MAP_BASE + 0xfee0_0000, 0xfee0_0000, 4096, dev, true);
     // The temporary window: its page table exists from now on, its entry stays
@@ -270,8 +279,9 @@ pub fn build_and_switch(info: &BootInfo, lowmem_end: u64, alloc: &mut BootAlloc)
     // SAFETY: the new tables map everything the kernel touches from here on (its
     // image incl. stacks, the direct map of RAM, devices); EFER.NXE and CR0.WP
     // only make the hardware enforce the rights written above. The PAT change
-    // keeps entries 0 (WB) and 3 (UC), the only ones mapped so far, and the CR3
-    // write that follows flushes the TLB.
+    // keeps entries 0 (WB) and 3 (UC) and makes entry 1 WC; the loader's tables
+    // still in use map nothing through entry 1, the new ones (which do: the
+    // framebuffer) are loaded after it, and the CR3 write flushes the TLB.
     unsafe {
         Msr::new(IA32_PAT).write(PAT_LINUX);
         Efer::update(|e| e.insert(EferFlags::NO_EXECUTE_ENABLE));

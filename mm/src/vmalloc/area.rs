@@ -201,6 +201,18 @@ impl<T> AreaAlloc<T> {
             }
             _ => self.insert_free(start, end - start),
         }
+        if self.live.is_empty() {
+            // Nothing live: start over with fresh trees, so that the heap
+            // holds exactly what it held before the first allocation (a
+            // B-tree keeps an emptied root node; `free all` must give
+            // everything back).
+            let region = Region {
+                name: "",
+                start: self.start,
+                size: self.end - self.start,
+            };
+            *self = AreaAlloc::new(self.kind, region);
+        }
         Ok(live.data)
     }
 

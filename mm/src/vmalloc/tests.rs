@@ -8,8 +8,27 @@ use std::vec::Vec;
 use proptest::prelude::*;
 
 use super::*;
+use crate::buddy::Buddy;
 use crate::sim::SimMem;
-use crate::{Page, Zone};
+use crate::{Page, PhysMem, Zone};
+
+/// The backend over these borrowed parts (memory: `$mem`, or a throwaway one).
+macro_rules! be {
+    ($b:expr, $pt:expr) => {
+        &mut Local {
+            buddy: &mut $b,
+            pt: &mut $pt,
+            mem: &mut crate::sim::SparseMem::new(0, |_| 0xa5),
+        }
+    };
+    ($b:expr, $pt:expr, $mem:expr) => {
+        &mut Local {
+            buddy: &mut $b,
+            pt: &mut $pt,
+            mem: &mut $mem,
+        }
+    };
+}
 
 const BASE: u64 = layout::VMALLOC.start;
 
@@ -233,7 +252,7 @@ fn vmalloc_maps_unmapped_frames_first_with_a_guard_page() {
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
     let before = free_counts(&b);
-    let a = v.vmalloc(5 * PAGE - 100, "test", &mut b, &mut pt).unwrap();
+    let a = v.vmalloc(5 * PAGE - 100, "test", be!(b, pt)).unwrap();
     assert_eq!(a, layout::VMALLOC.start);
     assert_eq!(pt.ptes.len(), 5);
     for i in 0..5 {
@@ -261,10 +280,10 @@ fn vmalloc_maps_unmapped_frames_first_with_a_guard_page() {
     );
     assert_eq!(after[..2], before[..2]);
     // The next area starts after the guard page.
-    let c = v.vmalloc(1, "test", &mut b, &mut pt).unwrap();
+    let c = v.vmalloc(1, "test", be!(b, pt)).unwrap();
     assert_eq!(c, a + 6 * PAGE);
-    v.vfree(a, &mut b, &mut pt).unwrap();
-    v.vfree(c, &mut b, &mut pt).unwrap();
+    v.vfree(a, be!(b, pt)).unwrap();
+    v.vfree(c, be!(b, pt)).unwrap();
     assert!(pt.ptes.is_empty() && pt.stale.is_empty());
     assert_eq!(free_counts(&b), before);
     b.check().unwrap();
@@ -280,7 +299,7 @@ fn vmalloc_falls_back_to_normal_then_dma() {
     let unmapped = before[Zone::Unmapped as usize];
     let normal = before[Zone::Normal as usize];
     let n = unmapped + normal + 10;
-    let a = v.vmalloc(n * PAGE, "big", &mut b, &mut pt).unwrap();
+    let a = v.vmalloc(n * PAGE, "big", be!(b, pt)).unwrap();
     let zones: Vec<Zone> = (0..n)
         .map(|i| b.zone_of(v.vmalloc_to_page(a + i * PAGE).unwrap()))
         .collect();
@@ -293,7 +312,7 @@ fn vmalloc_falls_back_to_normal_then_dma() {
     assert!(zones[(unmapped + normal) as usize..]
         .iter()
         .all(|&z| z == Zone::Dma));
-    v.vfree(a, &mut b, &mut pt).unwrap();
+    v.vfree(a, be!(b, pt)).unwrap();
     assert_eq!(free_counts(&b), before);
 }
 
@@ -304,7 +323,7 @@ fn vzalloc_zeroes_frames_outside_the_direct_map() {
     let mut mem = sim();
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
-    let a = v.vzalloc(3 * PAGE, "z", &mut b, &mut pt, &mut mem).unwrap();
+    let a = v.vzalloc(3 * PAGE, "z", be!(b, pt, mem)).unwrap();
     let mut buf = vec![0xffu8; PAGE_SIZE];
     for i in 0..3 {
         let phys = pt.translate(a + i * PAGE).unwrap();
@@ -313,7 +332,7 @@ fn vzalloc_zeroes_frames_outside_the_direct_map() {
         assert!(buf.iter().all(|&x| x == 0));
     }
     // vmalloc does not zero: the simulated RAM's fill shows through.
-    let c = v.vmalloc(PAGE, "nz", &mut b, &mut pt).unwrap();
+    let c = v.vmalloc(PAGE, "nz", be!(b, pt)).unwrap();
     mem.read(pt.translate(c).unwrap(), &mut buf);
     assert!(buf.iter().all(|&x| x == 0xa5));
 }
@@ -324,9 +343,9 @@ fn vfree_misuse_is_reported_and_changes_nothing() {
     let mut b = boot(&mut map);
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
-    let a = v.vmalloc(2 * PAGE, "t", &mut b, &mut pt).unwrap();
+    let a = v.vmalloc(2 * PAGE, "t", be!(b, pt)).unwrap();
     let io = v
-        .ioremap(HOLE.0 as u64 * PAGE, 16, "dev", &b, &mut pt)
+        .ioremap(HOLE.0 as u64 * PAGE, 16, "dev", be!(b, pt))
         .unwrap();
     let snap = snapshot(&v, &b, &pt);
     let k = AreaKind::Vmalloc;
@@ -387,12 +406,12 @@ fn vfree_misuse_is_reported_and_changes_nothing() {
         ),
     ];
     for (addr, want) in cases {
-        assert_eq!(v.vfree(addr, &mut b, &mut pt), Err(want), "{addr:#x}");
+        assert_eq!(v.vfree(addr, be!(b, pt)), Err(want), "{addr:#x}");
         assert!(!want.to_string().is_empty());
     }
     assert_eq!(snapshot(&v, &b, &pt), snap);
     assert_eq!(
-        v.iounmap(a, &mut pt),
+        v.iounmap(a, be!(b, pt)),
         Err(VmError::WrongKind {
             addr: a,
             is: AreaKind::Vmalloc
@@ -405,9 +424,9 @@ fn vfree_misuse_is_reported_and_changes_nothing() {
             is: AreaKind::Ioremap
         })
     );
-    v.vfree(a, &mut b, &mut pt).unwrap();
+    v.vfree(a, be!(b, pt)).unwrap();
     assert_eq!(
-        v.vfree(a, &mut b, &mut pt),
+        v.vfree(a, be!(b, pt)),
         Err(VmError::NotAllocated { addr: a, kind: k })
     );
     assert_eq!(
@@ -433,17 +452,17 @@ fn vmalloc_out_of_memory_midway_rolls_back() {
     let mut b = boot(&mut map);
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
-    let keep = v.vmalloc(3 * PAGE, "keep", &mut b, &mut pt).unwrap();
+    let keep = v.vmalloc(3 * PAGE, "keep", be!(b, pt)).unwrap();
     let snap = snapshot(&v, &b, &pt);
     let total = b.nr_free_pages();
-    let r = v.vmalloc((total + 1) * PAGE, "too big", &mut b, &mut pt);
+    let r = v.vmalloc((total + 1) * PAGE, "too big", be!(b, pt));
     assert!(matches!(r, Err(VmError::OutOfMemory(_))), "{r:?}");
     assert_eq!(snapshot(&v, &b, &pt), snap);
     assert_eq!(v.vmalloc_areas().check(), Ok(()));
     b.check().unwrap();
     // The page tables fail midway: the mapped pages are unmapped and flushed.
     pt.fail_after = Some(3);
-    let r = v.vmalloc(8 * PAGE, "pt", &mut b, &mut pt);
+    let r = v.vmalloc(8 * PAGE, "pt", be!(b, pt));
     assert_eq!(r, Err(VmError::Map(MapError::OutOfMemory)));
     assert_eq!(snapshot(&v, &b, &pt), snap);
     assert!(pt.stale.is_empty(), "rolled-back pages were flushed");
@@ -454,21 +473,21 @@ fn vmalloc_out_of_memory_midway_rolls_back() {
         region(layout::IOREMAP.start, 4),
     );
     assert_eq!(
-        small.vmalloc(4 * PAGE, "x", &mut b, &mut pt),
+        small.vmalloc(4 * PAGE, "x", be!(b, pt)),
         Err(VmError::BadSize { size: 4 * PAGE })
     );
-    let x = small.vmalloc(2 * PAGE, "x", &mut b, &mut pt).unwrap();
+    let x = small.vmalloc(2 * PAGE, "x", be!(b, pt)).unwrap();
     assert_eq!(
-        small.vmalloc(PAGE, "y", &mut b, &mut pt),
+        small.vmalloc(PAGE, "y", be!(b, pt)),
         Err(VmError::NoSpace {
             kind: AreaKind::Vmalloc,
             size: PAGE
         })
     );
-    small.vfree(x, &mut b, &mut pt).unwrap();
-    v.vfree(keep, &mut b, &mut pt).unwrap();
+    small.vfree(x, be!(b, pt)).unwrap();
+    v.vfree(keep, be!(b, pt)).unwrap();
     assert_eq!(
-        v.vmalloc(0, "zero", &mut b, &mut pt),
+        v.vmalloc(0, "zero", be!(b, pt)),
         Err(VmError::BadSize { size: 0 })
     );
 }
@@ -485,19 +504,19 @@ fn random_vmalloc_vfree_leaks_nothing() {
     for _ in 0..2000 {
         if live.is_empty() || rng.below(3) != 0 {
             let size = 1 + rng.below(20 * PAGE);
-            if let Ok(a) = v.vmalloc(size, "fuzz", &mut b, &mut pt) {
+            if let Ok(a) = v.vmalloc(size, "fuzz", be!(b, pt)) {
                 live.push(a);
             }
         } else {
             let i = rng.below(live.len() as u64) as usize;
             let a = live.swap_remove(i);
-            v.vfree(a, &mut b, &mut pt).unwrap();
+            v.vfree(a, be!(b, pt)).unwrap();
         }
         let mapped: u64 = v.areas().map(|a| a.pages).sum();
         assert_eq!(mapped, pt.ptes.len() as u64);
     }
     for a in live {
-        v.vfree(a, &mut b, &mut pt).unwrap();
+        v.vfree(a, be!(b, pt)).unwrap();
     }
     assert_eq!(free_counts(&b), boot_free);
     assert!(pt.ptes.is_empty() && pt.stale.is_empty());
@@ -511,13 +530,13 @@ fn random_vmalloc_vfree_leaks_nothing() {
 #[test]
 fn ioremap_maps_covering_pages_uncached_or_wc() {
     let mut map = mem_map();
-    let b = boot(&mut map);
+    let mut b = boot(&mut map);
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
     let dev = HOLE.0 as u64 * PAGE;
     // Unaligned: 0x30 bytes before a page boundary, 0x40 bytes long: two pages.
     let phys = dev + PAGE - 0x30;
-    let a = v.ioremap(phys, 0x40, "apic", &b, &mut pt).unwrap();
+    let a = v.ioremap(phys, 0x40, "apic", be!(b, pt)).unwrap();
     assert_eq!(a, layout::IOREMAP.start + PAGE - 0x30);
     assert_eq!(pt.translate(a), Some(phys));
     assert_eq!(pt.translate(a + 0x3f), Some(phys + 0x3f));
@@ -525,7 +544,7 @@ fn ioremap_maps_covering_pages_uncached_or_wc() {
     for pte in pt.ptes.values() {
         assert_eq!((pte.prot, pte.cache), (Prot::RW, CacheMode::Uncached));
     }
-    let w = v.ioremap_wc(dev, 3 * PAGE, "fb", &b, &mut pt).unwrap();
+    let w = v.ioremap_wc(dev, 3 * PAGE, "fb", be!(b, pt)).unwrap();
     assert_eq!(w, layout::IOREMAP.start + 3 * PAGE);
     assert_eq!(pt.ptes[&w].cache, CacheMode::WriteCombining);
     assert_eq!(pt.ptes[&w].cache.pte_bits(), mapper::PTE_PWT);
@@ -543,7 +562,7 @@ fn ioremap_maps_covering_pages_uncached_or_wc() {
     // iounmap wants the exact address ioremap returned.
     let base = a - a % PAGE;
     assert_eq!(
-        v.iounmap(base, &mut pt),
+        v.iounmap(base, be!(b, pt)),
         Err(VmError::NotAreaStart {
             addr: base,
             kind: AreaKind::Ioremap,
@@ -552,22 +571,22 @@ fn ioremap_maps_covering_pages_uncached_or_wc() {
         })
     );
     assert_eq!(
-        v.iounmap(base + 2 * PAGE, &mut pt),
+        v.iounmap(base + 2 * PAGE, be!(b, pt)),
         Err(VmError::GuardPage {
             addr: base + 2 * PAGE,
             kind: AreaKind::Ioremap,
             area: base
         })
     );
-    v.iounmap(a, &mut pt).unwrap();
+    v.iounmap(a, be!(b, pt)).unwrap();
     assert_eq!(
-        v.iounmap(a, &mut pt),
+        v.iounmap(a, be!(b, pt)),
         Err(VmError::NotAllocated {
             addr: a,
             kind: AreaKind::Ioremap
         })
     );
-    v.iounmap(w, &mut pt).unwrap();
+    v.iounmap(w, be!(b, pt)).unwrap();
     assert!(pt.ptes.is_empty() && pt.stale.is_empty());
     assert_eq!(
         v.ioremap_areas().free_ranges().collect::<Vec<_>>(),
@@ -578,49 +597,49 @@ fn ioremap_maps_covering_pages_uncached_or_wc() {
 #[test]
 fn ioremap_refuses_ram_and_bad_ranges() {
     let mut map = mem_map();
-    let b = boot(&mut map);
+    let mut b = boot(&mut map);
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
     let dev = HOLE.0 as u64 * PAGE;
     let hole_end = HOLE.1 as u64 * PAGE;
     assert_eq!(
-        v.ioremap(0x10_0000, 8, "ram", &b, &mut pt),
+        v.ioremap(0x10_0000, 8, "ram", be!(b, pt)),
         Err(VmError::Ram { phys: 0x10_0000 })
     );
     // The last byte touches RAM.
     assert_eq!(
-        v.ioremap(hole_end - 8, 9, "edge", &b, &mut pt),
+        v.ioremap(hole_end - 8, 9, "edge", be!(b, pt)),
         Err(VmError::Ram { phys: hole_end })
     );
     assert_eq!(
-        v.ioremap(dev - 1, 2, "edge", &b, &mut pt),
+        v.ioremap(dev - 1, 2, "edge", be!(b, pt)),
         Err(VmError::Ram { phys: dev - 1 })
     );
     assert_eq!(
-        v.ioremap(dev, 0, "z", &b, &mut pt),
+        v.ioremap(dev, 0, "z", be!(b, pt)),
         Err(VmError::BadSize { size: 0 })
     );
     assert_eq!(
-        v.ioremap(u64::MAX, 2, "wrap", &b, &mut pt),
+        v.ioremap(u64::MAX, 2, "wrap", be!(b, pt)),
         Err(VmError::BadPhys {
             phys: u64::MAX,
             size: 2
         })
     );
     assert_eq!(
-        v.ioremap(MAX_PHYS - 4, 8, "wide", &b, &mut pt),
+        v.ioremap(MAX_PHYS - 4, 8, "wide", be!(b, pt)),
         Err(VmError::BadPhys {
             phys: MAX_PHYS - 4,
             size: 8
         })
     );
     // Above the machine's RAM: device memory (the local APIC, say).
-    assert!(v.ioremap(0xfee0_0000, 0x400, "lapic", &b, &mut pt).is_ok());
+    assert!(v.ioremap(0xfee0_0000, 0x400, "lapic", be!(b, pt)).is_ok());
     // A page-table refusal midway rolls back.
     let snap = snapshot(&v, &b, &pt);
     pt.fail_after = Some(1);
     assert_eq!(
-        v.ioremap_wc(dev, 4 * PAGE, "fb", &b, &mut pt),
+        v.ioremap_wc(dev, 4 * PAGE, "fb", be!(b, pt)),
         Err(VmError::Map(MapError::OutOfMemory))
     );
     assert_eq!(snapshot(&v, &b, &pt), snap);
@@ -633,10 +652,10 @@ fn vmallocinfo_lists_every_area() {
     let mut b = boot(&mut map);
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
-    v.vmalloc(4 * PAGE, "shell", &mut b, &mut pt).unwrap();
-    v.ioremap_wc(0xfd00_0000, 2 * PAGE, "fb", &b, &mut pt)
+    v.vmalloc(4 * PAGE, "shell", be!(b, pt)).unwrap();
+    v.ioremap_wc(0xfd00_0000, 2 * PAGE, "fb", be!(b, pt))
         .unwrap();
-    v.ioremap(0xfee0_0010, 4, "lapic", &b, &mut pt).unwrap();
+    v.ioremap(0xfee0_0010, 4, "lapic", be!(b, pt)).unwrap();
     let mut s = String::new();
     v.vmallocinfo(&mut s).unwrap();
     assert_eq!(
@@ -663,16 +682,23 @@ fn vmallocinfo_lists_every_area() {
 fn alloc_vm_pages_is_all_or_nothing() {
     let mut map = mem_map();
     let mut b = boot(&mut map);
+    let mut pt = FakeMapper::new();
     let before = free_counts(&b);
-    let mut out = vec![Pfn(7)];
-    out.reserve(10);
-    alloc_vm_pages(&mut b, VMALLOC_GFP, 10, &mut out).unwrap();
-    assert_eq!(out.len(), 11);
+    let mut out = vec![Pfn(0); 10];
+    alloc_vm_pages(be!(b, pt), VMALLOC_GFP, &mut out).unwrap();
+    assert!(out.iter().all(|&p| p != Pfn(0)));
     let n = b.nr_free_pages() as usize + 1;
-    let mut big = Vec::with_capacity(n);
-    assert!(alloc_vm_pages(&mut b, VMALLOC_GFP, n, &mut big).is_err());
-    assert!(big.is_empty());
-    free_vm_pages(&mut b, &out[1..]);
+    let mut big = vec![Pfn(0); n];
+    assert!(alloc_vm_pages(be!(b, pt), VMALLOC_GFP, &mut big).is_err());
+    assert_eq!(
+        free_counts(&b)[..],
+        {
+            let mut f = before;
+            f[Zone::Unmapped as usize] -= 10;
+            f
+        }[..]
+    );
+    be!(b, pt).free_pages_bulk(&out);
     assert_eq!(free_counts(&b), before);
 }
 
@@ -682,19 +708,81 @@ fn injected_page_failure_midway_rolls_back() {
     let mut b = boot(&mut map);
     let mut pt = FakeMapper::new();
     let mut v = VmSpace::new();
-    let keep = v.vmalloc(2 * PAGE, "keep", &mut b, &mut pt).unwrap();
+    let keep = v.vmalloc(2 * PAGE, "keep", be!(b, pt)).unwrap();
     let snap = snapshot(&v, &b, &pt);
     // fail_page_alloc: 5 pages of budget, then every call fails.
     b.set_fail_page_alloc(Some(crate::fault::FaultConfig {
         space: 5,
         ..crate::fault::FaultConfig::ALWAYS
     }));
-    let r = v.vmalloc(12 * PAGE, "injected", &mut b, &mut pt);
+    let r = v.vmalloc(12 * PAGE, "injected", be!(b, pt));
     assert_eq!(r, Err(VmError::OutOfMemory(MmError::OutOfMemory)));
     assert!(b.fail_page_alloc().injected() > 0);
     b.set_fail_page_alloc(None);
     assert_eq!(snapshot(&v, &b, &pt), snap);
     assert_eq!(v.vmalloc_areas().check(), Ok(()));
     b.check().unwrap();
-    v.vfree(keep, &mut b, &mut pt).unwrap();
+    v.vfree(keep, be!(b, pt)).unwrap();
+}
+
+// ----------------------------------------------------------------------
+// Over real page tables (`PagingBackend`) against the areas' own record
+// ----------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Random vzalloc/vfree over real `mm::paging` tables and a caching TLB:
+    /// after each step every page of every live area translates (through the
+    /// TLB) to the frame `vmalloc_to_page` names and reads as zero, guard pages
+    /// and freed areas do not translate (the flush happened), and at the end
+    /// every frame and every page-table frame is back.
+    #[test]
+    fn vmalloc_over_real_page_tables(
+        ops in prop::collection::vec((any::<bool>(), 1u64..40, any::<u8>()), 1..40)
+    ) {
+        use crate::paging::{kernel, translate, SimTlb, TableFrames, VirtAddr};
+        let mut map = mem_map();
+        let mut b = boot(&mut map);
+        let mut mem = sim();
+        let mut tlb = SimTlb::new();
+        let root = b.alloc_table(&mut mem).unwrap();
+        kernel::preallocate_pdpts(&mut mem, &mut b, root, kernel::RUNTIME_SLOTS).unwrap();
+        let before = free_counts(&b);
+        let mut v = VmSpace::new();
+        let mut live: Vec<u64> = Vec::new();
+        let tr = |tlb: &mut SimTlb, mem: &SimMem, va: u64| {
+            tlb.translate(mem, root, VirtAddr::new(va)).map(|(p, _, _)| p.as_u64())
+        };
+        for (alloc, pages, pick) in ops {
+            if alloc || live.is_empty() {
+                let mut be = PagingBackend::new(&mut mem, &mut b, &mut tlb, root);
+                if let Ok(a) = v.vzalloc(pages * PAGE - 1, "p", &mut be) {
+                    live.push(a);
+                }
+            } else {
+                let a = live.swap_remove(pick as usize % live.len());
+                let n = v.area_info(a).unwrap().pages;
+                v.vfree(a, &mut PagingBackend::new(&mut mem, &mut b, &mut tlb, root)).unwrap();
+                for i in 0..n {
+                    prop_assert_eq!(tr(&mut tlb, &mem, a + i * PAGE), None);
+                }
+            }
+            for &a in &live {
+                let n = v.area_info(a).unwrap().pages;
+                for i in 0..n {
+                    let va = a + i * PAGE;
+                    let pfn = v.vmalloc_to_page(va).unwrap();
+                    prop_assert_eq!(tr(&mut tlb, &mem, va + 9), Some(pfn.phys() + 9));
+                    prop_assert_eq!(mem.read_u64(pfn.phys() + 8), 0);
+                }
+                prop_assert_eq!(translate(&mem, root, VirtAddr::new(a + n * PAGE)), None);
+            }
+        }
+        for a in live {
+            v.vfree(a, &mut PagingBackend::new(&mut mem, &mut b, &mut tlb, root)).unwrap();
+        }
+        prop_assert_eq!(free_counts(&b), before);
+        b.check().unwrap();
+    }
 }

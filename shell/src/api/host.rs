@@ -37,6 +37,7 @@ use mm::fault::{FaultAttr, FaultConfig, FaultSite};
 use mm::paging::{Mapper, PageRefs, TableFrames, Tlb};
 use mm::resource::{ResFlags, ResKind, Row, Span};
 use mm::slab::{CacheInfo, ObjectInfo, Slab, SlabFlags, SlabReport, SlubDebugOutcome};
+use mm::vmalloc::{VmBackend, VmSpace};
 use mm::{Gfp, MmError, MmStat, PageFlags, PageState, Pfn, PhysMem, Zone};
 
 /// What a machine provides so that [`Api`] can implement the memory API over it:
@@ -76,15 +77,6 @@ pub trait MemHost {
     /// The memory, for translating addresses outside the locks.
     fn mem(&self) -> &Self::Mem;
 
-    /// Writes `len` bytes of `byte` at `virt` (physical `phys`; the whole range
-    /// is in the direct map). A fault is an error, never a crash.
-    fn fill(&mut self, virt: u64, phys: u64, len: u64, byte: u8) -> Result<(), MmError>;
-    /// Copies `len` bytes; `dst` and `src` are `(virt, phys)` of ranges in the
-    /// direct map, which do not overlap unless they are equal.
-    fn copy(&mut self, dst: (u64, u64), src: (u64, u64), len: u64) -> Result<(), MmError>;
-    /// Reads `buf.len()` bytes at `virt` (physical `phys`, in the direct map).
-    fn read(&self, virt: u64, phys: u64, buf: &mut [u8]) -> Result<(), MmError>;
-
     /// Runs `f` with the resource trees, for reading (a lock of its own,
     /// taken after every other one; nothing inside allocates).
     fn resources<R>(&self, f: impl FnOnce(&Resources) -> R) -> R;
@@ -99,9 +91,14 @@ pub trait MemHost {
     /// `rep outs`: writes `buf` as `buf.len() / width` writes to `port`.
     fn port_out_str(&mut self, port: u16, width: Width, buf: &[u8]);
     /// The physical address behind kernel virtual address `virt` in the running
-    /// page tables, `None` if it is not mapped.
+    /// page tables (as the CPU would translate it), `None` if it is not mapped.
+    /// The one translation hook: the write checks ask it page by page.
     fn translate(&self, virt: u64) -> Option<u64>;
-    /// Loads `width` bytes at any kernel virtual address; a fault is returned.
+    /// Loads `width` bytes at any kernel virtual address; a fault is returned
+    /// (for a page fault with the walk of the faulting address in the
+    /// kernel's tables, [`RawFault::walk`]). The raw hooks are the only
+    /// memory accessors: `peek`/`poke`/`fill`/`copy`/`read*`/`write*` and
+    /// `dump`/`bzero`/`bcopy` all use them.
     fn raw_load(&self, virt: u64, width: Width) -> Result<u64, RawFault>;
     /// Stores the low `width` bytes of `value` at any kernel virtual address.
     fn raw_store(&mut self, virt: u64, width: Width, value: u64) -> Result<(), RawFault>;
@@ -130,14 +127,14 @@ pub trait MemHost {
     ) -> R;
     /// The kernel's fixed layout.
     fn vm_layout(&self) -> KernelLayout;
-    /// For a range outside the direct map (a mapping the shell made): the
-    /// physical address that [`MemHost::fill`], [`MemHost::copy`] and
-    /// [`MemHost::read`] want with its virtual one. Where the accessors go
-    /// through the MMU (the kernel) the virtual address is what counts and a
-    /// missing translation faults and is recovered; the test machine
-    /// translates through its TLB and fails where nothing is mapped.
-    fn virt_phys(&self, virt: u64, len: u64) -> Result<u64, MmError>;
-
+    /// Runs `f` with the vmalloc and ioremap areas, for reading (the kernel:
+    /// the vm-space lock, taken before the page-table lock).
+    fn vmspace<R>(&self, f: impl FnOnce(&VmSpace) -> R) -> R;
+    /// Runs `f` with the vmalloc and ioremap areas and their backend (frames,
+    /// page tables, zeroing). `f` may allocate from the heap; the backend takes
+    /// the page-table and buddy locks inside each of its calls only
+    /// (`mm::vmalloc::backend`).
+    fn vmspace_mut<R>(&mut self, f: impl FnOnce(&mut VmSpace, &mut dyn VmBackend) -> R) -> R;
     /// The cycle counter for `bench kmalloc` (read inside the slab lock).
     fn clock(&self) -> Self::Clock;
     /// Runs one case of [`HEAP_SELFTESTS`](super::HEAP_SELFTESTS) against the
@@ -210,16 +207,6 @@ impl<H: Platform> Platform for Api<H> {
     fn trap(&mut self, trap: Trap) -> Result<(), &'static str> {
         self.host.trap(trap)
     }
-}
-
-/// The physical start of `[virt, virt + len)` if all of it is in the direct map.
-fn direct_range(mem: &impl PhysMem, virt: u64, len: u64) -> Result<u64, MmError> {
-    let phys = mem.phys_of(virt).ok_or(MmError::NotRam(virt))?;
-    let last = virt
-        .checked_add(len.saturating_sub(1))
-        .ok_or(MmError::NotRam(virt))?;
-    mem.phys_of(last).ok_or(MmError::NotRam(last))?;
-    Ok(phys)
 }
 
 impl<H: MemHost> PageApi for Api<H> {
@@ -482,31 +469,22 @@ impl<H: MemHost> SlabApi for Api<H> {
     }
 }
 
-impl<H: MemHost> Api<H> {
-    /// The physical start of a range the shell reads or writes: in the direct
-    /// map, or else in a mapping the shell made ([`MemHost::virt_phys`]).
-    fn access_range(&self, virt: u64, len: u64) -> Result<u64, MmError> {
-        direct_range(self.host.mem(), virt, len)
-            .or_else(|e| self.host.virt_phys(virt, len).map_err(|_| e))
-    }
-}
-
 impl<H: MemHost> MemAccess for Api<H> {
-    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), MmError> {
+    fn bzero(&mut self, virt: u64, len: u64) -> Result<(), IoError> {
         self.host.log(format_args!("bzero({virt:#x}, {len})"));
-        let phys = self.access_range(virt, len)?;
-        self.host.fill(virt, phys, len, 0)
+        last_of(virt, len)?;
+        Ok(self.host.raw_fill(virt, len, 0)?)
     }
-    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), MmError> {
+    fn bcopy(&mut self, src: u64, dst: u64, len: u64) -> Result<(), IoError> {
         self.host
             .log(format_args!("bcopy({src:#x}, {dst:#x}, {len})"));
-        let s = self.access_range(src, len)?;
-        let d = self.access_range(dst, len)?;
-        self.host.copy((dst, d), (src, s), len)
+        last_of(src, len)?;
+        last_of(dst, len)?;
+        Ok(self.host.raw_copy(dst, src, len)?)
     }
-    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), MmError> {
-        let phys = self.access_range(virt, buf.len() as u64)?;
-        self.host.read(virt, phys, buf)
+    fn read_bytes(&self, virt: u64, buf: &mut [u8]) -> Result<(), IoError> {
+        last_of(virt, buf.len() as u64)?;
+        Ok(self.host.raw_read(virt, buf)?)
     }
 }
 

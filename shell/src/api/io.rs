@@ -12,7 +12,9 @@
 //! reserved RAM) are refused with [`IoError::Refused`] unless forced.
 
 use super::UNSUPPORTED;
+use crate::handles::VmFlags;
 use core::fmt;
+use mm::paging::{PageTableFlags, Walk, WalkEnd};
 use mm::resource::{ResFlags, ResKind, ResourceError, Row, Span};
 use mm::MmError;
 
@@ -72,6 +74,62 @@ pub struct RawFault {
     /// For a page fault the faulting address (CR2); for a general-protection
     /// fault the address the access was aimed at.
     pub addr: u64,
+    /// For a page fault: where the walk of `addr` in the kernel's tables
+    /// stops (`None` when the host could not walk).
+    pub walk: Option<WalkStop>,
+}
+
+impl RawFault {
+    /// A fault without a walk.
+    pub const fn new(vector: u8, error_code: u64, addr: u64) -> RawFault {
+        RawFault {
+            vector,
+            error_code,
+            addr,
+            walk: None,
+        }
+    }
+}
+
+/// Where a page-table walk stops, as a fault message says it:
+/// `PD entry not present`, `PML4 entry has the reserved PS bit`, or the
+/// present leaf that maps the address with its rights. The outcome of a
+/// [`Walk`] without its entries (small enough to travel in an error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalkStop {
+    /// Where and why the walk ended.
+    pub end: WalkEnd,
+    /// For [`WalkEnd::Page`]: the leaf's flags.
+    pub leaf: PageTableFlags,
+}
+
+impl WalkStop {
+    /// The stop of walk `w`.
+    pub fn of(w: &Walk) -> WalkStop {
+        let leaf = match w.end {
+            WalkEnd::Page { .. } => w
+                .steps()
+                .last()
+                .map_or(PageTableFlags::empty(), |s| s.flags()),
+            _ => PageTableFlags::empty(),
+        };
+        WalkStop { end: w.end, leaf }
+    }
+}
+
+impl fmt::Display for WalkStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.end {
+            WalkEnd::NotPresent { level } => write!(f, "{level} entry not present"),
+            WalkEnd::Reserved { level } => write!(f, "{level} entry has the reserved PS bit"),
+            WalkEnd::Page { phys, size } => write!(
+                f,
+                "mapped by a present {size} page (phys {:#x}, {})",
+                phys.as_u64(),
+                VmFlags(self.leaf)
+            ),
+        }
+    }
 }
 
 impl fmt::Display for RawFault {
@@ -86,7 +144,13 @@ impl fmt::Display for RawFault {
         };
         write!(f, "{name} at {:#018x}", self.addr)?;
         match self.vector {
-            14 => write!(f, "{code}"),
+            14 => {
+                write!(f, "{code}")?;
+                match &self.walk {
+                    Some(w) => write!(f, "; walk: {w}"),
+                    None => Ok(()),
+                }
+            }
             13 if self.error_code == 0 => {
                 f.write_str(" (a non-canonical address, or an access the CPU refuses)")
             }

@@ -23,6 +23,7 @@ mod mem;
 pub mod pages;
 pub mod slab;
 pub mod vm;
+mod vmalloc;
 
 pub use args::{Args, Target};
 
@@ -172,7 +173,7 @@ use core::fmt::Write as _;
 
 /// The command tables of the areas, in the order `help` lists them. Each
 /// area's table sits next to its handlers.
-pub static AREAS: [&[Command]; 7] = [
+pub static AREAS: [&[Command]; 8] = [
     base::COMMANDS,
     mem::COMMANDS,
     slab::COMMANDS,
@@ -180,6 +181,7 @@ pub static AREAS: [&[Command]; 7] = [
     pages::COMMANDS,
     io::COMMANDS,
     vm::COMMANDS,
+    vmalloc::COMMANDS,
 ];
 
 /// Every command, in the order `help` lists them.

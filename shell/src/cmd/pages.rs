@@ -778,7 +778,8 @@ fn handle_memory(ctx: &Ctx<'_>, id: HandleId) -> Result<(u64, u64), CmdError> {
         )),
         None => Err(cmd_err!(
             "{id} {} has no memory of its own to read or write (expected kmalloc, \
-             cache_obj, pool_obj, pages, gfp_pages, gfp_addr or mos_page)",
+             cache_obj, pool_obj, pages, gfp_pages, gfp_addr, mos_page, mapping, insert, \
+             vmalloc or ioremap)",
             obj.kind()
         )),
     }

@@ -553,6 +553,44 @@ fn dump(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
                 alloc::format!("{}", VmFlags(r.flags)),
             )?;
         }
+        if s.start == VMALLOC.start || s.start == IOREMAP.start {
+            areas(ctx, s.start, s.end)?;
+        }
+    }
+    Ok(())
+}
+
+/// The live vmalloc/ioremap areas that start in `[start, end)`, one line each:
+/// `  area START-END SIZE kind caller [phys=P cache] [#N]` (the guard page not
+/// included). Nothing for a kernel without vmalloc.
+fn areas(ctx: &mut Ctx<'_>, start: u64, end: u64) -> Result<(), CmdError> {
+    let mut i = 0;
+    while let Ok(Some(a)) = ctx.kernel.vm_area_at(i) {
+        i += 1;
+        if a.start < start || a.start >= end {
+            continue;
+        }
+        let id = ctx.handles.iter().find_map(|(id, o)| {
+            matches!(o, Object::Vmalloc { virt, .. } | Object::Ioremap { virt, .. } if *virt == a.addr)
+                .then_some(id)
+        });
+        write!(
+            ctx,
+            "  area {}-{} {:>6} {} {}",
+            Addr(a.start),
+            Addr(a.start + a.pages * 4096),
+            Size(a.pages * 4096),
+            a.kind,
+            a.caller
+        )?;
+        match a.phys {
+            Some(p) => write!(ctx, " phys={} {}", Addr(p), a.cache)?,
+            None => write!(ctx, " pages={}", a.pages)?,
+        }
+        match id {
+            Some(id) => writeln!(ctx, " {id}")?,
+            None => writeln!(ctx)?,
+        }
     }
     Ok(())
 }

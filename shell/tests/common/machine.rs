@@ -17,10 +17,11 @@ use mm::layout::{DIRECT_MAP_BASE, TEMP_WINDOW};
 use mm::paging::{Mapper, PageTableFlags as F, PhysAddr, PhysFrame, SimTlb, TableFrames, VirtAddr};
 use mm::resource::{ResFlags, ResKind};
 use mm::slab::Slab;
-use mm::{MmError, Page, PageFlags, Pfn, PhysMem, Zone};
+use mm::vmalloc::{PagingBackend, VmBackend, VmSpace};
+use mm::{Page, PageFlags, Pfn, PhysMem, Zone};
 use shell::{
     Api, KernelLayout, MemHost, Platform, PoolTable, RawFault, Resources, Shell, Trap, VersionInfo,
-    VmState, Width,
+    VmState, WalkStop, Width,
 };
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -98,6 +99,8 @@ pub struct SimHost<'a> {
     pub tlb: RefCell<SimTlb>,
     /// The simulated kernel's layout.
     pub layout: KernelLayout,
+    /// The vmalloc and ioremap areas (over the simulated page tables).
+    pub vmspace: VmSpace,
 }
 
 /// The kernel "image" seen through its own mapping: physical `p` of
@@ -321,6 +324,7 @@ pub fn machine_with<'a>(
         out: String::new(),
         calls: Vec::new(),
         vm: VmState::new(root),
+        vmspace: VmSpace::new(),
         tlb: RefCell::new(SimTlb::new()),
         layout,
         mem,
@@ -398,20 +402,6 @@ impl<'a> MemHost for SimHost<'a> {
     fn mem(&self) -> &SimMem {
         &self.mem
     }
-    fn fill(&mut self, _virt: u64, phys: u64, len: u64, byte: u8) -> Result<(), MmError> {
-        self.mem.fill(phys, len as usize, byte);
-        Ok(())
-    }
-    fn copy(&mut self, dst: (u64, u64), src: (u64, u64), len: u64) -> Result<(), MmError> {
-        let mut buf = vec![0u8; len as usize];
-        self.mem.read(src.1, &mut buf);
-        self.mem.write(dst.1, &buf);
-        Ok(())
-    }
-    fn read(&self, _virt: u64, phys: u64, buf: &mut [u8]) -> Result<(), MmError> {
-        self.mem.read(phys, buf);
-        Ok(())
-    }
     fn resources<R>(&self, f: impl FnOnce(&Resources) -> R) -> R {
         f(&self.resources)
     }
@@ -440,15 +430,7 @@ impl<'a> MemHost for SimHost<'a> {
         }
     }
     fn translate(&self, virt: u64) -> Option<u64> {
-        if let Some(p) = self.mem.phys_of(virt) {
-            return Some(p);
-        }
-        let (ks, ke) = (
-            u64::from(self.kernel.0) << 12,
-            u64::from(self.kernel.1) << 12,
-        );
-        let p = virt.checked_sub(KERNEL_BASE)?;
-        (ks..ke).contains(&p).then_some(p)
+        self.sim_translate(virt).map(|(p, _)| p)
     }
     fn raw_load(&self, virt: u64, width: Width) -> Result<u64, RawFault> {
         let mut b = [0u8; 8];
@@ -457,26 +439,29 @@ impl<'a> MemHost for SimHost<'a> {
     }
     fn raw_store(&mut self, virt: u64, width: Width, value: u64) -> Result<(), RawFault> {
         let w = width.bytes() as usize;
-        let phys = self.sim_range(virt, w as u64, true)?;
-        self.mem.write(phys, &value.to_le_bytes()[..w]);
+        for (phys, off, n) in self.sim_chunks(virt, w as u64, true)? {
+            self.mem.write(phys, &value.to_le_bytes()[off..off + n]);
+        }
         Ok(())
     }
     fn raw_read(&self, virt: u64, buf: &mut [u8]) -> Result<(), RawFault> {
-        let phys = self.sim_range(virt, buf.len() as u64, false)?;
-        self.mem.read(phys, buf);
+        for (phys, off, n) in self.sim_chunks(virt, buf.len() as u64, false)? {
+            self.mem.read(phys, &mut buf[off..off + n]);
+        }
         Ok(())
     }
     fn raw_fill(&mut self, virt: u64, len: u64, byte: u8) -> Result<(), RawFault> {
-        let phys = self.sim_range(virt, len, true)?;
-        self.mem.fill(phys, len as usize, byte);
+        for (phys, _, n) in self.sim_chunks(virt, len, true)? {
+            self.mem.fill(phys, n, byte);
+        }
         Ok(())
     }
     fn raw_copy(&mut self, dst: u64, src: u64, len: u64) -> Result<(), RawFault> {
-        let s = self.sim_range(src, len, false)?;
-        let d = self.sim_range(dst, len, true)?;
         let mut buf = vec![0u8; len as usize];
-        self.mem.read(s, &mut buf);
-        self.mem.write(d, &buf);
+        self.raw_read(src, &mut buf)?;
+        for (phys, off, n) in self.sim_chunks(dst, len, true)? {
+            self.mem.write(phys, &buf[off..off + n]);
+        }
         Ok(())
     }
     type Frames = Buddy<'a>;
@@ -498,24 +483,14 @@ impl<'a> MemHost for SimHost<'a> {
     fn vm_layout(&self) -> KernelLayout {
         self.layout
     }
-    fn virt_phys(&self, virt: u64, len: u64) -> Result<u64, MmError> {
-        // As the CPU would: through the TLB, page by page, contiguous.
-        let mut tlb = self.tlb.borrow_mut();
-        let tr = |tlb: &mut SimTlb, v: u64| {
-            let va = VirtAddr::try_new(v).map_err(|_| MmError::NotRam(v))?;
-            tlb.translate(&self.mem, self.vm.kernel_root, va)
-                .map(|(p, _, _)| p.as_u64())
-                .ok_or(MmError::NotRam(v))
-        };
-        let phys = tr(&mut tlb, virt)?;
-        let mut v = (virt & !0xfff) + 0x1000;
-        while v < virt + len {
-            if tr(&mut tlb, v)? != phys + (v - virt) {
-                return Err(MmError::Invalid("not physically contiguous"));
-            }
-            v += 0x1000;
-        }
-        Ok(phys)
+    fn vmspace<R>(&self, f: impl FnOnce(&VmSpace) -> R) -> R {
+        f(&self.vmspace)
+    }
+    fn vmspace_mut<R>(&mut self, f: impl FnOnce(&mut VmSpace, &mut dyn VmBackend) -> R) -> R {
+        let tlb = &mut *self.tlb.borrow_mut();
+        let root = self.vm.kernel_root;
+        let mut be = PagingBackend::new(&mut self.mem, &mut self.b, tlb, root);
+        f(&mut self.vmspace, &mut be)
     }
     fn clock(&self) -> Self::Clock {
         let clock = Rc::clone(&self.clock);
@@ -541,38 +516,62 @@ impl<'a> MemHost for SimHost<'a> {
 }
 
 impl SimHost<'_> {
-    /// The physical start of `[virt, virt + len)` if every page of it is mapped
-    /// (physically contiguous in the simulation: the direct map or the image),
-    /// else the fault the CPU would raise: #GP for a non-canonical address, #PF
-    /// (not present; write bit for stores) at the first unmapped byte.
-    fn sim_range(&self, virt: u64, len: u64, write: bool) -> Result<u64, RawFault> {
+    /// The translation of `virt` as the CPU would make it (through the TLB),
+    /// with the leaf's flags.
+    fn sim_translate(&self, virt: u64) -> Option<(u64, F)> {
+        let va = VirtAddr::try_new(virt).ok()?;
+        self.tlb
+            .borrow_mut()
+            .translate(&self.mem, self.vm.kernel_root, va)
+            .map(|(p, _, f)| (p.as_u64(), f))
+    }
+
+    /// `[virt, virt + len)` page by page as `(phys, offset, bytes)`, if every
+    /// page is mapped (and writable for a write); else the fault the CPU would
+    /// raise: #GP for a non-canonical address, #PF at the first page that
+    /// faults (not present, or a protection violation for a write to a
+    /// read-only page; the write bit for stores), with the walk of the kernel's
+    /// tables as the kernel reports it.
+    fn sim_chunks(
+        &self,
+        virt: u64,
+        len: u64,
+        write: bool,
+    ) -> Result<Vec<(u64, usize, usize)>, RawFault> {
         let canonical = |a: u64| (a >> 47) == 0 || (a >> 47) == 0x1ffff;
         let last = virt.saturating_add(len.saturating_sub(1));
         if !canonical(virt) || !canonical(last) {
-            return Err(RawFault {
-                vector: 13,
-                error_code: 0,
-                addr: virt,
-            });
+            return Err(RawFault::new(13, 0, virt));
         }
-        let start = self.translate(virt);
+        let mut out = Vec::new();
         let mut a = virt;
+        if len == 0 {
+            return Ok(out);
+        }
         loop {
-            let ok = match (start, self.translate(a)) {
-                (Some(s), Some(p)) => p == s + (a - virt),
-                _ => false,
+            let n = ((a | 0xfff).min(last) - a + 1) as usize;
+            let code = match self.sim_translate(a) {
+                Some((p, f)) if !write || f.contains(F::WRITABLE) => {
+                    out.push((p, (a - virt) as usize, n));
+                    None
+                }
+                Some(_) => Some(3),
+                None => Some(if write { 2 } else { 0 }),
             };
-            if !ok {
-                return Err(RawFault {
-                    vector: 14,
-                    error_code: if write { 2 } else { 0 },
-                    addr: a,
-                });
+            if let Some(code) = code {
+                let mut f = RawFault::new(14, code, a);
+                f.walk = Some(WalkStop::of(&mm::paging::walk(
+                    &self.mem,
+                    self.vm.kernel_root,
+                    VirtAddr::new(a),
+                )));
+                return Err(f);
             }
             if a | 0xfff >= last {
-                return Ok(start.unwrap_or(0));
+                break;
             }
             a = (a | 0xfff) + 1;
         }
+        Ok(out)
     }
 }

@@ -158,6 +158,7 @@ impl Diagnostics for Fake {}
 
 impl shell::IoApi for Fake {}
 impl shell::VmApi for Fake {}
+impl shell::VmallocApi for Fake {}
 
 /// A shell that has printed its banner and first prompt, and its fake kernel.
 pub fn boot() -> (Shell, Fake) {
