@@ -94,7 +94,7 @@ fn pfn(r: &mut Rng, sh: &Shell) -> String {
 fn line(r: &mut Rng, sh: &Shell) -> String {
     let c = format!("c{}", r.below(3));
     let p = format!("p{}", r.below(3));
-    match r.below(50) {
+    match r.below(58) {
         0..=2 => format!(
             "pages {} {} {}",
             [1, 1, 2, 3, 4, 7, 16, 63, 0, 64][r.below(10) as usize],
@@ -227,6 +227,78 @@ fn line(r: &mut Rng, sh: &Shell) -> String {
                 "inl 0xfffe",
             ])
             .into(),
+        45 => format!(
+            "{} {}",
+            r.pick(&["vmalloc", "vzalloc"]),
+            r.pick(&["1", "4096", "5000", "64K", "1M", "0", "-1", "1G", "zz"])
+        ),
+        46 => {
+            let v = mm::layout::VMALLOC.start + (r.below(64) << 12) + r.below(2) * 8;
+            match r.below(3) {
+                0 => format!("vfree {}", handle(r, sh)),
+                1 => format!("vfree {v:#x}"),
+                _ => format!("vmalloc_to_page {v:#x}"),
+            }
+        }
+        47 => match r.below(3) {
+            0 => format!(
+                "ioremap {:#x} {} {}",
+                [0xfee0_0000u64, 0xfed0_0000, 0x1000, 0xfee0_0010][r.below(4) as usize],
+                r.pick(&["4096", "1", "0", "8K", "2M"]),
+                r.pick(&["", "wc", "uc"])
+            ),
+            1 => format!("iounmap {}", handle(r, sh)),
+            _ => format!(
+                "iounmap {:#x}",
+                mm::layout::IOREMAP.start + (r.below(4) << 12)
+            ),
+        },
+        48 => {
+            let virt = [
+                0x40_0000 + (r.below(16) << 12),
+                0xffff_e200_0000_0000 + (r.below(64) << 12),
+                mm::layout::VMALLOC.start,
+            ][r.below(3) as usize];
+            match r.below(6) {
+                0 => format!(
+                    "map {virt:#x} {} {} {} {}",
+                    handle(r, sh),
+                    [4096, 8192, 0x20_0000, 0][r.below(4) as usize],
+                    r.pick(&["", "rw", "ro", "rwx", "bogus"]),
+                    r.pick(&["", "4k", "2m"])
+                ),
+                1 => format!(
+                    "unmap {virt:#x} {}",
+                    [4096, 0x20_0000, 0][r.below(3) as usize]
+                ),
+                2 => format!("{} {virt:#x}", r.pick(&["lookup", "remove", "walk"])),
+                3 => format!("pgdir_walk {virt:#x} {}", r.pick(&["", "create"])),
+                4 => format!(
+                    "insert {} {virt:#x} {}",
+                    pfn(r, sh),
+                    r.pick(&["", "rw", "ro"])
+                ),
+                _ => format!(
+                    "aspace {}",
+                    r.pick(&["new", "use #1", "use #2", "use kernel", ""])
+                ),
+            }
+        }
+        49 => match r.below(3) {
+            0 => format!("alloc_pages_bulk {} {}", r.below(40), r.pick(GFPS)),
+            1 => format!("cache alloc_bulk {c} {}", r.below(20)),
+            _ => format!(
+                "{} {}-{}",
+                r.pick(&["free_pages_bulk", "cache free_bulk c0"]),
+                handle(r, sh),
+                handle(r, sh)
+            ),
+        },
+        // `wx` and `map` walk every kernel mapping (milliseconds here): rarely.
+        50 => match r.below(16) {
+            0 => r.pick(&["wx", "map"]).into(),
+            _ => r.pick(&["vmallocinfo", "handles", "aspace"]).into(),
+        },
         _ => {
             // Garbage: printable, a few editing bytes, high bytes; never CR,
             // LF, ESC or Ctrl-C, which have meanings of their own.
@@ -255,7 +327,19 @@ fn feed(sh: &mut Shell, k: &mut Machine<'_>, line: &str) -> String {
 /// Drops the extra references `get_page` took, so that `free all` can free
 /// every block.
 fn drop_extra_refs(sh: &mut Shell, k: &mut Machine<'_>) -> Vec<String> {
+    // References held by mappings (`insert`, and the address spaces that hold
+    // them) are not extra: release those handles first, then count.
+    let holders: Vec<_> = sh
+        .handles()
+        .iter()
+        .filter(|(_, o)| matches!(o, Object::Inserted { .. } | Object::Aspace { .. }))
+        .map(|(id, _)| id)
+        .collect();
     let mut lines = Vec::new();
+    for id in holders.into_iter().rev() {
+        let out = feed(sh, k, &format!("free {id}"));
+        assert_eq!(error_lines(&out), 0, "free {id}: {out}");
+    }
     let blocks: Vec<_> = sh
         .handles()
         .iter()

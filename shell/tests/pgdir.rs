@@ -91,3 +91,68 @@ fn pgdir_walk_finds_entries_and_creates_tables_only_in_an_address_space() {
     run(&mut sh, &mut k, "free all");
     assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
 }
+
+/// A page's reference held by an `insert` mapping stays the mapping's: dropping
+/// the block handle's own reference retires the handle (the page lives on while
+/// mapped), and a put that would take the mapping's reference is refused. Found
+/// by `fuzz_lines`: `put_page` on the handle, then `free all` freed the page
+/// through the mapping and again through the handle.
+#[test]
+fn put_page_never_takes_a_mappings_reference() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = run(&mut sh, &mut k, "memstat");
+    one(&mut sh, &mut k, "pages 1");
+    let ins = run(&mut sh, &mut k, "insert #1 0x400000");
+    assert!(ins[0].starts_with("#2 insert"), "{ins:?}");
+    let out = run(&mut sh, &mut k, "put_page #1");
+    assert_eq!(out.len(), 3, "{out:?}");
+    assert!(out[0].ends_with("refcount=1"), "{out:?}");
+    assert_eq!(out[1], "the remaining references belong to insert mappings");
+    assert!(out[2].starts_with("retired #1 pages"), "{out:?}");
+    assert!(one(&mut sh, &mut k, "check").starts_with("check: ok"));
+    // The page is still mapped and allocated; removing the mapping frees it.
+    let l = run(&mut sh, &mut k, "lookup 0x400000");
+    assert!(
+        l[0].contains("-> pfn") && l[1].ends_with("refcount=1"),
+        "{l:?}"
+    );
+    run(&mut sh, &mut k, "free all");
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+
+    // A mapping unmapped behind its handle's back still counts (conservative):
+    // the put is refused with one error line and nothing changes.
+    one(&mut sh, &mut k, "pages 1");
+    run(&mut sh, &mut k, "insert #3 0x400000");
+    run(&mut sh, &mut k, "unmap 0x400000 4096");
+    let out = run(&mut sh, &mut k, "put_page #3");
+    assert_eq!(error_lines(&out.join("\r\n")), 1, "{out:?}");
+    assert!(out[0].contains("held by 1 insert mapping"), "{out:?}");
+    run(&mut sh, &mut k, "free all");
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+}
+
+/// The raw frees follow the same rule as `put_page` (found by `fuzz_lines`:
+/// `__free_pages` on the block, then `free all` freed the page twice).
+#[test]
+fn raw_frees_never_take_a_mappings_reference() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = run(&mut sh, &mut k, "memstat");
+    let p = one(&mut sh, &mut k, "pages 1");
+    let pfn = field(&p, "pfn").to_string();
+    run(&mut sh, &mut k, "insert #1 0x400000");
+    let out = run(&mut sh, &mut k, &format!("__free_pages {pfn} 0"));
+    assert_eq!(
+        out[0],
+        format!("__free_pages: pfn={pfn} reference dropped; the rest belong to insert mappings")
+    );
+    assert!(out[1].starts_with("retired #1 pages"), "{out:?}");
+    assert!(one(&mut sh, &mut k, "check").starts_with("check: ok"));
+    // Only the mapping's reference is left: a raw free may not take it.
+    let out = run(&mut sh, &mut k, &format!("free_pages {pfn} 1"));
+    assert_eq!(error_lines(&out.join("\r\n")), 1, "{out:?}");
+    run(&mut sh, &mut k, "free all");
+    assert!(one(&mut sh, &mut k, "check").starts_with("check: ok"));
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+}

@@ -118,7 +118,7 @@ fn size(r: &mut Rng) -> String {
 fn line(r: &mut Rng, s: &Seen) -> String {
     let c = format!("c{}", r.below(3));
     let p = format!("p{}", r.below(3));
-    match r.below(48) {
+    match r.below(54) {
         0 | 1 => format!(
             "pages {} {} {}",
             [1, 2, 3, 4, 16, 63, 0, 64][r.below(8) as usize],
@@ -263,6 +263,32 @@ fn line(r: &mut Rng, s: &Seen) -> String {
             s.handle(r),
             s.handle(r)
         ),
+        41 => format!(
+            "{} {}",
+            r.pick(&["vmalloc", "vzalloc"]),
+            r.pick(&["1", "4096", "64K", "1M", "0", "64G"])
+        ),
+        42 => {
+            let v = mm::layout::VMALLOC.start + (r.below(64) << 12);
+            match r.below(4) {
+                0 => format!("vfree {}", s.handle(r)),
+                1 => format!("vfree {v:#x}"),
+                2 => format!("vmalloc_to_page {v:#x}"),
+                _ => format!("iounmap {}", s.handle(r)),
+            }
+        }
+        43 => format!(
+            "ioremap {:#x} {} {}",
+            [0xfee0_0000u64, 0xfed0_0000, 0x1000][r.below(3) as usize],
+            r.pick(&["4096", "1", "0", "8K"]),
+            r.pick(&["", "wc"])
+        ),
+        44 => format!(
+            "pgdir_walk {:#x} {}",
+            [0x40_0000u64, 0xffff_e100_0000_0000, 0xffff_8000_0010_0000][r.below(3) as usize],
+            r.pick(&["", "create"])
+        ),
+        45 => r.pick(&["vmallocinfo", "map", "handles"]).into(),
         _ => {
             // Garbage: printable, a few control bytes, high bytes; never CR, LF,
             // ESC or Ctrl-C, which have meanings of their own, nor '!' (an

@@ -398,13 +398,38 @@ pub fn get_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// References of `pfn` that `insert` mappings hold stay theirs: the mapping's
+/// reference keeps the page alive until `remove` (MOS semantics). Refuses a
+/// put that would take one of them; `Ok(true)` when the put drops the handle's
+/// own reference and only the mappings' remain, so the handle is retired
+/// (else a later `free` of it would free a page that is still mapped).
+fn keep_mapping_refs(ctx: &Ctx<'_>, pfn: Pfn) -> Result<bool, CmdError> {
+    let mapped = ctx
+        .handles
+        .iter()
+        .filter(|(_, o)| matches!(o, Object::Inserted { pfn: p, .. } if *p == pfn))
+        .count() as u32;
+    if mapped == 0 {
+        return Ok(false);
+    }
+    let count = ctx.kernel.page_info(pfn)?.refcount;
+    if count <= mapped {
+        return Err(cmd_err!(
+            "pfn {pfn}: its {count} reference(s) are held by {mapped} insert mapping(s); \
+             'remove' or free those handles first"
+        ));
+    }
+    Ok(count == mapped + 1)
+}
+
 /// `put_page PFN|ADDR|#N`: Linux `put_page(page)`.
 pub fn put_page(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let r = page_ref(args)?;
     args.end()?;
     let (pfn, id) = owned_block(ctx, r)?;
+    let last_own = keep_mapping_refs(ctx, pfn)?;
     let freed = ctx.kernel.put_page(pfn)?;
-    after_put(ctx, pfn, id, freed, "put_page")
+    after_put(ctx, pfn, id, freed || last_own, "put_page")
 }
 
 /// `page_decref PFN|ADDR|#N`: MOS `page_decref(pp)`.
@@ -412,26 +437,35 @@ pub fn page_decref(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     let r = page_ref(args)?;
     args.end()?;
     let (pfn, id) = owned_block(ctx, r)?;
+    let last_own = keep_mapping_refs(ctx, pfn)?;
     let freed = ctx.kernel.page_decref(pfn)?;
-    after_put(ctx, pfn, id, freed, "page_decref")
+    after_put(ctx, pfn, id, freed || last_own, "page_decref")
 }
 
-/// Prints the new count, or retires handle `id` whose pages were just freed.
+/// Prints the new count, or retires handle `id` whose reference is gone: its
+/// pages were just freed, or (`retire`) only `insert` mappings hold them now.
 fn after_put(
     ctx: &mut Ctx<'_>,
     pfn: Pfn,
     id: HandleId,
-    freed: bool,
+    retire: bool,
     func: &str,
 ) -> Result<(), CmdError> {
-    if !freed {
-        match ctx.kernel.page_info(pfn) {
-            Ok(info) => writeln!(ctx, "pfn={pfn} refcount={}", info.refcount)?,
-            Err(_) => writeln!(ctx, "pfn={pfn} reference dropped")?,
+    let info = ctx.kernel.page_info(pfn);
+    match info {
+        Ok(info) if info.state == PageState::Allocated && info.refcount > 0 => {
+            writeln!(ctx, "pfn={pfn} refcount={}", info.refcount)?;
+            if !retire {
+                return Ok(());
+            }
+            writeln!(ctx, "the remaining references belong to insert mappings")?;
         }
-        return Ok(());
+        _ if !retire => {
+            writeln!(ctx, "pfn={pfn} reference dropped")?;
+            return Ok(());
+        }
+        _ => writeln!(ctx, "pfn={pfn} refcount=0: pages freed by {func}")?,
     }
-    writeln!(ctx, "pfn={pfn} refcount=0: pages freed by {func}")?;
     let obj = ctx.handles.remove(id)?;
     writeln!(ctx, "retired {id} {obj}")?;
     Ok(())
@@ -446,9 +480,16 @@ fn after_put(
 /// is not an allocated block head at all (free, reserved, slab, tail, a hole...),
 /// in which case the kernel must refuse the call and report the misuse. A block
 /// the kernel allocated for itself is never handed to a raw free.
-fn raw_free_guard(ctx: &Ctx<'_>, pfn: Pfn) -> Result<Option<HandleId>, CmdError> {
+///
+/// With the owner comes whether this free drops the handle's own reference
+/// while `insert` mappings keep the page ([`keep_mapping_refs`], which also
+/// refuses a free that would take a mapping's reference).
+fn raw_free_guard(ctx: &Ctx<'_>, pfn: Pfn) -> Result<Option<(HandleId, bool)>, CmdError> {
     if let Some((id, head)) = block_of(ctx, pfn) {
-        return Ok((head == pfn).then_some(id));
+        if head != pfn {
+            return Ok(None);
+        }
+        return Ok(Some((id, keep_mapping_refs(ctx, pfn)?)));
     }
     match ctx.kernel.page_info(pfn) {
         Ok(p) if p.state == PageState::Allocated => Err(cmd_err!(
@@ -464,13 +505,21 @@ fn raw_free_guard(ctx: &Ctx<'_>, pfn: Pfn) -> Result<Option<HandleId>, CmdError>
 fn after_raw_free(
     ctx: &mut Ctx<'_>,
     pfn: Pfn,
-    owner: Option<HandleId>,
+    owner: Option<(HandleId, bool)>,
     func: &str,
 ) -> Result<(), CmdError> {
     let still = matches!(ctx.kernel.page_info(pfn), Ok(p) if p.state == PageState::Allocated);
     match owner {
-        Some(id) if !still => {
+        Some((id, _)) if !still => {
             writeln!(ctx, "{func}: pfn={pfn} freed")?;
+            let obj = ctx.handles.remove(id)?;
+            writeln!(ctx, "retired {id} {obj}")?;
+        }
+        Some((id, true)) => {
+            writeln!(
+                ctx,
+                "{func}: pfn={pfn} reference dropped; the rest belong to insert mappings"
+            )?;
             let obj = ctx.handles.remove(id)?;
             writeln!(ctx, "retired {id} {obj}")?;
         }
