@@ -121,6 +121,7 @@ mod api;
 mod bulk;
 mod check;
 mod freelists;
+mod pool;
 mod provider;
 #[cfg(test)]
 mod tests;
@@ -145,6 +146,10 @@ pub const PCP_HIGH: usize = 128;
 /// Order-0 blocks moved between a cache and the free lists at a time; order `o`
 /// moves `PCP_BATCH >> o` blocks.
 pub const PCP_BATCH: usize = 32;
+
+/// The `count` of a `Cached` head in its zone's deferred-merge pool (heads in the
+/// cache stack have count 0).
+pub(crate) const POOLED: u32 = u32::MAX;
 
 /// Capacity of the order-`o` cache in blocks.
 #[inline(always)]
@@ -204,6 +209,10 @@ struct ZoneData {
     /// Block caches per order: `pcp[o][..pcp_len[o]]`, top of stack last.
     pcp_len: [u32; PCP_ORDERS],
     pcp: [[u32; PCP_HIGH]; PCP_ORDERS],
+    /// Deferred-merge pools per order (see `buddy/pool.rs`): doubly linked lists
+    /// of `Cached` heads with `count == POOLED`, through `next`/`prev`.
+    pool: [u32; PCP_ORDERS],
+    pool_len: [u32; PCP_ORDERS],
     /// Page templates of this zone: a free head per order, a tail.
     free_tmpl: [Page; NR_ORDERS],
     tail_tmpl: Page,
@@ -211,12 +220,16 @@ struct ZoneData {
     /// head. The fast paths write them whole: no wait for the old contents.
     alloc_tmpl: [Page; PCP_ORDERS],
     cached_tmpl: [Page; PCP_ORDERS],
+    /// Per cached order: a pooled head (`Cached`, `count == POOLED`, unlinked).
+    pooled_tmpl: [Page; PCP_ORDERS],
 }
 
 impl ZoneData {
     /// Free frames held in the block caches.
     fn cached_pages(&self) -> u64 {
-        (0..PCP_ORDERS).map(|o| (self.pcp_len[o] as u64) << o).sum()
+        (0..PCP_ORDERS)
+            .map(|o| ((self.pcp_len[o] + self.pool_len[o]) as u64) << o)
+            .sum()
     }
 
     fn new(zone: Zone, lo: u32, hi: u32) -> ZoneData {
@@ -239,6 +252,12 @@ impl ZoneData {
                 p.set_order(o as u32);
                 p
             }),
+            pooled_tmpl: core::array::from_fn(|o| {
+                let mut p = tmpl(zone, PageState::Cached);
+                p.set_order(o as u32);
+                p.count = POOLED;
+                p
+            }),
             lo,
             hi,
             present: 0,
@@ -251,6 +270,8 @@ impl ZoneData {
             nr_free: [0; NR_ORDERS],
             pcp_len: [0; PCP_ORDERS],
             pcp: [[NIL; PCP_HIGH]; PCP_ORDERS],
+            pool: [NIL; PCP_ORDERS],
+            pool_len: [0; PCP_ORDERS],
         }
     }
 }
@@ -776,6 +797,9 @@ impl<'a> Buddy<'a> {
         for o in order as usize..PCP_ORDERS {
             if zd.pcp_len[o] > 0 {
                 return Some(Pfn(zd.pcp[o][zd.pcp_len[o] as usize - 1]));
+            }
+            if zd.pool_len[o] > 0 {
+                return Some(Pfn(zd.pool[o]));
             }
         }
         let avail = zd.avail >> order;
