@@ -6,7 +6,7 @@
 //!
 //! - A full cache stack moves its oldest half into the pool; an empty one refills
 //!   from the pool before it splits anything on the free lists.
-//! - The pool holds at most a quarter of the zone's managed frames ([`pool_high`]).
+//! - The pool holds at most half of the zone's managed frames ([`pool_high`]).
 //!   When it would overflow, and when an allocation finds the free lists short (the
 //!   caches are drained then, as before), the pool is merged at once: for each
 //!   pooled block the map is scanned left and right for the run of pooled blocks
@@ -30,11 +30,13 @@ pub(super) const fn pool_batch(order: u32) -> usize {
     }
 }
 
-/// Capacity of a zone's order-`order` pool in blocks: a quarter of the zone's
-/// managed frames.
+/// Capacity of a zone's order-`order` pool in blocks: half the zone's managed
+/// frames. The bound only limits what one merge of the pool costs and how much
+/// free memory `buddyinfo` does not show; correctness never depends on it (a
+/// request the free lists cannot meet merges the pools first).
 #[inline(always)]
 pub(super) fn pool_high(zd: &ZoneData, order: u32) -> usize {
-    ((zd.managed >> 2) >> order) as usize
+    ((zd.managed >> 1) >> order) as usize
 }
 
 /// Pushes `blocks` (heads of free blocks of `order` whose other frames are `Tail`,
