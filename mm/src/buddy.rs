@@ -29,7 +29,9 @@
 //!      `tail.next == NIL`, and its length is `nr_free[zone][o]`.
 //!    - `Cached` head: order `o <= PCP_MAX_ORDER`, 2^o frames, naturally aligned,
 //!      sitting in its zone's order-`o` cache (the per-CPU-pageset analogue, a LIFO
-//!      stack of PFNs). Free, but on no list.
+//!      stack of PFNs; `count == 0`) or in its zone's order-`o` pool (a doubly
+//!      linked list through `next`/`prev`, `count == POOLED`; see `buddy/pool.rs`).
+//!      Free, but on no free list.
 //!    - `Allocated` head: `order` is the order of the naturally aligned block it was
 //!      cut from, `next` = pages handed out `n` with `2^(o-1) < n <= 2^o`, the block
 //!      is the `n` frames from the head, `count >= 1` is the reference count, the
@@ -68,8 +70,10 @@
 //!   per-cpu lists since 5.13) go through per-zone, per-order caches, the analogue of
 //!   Linux's per-cpu pagesets: a LIFO stack of block PFNs (heads in state `Cached`,
 //!   tails `Tail`), [`PCP_HIGH`] `>> order` blocks deep. Allocation pops, refilling a
-//!   batch ([`PCP_BATCH`] `>> order` blocks) from the free lists when empty; freeing
-//!   pushes, returning the oldest batch to the free lists when full. A request the free
+//!   half a stack from the zone's pool of that order, else a batch ([`PCP_BATCH`]
+//!   `>> order` blocks) from the free lists, when empty; freeing pushes, moving the
+//!   oldest half into the pool (unmerged) when full. The pool merges into the free
+//!   lists, run by run, when it would pass half the zone's managed frames. A request the free
 //!   lists cannot satisfy drains the zone's caches (so cached blocks merge) and retries
 //!   once. Cached pages count as free in every statistic except the free-list block
 //!   counts (`buddyinfo`, as in Linux where pcp pages are not in /proc/buddyinfo).
