@@ -1,6 +1,7 @@
 //! Batches in the buddy allocator: taking runs of pages from the free lists at once
-//! (the cache refill and Linux's `alloc_pages_bulk`), and returning sorted runs of
-//! blocks at once (the cache drain and [`Buddy::free_pages_bulk`]). A run of
+//! (the cache refill and Linux's `alloc_pages_bulk`), returning sorted runs of
+//! blocks at once (draining the cache stacks), and [`Buddy::free_pages_bulk`],
+//! which pushes onto the cache and the pool (`pool.rs`). A run of
 //! contiguous blocks is freed as the few naturally aligned blocks that cover it, so
 //! merging costs O(log n) per run instead of a buddy lookup and a list unlink per page.
 
@@ -89,8 +90,9 @@ impl Buddy<'_> {
     /// `__free_page` or [`free_pages_bulk`](Self::free_pages_bulk)) and returns how
     /// many it got, from the front of `out`; the rest of `out` is unchanged. Fewer
     /// than `out.len()` means memory ran out (or a watermark stood in the way).
-    /// Pages come from the first zone's page cache, then as runs from the free lists
-    /// of the zones of `gfp.zonelist()`, with the watermark passes of `alloc_pages`.
+    /// Pages come from the first zone's page cache, then its pool (`pool.rs`), then
+    /// as runs from the free lists of the zones of `gfp.zonelist()`, with the
+    /// watermark passes of `alloc_pages`.
     ///
     /// Errors (nothing allocated): `Invalid` with `__GFP_ZERO` (zeroing needs memory
     /// access); `OutOfMemory`/`BelowWatermark` when not even one page could be had
