@@ -29,7 +29,9 @@
 //!      `tail.next == NIL`, and its length is `nr_free[zone][o]`.
 //!    - `Cached` head: order `o <= PCP_MAX_ORDER`, 2^o frames, naturally aligned,
 //!      sitting in its zone's order-`o` cache (the per-CPU-pageset analogue, a LIFO
-//!      stack of PFNs). Free, but on no list.
+//!      stack of PFNs; `count == 0`) or in its zone's order-`o` pool (a doubly
+//!      linked list through `next`/`prev`, `count == POOLED`; see `buddy/pool.rs`).
+//!      Free, but on no free list.
 //!    - `Allocated` head: `order` is the order of the naturally aligned block it was
 //!      cut from, `next` = pages handed out `n` with `2^(o-1) < n <= 2^o`, the block
 //!      is the `n` frames from the head, `count >= 1` is the reference count, the
@@ -68,8 +70,10 @@
 //!   per-cpu lists since 5.13) go through per-zone, per-order caches, the analogue of
 //!   Linux's per-cpu pagesets: a LIFO stack of block PFNs (heads in state `Cached`,
 //!   tails `Tail`), [`PCP_HIGH`] `>> order` blocks deep. Allocation pops, refilling a
-//!   batch ([`PCP_BATCH`] `>> order` blocks) from the free lists when empty; freeing
-//!   pushes, returning the oldest batch to the free lists when full. A request the free
+//!   half a stack from the zone's pool of that order, else a batch ([`PCP_BATCH`]
+//!   `>> order` blocks) from the free lists, when empty; freeing pushes, moving the
+//!   oldest half into the pool (unmerged) when full. The pool merges into the free
+//!   lists, run by run, when it would pass half the zone's managed frames. A request the free
 //!   lists cannot satisfy drains the zone's caches (so cached blocks merge) and retries
 //!   once. Cached pages count as free in every statistic except the free-list block
 //!   counts (`buddyinfo`, as in Linux where pcp pages are not in /proc/buddyinfo).
@@ -121,6 +125,7 @@ mod api;
 mod bulk;
 mod check;
 mod freelists;
+mod pool;
 mod provider;
 #[cfg(test)]
 mod tests;
@@ -145,6 +150,10 @@ pub const PCP_HIGH: usize = 128;
 /// Order-0 blocks moved between a cache and the free lists at a time; order `o`
 /// moves `PCP_BATCH >> o` blocks.
 pub const PCP_BATCH: usize = 32;
+
+/// The `count` of a `Cached` head in its zone's deferred-merge pool (heads in the
+/// cache stack have count 0).
+pub(crate) const POOLED: u32 = u32::MAX;
 
 /// Capacity of the order-`o` cache in blocks.
 #[inline(always)]
@@ -204,6 +213,10 @@ struct ZoneData {
     /// Block caches per order: `pcp[o][..pcp_len[o]]`, top of stack last.
     pcp_len: [u32; PCP_ORDERS],
     pcp: [[u32; PCP_HIGH]; PCP_ORDERS],
+    /// Deferred-merge pools per order (see `buddy/pool.rs`): doubly linked lists
+    /// of `Cached` heads with `count == POOLED`, through `next`/`prev`.
+    pool: [u32; PCP_ORDERS],
+    pool_len: [u32; PCP_ORDERS],
     /// Page templates of this zone: a free head per order, a tail.
     free_tmpl: [Page; NR_ORDERS],
     tail_tmpl: Page,
@@ -211,12 +224,16 @@ struct ZoneData {
     /// head. The fast paths write them whole: no wait for the old contents.
     alloc_tmpl: [Page; PCP_ORDERS],
     cached_tmpl: [Page; PCP_ORDERS],
+    /// Per cached order: a pooled head (`Cached`, `count == POOLED`, unlinked).
+    pooled_tmpl: [Page; PCP_ORDERS],
 }
 
 impl ZoneData {
     /// Free frames held in the block caches.
     fn cached_pages(&self) -> u64 {
-        (0..PCP_ORDERS).map(|o| (self.pcp_len[o] as u64) << o).sum()
+        (0..PCP_ORDERS)
+            .map(|o| ((self.pcp_len[o] + self.pool_len[o]) as u64) << o)
+            .sum()
     }
 
     fn new(zone: Zone, lo: u32, hi: u32) -> ZoneData {
@@ -239,6 +256,12 @@ impl ZoneData {
                 p.set_order(o as u32);
                 p
             }),
+            pooled_tmpl: core::array::from_fn(|o| {
+                let mut p = tmpl(zone, PageState::Cached);
+                p.set_order(o as u32);
+                p.count = POOLED;
+                p
+            }),
             lo,
             hi,
             present: 0,
@@ -251,6 +274,8 @@ impl ZoneData {
             nr_free: [0; NR_ORDERS],
             pcp_len: [0; PCP_ORDERS],
             pcp: [[NIL; PCP_HIGH]; PCP_ORDERS],
+            pool: [NIL; PCP_ORDERS],
+            pool_len: [0; PCP_ORDERS],
         }
     }
 }
@@ -776,6 +801,9 @@ impl<'a> Buddy<'a> {
         for o in order as usize..PCP_ORDERS {
             if zd.pcp_len[o] > 0 {
                 return Some(Pfn(zd.pcp[o][zd.pcp_len[o] as usize - 1]));
+            }
+            if zd.pool_len[o] > 0 {
+                return Some(Pfn(zd.pool[o]));
             }
         }
         let avail = zd.avail >> order;

@@ -297,6 +297,17 @@ impl Page {
             prev: NIL,
         }
     }
+    /// `self == other` without a branch per field (the buddy's bulk free compares
+    /// each page with a template).
+    #[inline(always)]
+    pub fn same_as(&self, other: &Page) -> bool {
+        let bytes = |p: &Page| u32::from_le_bytes([p.flags, p.meta, p.order, p.slab_cache]);
+        ((bytes(self) ^ bytes(other))
+            | (self.count ^ other.count)
+            | (self.next ^ other.next)
+            | (self.prev ^ other.prev))
+            == 0
+    }
     /// Current state.
     pub const fn state(&self) -> PageState {
         PageState::from_bits(self.meta & 0b111)

@@ -199,6 +199,10 @@ enum Op {
     One,
     FreeOne(usize),
     Drain,
+    /// A block of order 1..=5 (orders up to 3 use the block caches and pools;
+    /// 5 needs merged memory, so it merges the pools when the lists fall short).
+    High(u32),
+    FreeHigh(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -208,6 +212,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::One),
         2 => (0usize..10_000).prop_map(Op::FreeOne),
         1 => Just(Op::Drain),
+        2 => (1u32..=5).prop_map(Op::High),
+        2 => (0usize..10_000).prop_map(Op::FreeHigh),
     ]
 }
 
@@ -226,6 +232,7 @@ proptest! {
         b.drain();
         let info0 = Zone::ALL.map(|z| b.buddyinfo(z));
         let mut live: Vec<Pfn> = Vec::new();
+        let mut high: Vec<(Pfn, u32)> = Vec::new();
         for op in ops {
             match op {
                 Op::Bulk(n, z) => {
@@ -265,16 +272,96 @@ proptest! {
                     }
                 }
                 Op::Drain => b.drain(),
+                Op::High(o) => {
+                    if let Ok(p) = b.alloc_pages(Gfp::KERNEL, o) {
+                        high.push((p, o));
+                    }
+                }
+                Op::FreeHigh(i) => {
+                    if !high.is_empty() {
+                        let (p, o) = high.swap_remove(i % high.len());
+                        b.__free_pages(p, o).unwrap();
+                    }
+                }
             }
             let set: BTreeSet<u32> = live.iter().map(|p| p.0).collect();
             prop_assert_eq!(set.len(), live.len(), "no page handed out twice");
-            prop_assert_eq!(b.nr_free_pages(), free0 - live.len() as u64);
+            let in_high: u64 = high.iter().map(|&(_, o)| 1u64 << o).sum();
+            prop_assert_eq!(b.nr_free_pages(), free0 - live.len() as u64 - in_high);
             prop_assert!(b.check().is_ok(), "{:?}", b.check());
         }
         b.free_pages_bulk(&live).unwrap();
+        for (p, o) in high {
+            b.__free_pages(p, o).unwrap();
+        }
         b.drain();
         prop_assert_eq!(Zone::ALL.map(|z| b.buddyinfo(z)), info0);
     }
+}
+
+/// Pages past the cache go to the pool unmerged; they are free for every count
+/// and every misuse check, a large request merges them, and so does `drain`.
+#[test]
+fn pooled_pages_are_free_checked_and_merge_on_demand() {
+    let mut m = map();
+    let mut b = boot(&mut m);
+    let free0 = b.nr_free_pages();
+    b.drain();
+    let info0 = Zone::ALL.map(|z| b.buddyinfo(z));
+    let mut v = vec![Pfn(0); 400];
+    assert_eq!(b.alloc_pages_bulk(Gfp::KERNEL, &mut v), Ok(400));
+    // Free in a scattered order: single calls for half, the bulk call for the rest.
+    let mut order: Vec<Pfn> = v
+        .iter()
+        .step_by(2)
+        .chain(v.iter().skip(1).step_by(2))
+        .copied()
+        .collect();
+    order.reverse();
+    for &p in &order[..200] {
+        b.__free_page(p).unwrap();
+    }
+    b.free_pages_bulk(&order[200..]).unwrap();
+    assert!(
+        b.pooled_pages(Zone::Normal) > 0,
+        "the cache overflowed into the pool"
+    );
+    assert_eq!(b.nr_free_pages(), free0);
+    b.check().unwrap();
+    // A pooled page freed again is a double free, by either call; nothing changes.
+    let pooled = order[250];
+    assert_eq!(b.page(pooled).unwrap().state(), mm::PageState::Cached);
+    assert_eq!(b.__free_page(pooled), Err(MmError::DoubleFree(pooled)));
+    assert_eq!(
+        b.free_pages_bulk(&[pooled]),
+        Err(BulkError {
+            done: 0,
+            err: MmError::DoubleFree(pooled)
+        })
+    );
+    assert_eq!(b.page_count(pooled), Ok(0));
+    b.check().unwrap();
+    // A big block still comes (from merged memory), and `drain` merges the pool.
+    let big = b.alloc_pages(Gfp::KERNEL, 9).unwrap();
+    b.check().unwrap();
+    b.__free_pages(big, 9).unwrap();
+    b.drain();
+    assert_eq!(b.pooled_pages(Zone::Normal), 0);
+    assert_eq!(Zone::ALL.map(|z| b.buddyinfo(z)), info0);
+    assert_eq!(b.nr_free_pages(), free0);
+    // Reserving a range over a pooled page takes it out of the pool first.
+    assert_eq!(b.alloc_pages_bulk(Gfp::KERNEL, &mut v), Ok(400));
+    b.free_pages_bulk(&v).unwrap();
+    let pooled = Pfn(b
+        .mem_map()
+        .iter()
+        .position(|p| p.state() == mm::PageState::Cached && p.count == u32::MAX)
+        .unwrap() as u32);
+    b.reserve_range(pooled, Pfn(pooled.0 + 1), PageFlags::KERNEL_INIT)
+        .unwrap();
+    assert_eq!(b.pooled_pages(Zone::Normal), 0);
+    assert_eq!(b.nr_free_pages(), free0 - 1);
+    b.check().unwrap();
 }
 
 // ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Batches in the buddy allocator: taking runs of pages from the free lists at once
-//! (the cache refill and Linux's `alloc_pages_bulk`), and returning sorted runs of
-//! blocks at once (the cache drain and [`Buddy::free_pages_bulk`]). A run of
+//! (the cache refill and Linux's `alloc_pages_bulk`), returning sorted runs of
+//! blocks at once (draining the cache stacks), and [`Buddy::free_pages_bulk`],
+//! which pushes onto the cache and the pool (`pool.rs`). A run of
 //! contiguous blocks is freed as the few naturally aligned blocks that cover it, so
 //! merging costs O(log n) per run instead of a buddy lookup and a list unlink per page.
 
@@ -23,9 +24,6 @@ impl fmt::Display for BulkError {
         )
     }
 }
-
-/// Blocks gathered before a sorted flush in [`Buddy::free_pages_bulk`].
-const FLUSH: usize = 256;
 
 impl Buddy<'_> {
     /// Takes up to `max` blocks of `order` as one contiguous run from the free lists of
@@ -92,8 +90,9 @@ impl Buddy<'_> {
     /// `__free_page` or [`free_pages_bulk`](Self::free_pages_bulk)) and returns how
     /// many it got, from the front of `out`; the rest of `out` is unchanged. Fewer
     /// than `out.len()` means memory ran out (or a watermark stood in the way).
-    /// Pages come from the first zone's page cache, then as runs from the free lists
-    /// of the zones of `gfp.zonelist()`, with the watermark passes of `alloc_pages`.
+    /// Pages come from the first zone's page cache, then its pool (`pool.rs`), then
+    /// as runs from the free lists of the zones of `gfp.zonelist()`, with the
+    /// watermark passes of `alloc_pages`.
     ///
     /// Errors (nothing allocated): `Invalid` with `__GFP_ZERO` (zeroing needs memory
     /// access); `OutOfMemory`/`BelowWatermark` when not even one page could be had
@@ -138,6 +137,15 @@ impl Buddy<'_> {
             }
             zd.pcp_len[0] = (len - n) as u32;
             got = n;
+            // Then its pool (blocks freed earlier, not merged).
+            got += pool::pool_pop(
+                self.map,
+                &mut zd.pool[0],
+                &mut zd.pool_len[0],
+                &mut out[got..],
+                head,
+                Pfn,
+            );
         }
         let passes = if gfp.contains(Gfp::MEMALLOC) { 3 } else { 2 };
         'passes: for pass in 0..passes {
@@ -172,58 +180,80 @@ impl Buddy<'_> {
     }
 
     /// Frees a batch of order-0 pages, as `__free_page` on each entry in order (one
-    /// reference dropped; released when it was the last). Released pages are
-    /// pushed onto the page cache while it has room, the rest gathered and
-    /// returned to the free lists as sorted runs. Every misuse `__free_page`
+    /// reference dropped; released when it was the last). A page that is exactly a
+    /// fresh order-0 allocation (count 1, no flags) is pushed onto its zone's page
+    /// cache while it has room, else onto the zone's pool (`pool.rs`) while that
+    /// has room; every other entry, and every entry while fault injection is
+    /// armed, goes through `__free_page`'s own path. Every misuse `__free_page`
     /// reports is reported here: the first bad entry stops the batch with
     /// [`BulkError`] (the entries before it are freed, it and the ones after are
     /// untouched); a page listed twice is a double free.
     pub fn free_pages_bulk(&mut self, pages: &[Pfn]) -> Result<(), BulkError> {
-        let mut buf = [0u32; FLUSH];
-        let mut n = 0;
-        let mut bz = 0;
         let armed = self.fail.is_armed();
-        for (i, &pfn) in pages.iter().enumerate() {
-            let fast = match self.map.get(pfn.index()) {
-                Some(p) => {
-                    p.state() == PageState::Allocated
-                        && p.next == 1
-                        && p.count == 1
-                        && !p.flags().contains(PageFlags::SHARED)
-                }
-                None => false,
-            };
-            if fast {
-                {
-                    let z = self.map[pfn.index()].zone() as usize;
-                    let zd = &mut self.zones[z];
-                    let p = &mut self.map[pfn.index()];
-                    // Onto the zone's page cache while it has room (as
-                    // `__free_page`); else marked `Cached` (free, on no list) until
-                    // the flush. Either way a second entry for it is a double free.
-                    *p = zd.cached_tmpl[0];
-                    let len = zd.pcp_len[0] as usize;
-                    if len < PCP_HIGH && !armed {
-                        zd.pcp[0][len] = pfn.0;
-                        zd.pcp_len[0] = len as u32 + 1;
-                        continue;
-                    }
-                    if n == FLUSH || (n > 0 && bz != z) {
-                        self.free_blocks_sorted(Zone::ALL[bz], 0, &mut buf[..n]);
-                        n = 0;
-                    }
-                    bz = z;
-                    buf[n] = pfn.0;
-                    n += 1;
-                    continue;
+        let mut i = 0;
+        while i < pages.len() {
+            if !armed {
+                i = self.free_plain_run(pages, i);
+                if i == pages.len() {
+                    break;
                 }
             }
-            if let Err(err) = self.put(pfn, Want::Order(0)) {
-                self.free_blocks_sorted(Zone::ALL[bz], 0, &mut buf[..n]);
+            // Anything else, and a full pool (merged by the cache drain there).
+            if let Err(err) = self.put(pages[i], Want::Order(0)) {
                 return Err(BulkError { done: i, err });
             }
+            i += 1;
         }
-        self.free_blocks_sorted(Zone::ALL[bz], 0, &mut buf[..n]);
         Ok(())
+    }
+
+    /// Frees `pages[i..]` onto the cache, then the pool, of the zone of `pages[i]`
+    /// while each page is exactly that zone's fresh order-0 allocation (count 1, no
+    /// flags: the template comparison also proves the page is in the zone) and
+    /// there is room. Returns the index of the first page it did not free.
+    #[inline(always)]
+    fn free_plain_run(&mut self, pages: &[Pfn], mut i: usize) -> usize {
+        let first = pages[i].0;
+        let z = (first >= DMA_END_PFN) as usize + (first >= self.lowmem) as usize;
+        let map = &mut *self.map;
+        let zd = &mut self.zones[z.min(2)];
+        let t = zd.alloc_tmpl[0];
+        let cached = zd.cached_tmpl[0];
+        while i < pages.len() {
+            let len = zd.pcp_len[0] as usize;
+            if len >= PCP_HIGH {
+                break;
+            }
+            let pfn = pages[i];
+            match map.get_mut(pfn.index()) {
+                Some(p) if p.same_as(&t) => *p = cached,
+                _ => return i,
+            }
+            zd.pcp[0][len] = pfn.0;
+            zd.pcp_len[0] = len as u32 + 1;
+            i += 1;
+        }
+        let high = pool::pool_high(zd, 0);
+        let (mut head, mut n) = (zd.pool[0], zd.pool_len[0] as usize);
+        let mut h = zd.pooled_tmpl[0];
+        while i < pages.len() && n < high {
+            let pfn = pages[i];
+            match map.get_mut(pfn.index()) {
+                Some(p) if p.same_as(&t) => {
+                    h.next = head;
+                    *p = h;
+                }
+                _ => break,
+            }
+            if head != NIL {
+                map[head as usize].prev = pfn.0;
+            }
+            head = pfn.0;
+            n += 1;
+            i += 1;
+        }
+        zd.pool[0] = head;
+        zd.pool_len[0] = n as u32;
+        i
     }
 }

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use super::{Buddy, NR_ORDERS, PCP_MAX_ORDER, PCP_ORDERS};
+use super::{Buddy, NR_ORDERS, PCP_MAX_ORDER, PCP_ORDERS, POOLED};
 use crate::{PageFlags, PageState, Pfn, Zone, MAX_ORDER, NIL};
 
 /// A broken invariant found by [`Buddy::check`].
@@ -100,6 +100,7 @@ impl Buddy<'_> {
             let zd = &self.zones[zi];
             let (mut free, mut managed, mut present) = (0u64, 0u64, 0u64);
             let mut cached = [0u64; PCP_ORDERS];
+            let mut pooled = [0u64; PCP_ORDERS];
             let mut heads = [0u64; NR_ORDERS];
             let mut pfn = zd.lo;
             while pfn < zd.hi {
@@ -141,7 +142,11 @@ impl Buddy<'_> {
                         if o > PCP_MAX_ORDER {
                             return Err(err("cached block of an uncached order", zone, pfn));
                         }
-                        cached[o as usize] += 1;
+                        match p.count {
+                            0 => cached[o as usize] += 1,
+                            POOLED => pooled[o as usize] += 1,
+                            _ => return Err(err("cached head with a reference count", zone, pfn)),
+                        }
                         (1u32 << o, 1u32 << o)
                     }
                     PageState::Allocated => {
@@ -204,6 +209,9 @@ impl Buddy<'_> {
             for (&c, &len) in cached.iter().zip(&zd.pcp_len) {
                 mismatch("cached blocks of one order", z, c, len as u64)?;
             }
+            for (&c, &len) in pooled.iter().zip(&zd.pool_len) {
+                mismatch("pooled blocks of one order", z, c, len as u64)?;
+            }
             // Free lists.
             for (o, &h) in heads.iter().enumerate() {
                 mismatch("free blocks of one order", z, h, zd.nr_free[o] as u64)?;
@@ -248,7 +256,7 @@ impl Buddy<'_> {
                 for (i, &c) in pcp.iter().enumerate() {
                     let ok = c >= zd.lo && c < zd.hi && {
                         let p = &self.map[c as usize];
-                        p.state() == PageState::Cached && p.order() as usize == o
+                        p.state() == PageState::Cached && p.order() as usize == o && p.count == 0
                     };
                     if !ok {
                         return Err(err(
@@ -261,6 +269,34 @@ impl Buddy<'_> {
                         return Err(err("block twice in a cache", zone, c));
                     }
                 }
+                // The pool: a doubly linked list of pooled heads, as long as its
+                // count (with the map counts above, every pooled head is on it once).
+                let (mut prev, mut x, mut steps) = (NIL, zd.pool[o], 0u32);
+                while x != NIL {
+                    if steps >= zd.pool_len[o] {
+                        return Err(err("pool longer than its count (cycle?)", zone, x));
+                    }
+                    let ok = x >= zd.lo && x < zd.hi && {
+                        let p = &self.map[x as usize];
+                        p.state() == PageState::Cached
+                            && p.order() as usize == o
+                            && p.count == POOLED
+                    };
+                    if !ok {
+                        return Err(err(
+                            "pool entry is not a pooled block of its order",
+                            zone,
+                            x,
+                        ));
+                    }
+                    if self.map[x as usize].prev != prev {
+                        return Err(err("pool back link wrong", zone, x));
+                    }
+                    prev = x;
+                    x = self.map[x as usize].next;
+                    steps += 1;
+                }
+                mismatch("pool length", z, steps as u64, zd.pool_len[o] as u64)?;
             }
         }
         mismatch("shared frames", None, shared, self.shared)

@@ -84,6 +84,24 @@ impl Buddy<'_> {
             return None;
         }
         let o = order as usize;
+        // The pool first: blocks freed earlier, not merged (`pool.rs`).
+        {
+            let zd = &mut self.zones[zone as usize];
+            if zd.pool_len[o] != 0 {
+                let len = zd.pcp_len[o] as usize;
+                let room = (len + pool::pool_batch(order)).min(PCP_HIGH);
+                let n = pool::pool_pop(
+                    self.map,
+                    &mut zd.pool[o],
+                    &mut zd.pool_len[o],
+                    &mut zd.pcp[o][len..room],
+                    zd.cached_tmpl[o],
+                    |pfn| pfn,
+                );
+                zd.pcp_len[o] = (len + n - 1) as u32;
+                return Some(zd.pcp[o][len + n - 1]);
+            }
+        }
         let want = pcp_batch(order);
         let cached = self.zones[zone as usize].cached_tmpl[o];
         let mut got = 0;
@@ -111,32 +129,34 @@ impl Buddy<'_> {
         Some(zd.pcp[o][zd.pcp_len[o] as usize])
     }
 
-    /// Cache full: returns the oldest batch of blocks to the free lists.
+    /// Cache full: moves the oldest half of the stack into the pool (`pool.rs`).
     #[cold]
     #[inline(never)]
     pub(super) fn pcp_drain_batch(&mut self, zone: Zone, order: u32) {
         let (z, o) = (zone as usize, order as usize);
-        let n = pcp_batch(order);
-        let mut batch = [0u32; PCP_BATCH];
+        let n = pool::pool_batch(order);
+        let mut batch = [0u32; PCP_HIGH / 2];
         batch[..n].copy_from_slice(&self.zones[z].pcp[o][..n]);
         let len = self.zones[z].pcp_len[o] as usize;
         self.zones[z].pcp[o].copy_within(n..len, 0);
         self.zones[z].pcp_len[o] -= n as u32;
-        self.free_blocks_sorted(zone, order, &mut batch[..n]);
+        self.pool_spill(zone, order, &mut batch[..n]);
     }
 
-    /// Returns the blocks of one zone's caches to the free lists.
+    /// Returns the blocks of one zone's caches and pools to the free lists.
     pub(super) fn drain_zone(&mut self, zone: Zone) {
         let z = zone as usize;
         for o in 0..PCP_ORDERS {
             let len = self.zones[z].pcp_len[o] as usize;
-            if len == 0 {
-                continue;
+            if len != 0 {
+                let mut all = [0u32; PCP_HIGH];
+                all[..len].copy_from_slice(&self.zones[z].pcp[o][..len]);
+                self.zones[z].pcp_len[o] = 0;
+                self.free_blocks_sorted(zone, o as u32, &mut all[..len]);
             }
-            let mut all = [0u32; PCP_HIGH];
-            all[..len].copy_from_slice(&self.zones[z].pcp[o][..len]);
-            self.zones[z].pcp_len[o] = 0;
-            self.free_blocks_sorted(zone, o as u32, &mut all[..len]);
+            if self.zones[z].pool_len[o] != 0 {
+                self.pool_drain(zone, o as u32);
+            }
         }
     }
 
@@ -177,7 +197,8 @@ impl Buddy<'_> {
                 return Some(p);
             }
         }
-        if self.zones[zone as usize].pcp_len.iter().all(|&n| n == 0) {
+        let zd = &self.zones[zone as usize];
+        if zd.pcp_len.iter().chain(&zd.pool_len).all(|&n| n == 0) {
             return None;
         }
         self.drain_zone(zone);

@@ -423,14 +423,18 @@ fn order0_cache_counts_as_free_and_drains() {
     assert_ne!(b.buddyinfo(Zone::Normal), info);
     b.drain();
     assert_eq!(b.buddyinfo(Zone::Normal), info);
-    // Overflowing the cache returns batches to the lists.
+    // Overflowing the cache moves its older half into the pool.
     let v: Vec<Pfn> = (0..PCP_HIGH + 10)
         .map(|_| b.alloc_page(Gfp::KERNEL).unwrap())
         .collect();
     for p in &v {
         b.__free_page(*p).unwrap();
-        assert!(b.zone_stat(Zone::Normal).cached as usize <= PCP_HIGH);
+        let s = b.zone_stat(Zone::Normal);
+        let pooled = b.pooled_pages(Zone::Normal);
+        assert!((s.cached - pooled) as usize <= PCP_HIGH);
+        assert!(pooled <= s.managed / 2);
     }
+    assert!(b.pooled_pages(Zone::Normal) > 0);
     b.check().unwrap();
     assert_eq!(b.nr_free_pages(), total);
     b.drain();
@@ -887,5 +891,39 @@ fn fail_page_alloc_interval() {
     }));
     let got: Vec<bool> = (0..6).map(|_| b.alloc_page(Gfp::KERNEL).is_ok()).collect();
     assert_eq!(got, [true, true, false, true, true, false]);
+    b.check().unwrap();
+}
+
+#[test]
+fn check_catches_a_broken_pool() {
+    let mut m = map();
+    let mut b = boot(&mut m);
+    let v: Vec<Pfn> = (0..PCP_HIGH + 70)
+        .map(|_| b.alloc_page(Gfp::KERNEL).unwrap())
+        .collect();
+    for &p in &v {
+        b.__free_page(p).unwrap();
+    }
+    let n = b.zones[Zone::Normal as usize].pool_len[0];
+    assert!(n > 0);
+    b.check().unwrap();
+    let head = b.zones[Zone::Normal as usize].pool[0];
+    let second = b.map[head as usize].next;
+    // A pooled head that lost its mark, a wrong back link, a wrong count, a cycle.
+    let saved = b.map[second as usize];
+    b.map[second as usize].count = 0;
+    assert!(b.check().is_err());
+    b.map[second as usize] = saved;
+    b.map[second as usize].prev = NIL;
+    assert!(b.check().is_err());
+    b.map[second as usize] = saved;
+    b.zones[Zone::Normal as usize].pool_len[0] = n - 1;
+    assert!(b.check().is_err());
+    b.zones[Zone::Normal as usize].pool_len[0] = n;
+    b.map[second as usize].next = head;
+    assert!(b.check().is_err());
+    b.map[second as usize] = saved;
+    b.check().unwrap();
+    b.drain();
     b.check().unwrap();
 }
