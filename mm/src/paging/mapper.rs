@@ -261,18 +261,16 @@ struct Found {
     level: u8,
 }
 
-/// No cached walk.
+/// No cached walk (no root and no region key is all ones).
 const NONE: u64 = u64::MAX;
 
-/// The last leaf table a walk reached for one leaf level: while the mapper
-/// lives it is the only writer of the tables (it holds `&mut M`), so the
-/// table of the same root and region stays valid until the mapper frees a
-/// table, which empties every cache.
+/// The last table a walk reached at one level (like a CPU's paging-structure
+/// caches): while the mapper lives it is the only writer of the tables (it
+/// holds `&mut M`), so the table of the same root and region stays valid until
+/// the mapper frees a table, which empties every cache.
 #[derive(Clone, Copy, Debug)]
 struct WalkCache {
-    /// Root of the cached walk, [`NONE`] if empty.
-    root: u64,
-    /// `v >> (12 + 9 * leaf_level)`: the region the leaf table covers.
+    /// `v >> (12 + 9 * level)`: the region the table covers, [`NONE`] if empty.
     key: u64,
     /// The leaf table's frame.
     table: u64,
@@ -283,8 +281,7 @@ struct WalkCache {
 }
 
 const EMPTY: WalkCache = WalkCache {
-    root: NONE,
-    key: 0,
+    key: NONE,
     table: 0,
     parent: 0,
     user: false,
@@ -299,6 +296,8 @@ const EMPTY: WalkCache = WalkCache {
 pub struct Mapper<'a, M: PhysMem, F> {
     pub(crate) mem: &'a mut M,
     pub(crate) frames: &'a mut F,
+    /// The root both cached walks are in, [`NONE`] if none.
+    cache_root: u64,
     /// `cache[0]`: page table (4 KiB leaves); `cache[1]`: page directory.
     cache: [WalkCache; 2],
 }
@@ -309,6 +308,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         Mapper {
             mem,
             frames,
+            cache_root: NONE,
             cache: [EMPTY; 2],
         }
     }
@@ -321,7 +321,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// The memory, for writing (forgets the cached walks: the caller may change
     /// tables behind the mapper's back).
     pub fn mem_mut(&mut self) -> &mut M {
-        self.cache = [EMPTY; 2];
+        self.forget();
         self.mem
     }
 
@@ -333,14 +333,42 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// The memory and the frame source together, for code that builds tables
     /// with both (forgets the cached walks, as [`Mapper::mem_mut`] does).
     pub fn parts(&mut self) -> (&mut M, &mut F) {
-        self.cache = [EMPTY; 2];
+        self.forget();
         (self.mem, self.frames)
+    }
+
+    /// Empties the walk caches.
+    #[inline(always)]
+    fn forget(&mut self) {
+        self.cache_root = NONE;
+        self.cache = [EMPTY; 2];
+    }
+
+    /// The page table of `v` through the cached page directory (of the cached
+    /// root, which the caller checked): one directory entry read.
+    #[inline(always)]
+    fn pt_via_pd(&self, v: u64) -> Option<WalkCache> {
+        let d = &self.cache[1];
+        if d.key != v >> 30 {
+            return None;
+        }
+        let ea = d.table + index(v, 2) * 8;
+        let e = self.mem.read_entry(ea);
+        if e & (P | PS) != P {
+            return None;
+        }
+        Some(WalkCache {
+            key: v >> 21,
+            table: e & ADDR_MASK,
+            parent: ea,
+            user: d.user && e & U != 0,
+        })
     }
 
     /// Returns a table frame and forgets the cached walks.
     #[cold]
     pub(crate) fn free_table(&mut self, t: u64) {
-        self.cache = [EMPTY; 2];
+        self.forget();
         self.frames
             .free_table(PhysFrame::containing_address(PhysAddr::new_truncate(t)));
     }
@@ -359,18 +387,26 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         virt: VirtAddr,
     ) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
         let v = virt.as_u64();
-        let c = &self.cache[0];
-        if c.root == root.start_address().as_u64() && c.key == v >> 21 {
-            let e = self.mem.read_u64(c.table + index(v, 1) * 8);
-            if e & P != 0 {
-                return Some((
-                    PhysAddr::new_truncate((e & ADDR_MASK) | (v & 0xfff)),
-                    PageSize::Size4KiB,
-                    super::entry::decode(e, true),
-                ));
-            }
+        if self.cache_root != root.start_address().as_u64() {
+            return translate_uncached(self.mem, root, virt);
         }
-        translate_uncached(self.mem, root, virt)
+        let table = if self.cache[0].key == v >> 21 {
+            self.cache[0].table
+        } else {
+            match self.pt_via_pd(v) {
+                Some(c) => c.table,
+                None => return translate_uncached(self.mem, root, virt),
+            }
+        };
+        let e = self.mem.read_entry(table + index(v, 1) * 8);
+        if e & P == 0 {
+            return None;
+        }
+        Some((
+            PhysAddr::new_truncate((e & ADDR_MASK) | (v & 0xfff)),
+            PageSize::Size4KiB,
+            super::entry::decode(e, true),
+        ))
     }
 
     /// Maps the page of `size` at `virt` to `phys` with `flags` (`PRESENT` is
@@ -425,11 +461,11 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         leaf: u64,
     ) -> Result<(), MapError> {
         let (ea, parent) = self.ensure_tables::<L>(root, v, leaf & U)?;
-        let old = self.mem.read_u64(ea);
+        let old = self.mem.read_entry(ea);
         if old & P != 0 {
             return Err(already(v, old, L));
         }
-        self.mem.write_u64(ea, leaf);
+        self.mem.write_entry(ea, leaf);
         count_up(self.mem, parent);
         Ok(())
     }
@@ -444,14 +480,32 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         v: u64,
         user: u64,
     ) -> Result<(u64, u64), MapError> {
-        let c = &self.cache[L as usize - 1];
-        if c.root == root.start_address().as_u64()
-            && c.key == v >> (12 + 9 * L as u32)
-            && (user == 0 || c.user)
-        {
-            return Ok((c.table + index(v, L) * 8, c.parent));
+        if let Some(c) = self.cached_leaf_table::<L>(root, v) {
+            if user == 0 || c.user {
+                return Ok((c.table + index(v, L) * 8, c.parent));
+            }
         }
         self.ensure_slow(root, v, L, user)
+    }
+
+    /// The cached table of level `L` (1: page table, 2: page directory) for
+    /// `v` in `root`; a page table found through the cached directory is
+    /// cached from now on.
+    #[inline(always)]
+    fn cached_leaf_table<const L: u8>(&mut self, root: PhysFrame, v: u64) -> Option<WalkCache> {
+        if self.cache_root != root.start_address().as_u64() {
+            return None;
+        }
+        let c = &self.cache[L as usize - 1];
+        if c.key == v >> (12 + 9 * L as u32) {
+            return Some(*c);
+        }
+        if L != 1 {
+            return None;
+        }
+        let c = self.pt_via_pd(v)?;
+        self.cache[0] = c;
+        Some(c)
     }
 
     /// [`ensure_tables`](Self::ensure_tables) by walking from the root; fills the cache.
@@ -470,7 +524,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         let mut all_user = true;
         while level > leaf_level {
             let ea = table + index(v, level) * 8;
-            let e = self.mem.read_u64(ea);
+            let e = self.mem.read_entry(ea);
             if e & P == 0 {
                 let (t, p) = self.create_chain(ea, parent, v, level, leaf_level, user)?;
                 all_user &= user != 0;
@@ -487,12 +541,16 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 });
             }
             if e & user != user {
-                self.mem.write_u64(ea, e | user);
+                self.mem.write_entry(ea, e | user);
             }
             all_user &= (e | user) & U != 0;
             parent = Some(ea);
             table = e & ADDR_MASK;
             level -= 1;
+            if level == 2 && leaf_level == 1 {
+                // The page directory too, for the next miss in its 1 GiB.
+                self.remember(r, v, 2, table, ea, all_user);
+            }
         }
         // The leaf table is never the root (leaf_level < 4).
         let p = parent.unwrap_or(r);
@@ -504,8 +562,11 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     #[inline(always)]
     fn remember(&mut self, root: u64, v: u64, leaf_level: u8, table: u64, parent: u64, user: bool) {
         if leaf_level <= 2 {
+            if self.cache_root != root {
+                self.forget();
+                self.cache_root = root;
+            }
             self.cache[leaf_level as usize - 1] = WalkCache {
-                root,
                 key: v >> (12 + 9 * leaf_level as u32),
                 table,
                 parent,
@@ -547,7 +608,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         let mut e = ea;
         for (i, &t) in fr[..n].iter().enumerate() {
             let count = if i + 1 < n { COUNT_ONE } else { 0 };
-            self.mem.write_u64(e, t | P | W | user | count);
+            self.mem.write_entry(e, t | P | W | user | count);
             if i + 1 < n {
                 e = t + index(v, level - 1 - i as u8) * 8;
             }
@@ -567,7 +628,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         loop {
             let ea = table + index(v, level) * 8;
             eas[level as usize - 1] = ea;
-            let e = self.mem.read_u64(ea);
+            let e = self.mem.read_entry(ea);
             let virt = VirtAddr::new_truncate(v);
             if e & P == 0 {
                 return Err(UnmapError::NotMapped {
@@ -604,21 +665,21 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// Clears the leaf found for `v` and frees the tables it leaves empty.
     #[inline(always)]
     fn remove_leaf(&mut self, f: &Found, v: u64) {
-        self.mem.write_u64(f.eas[f.level as usize - 1], 0);
+        self.mem.write_entry(f.eas[f.level as usize - 1], 0);
         let mut l = f.level as usize + 1;
         while l <= 4 {
             let pa = f.eas[l - 1];
-            let pe = self.mem.read_u64(pa);
+            let pe = self.mem.read_entry(pa);
             if pe & COUNT_MASK == 0 {
                 // A table not built by this mapper: its count is unknown.
                 return;
             }
             let pe = pe - COUNT_ONE;
             if pe & COUNT_MASK != 0 || (l == 4 && index(v, 4) >= 256) {
-                self.mem.write_u64(pa, pe);
+                self.mem.write_entry(pa, pe);
                 return;
             }
-            self.mem.write_u64(pa, 0);
+            self.mem.write_entry(pa, 0);
             self.free_table(pe & ADDR_MASK);
             l += 1;
         }
@@ -753,22 +814,19 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
     /// whose table keeps other entries. `None`: take the full path.
     #[inline(always)]
     fn unmap_cached<const L: u8>(&mut self, root: PhysFrame, v: u64) -> Option<u64> {
-        let c = self.cache[L as usize - 1];
-        if c.root != root.start_address().as_u64() || c.key != v >> (12 + 9 * L as u32) {
-            return None;
-        }
-        let ea = c.table + index(v, L) * 8;
-        let e = self.mem.read_u64(ea);
+        let WalkCache { table, parent, .. } = self.cached_leaf_table::<L>(root, v)?;
+        let ea = table + index(v, L) * 8;
+        let e = self.mem.read_entry(ea);
         let want = if L == 1 { P } else { P | PS };
         if e & (P | PS | REF) != want {
             return None;
         }
-        let pe = self.mem.read_u64(c.parent);
+        let pe = self.mem.read_entry(parent);
         if pe & COUNT_MASK <= COUNT_ONE {
             return None;
         }
-        self.mem.write_u64(ea, 0);
-        self.mem.write_u64(c.parent, pe - COUNT_ONE);
+        self.mem.write_entry(ea, 0);
+        self.mem.write_entry(parent, pe - COUNT_ONE);
         Some(e)
     }
 
@@ -781,14 +839,20 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
     ) -> Result<(Unmapped, Flush), UnmapError> {
         let v = virt.as_u64();
         let found = self.find_leaf(root, v, size.leaf_level())?;
-        if size.leaf_level() <= 2 {
-            let l = size.leaf_level();
+        let l = size.leaf_level() as usize;
+        if l <= 2 {
+            // The leaf's table (and for a 4 KiB page its directory): each is the
+            // frame of an entry address the walk passed.
+            let r = root.start_address().as_u64();
+            if l == 1 {
+                self.remember(r, v, 2, found.eas[1] & !0xfff, found.eas[2], false);
+            }
             self.remember(
-                root.start_address().as_u64(),
+                r,
                 v,
-                l,
-                self.mem.read_u64(found.eas[l as usize]) & ADDR_MASK,
-                found.eas[l as usize],
+                l as u8,
+                found.eas[l - 1] & !0xfff,
+                found.eas[l],
                 false,
             );
         }
@@ -903,7 +967,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
         let mut table = root.start_address().as_u64();
         let mut level = 4u8;
         loop {
-            let e = self.mem.read_u64(table + index(v, level) * 8);
+            let e = self.mem.read_entry(table + index(v, level) * 8);
             let span = 1u64 << (3 + 9 * level as u32);
             if e & P == 0 {
                 return Ok((None, span));
@@ -950,8 +1014,8 @@ fn already(v: u64, old: u64, level: u8) -> MapError {
 /// Adds one to the live-entry count of table entry `pa` (saturating).
 #[inline(always)]
 fn count_up(mem: &mut impl PhysMem, pa: u64) {
-    let pe = mem.read_u64(pa);
+    let pe = mem.read_entry(pa);
     if pe & COUNT_MASK != COUNT_MASK {
-        mem.write_u64(pa, pe + COUNT_ONE);
+        mem.write_entry(pa, pe + COUNT_ONE);
     }
 }

@@ -58,7 +58,7 @@ impl<M: PhysMem, F: TableFrames> Mapper<'_, M, F> {
         let v = va.align_down(4096u64).as_u64();
         if create {
             let (ea, _) = self.ensure_tables::<1>(table, v, 0)?;
-            let raw = self.mem.read_u64(ea);
+            let raw = self.mem.read_entry(ea);
             return Ok(Some(Pte {
                 addr: PhysAddr::new_truncate(ea),
                 raw,
@@ -140,12 +140,12 @@ impl<M: PhysMem, F: TableFrames + PageRefs> Mapper<'_, M, F> {
                 return Err(e);
             }
         };
-        let old = self.mem.read_u64(ea);
-        self.mem.write_u64(ea, new);
+        let old = self.mem.read_entry(ea);
+        self.mem.write_entry(ea, new);
         if old & P == 0 {
-            let pe = self.mem.read_u64(parent);
+            let pe = self.mem.read_entry(parent);
             if pe & super::entry::COUNT_MASK != super::entry::COUNT_MASK {
-                self.mem.write_u64(parent, pe + super::entry::COUNT_ONE);
+                self.mem.write_entry(parent, pe + super::entry::COUNT_ONE);
             }
         } else if old & REF != 0 {
             // The old mapping's reference (the same page's, if re-inserted).
