@@ -228,6 +228,18 @@ pub struct Unmapped {
     pub flags: PageTableFlags,
 }
 
+impl Unmapped {
+    /// What removing leaf `leaf` of `size` unmapped.
+    #[inline(always)]
+    fn of(leaf: u64, size: PageSize) -> Unmapped {
+        Unmapped {
+            phys: PhysAddr::new_truncate(leaf & ADDR_MASK & !(size.bytes() - 1)),
+            size,
+            flags: super::entry::decode(leaf, true),
+        }
+    }
+}
+
 /// Pages a range operation mapped.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct MapStats {
@@ -713,11 +725,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
-        let last = v0.checked_add(len - 1).ok_or(MapError::NonCanonical(v0))?;
-        if VirtAddr::try_new(last).is_err() || (last ^ v0) >> 47 != 0 {
-            return Err(MapError::NonCanonical(last));
-        }
+        let len = rounded_in_half(v0, len).map_err(MapError::NonCanonical)?;
         match p0.checked_add(len - 1) {
             Some(pl) if PhysAddr::try_new(pl).is_ok() => {}
             _ => return Err(MapError::PhysTooLarge(p0.saturating_add(len - 1))),
@@ -798,14 +806,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
             PageSize::Size1GiB => None,
         };
         if let Some(leaf) = fast {
-            return Ok((
-                Unmapped {
-                    phys: PhysAddr::new_truncate(leaf & ADDR_MASK & !(size.bytes() - 1)),
-                    size,
-                    flags: super::entry::decode(leaf, true),
-                },
-                Flush::new(virt),
-            ));
+            return Ok((Unmapped::of(leaf, size), Flush::new(virt)));
         }
         self.unmap_slow(root, virt, size)
     }
@@ -858,18 +859,11 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
         }
         if found.leaf & REF != 0 {
             self.frames
-                .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
+                .put_page(leaf_pfn(found.leaf))
                 .map_err(UnmapError::PageRef)?;
         }
         self.remove_leaf(&found, v);
-        Ok((
-            Unmapped {
-                phys: PhysAddr::new_truncate(found.leaf & ADDR_MASK & !(size.bytes() - 1)),
-                size,
-                flags: super::entry::decode(found.leaf, true),
-            },
-            Flush::new(virt),
-        ))
+        Ok((Unmapped::of(found.leaf, size), Flush::new(virt)))
     }
 
     /// Unmaps every page in `[virt, virt + len)` (`len` rounded up to 4 KiB);
@@ -894,11 +888,8 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
+        let len = rounded_in_half(v0, len).map_err(UnmapError::NonCanonical)?;
         let end = v0.checked_add(len).ok_or(UnmapError::NonCanonical(v0))?;
-        if VirtAddr::try_new(end - 1).is_err() || ((end - 1) ^ v0) >> 47 != 0 {
-            return Err(UnmapError::NonCanonical(end - 1));
-        }
         // Pass 1: check.
         let mut any = false;
         let mut v = v0;
@@ -939,10 +930,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
                 (Some(size), _) => {
                     let found = self.find_leaf(root, v, size.leaf_level())?;
                     if found.leaf & REF != 0 {
-                        match self
-                            .frames
-                            .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
-                        {
+                        match self.frames.put_page(leaf_pfn(found.leaf)) {
                             Ok(_) => stats.refs_dropped += 1,
                             Err(_) => stats.bad_refs += 1,
                         }
@@ -1011,9 +999,26 @@ fn already(v: u64, old: u64, level: u8) -> MapError {
     }
 }
 
+/// `len` rounded up to 4 KiB if `[v0, v0 + len)` stays inside one canonical
+/// half, else the address to report as non-canonical.
+fn rounded_in_half(v0: u64, len: u64) -> Result<u64, u64> {
+    let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
+    let last = v0.checked_add(len - 1).ok_or(v0)?;
+    if VirtAddr::try_new(last).is_err() || (last ^ v0) >> 47 != 0 {
+        return Err(last);
+    }
+    Ok(len)
+}
+
+/// The frame a 4 KiB leaf maps (whose `struct Page` a `PAGE_REF` leaf holds).
+#[inline(always)]
+pub(crate) fn leaf_pfn(leaf: u64) -> Pfn {
+    Pfn(((leaf & ADDR_MASK) >> 12) as u32)
+}
+
 /// Adds one to the live-entry count of table entry `pa` (saturating).
 #[inline(always)]
-fn count_up(mem: &mut impl PhysMem, pa: u64) {
+pub(crate) fn count_up(mem: &mut impl PhysMem, pa: u64) {
     let pe = mem.read_entry(pa);
     if pe & COUNT_MASK != COUNT_MASK {
         mem.write_entry(pa, pe + COUNT_ONE);
