@@ -752,7 +752,6 @@ fn cached_directory_serves_other_page_tables_and_user_rights() {
     for v in [V, V + 0x1000] {
         m.unmap(root, va(v), PageSize::Size4KiB).unwrap().1.ignore();
     }
-    drop(m);
     assert_eq!(fx.tr(V), None);
     // Every table is gone again: only the root is left.
     let k = fx.root.start_address().as_u64() + super::entry::index(V, 4) * 8;
