@@ -12,9 +12,10 @@
 //! [`PAGE_REF`](super::PAGE_REF)) drops the reference it held.
 //!
 //! A [`Mapper`] remembers the last page table and page directory it walked to
-//! (per root and region); the common map/unmap/translate of a page next to
-//! others then reads only the leaf entry and its table's count. Freeing any
-//! table, or [`Mapper::mem_mut`], forgets them.
+//! (in one root); the common map/unmap/translate of a page next to others then
+//! reads only the leaf entry and its table's count, and a 4 KiB page in another
+//! page table of the remembered directory costs one directory entry more.
+//! Freeing any table, or [`Mapper::mem_mut`], forgets them.
 
 use core::fmt;
 
@@ -303,8 +304,8 @@ const EMPTY: WalkCache = WalkCache {
 /// Cheap to make. While it lives it is the only writer of the tables (it holds
 /// `&mut M`), which lets it remember the last page table and page directory it
 /// walked to: repeated operations in the same 2 MiB (4 KiB pages) or 1 GiB
-/// (2 MiB pages) region skip the upper levels. Keep one mapper for a batch of
-/// operations to benefit.
+/// (2 MiB pages, and 4 KiB pages through the directory) region skip the upper
+/// levels. Keep one mapper for a batch of operations to benefit.
 pub struct Mapper<'a, M: PhysMem, F> {
     pub(crate) mem: &'a mut M,
     pub(crate) frames: &'a mut F,
@@ -391,7 +392,9 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     }
 
     /// [`translate`](super::walk::translate) of `virt` in `root`, reading only
-    /// the page-table entry when the page table of `virt` is the cached one.
+    /// the page-table entry when the page table of `virt` is the cached one, and
+    /// the directory entry too when its page directory is (a 4 KiB leaf; any
+    /// other case takes the full walk).
     #[inline(always)]
     pub fn translate(
         &self,
