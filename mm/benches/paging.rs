@@ -1,8 +1,10 @@
 //! memkern's page-table mapper (`mm::paging::Mapper`) against the `x86_64`
 //! crate's `OffsetPageTable` on the same kind of simulated machine: 4 KiB and
 //! 2 MiB map+unmap pairs next to a mapped neighbour, translation, the same
-//! spread over 64 regions (memkern's cached walk misses), and a 4 KiB pair that
-//! creates and frees its three tables every time. Criterion measures each; then
+//! spread over 64 regions of one page directory (memkern's cached page table
+//! misses, its cached page directory hits) and scattered over 64 page
+//! directories (full walks), and a 4 KiB pair that creates and frees its three
+//! tables every time. Criterion measures each; then
 //! a summary prints ns per operation and the ratio memkern / x86_64.
 //!
 //! `cargo bench -p mm --bench paging`. Instruction counts: see

@@ -5,12 +5,17 @@
 //! ```text
 //! paging_work <memkern|x86_64> <workload> <iterations>
 //!   map4k        map + unmap one 4 KiB page next to a mapped neighbour (no table
-//!                is allocated or freed: both sides do only the mapping work)
-//!   map2m        the same with 2 MiB pages
-//!   translate    translate an address of a mapped 4 KiB page
-//!   map4k-spread map + unmap in 64 different 2 MiB regions in turn (each with a
-//!                mapped neighbour): memkern's cached walk misses every time
-//!   translate-spread  translate in 64 different 2 MiB regions in turn (misses)
+//!                is allocated or freed: both sides do only the mapping work;
+//!                memkern's cached page table hits)
+//!   map2m        the same with 2 MiB pages (memkern's cached page directory hits)
+//!   translate    translate an address of a mapped 4 KiB page (cached page table)
+//!   map4k-spread map + unmap in 64 different 2 MiB regions of one 1 GiB region
+//!                in turn (each with a mapped neighbour): memkern's cached page
+//!                table misses every time, its cached page directory hits
+//!   translate-spread  translate in those 64 regions in turn (the same)
+//!   map4k-scatter     map + unmap in 64 regions 1 GiB + 2 MiB apart: both of
+//!                memkern's cached walks miss, every operation walks from the root
+//!   translate-scatter translate in those 64 regions (full walks)
 //!   map4k-fresh  map + unmap a 4 KiB page alone in its PML4 slot: memkern frees
 //!                the 3 tables on unmap, the crate frees them with
 //!                `clean_up_addr_range` (it never frees tables on its own)
@@ -26,7 +31,8 @@
 //!
 //! ```text
 //! cargo build --release -p mm --example paging_work
-//! for w in map4k map2m translate map4k-fresh map4k-spread translate-spread; do for s in memkern x86_64; do
+//! for w in map4k map2m translate map4k-fresh map4k-spread translate-spread \
+//!          map4k-scatter translate-scatter; do for s in memkern x86_64; do
 //!   for n in 100000 1100000; do
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!       target/release/examples/paging_work $s $w $n 2>&1 | grep 'refs:'
@@ -61,10 +67,10 @@ pub const FRAME: u64 = 0x4000_0000;
 
 /// One page-table implementation under test.
 pub trait Pager {
-    fn map4k(&mut self, v: u64, p: u64);
-    fn unmap4k(&mut self, v: u64);
-    fn map2m(&mut self, v: u64, p: u64);
-    fn unmap2m(&mut self, v: u64);
+    /// Maps a 4 KiB page, or a 2 MiB page if `huge`.
+    fn map(&mut self, v: u64, p: u64, huge: bool);
+    /// Unmaps it.
+    fn unmap(&mut self, v: u64, huge: bool);
     fn translate(&self, v: u64) -> u64;
     /// Frees the tables left empty under `v` (a no-op where unmap does it).
     fn clean(&mut self, v: u64);
@@ -123,47 +129,24 @@ impl Default for Memkern {
 
 impl Pager for Memkern {
     #[inline(always)]
-    fn map4k(&mut self, v: u64, p: u64) {
+    fn map(&mut self, v: u64, p: u64, huge: bool) {
         let r = self.root;
         self.m()
             .map(
                 r,
                 VirtAddr::new_truncate(v),
                 PhysAddr::new_truncate(p),
-                PageSize::Size4KiB,
+                size(huge),
                 F::WRITABLE,
             )
             .unwrap()
             .ignore();
     }
     #[inline(always)]
-    fn unmap4k(&mut self, v: u64) {
+    fn unmap(&mut self, v: u64, huge: bool) {
         let r = self.root;
         self.m()
-            .unmap(r, VirtAddr::new_truncate(v), PageSize::Size4KiB)
-            .unwrap()
-            .1
-            .ignore();
-    }
-    #[inline(always)]
-    fn map2m(&mut self, v: u64, p: u64) {
-        let r = self.root;
-        self.m()
-            .map(
-                r,
-                VirtAddr::new_truncate(v),
-                PhysAddr::new_truncate(p),
-                PageSize::Size2MiB,
-                F::WRITABLE,
-            )
-            .unwrap()
-            .ignore();
-    }
-    #[inline(always)]
-    fn unmap2m(&mut self, v: u64) {
-        let r = self.root;
-        self.m()
-            .unmap(r, VirtAddr::new_truncate(v), PageSize::Size2MiB)
+            .unmap(r, VirtAddr::new_truncate(v), size(huge))
             .unwrap()
             .1
             .ignore();
@@ -178,6 +161,15 @@ impl Pager for Memkern {
     }
     #[inline(always)]
     fn clean(&mut self, _v: u64) {}
+}
+
+#[inline(always)]
+fn size(huge: bool) -> PageSize {
+    if huge {
+        PageSize::Size2MiB
+    } else {
+        PageSize::Size4KiB
+    }
 }
 
 /// The buddy as the crate's frame allocator.
@@ -233,29 +225,14 @@ impl Default for Crate {
     }
 }
 
-impl Pager for Crate {
+impl Crate {
     #[inline(always)]
-    fn map4k(&mut self, v: u64, p: u64) {
-        let page = VPage::<Size4KiB>::containing_address(VirtAddr::new_truncate(v));
-        let frame =
-            x86_64::structures::paging::PhysFrame::containing_address(PhysAddr::new_truncate(p));
-        // SAFETY: simulated tables; nothing runs on them.
-        unsafe {
-            self.pt
-                .map_to(page, frame, F::PRESENT | F::WRITABLE, &mut self.frames)
-                .unwrap()
-                .ignore();
-        }
-    }
-    #[inline(always)]
-    fn unmap4k(&mut self, v: u64) {
-        let page = VPage::<Size4KiB>::containing_address(VirtAddr::new_truncate(v));
-        self.pt.unmap(page).unwrap().1.ignore();
-    }
-    #[inline(always)]
-    fn map2m(&mut self, v: u64, p: u64) {
-        let page = VPage::<Size2MiB>::containing_address(VirtAddr::new_truncate(v));
-        let frame = x86_64::structures::paging::PhysFrame::<Size2MiB>::containing_address(
+    fn map_to<S: x86_64::structures::paging::PageSize + std::fmt::Debug>(&mut self, v: u64, p: u64)
+    where
+        OffsetPageTable<'static>: x86_64::structures::paging::Mapper<S>,
+    {
+        let page = VPage::<S>::containing_address(VirtAddr::new_truncate(v));
+        let frame = x86_64::structures::paging::PhysFrame::<S>::containing_address(
             PhysAddr::new_truncate(p),
         );
         // SAFETY: simulated tables; nothing runs on them.
@@ -267,9 +244,31 @@ impl Pager for Crate {
         }
     }
     #[inline(always)]
-    fn unmap2m(&mut self, v: u64) {
-        let page = VPage::<Size2MiB>::containing_address(VirtAddr::new_truncate(v));
+    fn unmap_s<S: x86_64::structures::paging::PageSize>(&mut self, v: u64)
+    where
+        OffsetPageTable<'static>: x86_64::structures::paging::Mapper<S>,
+    {
+        let page = VPage::<S>::containing_address(VirtAddr::new_truncate(v));
         self.pt.unmap(page).unwrap().1.ignore();
+    }
+}
+
+impl Pager for Crate {
+    #[inline(always)]
+    fn map(&mut self, v: u64, p: u64, huge: bool) {
+        if huge {
+            self.map_to::<Size2MiB>(v, p)
+        } else {
+            self.map_to::<Size4KiB>(v, p)
+        }
+    }
+    #[inline(always)]
+    fn unmap(&mut self, v: u64, huge: bool) {
+        if huge {
+            self.unmap_s::<Size2MiB>(v)
+        } else {
+            self.unmap_s::<Size4KiB>(v)
+        }
     }
     #[inline(always)]
     fn translate(&self, v: u64) -> u64 {
@@ -290,76 +289,88 @@ impl Pager for Crate {
 }
 
 /// The workloads by command-line name.
-pub const WORKLOADS: [&str; 6] = [
+pub const WORKLOADS: [&str; 8] = [
     "map4k",
     "map2m",
     "translate",
     "map4k-fresh",
     "map4k-spread",
     "translate-spread",
+    "map4k-scatter",
+    "translate-scatter",
 ];
-/// Regions of the spread workloads.
+/// Regions of the spread and scatter workloads.
 pub const SPREAD: u64 = 64;
+/// Distance between the spread workloads' regions: 2 MiB, so each has its own
+/// page table, all in one page directory.
+const SPREAD_STRIDE: u64 = 1 << 21;
+/// Distance between the scatter workloads' regions: 1 GiB + 2 MiB, so each
+/// has its own page directory and page table.
+const SCATTER_STRIDE: u64 = (1 << 30) + (1 << 21);
+
+/// The region stride of a spread or scatter workload.
+fn stride(workload: &str) -> u64 {
+    if workload.ends_with("-scatter") {
+        SCATTER_STRIDE
+    } else {
+        SPREAD_STRIDE
+    }
+}
 
 /// Maps what a workload keeps mapped (the neighbour).
 pub fn prepare<P: Pager>(p: &mut P, workload: &str) {
     match workload {
-        "map4k" | "translate" => p.map4k(BASE, FRAME),
-        "map2m" => p.map2m(BASE, FRAME),
+        "map4k" | "translate" => p.map(BASE, FRAME, false),
+        "map2m" => p.map(BASE, FRAME, true),
         "map4k-fresh" => {}
-        "map4k-spread" | "translate-spread" => {
+        "map4k-spread" | "translate-spread" | "map4k-scatter" | "translate-scatter" => {
             for k in 0..SPREAD {
-                p.map4k(BASE + (k << 21), FRAME);
+                p.map(BASE + k * stride(workload), FRAME, false);
             }
         }
         w => panic!("unknown workload {w}"),
     }
 }
 
+/// `n` map+unmap pairs at `v(i)` (4 KiB pages, or 2 MiB if `huge`), then the
+/// tables left empty cleaned up if `clean`.
+#[inline(always)]
+fn pairs<P: Pager>(p: &mut P, n: u64, huge: bool, clean: bool, v: impl Fn(u64) -> u64) {
+    for i in 0..n {
+        let v = v(i);
+        p.map(black_box(v), FRAME, huge);
+        p.unmap(black_box(v), huge);
+        if clean {
+            p.clean(v);
+        }
+    }
+}
+
+/// `n` translations of `v(i)`.
+#[inline(always)]
+fn translations<P: Pager>(p: &P, n: u64, v: impl Fn(u64) -> u64) {
+    let mut x = 0;
+    for i in 0..n {
+        x ^= p.translate(black_box(v(i)));
+    }
+    black_box(x);
+}
+
 /// `n` rounds of `workload` (after [`prepare`]).
 #[inline(never)]
 pub fn run<P: Pager>(p: &mut P, workload: &str, n: u64) {
+    let step = stride(workload);
     match workload {
-        "map4k" => {
-            for _ in 0..n {
-                p.map4k(black_box(BASE + 0x1000), FRAME);
-                p.unmap4k(black_box(BASE + 0x1000));
-            }
+        "map4k" => pairs(p, n, false, false, |_| BASE + 0x1000),
+        "map2m" => pairs(p, n, true, false, |_| BASE + 0x20_0000),
+        "translate" => translations(p, n, |i| BASE + (i & 0xff8)),
+        "map4k-spread" | "map4k-scatter" => {
+            pairs(p, n, false, false, |i| BASE + (i % SPREAD) * step + 0x1000)
         }
-        "map2m" => {
-            for _ in 0..n {
-                p.map2m(black_box(BASE + 0x20_0000), FRAME);
-                p.unmap2m(black_box(BASE + 0x20_0000));
-            }
+        "translate-spread" | "translate-scatter" => {
+            translations(p, n, |i| BASE + (i % SPREAD) * step + (i & 0xff8))
         }
-        "translate" => {
-            let mut x = 0;
-            for i in 0..n {
-                x ^= p.translate(black_box(BASE + (i & 0xff8)));
-            }
-            black_box(x);
-        }
-        "map4k-spread" => {
-            for i in 0..n {
-                let v = BASE + ((i % SPREAD) << 21) + 0x1000;
-                p.map4k(black_box(v), FRAME);
-                p.unmap4k(black_box(v));
-            }
-        }
-        "translate-spread" => {
-            let mut x = 0;
-            for i in 0..n {
-                x ^= p.translate(black_box(BASE + ((i % SPREAD) << 21) + (i & 0xff8)));
-            }
-            black_box(x);
-        }
-        "map4k-fresh" => {
-            for _ in 0..n {
-                p.map4k(black_box(LONELY), FRAME);
-                p.unmap4k(black_box(LONELY));
-                p.clean(LONELY);
-            }
-        }
+        "map4k-fresh" => pairs(p, n, false, true, |_| LONELY),
         w => panic!("unknown workload {w}"),
     }
 }

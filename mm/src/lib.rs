@@ -69,6 +69,19 @@ pub trait PhysMem {
     fn write_u64(&mut self, phys: u64, v: u64) {
         self.write(phys, &v.to_le_bytes());
     }
+    /// Reads the page-table entry at `phys`: an 8-aligned word of a table frame
+    /// (4 KiB aligned, in the direct map). The page-table code reads every entry
+    /// through it, so an implementation may make it cheaper than `read_u64` by
+    /// relying on the alignment (the low 3 bits may be ignored).
+    #[inline(always)]
+    fn read_entry(&self, phys: u64) -> u64 {
+        self.read_u64(phys)
+    }
+    /// Writes the page-table entry at `phys` (as [`read_entry`](Self::read_entry)).
+    #[inline(always)]
+    fn write_entry(&mut self, phys: u64, v: u64) {
+        self.write_u64(phys, v)
+    }
 }
 
 /// `mm_stat()`: the memory picture in bytes (DragonOS `struct mm_stat_t`).

@@ -85,6 +85,16 @@ impl PhysMem for SimMem {
         let r = self.range(phys, 8);
         self.bytes[r].copy_from_slice(&v.to_le_bytes());
     }
+    /// One bounds check and one load: the RAM seen as 8-byte words (entries are
+    /// 8-aligned; the low 3 bits of `phys` are ignored).
+    #[inline(always)]
+    fn read_entry(&self, phys: u64) -> u64 {
+        u64::from_le_bytes(self.bytes.as_chunks::<8>().0[(phys >> 3) as usize])
+    }
+    #[inline(always)]
+    fn write_entry(&mut self, phys: u64, v: u64) {
+        self.bytes.as_chunks_mut::<8>().0[(phys >> 3) as usize] = v.to_le_bytes();
+    }
 }
 
 /// A small deterministic generator (xorshift64*) for seeded fuzzers and tests, so

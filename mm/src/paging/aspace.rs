@@ -65,8 +65,8 @@ impl AddressSpace {
             root.start_address().as_u64(),
         );
         for i in 256..512 {
-            let e = m.mem.read_u64(k + i * 8);
-            m.mem.write_u64(r + i * 8, e);
+            let e = m.mem.read_entry(k + i * 8);
+            m.mem.write_entry(r + i * 8, e);
         }
         Ok(AddressSpace { root })
     }
@@ -90,7 +90,7 @@ impl AddressSpace {
         let mut st = DestroyStats::default();
         let r = self.root.start_address().as_u64();
         for i in 0..256 {
-            let e = m.mem.read_u64(r + i * 8);
+            let e = m.mem.read_entry(r + i * 8);
             if e & P != 0 && e & PS == 0 {
                 free_tree(m, e & ADDR_MASK, 3, &mut st);
             }
@@ -109,7 +109,7 @@ fn free_tree<M: PhysMem, F: TableFrames + PageRefs>(
     st: &mut DestroyStats,
 ) {
     for i in 0..512 {
-        let e = m.mem.read_u64(t + i * 8);
+        let e = m.mem.read_entry(t + i * 8);
         if e & P == 0 {
             continue;
         }

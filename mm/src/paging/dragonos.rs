@@ -23,6 +23,44 @@ fn table_root(mem: &impl PhysMem, table: u64, is_phys: bool) -> Option<PhysFrame
     PhysFrame::from_start_address(PhysAddr::try_new(phys).ok()?).ok()
 }
 
+/// What is wrong with a `proc` function's table or start address.
+enum BadProcArg {
+    /// Not a page-table frame.
+    Table(u64),
+    /// Not canonical.
+    Virt(u64),
+}
+
+impl From<BadProcArg> for MapError {
+    fn from(b: BadProcArg) -> MapError {
+        match b {
+            BadProcArg::Table(t) => MapError::BadTable(t),
+            BadProcArg::Virt(v) => MapError::NonCanonical(v),
+        }
+    }
+}
+
+impl From<BadProcArg> for UnmapError {
+    fn from(b: BadProcArg) -> UnmapError {
+        match b {
+            BadProcArg::Table(t) => UnmapError::BadTable(t),
+            BadProcArg::Virt(v) => UnmapError::NonCanonical(v),
+        }
+    }
+}
+
+/// The `proc` functions' root frame and start address.
+fn root_and_virt(
+    mem: &impl PhysMem,
+    table: u64,
+    is_phys: bool,
+    virt: u64,
+) -> Result<(PhysFrame, VirtAddr), BadProcArg> {
+    let root = table_root(mem, table, is_phys).ok_or(BadProcArg::Table(table))?;
+    let v = VirtAddr::try_new(virt).map_err(|_| BadProcArg::Virt(virt))?;
+    Ok((root, v))
+}
+
 impl<M: PhysMem, F: TableFrames> Mapper<'_, M, F> {
     /// DragonOS `mm_map_phys_addr(virt_addr_start, phys_addr_start, length,
     /// flags, use4k)`: maps `[phys, phys + len)` at `virt` in the running table
@@ -78,8 +116,7 @@ impl<M: PhysMem, F: TableFrames> Mapper<'_, M, F> {
         use4k: bool,
         tlb: &mut impl Tlb,
     ) -> Result<MapStats, MapError> {
-        let root = table_root(self.mem, table, is_phys).ok_or(MapError::BadTable(table))?;
-        let virt = VirtAddr::try_new(virt).map_err(|_| MapError::NonCanonical(virt))?;
+        let (root, virt) = root_and_virt(self.mem, table, is_phys, virt)?;
         let phys = PhysAddr::try_new(phys).map_err(|_| MapError::PhysTooLarge(phys))?;
         let flags = if user {
             flags | PageTableFlags::USER_ACCESSIBLE
@@ -111,8 +148,7 @@ impl<M: PhysMem, F: TableFrames + PageRefs> Mapper<'_, M, F> {
         len: u64,
         tlb: &mut impl Tlb,
     ) -> Result<UnmapStats, UnmapError> {
-        let root = table_root(self.mem, table, is_phys).ok_or(UnmapError::BadTable(table))?;
-        let virt = VirtAddr::try_new(virt).map_err(|_| UnmapError::NonCanonical(virt))?;
+        let (root, virt) = root_and_virt(self.mem, table, is_phys, virt)?;
         let (f, stats) = self.unmap_range(root, virt, len)?;
         f.flush(tlb);
         Ok(stats)

@@ -130,7 +130,7 @@ fn visit(
         if v_last < first || v > last {
             continue;
         }
-        let raw = mem.read_u64(table + i * 8);
+        let raw = mem.read_entry(table + i * 8);
         if raw & P == 0 {
             continue;
         }
@@ -213,7 +213,7 @@ pub fn for_each_table(mem: &impl PhysMem, root: PhysFrame, mut f: impl FnMut(Phy
 
 fn tables_below(mem: &impl PhysMem, table: u64, level: u8, f: &mut impl FnMut(PhysFrame)) {
     for i in 0..512u64 {
-        let raw = mem.read_u64(table + i * 8);
+        let raw = mem.read_entry(table + i * 8);
         if raw & P == 0 || (raw & PS != 0 && level != 4) || level == 1 {
             continue;
         }
@@ -410,8 +410,8 @@ mod tests {
         // Clear WRITABLE and set NO_EXECUTE on the PML4 entry: the leaf is
         // effectively read-only and not executable.
         let ea = root.start_address().as_u64() + crate::layout::pml4_index(K) * 8;
-        let e = mem.read_u64(ea);
-        mem.write_u64(ea, (e & !F::WRITABLE.bits()) | F::NO_EXECUTE.bits());
+        let e = mem.read_entry(ea);
+        mem.write_entry(ea, (e & !F::WRITABLE.bits()) | F::NO_EXECUTE.bits());
         let r = ranges(&mem, root, K, 0);
         assert_eq!(r[0].flags, F::PRESENT | F::NO_EXECUTE);
         assert_eq!(check_wx(&mem, root, |_, _| {}).wx_pages, 0);

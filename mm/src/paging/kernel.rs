@@ -27,12 +27,12 @@ pub fn preallocate_pdpts(
     let mut n = 0;
     for i in slots.start.max(256)..slots.end.min(512) {
         let ea = r + i * 8;
-        if mem.read_u64(ea) & P != 0 {
+        if mem.read_entry(ea) & P != 0 {
             continue;
         }
         let f = frames.alloc_table(mem)?;
         // A count of 0 in a kernel-half PML4 entry is never used to free.
-        mem.write_u64(ea, f.start_address().as_u64() | P | W);
+        mem.write_entry(ea, f.start_address().as_u64() | P | W);
         n += 1;
     }
     Some(n)

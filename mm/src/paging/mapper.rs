@@ -12,9 +12,10 @@
 //! [`PAGE_REF`](super::PAGE_REF)) drops the reference it held.
 //!
 //! A [`Mapper`] remembers the last page table and page directory it walked to
-//! (per root and region); the common map/unmap/translate of a page next to
-//! others then reads only the leaf entry and its table's count. Freeing any
-//! table, or [`Mapper::mem_mut`], forgets them.
+//! (in one root); the common map/unmap/translate of a page next to others then
+//! reads only the leaf entry and its table's count, and a 4 KiB page in another
+//! page table of the remembered directory costs one directory entry more.
+//! Freeing any table, or [`Mapper::mem_mut`], forgets them.
 
 use core::fmt;
 
@@ -228,6 +229,18 @@ pub struct Unmapped {
     pub flags: PageTableFlags,
 }
 
+impl Unmapped {
+    /// What removing leaf `leaf` of `size` unmapped.
+    #[inline(always)]
+    fn of(leaf: u64, size: PageSize) -> Unmapped {
+        Unmapped {
+            phys: PhysAddr::new_truncate(leaf & ADDR_MASK & !(size.bytes() - 1)),
+            size,
+            flags: super::entry::decode(leaf, true),
+        }
+    }
+}
+
 /// Pages a range operation mapped.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct MapStats {
@@ -261,18 +274,16 @@ struct Found {
     level: u8,
 }
 
-/// No cached walk.
+/// No cached walk (no root and no region key is all ones).
 const NONE: u64 = u64::MAX;
 
-/// The last leaf table a walk reached for one leaf level: while the mapper
-/// lives it is the only writer of the tables (it holds `&mut M`), so the
-/// table of the same root and region stays valid until the mapper frees a
-/// table, which empties every cache.
+/// The last table a walk reached at one level (like a CPU's paging-structure
+/// caches): while the mapper lives it is the only writer of the tables (it
+/// holds `&mut M`), so the table of the same root and region stays valid until
+/// the mapper frees a table, which empties every cache.
 #[derive(Clone, Copy, Debug)]
 struct WalkCache {
-    /// Root of the cached walk, [`NONE`] if empty.
-    root: u64,
-    /// `v >> (12 + 9 * leaf_level)`: the region the leaf table covers.
+    /// `v >> (12 + 9 * level)`: the region the table covers, [`NONE`] if empty.
     key: u64,
     /// The leaf table's frame.
     table: u64,
@@ -283,8 +294,7 @@ struct WalkCache {
 }
 
 const EMPTY: WalkCache = WalkCache {
-    root: NONE,
-    key: 0,
+    key: NONE,
     table: 0,
     parent: 0,
     user: false,
@@ -294,11 +304,13 @@ const EMPTY: WalkCache = WalkCache {
 /// Cheap to make. While it lives it is the only writer of the tables (it holds
 /// `&mut M`), which lets it remember the last page table and page directory it
 /// walked to: repeated operations in the same 2 MiB (4 KiB pages) or 1 GiB
-/// (2 MiB pages) region skip the upper levels. Keep one mapper for a batch of
-/// operations to benefit.
+/// (2 MiB pages, and 4 KiB pages through the directory) region skip the upper
+/// levels. Keep one mapper for a batch of operations to benefit.
 pub struct Mapper<'a, M: PhysMem, F> {
     pub(crate) mem: &'a mut M,
     pub(crate) frames: &'a mut F,
+    /// The root both cached walks are in, [`NONE`] if none.
+    cache_root: u64,
     /// `cache[0]`: page table (4 KiB leaves); `cache[1]`: page directory.
     cache: [WalkCache; 2],
 }
@@ -309,6 +321,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         Mapper {
             mem,
             frames,
+            cache_root: NONE,
             cache: [EMPTY; 2],
         }
     }
@@ -321,7 +334,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// The memory, for writing (forgets the cached walks: the caller may change
     /// tables behind the mapper's back).
     pub fn mem_mut(&mut self) -> &mut M {
-        self.cache = [EMPTY; 2];
+        self.forget();
         self.mem
     }
 
@@ -333,14 +346,42 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// The memory and the frame source together, for code that builds tables
     /// with both (forgets the cached walks, as [`Mapper::mem_mut`] does).
     pub fn parts(&mut self) -> (&mut M, &mut F) {
-        self.cache = [EMPTY; 2];
+        self.forget();
         (self.mem, self.frames)
+    }
+
+    /// Empties the walk caches.
+    #[inline(always)]
+    fn forget(&mut self) {
+        self.cache_root = NONE;
+        self.cache = [EMPTY; 2];
+    }
+
+    /// The page table of `v` through the cached page directory (of the cached
+    /// root, which the caller checked): one directory entry read.
+    #[inline(always)]
+    fn pt_via_pd(&self, v: u64) -> Option<WalkCache> {
+        let d = &self.cache[1];
+        if d.key != v >> 30 {
+            return None;
+        }
+        let ea = d.table + index(v, 2) * 8;
+        let e = self.mem.read_entry(ea);
+        if e & (P | PS) != P {
+            return None;
+        }
+        Some(WalkCache {
+            key: v >> 21,
+            table: e & ADDR_MASK,
+            parent: ea,
+            user: d.user && e & U != 0,
+        })
     }
 
     /// Returns a table frame and forgets the cached walks.
     #[cold]
     pub(crate) fn free_table(&mut self, t: u64) {
-        self.cache = [EMPTY; 2];
+        self.forget();
         self.frames
             .free_table(PhysFrame::containing_address(PhysAddr::new_truncate(t)));
     }
@@ -351,7 +392,9 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     }
 
     /// [`translate`](super::walk::translate) of `virt` in `root`, reading only
-    /// the page-table entry when the page table of `virt` is the cached one.
+    /// the page-table entry when the page table of `virt` is the cached one, and
+    /// the directory entry too when its page directory is (a 4 KiB leaf; any
+    /// other case takes the full walk).
     #[inline(always)]
     pub fn translate(
         &self,
@@ -359,18 +402,26 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         virt: VirtAddr,
     ) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
         let v = virt.as_u64();
-        let c = &self.cache[0];
-        if c.root == root.start_address().as_u64() && c.key == v >> 21 {
-            let e = self.mem.read_u64(c.table + index(v, 1) * 8);
-            if e & P != 0 {
-                return Some((
-                    PhysAddr::new_truncate((e & ADDR_MASK) | (v & 0xfff)),
-                    PageSize::Size4KiB,
-                    super::entry::decode(e, true),
-                ));
-            }
+        if self.cache_root != root.start_address().as_u64() {
+            return translate_uncached(self.mem, root, virt);
         }
-        translate_uncached(self.mem, root, virt)
+        let table = if self.cache[0].key == v >> 21 {
+            self.cache[0].table
+        } else {
+            match self.pt_via_pd(v) {
+                Some(c) => c.table,
+                None => return translate_uncached(self.mem, root, virt),
+            }
+        };
+        let e = self.mem.read_entry(table + index(v, 1) * 8);
+        if e & P == 0 {
+            return None;
+        }
+        Some((
+            PhysAddr::new_truncate((e & ADDR_MASK) | (v & 0xfff)),
+            PageSize::Size4KiB,
+            super::entry::decode(e, true),
+        ))
     }
 
     /// Maps the page of `size` at `virt` to `phys` with `flags` (`PRESENT` is
@@ -425,11 +476,11 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         leaf: u64,
     ) -> Result<(), MapError> {
         let (ea, parent) = self.ensure_tables::<L>(root, v, leaf & U)?;
-        let old = self.mem.read_u64(ea);
+        let old = self.mem.read_entry(ea);
         if old & P != 0 {
             return Err(already(v, old, L));
         }
-        self.mem.write_u64(ea, leaf);
+        self.mem.write_entry(ea, leaf);
         count_up(self.mem, parent);
         Ok(())
     }
@@ -444,14 +495,32 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         v: u64,
         user: u64,
     ) -> Result<(u64, u64), MapError> {
-        let c = &self.cache[L as usize - 1];
-        if c.root == root.start_address().as_u64()
-            && c.key == v >> (12 + 9 * L as u32)
-            && (user == 0 || c.user)
-        {
-            return Ok((c.table + index(v, L) * 8, c.parent));
+        if let Some(c) = self.cached_leaf_table::<L>(root, v) {
+            if user == 0 || c.user {
+                return Ok((c.table + index(v, L) * 8, c.parent));
+            }
         }
         self.ensure_slow(root, v, L, user)
+    }
+
+    /// The cached table of level `L` (1: page table, 2: page directory) for
+    /// `v` in `root`; a page table found through the cached directory is
+    /// cached from now on.
+    #[inline(always)]
+    fn cached_leaf_table<const L: u8>(&mut self, root: PhysFrame, v: u64) -> Option<WalkCache> {
+        if self.cache_root != root.start_address().as_u64() {
+            return None;
+        }
+        let c = &self.cache[L as usize - 1];
+        if c.key == v >> (12 + 9 * L as u32) {
+            return Some(*c);
+        }
+        if L != 1 {
+            return None;
+        }
+        let c = self.pt_via_pd(v)?;
+        self.cache[0] = c;
+        Some(c)
     }
 
     /// [`ensure_tables`](Self::ensure_tables) by walking from the root; fills the cache.
@@ -470,7 +539,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         let mut all_user = true;
         while level > leaf_level {
             let ea = table + index(v, level) * 8;
-            let e = self.mem.read_u64(ea);
+            let e = self.mem.read_entry(ea);
             if e & P == 0 {
                 let (t, p) = self.create_chain(ea, parent, v, level, leaf_level, user)?;
                 all_user &= user != 0;
@@ -487,12 +556,16 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 });
             }
             if e & user != user {
-                self.mem.write_u64(ea, e | user);
+                self.mem.write_entry(ea, e | user);
             }
             all_user &= (e | user) & U != 0;
             parent = Some(ea);
             table = e & ADDR_MASK;
             level -= 1;
+            if level == 2 && leaf_level == 1 {
+                // The page directory too, for the next miss in its 1 GiB.
+                self.remember(r, v, 2, table, ea, all_user);
+            }
         }
         // The leaf table is never the root (leaf_level < 4).
         let p = parent.unwrap_or(r);
@@ -504,8 +577,11 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     #[inline(always)]
     fn remember(&mut self, root: u64, v: u64, leaf_level: u8, table: u64, parent: u64, user: bool) {
         if leaf_level <= 2 {
+            if self.cache_root != root {
+                self.forget();
+                self.cache_root = root;
+            }
             self.cache[leaf_level as usize - 1] = WalkCache {
-                root,
                 key: v >> (12 + 9 * leaf_level as u32),
                 table,
                 parent,
@@ -547,7 +623,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         let mut e = ea;
         for (i, &t) in fr[..n].iter().enumerate() {
             let count = if i + 1 < n { COUNT_ONE } else { 0 };
-            self.mem.write_u64(e, t | P | W | user | count);
+            self.mem.write_entry(e, t | P | W | user | count);
             if i + 1 < n {
                 e = t + index(v, level - 1 - i as u8) * 8;
             }
@@ -567,7 +643,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
         loop {
             let ea = table + index(v, level) * 8;
             eas[level as usize - 1] = ea;
-            let e = self.mem.read_u64(ea);
+            let e = self.mem.read_entry(ea);
             let virt = VirtAddr::new_truncate(v);
             if e & P == 0 {
                 return Err(UnmapError::NotMapped {
@@ -604,21 +680,21 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
     /// Clears the leaf found for `v` and frees the tables it leaves empty.
     #[inline(always)]
     fn remove_leaf(&mut self, f: &Found, v: u64) {
-        self.mem.write_u64(f.eas[f.level as usize - 1], 0);
+        self.mem.write_entry(f.eas[f.level as usize - 1], 0);
         let mut l = f.level as usize + 1;
         while l <= 4 {
             let pa = f.eas[l - 1];
-            let pe = self.mem.read_u64(pa);
+            let pe = self.mem.read_entry(pa);
             if pe & COUNT_MASK == 0 {
                 // A table not built by this mapper: its count is unknown.
                 return;
             }
             let pe = pe - COUNT_ONE;
             if pe & COUNT_MASK != 0 || (l == 4 && index(v, 4) >= 256) {
-                self.mem.write_u64(pa, pe);
+                self.mem.write_entry(pa, pe);
                 return;
             }
-            self.mem.write_u64(pa, 0);
+            self.mem.write_entry(pa, 0);
             self.free_table(pe & ADDR_MASK);
             l += 1;
         }
@@ -652,11 +728,7 @@ impl<'a, M: PhysMem, F: TableFrames> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
-        let last = v0.checked_add(len - 1).ok_or(MapError::NonCanonical(v0))?;
-        if VirtAddr::try_new(last).is_err() || (last ^ v0) >> 47 != 0 {
-            return Err(MapError::NonCanonical(last));
-        }
+        let len = rounded_in_half(v0, len).map_err(MapError::NonCanonical)?;
         match p0.checked_add(len - 1) {
             Some(pl) if PhysAddr::try_new(pl).is_ok() => {}
             _ => return Err(MapError::PhysTooLarge(p0.saturating_add(len - 1))),
@@ -737,14 +809,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
             PageSize::Size1GiB => None,
         };
         if let Some(leaf) = fast {
-            return Ok((
-                Unmapped {
-                    phys: PhysAddr::new_truncate(leaf & ADDR_MASK & !(size.bytes() - 1)),
-                    size,
-                    flags: super::entry::decode(leaf, true),
-                },
-                Flush::new(virt),
-            ));
+            return Ok((Unmapped::of(leaf, size), Flush::new(virt)));
         }
         self.unmap_slow(root, virt, size)
     }
@@ -753,22 +818,19 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
     /// whose table keeps other entries. `None`: take the full path.
     #[inline(always)]
     fn unmap_cached<const L: u8>(&mut self, root: PhysFrame, v: u64) -> Option<u64> {
-        let c = self.cache[L as usize - 1];
-        if c.root != root.start_address().as_u64() || c.key != v >> (12 + 9 * L as u32) {
-            return None;
-        }
-        let ea = c.table + index(v, L) * 8;
-        let e = self.mem.read_u64(ea);
+        let WalkCache { table, parent, .. } = self.cached_leaf_table::<L>(root, v)?;
+        let ea = table + index(v, L) * 8;
+        let e = self.mem.read_entry(ea);
         let want = if L == 1 { P } else { P | PS };
         if e & (P | PS | REF) != want {
             return None;
         }
-        let pe = self.mem.read_u64(c.parent);
+        let pe = self.mem.read_entry(parent);
         if pe & COUNT_MASK <= COUNT_ONE {
             return None;
         }
-        self.mem.write_u64(ea, 0);
-        self.mem.write_u64(c.parent, pe - COUNT_ONE);
+        self.mem.write_entry(ea, 0);
+        self.mem.write_entry(parent, pe - COUNT_ONE);
         Some(e)
     }
 
@@ -781,31 +843,30 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
     ) -> Result<(Unmapped, Flush), UnmapError> {
         let v = virt.as_u64();
         let found = self.find_leaf(root, v, size.leaf_level())?;
-        if size.leaf_level() <= 2 {
-            let l = size.leaf_level();
+        let l = size.leaf_level() as usize;
+        if l <= 2 {
+            // The leaf's table (and for a 4 KiB page its directory): each is the
+            // frame of an entry address the walk passed.
+            let r = root.start_address().as_u64();
+            if l == 1 {
+                self.remember(r, v, 2, found.eas[1] & !0xfff, found.eas[2], false);
+            }
             self.remember(
-                root.start_address().as_u64(),
+                r,
                 v,
-                l,
-                self.mem.read_u64(found.eas[l as usize]) & ADDR_MASK,
-                found.eas[l as usize],
+                l as u8,
+                found.eas[l - 1] & !0xfff,
+                found.eas[l],
                 false,
             );
         }
         if found.leaf & REF != 0 {
             self.frames
-                .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
+                .put_page(leaf_pfn(found.leaf))
                 .map_err(UnmapError::PageRef)?;
         }
         self.remove_leaf(&found, v);
-        Ok((
-            Unmapped {
-                phys: PhysAddr::new_truncate(found.leaf & ADDR_MASK & !(size.bytes() - 1)),
-                size,
-                flags: super::entry::decode(found.leaf, true),
-            },
-            Flush::new(virt),
-        ))
+        Ok((Unmapped::of(found.leaf, size), Flush::new(virt)))
     }
 
     /// Unmaps every page in `[virt, virt + len)` (`len` rounded up to 4 KiB);
@@ -830,11 +891,8 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
                 size: PageSize::Size4KiB,
             });
         }
-        let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
+        let len = rounded_in_half(v0, len).map_err(UnmapError::NonCanonical)?;
         let end = v0.checked_add(len).ok_or(UnmapError::NonCanonical(v0))?;
-        if VirtAddr::try_new(end - 1).is_err() || ((end - 1) ^ v0) >> 47 != 0 {
-            return Err(UnmapError::NonCanonical(end - 1));
-        }
         // Pass 1: check.
         let mut any = false;
         let mut v = v0;
@@ -875,10 +933,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
                 (Some(size), _) => {
                     let found = self.find_leaf(root, v, size.leaf_level())?;
                     if found.leaf & REF != 0 {
-                        match self
-                            .frames
-                            .put_page(Pfn(((found.leaf & ADDR_MASK) >> 12) as u32))
-                        {
+                        match self.frames.put_page(leaf_pfn(found.leaf)) {
                             Ok(_) => stats.refs_dropped += 1,
                             Err(_) => stats.bad_refs += 1,
                         }
@@ -903,7 +958,7 @@ impl<'a, M: PhysMem, F: TableFrames + PageRefs> Mapper<'a, M, F> {
         let mut table = root.start_address().as_u64();
         let mut level = 4u8;
         loop {
-            let e = self.mem.read_u64(table + index(v, level) * 8);
+            let e = self.mem.read_entry(table + index(v, level) * 8);
             let span = 1u64 << (3 + 9 * level as u32);
             if e & P == 0 {
                 return Ok((None, span));
@@ -947,11 +1002,28 @@ fn already(v: u64, old: u64, level: u8) -> MapError {
     }
 }
 
+/// `len` rounded up to 4 KiB if `[v0, v0 + len)` stays inside one canonical
+/// half, else the address to report as non-canonical.
+fn rounded_in_half(v0: u64, len: u64) -> Result<u64, u64> {
+    let len = len.checked_next_multiple_of(4096).unwrap_or(!0xfff);
+    let last = v0.checked_add(len - 1).ok_or(v0)?;
+    if VirtAddr::try_new(last).is_err() || (last ^ v0) >> 47 != 0 {
+        return Err(last);
+    }
+    Ok(len)
+}
+
+/// The frame a 4 KiB leaf maps (whose `struct Page` a `PAGE_REF` leaf holds).
+#[inline(always)]
+pub(crate) fn leaf_pfn(leaf: u64) -> Pfn {
+    Pfn(((leaf & ADDR_MASK) >> 12) as u32)
+}
+
 /// Adds one to the live-entry count of table entry `pa` (saturating).
 #[inline(always)]
-fn count_up(mem: &mut impl PhysMem, pa: u64) {
-    let pe = mem.read_u64(pa);
+pub(crate) fn count_up(mem: &mut impl PhysMem, pa: u64) {
+    let pe = mem.read_entry(pa);
     if pe & COUNT_MASK != COUNT_MASK {
-        mem.write_u64(pa, pe + COUNT_ONE);
+        mem.write_entry(pa, pe + COUNT_ONE);
     }
 }

@@ -10,9 +10,9 @@
 use x86_64::structures::paging::{PageTableFlags, PhysFrame};
 use x86_64::{PhysAddr, VirtAddr};
 
-use super::entry::{decode, PageSize, ADDR_MASK, OWNED_FLAGS, P, PS, REF};
+use super::entry::{decode, PageSize, OWNED_FLAGS, P, PS, REF};
 use super::frames::{PageRefs, TableFrames};
-use super::mapper::{MapError, Mapper, UnmapError};
+use super::mapper::{count_up, leaf_pfn, MapError, Mapper, UnmapError};
 use super::tlb::Flush;
 use super::walk::walk;
 use super::WalkEnd;
@@ -58,7 +58,7 @@ impl<M: PhysMem, F: TableFrames> Mapper<'_, M, F> {
         let v = va.align_down(4096u64).as_u64();
         if create {
             let (ea, _) = self.ensure_tables::<1>(table, v, 0)?;
-            let raw = self.mem.read_u64(ea);
+            let raw = self.mem.read_entry(ea);
             return Ok(Some(Pte {
                 addr: PhysAddr::new_truncate(ea),
                 raw,
@@ -140,16 +140,13 @@ impl<M: PhysMem, F: TableFrames + PageRefs> Mapper<'_, M, F> {
                 return Err(e);
             }
         };
-        let old = self.mem.read_u64(ea);
-        self.mem.write_u64(ea, new);
+        let old = self.mem.read_entry(ea);
+        self.mem.write_entry(ea, new);
         if old & P == 0 {
-            let pe = self.mem.read_u64(parent);
-            if pe & super::entry::COUNT_MASK != super::entry::COUNT_MASK {
-                self.mem.write_u64(parent, pe + super::entry::COUNT_ONE);
-            }
+            count_up(self.mem, parent);
         } else if old & REF != 0 {
             // The old mapping's reference (the same page's, if re-inserted).
-            let _ = self.frames.put_page(Pfn(((old & ADDR_MASK) >> 12) as u32));
+            let _ = self.frames.put_page(leaf_pfn(old));
         }
         debug_assert!(old & PS == 0);
         Ok(Flush::new(virt))

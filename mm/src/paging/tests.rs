@@ -704,3 +704,57 @@ fn table_frames_come_from_mapped_zones_zeroed() {
     assert!((0..512).all(|i| fx.mem.read_u64(a + i * 8) == 0));
     fx.buddy.free_table(f);
 }
+
+#[test]
+fn cached_directory_serves_other_page_tables_and_user_rights() {
+    let mut fx = Fx::new();
+    let (root, free0) = (fx.root, fx.free());
+    let u = RW | F::USER_ACCESSIBLE;
+    let mut m = fx.m();
+    // A kernel-rights page in region 0 caches its page table and directory.
+    m.map(root, va(V), pa(0x10_0000), PageSize::Size4KiB, RW)
+        .unwrap()
+        .ignore();
+    for (v, p) in [
+        (V + (1 << 21), 0x20_0000),
+        (V + (1 << 21) + 0x1000, 0x40_0000),
+    ] {
+        m.map(root, va(v), pa(p), PageSize::Size4KiB, RW)
+            .unwrap()
+            .ignore();
+    }
+    // Back in region 0 (page-table cache miss, directory hit), then region 1.
+    let t = |m: &Mapper<'_, SimMem, Buddy<'static>>, v: u64| {
+        m.translate(root, va(v)).map(|(p, s, _)| (p.as_u64(), s))
+    };
+    assert_eq!(t(&m, V + 8), Some((0x10_0008, PageSize::Size4KiB)));
+    assert_eq!(t(&m, V + (1 << 21)), Some((0x20_0000, PageSize::Size4KiB)));
+    assert_eq!(t(&m, V + 0x1000), None);
+    // A user page below tables made for kernel pages: the cached walk must not
+    // skip adding USER_ACCESSIBLE to the entries above it.
+    m.map(root, va(V + 0x1000), pa(0x30_0000), PageSize::Size4KiB, u)
+        .unwrap()
+        .ignore();
+    let w = m.walk(root, va(V + 0x1000));
+    assert!(
+        w.steps()
+            .iter()
+            .all(|s| s.flags().contains(F::USER_ACCESSIBLE)),
+        "{w}"
+    );
+    // Unmapping through the directory cache keeps the counts right: the last
+    // page of region 1 frees its page table (and the cache), region 0 stays.
+    for v in [V + (1 << 21) + 0x1000, V + (1 << 21)] {
+        m.unmap(root, va(v), PageSize::Size4KiB).unwrap().1.ignore();
+    }
+    assert_eq!(t(&m, V + (1 << 21)), None);
+    assert_eq!(t(&m, V + 0x1008), Some((0x30_0008, PageSize::Size4KiB)));
+    for v in [V, V + 0x1000] {
+        m.unmap(root, va(v), PageSize::Size4KiB).unwrap().1.ignore();
+    }
+    assert_eq!(fx.tr(V), None);
+    // Every table is gone again: only the root is left.
+    let k = fx.root.start_address().as_u64() + super::entry::index(V, 4) * 8;
+    assert_eq!(fx.mem.read_u64(k), 0);
+    assert_eq!(fx.free(), free0);
+}

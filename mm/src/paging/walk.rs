@@ -105,7 +105,7 @@ pub fn walk(mem: &impl PhysMem, root: PhysFrame, virt: VirtAddr) -> Walk {
     for level in (1..=4u8).rev() {
         let i = index(v, level);
         let ea = table + i * 8;
-        let raw = mem.read_u64(ea);
+        let raw = mem.read_entry(ea);
         w.steps[w.len as usize] = WalkStep {
             level: Level::from_u8(level),
             index: i as u16,
@@ -149,19 +149,19 @@ pub fn translate(
 ) -> Option<(PhysAddr, PageSize, PageTableFlags)> {
     let v = virt.as_u64();
     // Unrolled: each level's index shift is a constant.
-    let e4 = mem.read_u64(root.start_address().as_u64() + index(v, 4) * 8);
+    let e4 = mem.read_entry(root.start_address().as_u64() + index(v, 4) * 8);
     if e4 & (P | PS) != P {
         return None; // not present, or the reserved HUGE_PAGE bit
     }
-    let e3 = mem.read_u64((e4 & ADDR_MASK) + index(v, 3) * 8);
+    let e3 = mem.read_entry((e4 & ADDR_MASK) + index(v, 3) * 8);
     if e3 & (P | PS) != P {
         return leaf(e3, v, PageSize::Size1GiB);
     }
-    let e2 = mem.read_u64((e3 & ADDR_MASK) + index(v, 2) * 8);
+    let e2 = mem.read_entry((e3 & ADDR_MASK) + index(v, 2) * 8);
     if e2 & (P | PS) != P {
         return leaf(e2, v, PageSize::Size2MiB);
     }
-    let e1 = mem.read_u64((e2 & ADDR_MASK) + index(v, 1) * 8);
+    let e1 = mem.read_entry((e2 & ADDR_MASK) + index(v, 1) * 8);
     leaf(e1, v, PageSize::Size4KiB)
 }
 
