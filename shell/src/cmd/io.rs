@@ -327,18 +327,6 @@ const MMIO_HELP: &str =
      the kernel owns (its image, mem_map, page tables, slab pages, blocks without a\n\
      shell handle) are refused unless the line ends with 'force'.";
 
-macro_rules! cmd {
-    ($name:literal, $usage:literal, $summary:literal, $help:expr, $run:ident) => {
-        Command {
-            name: $name,
-            usage: $usage,
-            summary: $summary,
-            help: $help,
-            run: $run,
-        }
-    };
-}
-
 /// The I/O commands, in the order `help` lists them.
 pub static COMMANDS: &[Command] = &[
     cmd!(

@@ -14,6 +14,21 @@
 //! A command with subcommands (`cache create ...`) gives each subcommand its own
 //! [`Command`] entry with a real handler and dispatches with [`subcommand`].
 
+/// `cmd!(name, usage, summary, help, run)`: one [`Command`] entry, for the
+/// areas whose tables are long (declared before the area modules so that
+/// they can use it).
+macro_rules! cmd {
+    ($name:literal, $usage:literal, $summary:literal, $help:expr, $run:ident) => {
+        Command {
+            name: $name,
+            usage: $usage,
+            summary: $summary,
+            help: $help,
+            run: $run,
+        }
+    };
+}
+
 pub mod args;
 mod base;
 mod diag;

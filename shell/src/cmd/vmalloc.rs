@@ -184,18 +184,6 @@ fn vmallocinfo(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     Ok(())
 }
 
-macro_rules! cmd {
-    ($name:literal, $usage:literal, $summary:literal, $help:expr, $run:ident) => {
-        Command {
-            name: $name,
-            usage: $usage,
-            summary: $summary,
-            help: $help,
-            run: $run,
-        }
-    };
-}
-
 /// The vmalloc and ioremap commands, in the order `help` lists them.
 pub static COMMANDS: &[Command] = &[
     cmd!(
