@@ -158,6 +158,18 @@ fn oom_kmalloc() -> Outcome {
     ])
 }
 
+fn oom_vmalloc() -> Outcome {
+    campaign(&[
+        ("vmalloc 1M", 100),
+        ("vzalloc 64K", 400),
+        ("vmalloc 4K", 3000),
+    ])
+}
+
+fn oom_alloc_pages_bulk() -> Outcome {
+    campaign(&[("alloc_pages_bulk 512", 100), ("alloc_pages_bulk 1", 2000)])
+}
+
 fn oom_kmem_cache() -> Outcome {
     with_vm(Opts::default().mem("64M"), |vm| {
         let boot = picture(vm)?;
@@ -190,5 +202,7 @@ pub fn scenarios() -> Vec<Scenario> {
         oom_kmalloc,
         oom_kmem_cache,
         oom_mempool,
+        oom_vmalloc,
+        oom_alloc_pages_bulk,
     ]
 }
