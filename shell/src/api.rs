@@ -35,7 +35,7 @@ pub mod io;
 mod slab;
 pub mod vm;
 pub mod vmalloc;
-pub use bench::{bench_batch_in, BatchBench, BATCH_MAX};
+pub use bench::{bench_batch_in, bench_batch_rounds, BatchBench, BATCH_MAX, BATCH_ROUNDS};
 
 pub use host::{Api, MemHost};
 pub use io::{IoApi, IoError, Owned, RawFault, Resources, WalkStop, Width};
@@ -794,8 +794,9 @@ pub trait Diagnostics {
     fn bench_kmalloc(&mut self, iters: u64) -> Result<KmallocBench, MmError> {
         Err(UNSUPPORTED)
     }
-    /// Runs the batch workloads ([`bench_batch_in`] timed by [`MemHost::clock`])
-    /// with batches of `n` (1..=[`BATCH_MAX`]) objects.
+    /// Runs the batch workloads ([`bench_batch_rounds`]: a warm-up round, then the
+    /// best of [`BATCH_ROUNDS`], timed by [`MemHost::clock`]) with batches of `n`
+    /// (1..=[`BATCH_MAX`]) objects.
     fn bench_batch(&mut self, n: u64) -> Result<BatchBench, MmError> {
         Err(UNSUPPORTED)
     }

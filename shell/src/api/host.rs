@@ -27,7 +27,7 @@ use super::{
     PageBlock, PageInfo, PageSummary, Platform, PoolElem, PoolInfo, PoolSource, PoolTable, SlabApi,
     SlabCheck, SlabObj, Trap, VersionInfo, ZoneStat,
 };
-use super::{bench_batch_in, BatchBench, BATCH_MAX};
+use super::{bench_batch_rounds, BatchBench, BATCH_MAX};
 use super::{KernelLayout, VmState};
 use alloc::vec::Vec;
 use core::fmt;
@@ -540,7 +540,7 @@ impl<H: MemHost> Diagnostics for Api<H> {
         objs.resize(n, 0);
         let mut clock = self.host.clock();
         self.host.slab_mut(|s, b, m| {
-            let r = bench_batch_in(s, m, b, &mut pfns, &mut objs, &mut clock);
+            let r = bench_batch_rounds(s, m, b, &mut pfns, &mut objs, &mut clock);
             // The page caches hold what the batches gave back: back to the free
             // lists, so that memstat and buddyinfo show the boot numbers.
             b.drain();

@@ -153,7 +153,11 @@ fn bench_batch(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     };
     args.end()?;
     let r = ctx.kernel.bench_batch(n)?;
-    writeln!(ctx, "batches of {n}: cycles per object (alloc + free)")?;
+    writeln!(
+        ctx,
+        "batches of {n}: cycles per object (alloc + free), best of {} rounds after a warm-up round",
+        crate::api::BATCH_ROUNDS
+    )?;
     for (what, c) in [
         ("order-0 pages, single calls", r.page0),
         (
@@ -235,7 +239,9 @@ pub static COMMANDS: &[Command] = &[
                them all: order-0 pages and order-3 blocks by single calls, order-0 pages\n\
                by alloc_pages_bulk/free_pages_bulk, kmalloc(64), and the kmalloc-64 cache\n\
                by single calls and by kmem_cache_alloc_bulk/free_bulk; prints cycles per\n\
-               object. Everything is freed again (the page caches are drained).\n\
+               object. A warm-up round runs first and is not counted (QEMU translates\n\
+               code the first time it runs); then each workload's best of 3 rounds.\n\
+               Everything is freed again (the page caches are drained).\n\
                bench map: ITER (default 10000) 4 KiB map+unmap pairs, translation, invlpg\n\
                against a full flush, and flushing n pages one by one against a full flush\n\
                followed by touching them.",
