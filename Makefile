@@ -7,6 +7,7 @@
 #   make run-iso    boot the ISO with SeaBIOS;  make run-uefi: with OVMF
 #   make debug      QEMU waiting for gdb on :1234
 #   make bench      host benchmarks (cargo bench)
+#   make bench-callgrind  instructions per object of the batch workloads, every peer
 #   make clean
 #
 # Variables: MEM (RAM size, default 2G), CMDLINE (kernel command line),
@@ -32,7 +33,7 @@ QEMU_TTY := -display $(DISPLAY_UI) -chardev stdio,id=con,mux=on,signal=off -seri
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PKGS := qemu-system-x86 xorriso ovmf gdb
 
-.PHONY: all kernel run run-q35 iso run-iso run-uefi debug test test-host test-serial bench \
+.PHONY: all kernel run run-q35 iso run-iso run-uefi debug test test-host test-serial bench bench-callgrind \
         deps deps-rust deps-apt limine clean fmt clippy
 
 all: kernel
@@ -140,6 +141,14 @@ test: deps kernel
 
 bench: deps-rust
 	cargo bench -p mm
+
+# The batch tables of issue 13 under callgrind (see mm/benches/callgrind_batches.py;
+# QUICK=1 for the small batches only).
+bench-callgrind: deps-rust
+	@command -v valgrind >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; \
+	  else echo "error: valgrind not found. Run: sudo apt-get install -y valgrind"; exit 1; fi; }
+	python3 mm/benches/callgrind_batches.py $(if $(QUICK),--quick,)
 
 fmt:
 	cargo fmt --all
