@@ -15,6 +15,14 @@
 //! - Failures change nothing: out of memory (frames, the per-area page array,
 //!   virtual space) or a page-table refusal midway unmaps, frees and releases
 //!   what was taken.
+//! - Memory types are tracked per physical range, as Linux's PAT code does
+//!   (`memtype_reserve`): two mappings of one device page never disagree. The
+//!   kernel's own device mappings are [reserved](VmSpace::reserve_memtype)
+//!   (the framebuffer write-combining, the local APIC uncached); an `ioremap` of
+//!   a range mapped already takes the type it has there when Linux allows that
+//!   (`is_new_memtype_allowed`: an uncached or write-combining request never
+//!   becomes write-back), and is refused otherwise, or when the range is mapped
+//!   with two types already.
 //!
 //! Everything machine-side goes through one trait, [`VmBackend`]: frames in
 //! bulk (`alloc_pages_bulk`), freeing them, the page tables ([`KernelMapper`]:
@@ -126,6 +134,15 @@ pub enum VmError {
     Ram { phys: u64 },
     /// A physical range that wraps or lies above 2^52.
     BadPhys { phys: u64, size: u64 },
+    /// ioremap with memory type `requested` of a range that `owner` maps as
+    /// `existing` at `phys` (two types for one page would alias), and Linux's
+    /// rule does not let the new mapping take `existing`.
+    MemTypeConflict {
+        phys: u64,
+        requested: CacheMode,
+        existing: CacheMode,
+        owner: &'static str,
+    },
 }
 
 impl fmt::Display for VmError {
@@ -183,6 +200,15 @@ impl fmt::Display for VmError {
                 f,
                 "physical range {phys:#x}+{size:#x} is beyond the 52-bit physical address space"
             ),
+            VmError::MemTypeConflict {
+                phys,
+                requested,
+                existing,
+                owner,
+            } => write!(
+                f,
+                "{phys:#x} is mapped {existing} by {owner}: a {requested} mapping of it would alias it with another memory type"
+            ),
         }
     }
 }
@@ -221,6 +247,35 @@ impl IoArea {
     fn offset(&self) -> u64 {
         self.phys % PAGE
     }
+}
+
+/// A physical range that the kernel maps itself with a fixed memory type,
+/// outside the ioremap range (Linux: a `memtype_reserve` that is never freed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemType {
+    /// First byte (page aligned).
+    pub start: u64,
+    /// End, exclusive (page aligned).
+    pub end: u64,
+    /// Its memory type.
+    pub cache: CacheMode,
+    /// Who maps it (for errors).
+    pub owner: &'static str,
+}
+
+/// Linux's `is_new_memtype_allowed`: may a mapping asked for as `requested`
+/// take `existing` instead, because the range is mapped so already? Never
+/// write-back for an uncached or write-combining request; otherwise yes (an
+/// uncached request of a write-combining framebuffer gets write-combining, a
+/// write-combining request of uncached registers gets uncached).
+pub const fn memtype_allowed(requested: CacheMode, existing: CacheMode) -> bool {
+    !matches!(
+        (requested, existing),
+        (
+            CacheMode::Uncached | CacheMode::WriteCombining,
+            CacheMode::WriteBack
+        )
+    )
 }
 
 /// One live area, as listings show it.
@@ -339,6 +394,8 @@ fn unmap_range<B: KernelMapper + ?Sized>(
 pub struct VmSpace {
     vmalloc: AreaAlloc<VmallocArea>,
     ioremap: AreaAlloc<IoArea>,
+    /// The kernel's own device mappings ([`reserve_memtype`](Self::reserve_memtype)).
+    fixed: Vec<MemType>,
 }
 
 impl Default for VmSpace {
@@ -358,7 +415,121 @@ impl VmSpace {
         VmSpace {
             vmalloc: AreaAlloc::new(AreaKind::Vmalloc, vmalloc),
             ioremap: AreaAlloc::new(AreaKind::Ioremap, ioremap),
+            fixed: Vec::new(),
         }
+    }
+
+    /// Records that the kernel maps `[phys, phys + size)` (widened to pages)
+    /// itself with memory type `cache` (its framebuffer, the local APIC), so that
+    /// an `ioremap` of it takes that type or is refused. Errors: `BadSize`,
+    /// `BadPhys`, `MemTypeConflict` (the range is mapped with another type
+    /// already), `HeapOutOfMemory`.
+    pub fn reserve_memtype(
+        &mut self,
+        phys: u64,
+        size: u64,
+        cache: CacheMode,
+        owner: &'static str,
+    ) -> Result<(), VmError> {
+        let (first, last) = Self::phys_pages(phys, size)?;
+        if let Some((at, existing, by)) = self
+            .memtypes_over(first, last)
+            .find(|&(_, c, _)| c != cache)
+        {
+            return Err(VmError::MemTypeConflict {
+                phys: at,
+                requested: cache,
+                existing,
+                owner: by,
+            });
+        }
+        self.fixed
+            .try_reserve(1)
+            .map_err(|_| VmError::HeapOutOfMemory {
+                bytes: core::mem::size_of::<MemType>() as u64,
+            })?;
+        self.fixed.push(MemType {
+            start: first,
+            end: last,
+            cache,
+            owner,
+        });
+        Ok(())
+    }
+
+    /// The kernel's own device mappings, in the order they were reserved.
+    pub fn fixed_memtypes(&self) -> &[MemType] {
+        &self.fixed
+    }
+
+    /// `(first byte, type, owner)` of every reservation and live ioremap area
+    /// that overlaps the page range `[first, last)`.
+    fn memtypes_over(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> impl Iterator<Item = (u64, CacheMode, &'static str)> + '_ {
+        let fixed = self
+            .fixed
+            .iter()
+            .filter(move |m| m.start < last && first < m.end)
+            .map(move |m| (m.start.max(first), m.cache, m.owner));
+        let areas = self.ioremap.iter().filter_map(move |(_, l)| {
+            let a = l.data;
+            let start = a.phys - a.offset();
+            let end = start + l.size;
+            (start < last && first < end).then_some((start.max(first), a.cache, a.caller))
+        });
+        fixed.chain(areas)
+    }
+
+    /// The memory type an ioremap of the pages `[first, last)` asked for as
+    /// `requested` gets: `requested` where nothing maps them, else the one
+    /// type they are mapped with if [`memtype_allowed`].
+    fn memtype_for(
+        &self,
+        first: u64,
+        last: u64,
+        requested: CacheMode,
+    ) -> Result<CacheMode, VmError> {
+        let mut over = self.memtypes_over(first, last);
+        let Some((at, existing, owner)) = over.next() else {
+            return Ok(requested);
+        };
+        let conflict = |at, existing, owner| VmError::MemTypeConflict {
+            phys: at,
+            requested,
+            existing,
+            owner,
+        };
+        // Two types already (only possible through reservations made before
+        // an area): nothing the new mapping could take agrees with both.
+        if let Some((at2, other, owner2)) = over.find(|&(_, c, _)| c != existing) {
+            let bad = if other != requested {
+                (at2, other, owner2)
+            } else {
+                (at, existing, owner)
+            };
+            return Err(conflict(bad.0, bad.1, bad.2));
+        }
+        if existing == requested || memtype_allowed(requested, existing) {
+            Ok(existing)
+        } else {
+            Err(conflict(at, existing, owner))
+        }
+    }
+
+    /// The pages `[first, last)` that `[phys, phys + size)` touches, or
+    /// `BadSize` / `BadPhys`.
+    fn phys_pages(phys: u64, size: u64) -> Result<(u64, u64), VmError> {
+        if size == 0 {
+            return Err(VmError::BadSize { size });
+        }
+        let end = match phys.checked_add(size) {
+            Some(e) if e <= MAX_PHYS => e,
+            _ => return Err(VmError::BadPhys { phys, size }),
+        };
+        Ok((phys - phys % PAGE, end.div_ceil(PAGE) * PAGE))
     }
 
     /// The vmalloc area allocator (read-only).
@@ -509,11 +680,13 @@ impl VmSpace {
     /// Linux `ioremap(phys, size)`: maps the device range `[phys, phys + size)`
     /// uncached (`UC`), read-write, no-execute. As in Linux an unaligned range
     /// maps every page it touches and the result is the area's start plus
-    /// `phys % 4096`.
+    /// `phys % 4096`. A range mapped write-combining already (the framebuffer)
+    /// is mapped write-combining, as Linux's PAT tracking does.
     ///
     /// Errors (nothing changed): `BadSize`, `BadPhys`, `Ram` (the range touches
     /// RAM of the memory map, reserved RAM included: a second, uncached mapping
-    /// of RAM would alias the direct map's write-back one), `NoSpace`, `Map`.
+    /// of RAM would alias the direct map's write-back one), `MemTypeConflict`
+    /// (its pages are mapped with two types already), `NoSpace`, `Map`.
     pub fn ioremap<B: VmBackend + ?Sized>(
         &mut self,
         phys: u64,
@@ -536,7 +709,10 @@ impl VmSpace {
         self.ioremap_cache(phys, size, CacheMode::WriteCombining, caller, be)
     }
 
-    /// `ioremap` with any memory type (Linux's `ioremap_prot` family).
+    /// `ioremap` with any memory type (Linux's `ioremap_prot` family). The
+    /// mapping's type is `cache`, or the type the range is mapped with already
+    /// (see the module doc; [`area_info`](Self::area_info) tells which).
+    /// Errors: those of [`ioremap`](Self::ioremap) and `MemTypeConflict`.
     pub fn ioremap_cache<B: VmBackend + ?Sized>(
         &mut self,
         phys: u64,
@@ -545,19 +721,12 @@ impl VmSpace {
         caller: &'static str,
         be: &mut B,
     ) -> Result<u64, VmError> {
-        if size == 0 {
-            return Err(VmError::BadSize { size });
-        }
-        let end = match phys.checked_add(size) {
-            Some(e) if e <= MAX_PHYS => e,
-            _ => return Err(VmError::BadPhys { phys, size }),
-        };
-        let first = phys - phys % PAGE;
-        let last = end.div_ceil(PAGE) * PAGE;
+        let (first, last) = Self::phys_pages(phys, size)?;
         let n = Self::pages_for(last - first, self.ioremap.bounds())?;
         if let Some(lo) = be.ram_overlap(first, last) {
             return Err(VmError::Ram { phys: lo.max(phys) });
         }
+        let cache = self.memtype_for(first, last, cache)?;
         let area = IoArea {
             caller,
             phys,

@@ -361,6 +361,45 @@ fn ioremap_maps_device_memory_uncached_or_wc() {
     assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
 }
 
+/// One memory type per physical page: a second ioremap of pages mapped already
+/// takes their type (the handle and vmallocinfo say which), and a range over
+/// pages of two types is refused with one error line, nothing mapped.
+#[test]
+fn ioremap_of_mapped_pages_takes_their_memory_type() {
+    let mut map = mem_map();
+    let (mut sh, mut k) = machine(&mut map);
+    let boot = run(&mut sh, &mut k, "memstat");
+    let wc = one(&mut sh, &mut k, "ioremap 0xfd000000 0x2000 wc");
+    assert!(wc.ends_with("cache=WC"), "{wc}");
+    let uc = one(&mut sh, &mut k, "ioremap 0xfd001000 16");
+    assert!(uc.ends_with("cache=WC"), "asked UC, pages are WC: {uc}");
+    let w = run(
+        &mut sh,
+        &mut k,
+        &format!("walk {:#x}", hex(field(&uc, "virt"))),
+    )
+    .join("\n");
+    assert!(
+        w.contains("PRESENT|WRITABLE|WRITE_THROUGH|GLOBAL|NO_EXECUTE"),
+        "{w}"
+    );
+    let regs = one(&mut sh, &mut k, "ioremap 0xfd002000 16");
+    assert!(regs.ends_with("cache=UC"), "{regs}");
+    let areas = run(&mut sh, &mut k, "vmallocinfo").len();
+    refused(
+        &mut sh,
+        &mut k,
+        "ioremap 0xfd001000 0x2000",
+        "0xfd001000 is mapped WC by shell: a UC mapping of it would alias it with another memory type",
+    );
+    assert_eq!(run(&mut sh, &mut k, "vmallocinfo").len(), areas);
+    run(&mut sh, &mut k, "free all");
+    assert_eq!(run(&mut sh, &mut k, "memstat"), boot);
+    // With the pages unmapped, any type again.
+    let again = one(&mut sh, &mut k, "ioremap 0xfd001000 16");
+    assert!(again.ends_with("cache=UC"), "{again}");
+}
+
 #[test]
 fn dump_of_an_unmapped_mapping_names_the_walk_stop() {
     let mut map = mem_map();

@@ -383,7 +383,8 @@ fn view_shows_an_allocation_land() -> Outcome {
 }
 
 /// The framebuffer is a region inside the display's PCI BAR, busy (the shell
-/// cannot request it) but not protected: `fill` may draw on it unforced.
+/// cannot request it) but not protected: `fill` may draw on it unforced; an
+/// `ioremap` of it takes its write-combining type.
 fn framebuffer_is_a_region(vm: &mut Vm) -> Check {
     let fb = vm.ok("fb")?;
     let phys = field(&fb, "phys").and_then(num).ok_or_else(|| fb.clone())?;
@@ -402,7 +403,19 @@ fn framebuffer_is_a_region(vm: &mut Vm) -> Check {
     vm.err(&format!("request mem {phys:#x} 4096 mine"), "framebuffer")?;
     let virt = 0xffff_8000_0000_0000u64 + phys;
     let out = vm.ok(&format!("fill {virt:#x} 4096 0x80"))?;
-    ensure(out.starts_with("filled 4096 bytes"), || out)
+    ensure(out.starts_with("filled 4096 bytes"), || out.clone())?;
+    // The kernel maps it write-combining: an uncached ioremap of it gets WC
+    // too (one memory type per page), and vmallocinfo says ioremap_wc.
+    let h = vm.ok(&format!("ioremap {phys:#x} 4096"))?;
+    ensure(h.contains("cache=WC"), || {
+        format!("ioremap of the framebuffer: {h}")
+    })?;
+    let info = vm.ok("vmallocinfo")?;
+    ensure(
+        info.contains(&format!("phys={phys:#018x} ioremap_wc")),
+        || info,
+    )?;
+    vm.ok("free all").map(|_| ())
 }
 
 /// microvm has no display: `fb` says so in one `error:` line.

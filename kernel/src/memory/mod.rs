@@ -226,7 +226,7 @@ pub fn init(info: &BootInfo) {
     }
     // The vmalloc/ioremap area trees, made now so that the boot numbers of
     // `memstat` include their heap nodes.
-    vmalloc::init();
+    vmalloc::init(info.framebuffer.as_ref());
     SETUP.call_once(|| MmSetup {
         lowmem,
         ram_end,

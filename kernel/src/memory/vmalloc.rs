@@ -27,9 +27,25 @@ const BATCH: usize = 256;
 /// The vmalloc and ioremap areas (made on first use: the tree needs the heap).
 static VMSPACE: Mutex<Option<VmSpace>> = Mutex::new(None);
 
-/// Makes the (empty) area trees; called once the heap works.
-pub fn init() {
-    VMSPACE.lock().get_or_insert_with(VmSpace::new);
+/// Makes the (empty) area trees and records the memory types of the kernel's
+/// own device mappings (`paging::build` maps the framebuffer write-combining and
+/// the local APIC uncached), so that an `ioremap` of them gets the same type;
+/// called once the heap works.
+pub fn init(fb: Option<&crate::boot::FramebufferInfo>) {
+    let mut g = VMSPACE.lock();
+    let v = g.get_or_insert_with(VmSpace::new);
+    let fb = fb.map(|f| (f.phys, f.pitch as u64 * f.height as u64));
+    for (phys, size, cache, owner) in [
+        fb.map(|(p, n)| (p, n, CacheMode::WriteCombining, "framebuffer")),
+        Some((0xfee0_0000, 4096, CacheMode::Uncached, "Local APIC")),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Err(e) = v.reserve_memtype(phys, size, cache, owner) {
+            crate::kprintln!("warning: memory type of {owner} not recorded: {e}");
+        }
+    }
 }
 
 /// Runs `f` with the vm-space lock held, on the areas and the kernel backend.

@@ -544,7 +544,10 @@ fn ioremap_maps_covering_pages_uncached_or_wc() {
     for pte in pt.ptes.values() {
         assert_eq!((pte.prot, pte.cache), (Prot::RW, CacheMode::Uncached));
     }
-    let w = v.ioremap_wc(dev, 3 * PAGE, "fb", be!(b, pt)).unwrap();
+    // Pages of their own: the first area's pages are uncached now.
+    let w = v
+        .ioremap_wc(dev + 4 * PAGE, 3 * PAGE, "fb", be!(b, pt))
+        .unwrap();
     assert_eq!(w, layout::IOREMAP.start + 3 * PAGE);
     assert_eq!(pt.ptes[&w].cache, CacheMode::WriteCombining);
     assert_eq!(pt.ptes[&w].cache.pte_bits(), mapper::PTE_PWT);
@@ -644,6 +647,106 @@ fn ioremap_refuses_ram_and_bad_ranges() {
     );
     assert_eq!(snapshot(&v, &b, &pt), snap);
     assert!(pt.stale.is_empty());
+}
+
+/// Memory types are tracked per physical page (Linux's PAT `memtype_reserve`):
+/// a second mapping takes the type the pages have when Linux allows it, and is
+/// refused (changing nothing) when it does not, or when they have two types.
+#[test]
+fn ioremap_keeps_one_memory_type_per_page() {
+    let mut map = mem_map();
+    let mut b = boot(&mut map);
+    let mut pt = FakeMapper::new();
+    let mut v = VmSpace::new();
+    let dev = HOLE.0 as u64 * PAGE;
+    // The kernel's own framebuffer mapping: write-combining.
+    v.reserve_memtype(
+        dev + 0x10,
+        2 * PAGE,
+        CacheMode::WriteCombining,
+        "framebuffer",
+    )
+    .unwrap();
+    assert_eq!(
+        v.fixed_memtypes(),
+        &[MemType {
+            start: dev,
+            end: dev + 3 * PAGE,
+            cache: CacheMode::WriteCombining,
+            owner: "framebuffer"
+        }]
+    );
+    // An uncached ioremap of its last page gets write-combining, in its PTEs too.
+    let a = v.ioremap(dev + 2 * PAGE, 8, "fbdev", be!(b, pt)).unwrap();
+    assert_eq!(
+        v.area_info(a).map(|i| i.cache),
+        Some(CacheMode::WriteCombining)
+    );
+    assert_eq!(pt.ptes[&(a - a % PAGE)].cache, CacheMode::WriteCombining);
+    // Device registers mapped uncached; a write-combining request gets uncached.
+    let regs = dev + 8 * PAGE;
+    let r = v.ioremap(regs, PAGE, "regs", be!(b, pt)).unwrap();
+    let r2 = v.ioremap_wc(regs, 2 * PAGE, "regs2", be!(b, pt));
+    assert_eq!(
+        r2.map(|x| v.area_info(x).unwrap().cache),
+        Ok(CacheMode::Uncached)
+    );
+    // A range over pages of both types: refused, nothing changed.
+    let snap = snapshot(&v, &b, &pt);
+    assert_eq!(
+        v.ioremap(dev + 2 * PAGE, 7 * PAGE, "both", be!(b, pt)),
+        Err(VmError::MemTypeConflict {
+            phys: dev + 2 * PAGE,
+            requested: CacheMode::Uncached,
+            existing: CacheMode::WriteCombining,
+            owner: "framebuffer"
+        })
+    );
+    assert_eq!(snapshot(&v, &b, &pt), snap);
+    // The kernel cannot reserve a type that disagrees with a live area.
+    assert_eq!(
+        v.reserve_memtype(regs, 1, CacheMode::WriteCombining, "late"),
+        Err(VmError::MemTypeConflict {
+            phys: regs,
+            requested: CacheMode::WriteCombining,
+            existing: CacheMode::Uncached,
+            owner: "regs"
+        })
+    );
+    // Written-back pages never become a device mapping's type (Linux's
+    // is_new_memtype_allowed); the error names the owner.
+    v.reserve_memtype(dev + 16 * PAGE, PAGE, CacheMode::WriteBack, "wb")
+        .unwrap();
+    let e = v
+        .ioremap_wc(dev + 16 * PAGE, 4, "x", be!(b, pt))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{:#x} is mapped WB by wb: a WC mapping of it would alias it with another memory type",
+            dev + 16 * PAGE
+        )
+    );
+    assert!(!memtype_allowed(CacheMode::Uncached, CacheMode::WriteBack));
+    assert!(memtype_allowed(
+        CacheMode::Uncached,
+        CacheMode::WriteCombining
+    ));
+    assert!(memtype_allowed(
+        CacheMode::WriteCombining,
+        CacheMode::Uncached
+    ));
+    // Once the uncached areas are gone, their pages are free to take any type.
+    v.iounmap(r, be!(b, pt)).unwrap();
+    v.iounmap(r2.unwrap(), be!(b, pt)).unwrap();
+    let w = v.ioremap_wc(regs, PAGE, "regs3", be!(b, pt)).unwrap();
+    assert_eq!(
+        v.area_info(w).map(|i| i.cache),
+        Some(CacheMode::WriteCombining)
+    );
+    v.iounmap(w, be!(b, pt)).unwrap();
+    v.iounmap(a, be!(b, pt)).unwrap();
+    assert!(pt.ptes.is_empty());
 }
 
 #[test]

@@ -11,7 +11,6 @@ use crate::cmd_err;
 use crate::handles::{Addr, HandleId, Object};
 use alloc::vec::Vec;
 use core::fmt::Write;
-use mm::vmalloc::CacheMode;
 use mm::Zone;
 
 impl From<VmallocError> for CmdError {
@@ -140,15 +139,13 @@ fn ioremap(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<(), CmdError> {
     };
     args.end()?;
     let a = ctx.kernel.ioremap(phys, size, wc)?;
+    // The type the pages have: what was asked, or the one they are mapped with
+    // already (the framebuffer is WC), as Linux's PAT tracking decides.
     ctx.add(Object::Ioremap {
         virt: a.addr,
         phys,
         size,
-        cache: if wc {
-            CacheMode::WriteCombining
-        } else {
-            CacheMode::Uncached
-        },
+        cache: a.cache,
     })?;
     Ok(())
 }
@@ -227,6 +224,9 @@ pub static COMMANDS: &[Command] = &[
         "Maps every page that [PHYS, PHYS+SIZE) touches in the ioremap range; the\n\
          handle's virt is the area's start plus PHYS % 4096 (what iounmap takes).\n\
          RAM of the memory map is refused (it is in the direct map, write-back).\n\
+         A page is never mapped with two memory types: pages mapped already (the\n\
+         framebuffer WC, the local APIC UC, earlier ioremaps) give the new mapping\n\
+         their type, as Linux's PAT tracking does; pages of two types are refused.\n\
          Read and write it with readl/writel, peek/poke.",
         ioremap
     ),
