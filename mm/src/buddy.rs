@@ -122,6 +122,8 @@ use crate::{
 
 mod api;
 mod bulk;
+#[cfg(test)]
+mod burst_tests;
 mod check;
 mod freelists;
 mod pool;
