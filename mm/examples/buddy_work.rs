@@ -2,10 +2,13 @@
 //! `benches/buddy.rs` (timing) and this binary (instruction counts under callgrind).
 //!
 //! ```text
-//! buddy_work <allocator> <order> <iterations> [pairs|batch]
+//! buddy_work <allocator> <order> <iterations> [pairs | batch | batch B [seq|rev|rand] | bulk B [seq|rev|rand]]
 //!   allocator: memkern | memkern-zone | bsa-frame | bsa-heap | talc | rlsf
 //!   pairs (default): <iterations> times alloc one block of 2^order pages, free it
 //!   batch: <iterations> times alloc 64 blocks, free them in reverse order
+//!   batch B o: <iterations> times alloc B blocks by single calls, free them one call
+//!     each in allocation order (seq), reverse (rev) or a fixed random order (rand)
+//!   bulk B o: the same with alloc_pages_bulk / free_pages_bulk (memkern, order 0)
 //! ```
 //!
 //! Instructions per pair = difference of two callgrind runs divided by the difference
@@ -14,7 +17,10 @@
 //! ```text
 //! cargo build --release -p mm --example buddy_work
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     /tmp/target-buddy/release/examples/buddy_work memkern 0 1000000
+//!     target/release/examples/buddy_work memkern 0 1000000
+//! # per block of a batch: (I(60) - I(30)) / (30 * B)
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/buddy_work bsa-heap 0 30 batch 1024 seq
 //! ```
 //!
 //! Every allocator gets the same 64 MiB arena (4 MiB aligned) and 4 KiB-aligned,

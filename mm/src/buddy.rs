@@ -28,10 +28,10 @@
 //!      [`NIL`] = none). Every free list is doubly linked, `head.prev == NIL`,
 //!      `tail.next == NIL`, and its length is `nr_free[zone][o]`.
 //!    - `Cached` head: order `o <= PCP_MAX_ORDER`, 2^o frames, naturally aligned,
-//!      sitting in its zone's order-`o` cache (the per-CPU-pageset analogue, a LIFO
-//!      stack of PFNs; `count == 0`) or in its zone's order-`o` pool (a doubly
-//!      linked list through `next`/`prev`, `count == POOLED`; see `buddy/pool.rs`).
-//!      Free, but on no free list.
+//!      `count == POOLED`, on its zone's order-`o` cache list (the per-CPU-pageset
+//!      analogue: a LIFO list through `next`, `NIL`-terminated, as long as
+//!      `pcp_len[zone][o]`; `prev` unused; see `buddy/pool.rs`). Free, but on no
+//!      free list.
 //!    - `Allocated` head: `order` is the order of the naturally aligned block it was
 //!      cut from, `next` = pages handed out `n` with `2^(o-1) < n <= 2^o`, the block
 //!      is the `n` frames from the head, `count >= 1` is the reference count, the
@@ -68,14 +68,13 @@
 //!   that it is allocated last and gets a chance to merge into an order `o+2` block.
 //! - Orders 0..=[`PCP_MAX_ORDER`] (3, Linux's `PAGE_ALLOC_COSTLY_ORDER`, as on Linux's
 //!   per-cpu lists since 5.13) go through per-zone, per-order caches, the analogue of
-//!   Linux's per-cpu pagesets: a LIFO stack of block PFNs (heads in state `Cached`,
-//!   tails `Tail`), [`PCP_HIGH`] `>> order` blocks deep. Allocation pops, refilling a
-//!   half a stack from the zone's pool of that order, else a batch ([`PCP_BATCH`]
-//!   `>> order` blocks) from the free lists, when empty; freeing pushes, moving the
-//!   oldest half into the pool (unmerged) when full. The pool merges into the free
-//!   lists, run by run, when it would pass half the zone's managed frames. A request the free
-//!   lists cannot satisfy drains the zone's caches (so cached blocks merge) and retries
-//!   once. Cached pages count as free in every statistic except the free-list block
+//!   Linux's per-cpu pagesets: a LIFO list through the heads (state `Cached`, tails
+//!   `Tail`), unmerged (lazy buddy), up to half the zone's managed frames
+//!   (`buddy/pool.rs`). Allocation pops, refilling a batch ([`PCP_BATCH`] `>> order`
+//!   blocks) from the free lists when empty; freeing pushes, first returning half
+//!   the list to the free lists (where it merges) when full. A request the free
+//!   lists cannot satisfy drains the zone's caches (so cached blocks merge) and
+//!   retries once. Cached pages count as free in every statistic except the free-list block
 //!   counts (`buddyinfo`, as in Linux where pcp pages are not in /proc/buddyinfo).
 //!   Set `PCP_MAX_ORDER = 0` for an order-0 cache only.
 //! - Watermarks ([`Buddy::setup_watermarks`], Linux's formula) are checked where
@@ -123,6 +122,8 @@ use crate::{
 
 mod api;
 mod bulk;
+#[cfg(test)]
+mod burst_tests;
 mod check;
 mod freelists;
 mod pool;
@@ -144,18 +145,19 @@ pub const MAX_PAGES_PER_ALLOC: u64 = 63;
 pub const PCP_MAX_ORDER: u32 = 3;
 /// Number of cached orders.
 pub const PCP_ORDERS: usize = PCP_MAX_ORDER as usize + 1;
-/// Capacity of a zone's order-0 cache, in blocks; order `o` holds `PCP_HIGH >> o`
-/// blocks (the same number of pages).
+/// Pages of a zone's order-`o` cache list (`PCP_HIGH >> o` blocks) beyond which
+/// [`Buddy::pooled_pages`] counts them, and the least a list may hold in a small
+/// zone (the bound is otherwise half the zone's managed frames, `buddy/pool.rs`).
 pub const PCP_HIGH: usize = 128;
 /// Order-0 blocks moved between a cache and the free lists at a time; order `o`
 /// moves `PCP_BATCH >> o` blocks.
 pub const PCP_BATCH: usize = 32;
 
-/// The `count` of a `Cached` head in its zone's deferred-merge pool (heads in the
-/// cache stack have count 0).
+/// The `count` of every `Cached` head (a block on its zone's cache list); no
+/// allocated head is handed out with it.
 pub(crate) const POOLED: u32 = u32::MAX;
 
-/// Capacity of the order-`o` cache in blocks.
+/// [`PCP_HIGH`] in order-`o` blocks.
 #[inline(always)]
 const fn pcp_high(order: u32) -> usize {
     PCP_HIGH >> order
@@ -210,34 +212,38 @@ struct ZoneData {
     head: [u32; NR_ORDERS],
     tail: [u32; NR_ORDERS],
     nr_free: [u32; NR_ORDERS],
-    /// Block caches per order: `pcp[o][..pcp_len[o]]`, top of stack last.
+    /// Block caches per order (see `buddy/pool.rs`): LIFO lists of `Cached` heads
+    /// threaded through `Page::next` (`NIL` = empty), and their lengths.
+    pcp: [u32; PCP_ORDERS],
     pcp_len: [u32; PCP_ORDERS],
-    pcp: [[u32; PCP_HIGH]; PCP_ORDERS],
-    /// Deferred-merge pools per order (see `buddy/pool.rs`): doubly linked lists
-    /// of `Cached` heads with `count == POOLED`, through `next`/`prev`.
-    pool: [u32; PCP_ORDERS],
-    pool_len: [u32; PCP_ORDERS],
+    /// Largest `pcp_len` per order (`pool::pcp_limit`, kept up to date with
+    /// `managed` by [`ZoneData::update_pcp_max`]).
+    pcp_max: [u32; PCP_ORDERS],
     /// Page templates of this zone: a free head per order, a tail.
     free_tmpl: [Page; NR_ORDERS],
     tail_tmpl: Page,
     /// Per cached order: a fresh allocated head (count 1, size 2^o) and a cached
-    /// head. The fast paths write them whole: no wait for the old contents.
+    /// head (`count == POOLED`, `next == NIL`). The fast paths write them whole
+    /// (with `next` set): no wait for the old contents.
     alloc_tmpl: [Page; PCP_ORDERS],
     cached_tmpl: [Page; PCP_ORDERS],
-    /// Per cached order: a pooled head (`Cached`, `count == POOLED`, unlinked).
-    pooled_tmpl: [Page; PCP_ORDERS],
 }
 
 impl ZoneData {
     /// Free frames held in the block caches.
     fn cached_pages(&self) -> u64 {
-        (0..PCP_ORDERS)
-            .map(|o| ((self.pcp_len[o] + self.pool_len[o]) as u64) << o)
-            .sum()
+        (0..PCP_ORDERS).map(|o| (self.pcp_len[o] as u64) << o).sum()
+    }
+
+    /// Recomputes the cache list bounds after `managed` changed.
+    fn update_pcp_max(&mut self) {
+        for o in 0..PCP_ORDERS {
+            self.pcp_max[o] = pool::pcp_limit(self, o as u32).min(u32::MAX as u64) as u32;
+        }
     }
 
     fn new(zone: Zone, lo: u32, hi: u32) -> ZoneData {
-        ZoneData {
+        let mut zd = ZoneData {
             free_tmpl: core::array::from_fn(|o| {
                 let mut p = tmpl(zone, PageState::Free);
                 p.set_order(o as u32);
@@ -254,11 +260,6 @@ impl ZoneData {
             cached_tmpl: core::array::from_fn(|o| {
                 let mut p = tmpl(zone, PageState::Cached);
                 p.set_order(o as u32);
-                p
-            }),
-            pooled_tmpl: core::array::from_fn(|o| {
-                let mut p = tmpl(zone, PageState::Cached);
-                p.set_order(o as u32);
                 p.count = POOLED;
                 p
             }),
@@ -272,11 +273,12 @@ impl ZoneData {
             head: [NIL; NR_ORDERS],
             tail: [NIL; NR_ORDERS],
             nr_free: [0; NR_ORDERS],
+            pcp: [NIL; PCP_ORDERS],
             pcp_len: [0; PCP_ORDERS],
-            pcp: [[NIL; PCP_HIGH]; PCP_ORDERS],
-            pool: [NIL; PCP_ORDERS],
-            pool_len: [0; PCP_ORDERS],
-        }
+            pcp_max: [0; PCP_ORDERS],
+        };
+        zd.update_pcp_max();
+        zd
     }
 }
 
@@ -618,6 +620,7 @@ impl<'a> Buddy<'a> {
                 let zd = &mut self.zones[zone as usize];
                 zd.present += (y - x) as u64;
                 zd.managed += (y - x) as u64;
+                zd.update_pcp_max();
                 self.free_range(zone, x, y);
             }
         }
@@ -705,6 +708,7 @@ impl<'a> Buddy<'a> {
                     let a = h.max(s);
                     let b = end_blk.min(e);
                     zd.managed -= (b - a) as u64;
+                    zd.update_pcp_max();
                     let mut r = tmpl(zone, PageState::Reserved);
                     r.set_flags(flags);
                     self.map[a as usize..b as usize].fill(r);
@@ -799,11 +803,8 @@ impl<'a> Buddy<'a> {
     fn find_free(&self, zone: Zone, order: u32) -> Option<Pfn> {
         let zd = &self.zones[zone as usize];
         for o in order as usize..PCP_ORDERS {
-            if zd.pcp_len[o] > 0 {
-                return Some(Pfn(zd.pcp[o][zd.pcp_len[o] as usize - 1]));
-            }
-            if zd.pool_len[o] > 0 {
-                return Some(Pfn(zd.pool[o]));
+            if zd.pcp[o] != NIL {
+                return Some(Pfn(zd.pcp[o]));
             }
         }
         let avail = zd.avail >> order;

@@ -15,8 +15,8 @@
 //!     (>= 1), `order` the block order; `next` holds the page count the DragonOS
 //!     API asked for (so `free_pages(page, n)` can check `n`), `prev` is unused.
 //!   * `Cached` head of a free block kept in its zone's per-order cache (see
-//!     `buddy`): `order` is the block order, `count == 0`, on no list
-//!     (`next == prev == NIL`).
+//!     `buddy`): `order` is the block order, `count == u32::MAX`, `next` links the
+//!     cache list (`NIL` at its end), `prev` is unused.
 //!   * `Tail` page inside a block (free, cached, allocated or slab): to the buddy
 //!     allocator it carries nothing; its `next`, `prev` and `count` are unspecified
 //!     and the head is found from the block's alignment (`buddy`, invariant 2). In

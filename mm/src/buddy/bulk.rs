@@ -1,7 +1,7 @@
 //! Batches in the buddy allocator: taking runs of pages from the free lists at once
 //! (the cache refill and Linux's `alloc_pages_bulk`), returning sorted runs of
-//! blocks at once (draining the cache stacks), and [`Buddy::free_pages_bulk`],
-//! which pushes onto the cache and the pool (`pool.rs`). A run of
+//! blocks at once (returning the cache lists), and [`Buddy::free_pages_bulk`],
+//! which pushes onto the cache lists (`pool.rs`). A run of
 //! contiguous blocks is freed as the few naturally aligned blocks that cover it, so
 //! merging costs O(log n) per run instead of a buddy lookup and a list unlink per page.
 
@@ -90,8 +90,7 @@ impl Buddy<'_> {
     /// `__free_page` or [`free_pages_bulk`](Self::free_pages_bulk)) and returns how
     /// many it got, from the front of `out`; the rest of `out` is unchanged. Fewer
     /// than `out.len()` means memory ran out (or a watermark stood in the way).
-    /// Pages come from the first zone's page cache, then its pool (`pool.rs`), then
-    /// as runs from the free lists of the zones of `gfp.zonelist()`, with the
+    /// Pages come from the first zone's page cache list (`pool.rs`), then as runs from the free lists of the zones of `gfp.zonelist()`, with the
     /// watermark passes of `alloc_pages`.
     ///
     /// Errors (nothing allocated): `Invalid` with `__GFP_ZERO` (zeroing needs memory
@@ -121,31 +120,11 @@ impl Buddy<'_> {
         }
         let zonelist = gfp.zonelist();
         let mut got;
-        // The first zone's cache: its frames are above every watermark.
+        // The first zone's cache list: its frames are above every watermark.
         {
-            let zone = zonelist[0];
-            let zd = &mut self.zones[zone as usize];
-            let len = zd.pcp_len[0] as usize;
-            let n = len.min(out.len());
+            let zd = &mut self.zones[zonelist[0] as usize];
             let head = zd.alloc_tmpl[0];
-            for (slot, &pfn) in out[..n]
-                .iter_mut()
-                .zip(zd.pcp[0][len - n..len].iter().rev())
-            {
-                self.map[pfn as usize] = head;
-                *slot = Pfn(pfn);
-            }
-            zd.pcp_len[0] = (len - n) as u32;
-            got = n;
-            // Then its pool (blocks freed earlier, not merged).
-            got += pool::pool_pop(
-                self.map,
-                &mut zd.pool[0],
-                &mut zd.pool_len[0],
-                &mut out[got..],
-                head,
-                Pfn,
-            );
+            got = pool::pcp_pop_into(self.map, zd, 0, out, head, Pfn);
         }
         let passes = if gfp.contains(Gfp::MEMALLOC) { 3 } else { 2 };
         'passes: for pass in 0..passes {
@@ -182,8 +161,7 @@ impl Buddy<'_> {
     /// Frees a batch of order-0 pages, as `__free_page` on each entry in order (one
     /// reference dropped; released when it was the last). A page that is exactly a
     /// fresh order-0 allocation (count 1, no flags) is pushed onto its zone's page
-    /// cache while it has room, else onto the zone's pool (`pool.rs`) while that
-    /// has room; every other entry, and every entry while fault injection is
+    /// cache list (`pool.rs`) while it has room; every other entry, and every entry while fault injection is
     /// armed, goes through `__free_page`'s own path. Every misuse `__free_page`
     /// reports is reported here: the first bad entry stops the batch with
     /// [`BulkError`] (the entries before it are freed, it and the ones after are
@@ -198,7 +176,7 @@ impl Buddy<'_> {
                     break;
                 }
             }
-            // Anything else, and a full pool (merged by the cache drain there).
+            // Anything else, and a full list (returned to the free lists there).
             if let Err(err) = self.put(pages[i], Want::Order(0)) {
                 return Err(BulkError { done: i, err });
             }
@@ -207,10 +185,10 @@ impl Buddy<'_> {
         Ok(())
     }
 
-    /// Frees `pages[i..]` onto the cache, then the pool, of the zone of `pages[i]`
-    /// while each page is exactly that zone's fresh order-0 allocation (count 1, no
-    /// flags: the template comparison also proves the page is in the zone) and
-    /// there is room. Returns the index of the first page it did not free.
+    /// Frees `pages[i..]` onto the cache list of the zone of `pages[i]` while each
+    /// page is exactly that zone's fresh order-0 allocation (count 1, no flags: the
+    /// template comparison also proves the page is in the zone) and the list has
+    /// room. Returns the index of the first page it did not free.
     #[inline(always)]
     fn free_plain_run(&mut self, pages: &[Pfn], mut i: usize) -> usize {
         let first = pages[i].0;
@@ -218,42 +196,24 @@ impl Buddy<'_> {
         let map = &mut *self.map;
         let zd = &mut self.zones[z.min(2)];
         let t = zd.alloc_tmpl[0];
-        let cached = zd.cached_tmpl[0];
-        while i < pages.len() {
-            let len = zd.pcp_len[0] as usize;
-            if len >= PCP_HIGH {
-                break;
-            }
-            let pfn = pages[i];
-            match map.get_mut(pfn.index()) {
-                Some(p) if p.same_as(&t) => *p = cached,
-                _ => return i,
-            }
-            zd.pcp[0][len] = pfn.0;
-            zd.pcp_len[0] = len as u32 + 1;
-            i += 1;
-        }
-        let high = pool::pool_high(zd, 0);
-        let (mut head, mut n) = (zd.pool[0], zd.pool_len[0] as usize);
-        let mut h = zd.pooled_tmpl[0];
-        while i < pages.len() && n < high {
+        let limit = zd.pcp_max[0];
+        let (mut head, mut n) = (zd.pcp[0], zd.pcp_len[0]);
+        let mut c = zd.cached_tmpl[0];
+        while i < pages.len() && n < limit {
             let pfn = pages[i];
             match map.get_mut(pfn.index()) {
                 Some(p) if p.same_as(&t) => {
-                    h.next = head;
-                    *p = h;
+                    c.next = head;
+                    *p = c;
                 }
                 _ => break,
-            }
-            if head != NIL {
-                map[head as usize].prev = pfn.0;
             }
             head = pfn.0;
             n += 1;
             i += 1;
         }
-        zd.pool[0] = head;
-        zd.pool_len[0] = n as u32;
+        zd.pcp[0] = head;
+        zd.pcp_len[0] = n;
         i
     }
 }

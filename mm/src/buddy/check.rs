@@ -100,7 +100,6 @@ impl Buddy<'_> {
             let zd = &self.zones[zi];
             let (mut free, mut managed, mut present) = (0u64, 0u64, 0u64);
             let mut cached = [0u64; PCP_ORDERS];
-            let mut pooled = [0u64; PCP_ORDERS];
             let mut heads = [0u64; NR_ORDERS];
             let mut pfn = zd.lo;
             while pfn < zd.hi {
@@ -142,11 +141,10 @@ impl Buddy<'_> {
                         if o > PCP_MAX_ORDER {
                             return Err(err("cached block of an uncached order", zone, pfn));
                         }
-                        match p.count {
-                            0 => cached[o as usize] += 1,
-                            POOLED => pooled[o as usize] += 1,
-                            _ => return Err(err("cached head with a reference count", zone, pfn)),
+                        if p.count != POOLED {
+                            return Err(err("cached head with a reference count", zone, pfn));
                         }
+                        cached[o as usize] += 1;
                         (1u32 << o, 1u32 << o)
                     }
                     PageState::Allocated => {
@@ -209,9 +207,6 @@ impl Buddy<'_> {
             for (&c, &len) in cached.iter().zip(&zd.pcp_len) {
                 mismatch("cached blocks of one order", z, c, len as u64)?;
             }
-            for (&c, &len) in pooled.iter().zip(&zd.pool_len) {
-                mismatch("pooled blocks of one order", z, c, len as u64)?;
-            }
             // Free lists.
             for (o, &h) in heads.iter().enumerate() {
                 mismatch("free blocks of one order", z, h, zd.nr_free[o] as u64)?;
@@ -247,56 +242,34 @@ impl Buddy<'_> {
                 }
                 mismatch("free list length", z, steps as u64, zd.nr_free[o] as u64)?;
             }
-            // Block caches: distinct cached heads of this zone and order.
+            // Block caches: each a list through `next` of cached heads of this zone
+            // and order, as long as its count (no cycle: a walk that revisits a head
+            // never ends); with the map counts above, every cached head is on its
+            // list exactly once.
             for o in 0..PCP_ORDERS {
-                if zd.pcp_len[o] as usize > super::pcp_high(o as u32) {
-                    return Err(err("block cache over its capacity", zone, NIL));
+                if zd.pcp_max[o] as u64 != super::pool::pcp_limit(zd, o as u32) {
+                    return Err(err("cache list bound not updated with managed", zone, NIL));
                 }
-                let pcp = &zd.pcp[o][..zd.pcp_len[o] as usize];
-                for (i, &c) in pcp.iter().enumerate() {
-                    let ok = c >= zd.lo && c < zd.hi && {
-                        let p = &self.map[c as usize];
-                        p.state() == PageState::Cached && p.order() as usize == o && p.count == 0
-                    };
-                    if !ok {
-                        return Err(err(
-                            "cache entry is not a cached block of its order",
-                            zone,
-                            c,
-                        ));
-                    }
-                    if pcp[..i].contains(&c) {
-                        return Err(err("block twice in a cache", zone, c));
-                    }
-                }
-                // The pool: a doubly linked list of pooled heads, as long as its
-                // count (with the map counts above, every pooled head is on it once).
-                let (mut prev, mut x, mut steps) = (NIL, zd.pool[o], 0u32);
+                let (mut x, mut steps) = (zd.pcp[o], 0u32);
                 while x != NIL {
-                    if steps >= zd.pool_len[o] {
-                        return Err(err("pool longer than its count (cycle?)", zone, x));
+                    if steps >= zd.pcp_len[o] {
+                        return Err(err("cache list longer than its count (cycle?)", zone, x));
                     }
                     let ok = x >= zd.lo && x < zd.hi && {
                         let p = &self.map[x as usize];
-                        p.state() == PageState::Cached
-                            && p.order() as usize == o
-                            && p.count == POOLED
+                        p.state() == PageState::Cached && p.order() as usize == o
                     };
                     if !ok {
                         return Err(err(
-                            "pool entry is not a pooled block of its order",
+                            "cache list entry is not a cached block of its order",
                             zone,
                             x,
                         ));
                     }
-                    if self.map[x as usize].prev != prev {
-                        return Err(err("pool back link wrong", zone, x));
-                    }
-                    prev = x;
                     x = self.map[x as usize].next;
                     steps += 1;
                 }
-                mismatch("pool length", z, steps as u64, zd.pool_len[o] as u64)?;
+                mismatch("cache list length", z, steps as u64, zd.pcp_len[o] as u64)?;
             }
         }
         mismatch("shared frames", None, shared, self.shared)

@@ -74,8 +74,8 @@ impl Buddy<'_> {
         }
     }
 
-    /// Cache refill (the order-`order` cache is empty): moves up to a batch of blocks
-    /// from the free lists into it and pops one.
+    /// Cache refill (the order-`order` cache list is empty): takes up to a batch of
+    /// blocks from the free lists as runs, returns the first and pushes the rest.
     #[cold]
     #[inline(never)]
     pub(super) fn pcp_refill(&mut self, zone: Zone, order: u32, floor: u64) -> Option<u32> {
@@ -83,27 +83,8 @@ impl Buddy<'_> {
             // Fault injection: allocations must keep reaching the checked path.
             return None;
         }
-        let o = order as usize;
-        // The pool first: blocks freed earlier, not merged (`pool.rs`).
-        {
-            let zd = &mut self.zones[zone as usize];
-            if zd.pool_len[o] != 0 {
-                let len = zd.pcp_len[o] as usize;
-                let room = (len + pool::pool_batch(order)).min(PCP_HIGH);
-                let n = pool::pool_pop(
-                    self.map,
-                    &mut zd.pool[o],
-                    &mut zd.pool_len[o],
-                    &mut zd.pcp[o][len..room],
-                    zd.cached_tmpl[o],
-                    |pfn| pfn,
-                );
-                zd.pcp_len[o] = (len + n - 1) as u32;
-                return Some(zd.pcp[o][len + n - 1]);
-            }
-        }
         let want = pcp_batch(order);
-        let cached = self.zones[zone as usize].cached_tmpl[o];
+        let mut first = None;
         let mut got = 0;
         // Runs of blocks at once (Linux `rmqueue_bulk`); pushed so that the lowest
         // PFN is popped first.
@@ -112,50 +93,22 @@ impl Buddy<'_> {
                 break;
             };
             let zd = &mut self.zones[zone as usize];
-            let len = zd.pcp_len[o] as usize;
-            for (i, slot) in zd.pcp[o][len..len + n].iter_mut().enumerate() {
-                let p = pfn + (((n - 1 - i) as u32) << order);
-                *slot = p;
-                self.map[p as usize] = cached;
+            let skip = first.is_none() as usize;
+            for i in (skip..n).rev() {
+                pool::pcp_push(self.map, zd, order, pfn + ((i as u32) << order));
             }
-            zd.pcp_len[o] += n as u32;
+            first = first.or(Some(pfn));
             got += n;
         }
-        let zd = &mut self.zones[zone as usize];
-        if zd.pcp_len[o] == 0 {
-            return None;
-        }
-        zd.pcp_len[o] -= 1;
-        Some(zd.pcp[o][zd.pcp_len[o] as usize])
+        first
     }
 
-    /// Cache full: moves the oldest half of the stack into the pool (`pool.rs`).
-    #[cold]
-    #[inline(never)]
-    pub(super) fn pcp_drain_batch(&mut self, zone: Zone, order: u32) {
-        let (z, o) = (zone as usize, order as usize);
-        let n = pool::pool_batch(order);
-        let mut batch = [0u32; PCP_HIGH / 2];
-        batch[..n].copy_from_slice(&self.zones[z].pcp[o][..n]);
-        let len = self.zones[z].pcp_len[o] as usize;
-        self.zones[z].pcp[o].copy_within(n..len, 0);
-        self.zones[z].pcp_len[o] -= n as u32;
-        self.pool_spill(zone, order, &mut batch[..n]);
-    }
-
-    /// Returns the blocks of one zone's caches and pools to the free lists.
+    /// Returns the blocks of one zone's caches to the free lists.
     pub(super) fn drain_zone(&mut self, zone: Zone) {
-        let z = zone as usize;
         for o in 0..PCP_ORDERS {
-            let len = self.zones[z].pcp_len[o] as usize;
+            let len = self.zones[zone as usize].pcp_len[o] as usize;
             if len != 0 {
-                let mut all = [0u32; PCP_HIGH];
-                all[..len].copy_from_slice(&self.zones[z].pcp[o][..len]);
-                self.zones[z].pcp_len[o] = 0;
-                self.free_blocks_sorted(zone, o as u32, &mut all[..len]);
-            }
-            if self.zones[z].pool_len[o] != 0 {
-                self.pool_drain(zone, o as u32);
+                self.pcp_return(zone, o as u32, len);
             }
         }
     }
@@ -176,9 +129,11 @@ impl Buddy<'_> {
         if order <= PCP_MAX_ORDER {
             let o = order as usize;
             let zd = &mut self.zones[zone as usize];
-            if zd.pcp_len[o] != 0 {
+            let x = zd.pcp[o];
+            if let Some(p) = self.map.get(x as usize) {
+                zd.pcp[o] = p.next;
                 zd.pcp_len[o] -= 1;
-                return Some(zd.pcp[o][zd.pcp_len[o] as usize]);
+                return Some(x);
             }
             if let Some(p) = self.pcp_refill(zone, order, floor) {
                 return Some(p);
@@ -198,7 +153,7 @@ impl Buddy<'_> {
             }
         }
         let zd = &self.zones[zone as usize];
-        if zd.pcp_len.iter().chain(&zd.pool_len).all(|&n| n == 0) {
+        if zd.pcp_len.iter().all(|&n| n == 0) {
             return None;
         }
         self.drain_zone(zone);
@@ -300,13 +255,12 @@ impl Buddy<'_> {
     pub(super) fn take_cached(&mut self, zone: Zone, order: u32, flags: PageFlags) -> Option<u32> {
         let o = order as usize % PCP_ORDERS;
         let zd = &mut self.zones[zone as usize];
-        let len = zd.pcp_len[o];
-        if len == 0 {
-            return None;
-        }
-        zd.pcp_len[o] = len - 1;
-        let pfn = zd.pcp[o][(len - 1) as usize % PCP_HIGH];
-        let p = &mut self.map[pfn as usize];
+        let pfn = zd.pcp[o];
+        // An empty list's head is NIL, beyond every mem_map (`new_unfilled`): the
+        // bounds check is the emptiness check.
+        let p = self.map.get_mut(pfn as usize)?;
+        zd.pcp[o] = p.next;
+        zd.pcp_len[o] -= 1;
         *p = zd.alloc_tmpl[o];
         if !flags.is_empty() {
             p.set_flags(flags);
@@ -332,15 +286,18 @@ impl Buddy<'_> {
         let order = num.trailing_zeros();
         if num.is_power_of_two() && order <= PCP_MAX_ORDER && !self.fail.is_armed() {
             let (z, o) = (zone as usize, order as usize);
-            if self.zones[z].pcp_len[o] as usize >= pcp_high(order) {
-                self.pcp_drain_batch(zone, order);
+            let limit = self.zones[z].pcp_max[o];
+            let len = self.zones[z].pcp_len[o];
+            if len >= limit {
+                // Full: half of it goes back to the free lists first.
+                self.pcp_return(zone, order, (len - limit / 2) as usize);
             }
-            let mut c = tmpl(zone, PageState::Cached);
-            c.set_order(order);
-            self.map[pfn as usize] = c;
-            let zd = &mut self.zones[z];
-            zd.pcp[o][zd.pcp_len[o] as usize] = pfn;
-            zd.pcp_len[o] += 1;
+            if self.zones[z].pcp_len[o] < limit {
+                pool::pcp_push(self.map, &mut self.zones[z], order, pfn);
+                return;
+            }
+            self.map[pfn as usize] = self.zones[z].tail_tmpl;
+            self.free_range(zone, pfn, pfn + num);
         } else {
             self.map[pfn as usize] = self.zones[zone as usize].tail_tmpl;
             self.free_range(zone, pfn, pfn + num);
@@ -385,63 +342,36 @@ impl Buddy<'_> {
     /// Drops one reference of the allocated block at `pfn` after checking `want`.
     #[inline(always)]
     pub(super) fn put(&mut self, pfn: Pfn, want: Want) -> Result<bool, MmError> {
-        // Fast path: the last reference of an unshared power-of-two block of a cached
-        // order, asked with the right size, its cache not full. Order 0 first, with
-        // constant indices.
+        // Fast path: the head is exactly its zone's fresh allocation of a cached
+        // order `o` (allocated, count 1, size 2^o, no flags, no slab owner: one
+        // comparison with the template), `o` is the order `want` names, and the
+        // cache list has room. Anything else, every misuse included, takes the
+        // checked path.
         if let Some(p) = self.map.get_mut(pfn.index()) {
-            let one = match want {
-                Want::Any => true,
-                Want::Order(o) => o == 0,
-                Want::Count(n) => n == 1,
+            // An order above the cached ones indexes the templates modulo
+            // PCP_ORDERS and cannot match them (their order differs).
+            let order = match want {
+                Want::Order(o) => o,
+                Want::Count(n) if n.is_power_of_two() => n.trailing_zeros(),
+                Want::Count(_) => return self.put_slow(pfn, want),
+                Want::Any => p.order(),
             };
+            let o = order as usize % PCP_ORDERS;
             // The zone from the PFN, not from the page: no wait for the page load.
-            let z = (pfn.0 >= DMA_END_PFN) as usize + (pfn.0 >= self.lowmem) as usize;
-            if one
-                && p.next == 1
-                && p.state() == PageState::Allocated
-                && p.count == 1
-                && !p.flags().contains(PageFlags::SHARED)
-            {
-                let zd = &mut self.zones[z];
-                let len = zd.pcp_len[0] as usize;
-                if len < PCP_HIGH {
-                    *p = zd.cached_tmpl[0];
-                    zd.pcp[0][len] = pfn.0;
-                    zd.pcp_len[0] += 1;
-                    return Ok(true);
-                }
-            }
-        }
-        self.put_high(pfn, want)
-    }
-
-    /// Fast path for cached orders above 0, else the slow path.
-    #[inline(always)]
-    pub(super) fn put_high(&mut self, pfn: Pfn, want: Want) -> Result<bool, MmError> {
-        if let Some(p) = self.map.get_mut(pfn.index()) {
-            let order = p.order();
-            let size_ok = match want {
-                Want::Any => true,
-                Want::Order(o) => o == order,
-                Want::Count(n) => n == 1 << order,
+            let zd = if pfn.0 >= self.lowmem {
+                &mut self.zones[2]
+            } else if pfn.0 >= DMA_END_PFN {
+                &mut self.zones[1]
+            } else {
+                &mut self.zones[0]
             };
-            if size_ok
-                && order <= PCP_MAX_ORDER
-                && p.state() == PageState::Allocated
-                && p.next == 1 << order
-                && p.count == 1
-                && !p.flags().contains(PageFlags::SHARED)
-            {
-                let z = (pfn.0 >= DMA_END_PFN) as usize + (pfn.0 >= self.lowmem) as usize;
-                let zd = &mut self.zones[z];
-                let o = order as usize % PCP_ORDERS;
-                let len = zd.pcp_len[o] as usize;
-                if len < pcp_high(order) && len < PCP_HIGH {
-                    *p = zd.cached_tmpl[o];
-                    zd.pcp[o][len] = pfn.0;
-                    zd.pcp_len[o] += 1;
-                    return Ok(true);
-                }
+            let len = zd.pcp_len[o];
+            if p.same_as(&zd.alloc_tmpl[o]) && len < zd.pcp_max[o] {
+                *p = zd.cached_tmpl[o];
+                p.next = zd.pcp[o];
+                zd.pcp[o] = pfn.0;
+                zd.pcp_len[o] = len + 1;
+                return Ok(true);
             }
         }
         self.put_slow(pfn, want)

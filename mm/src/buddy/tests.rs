@@ -423,7 +423,7 @@ fn order0_cache_counts_as_free_and_drains() {
     assert_ne!(b.buddyinfo(Zone::Normal), info);
     b.drain();
     assert_eq!(b.buddyinfo(Zone::Normal), info);
-    // Overflowing the cache moves its older half into the pool.
+    // Past PCP_HIGH pages the cache list counts as pooled; it stays bounded.
     let v: Vec<Pfn> = (0..PCP_HIGH + 10)
         .map(|_| b.alloc_page(Gfp::KERNEL).unwrap())
         .collect();
@@ -895,7 +895,7 @@ fn fail_page_alloc_interval() {
 }
 
 #[test]
-fn check_catches_a_broken_pool() {
+fn check_catches_a_broken_cache_list() {
     let mut m = map();
     let mut b = boot(&mut m);
     let v: Vec<Pfn> = (0..PCP_HIGH + 70)
@@ -904,22 +904,24 @@ fn check_catches_a_broken_pool() {
     for &p in &v {
         b.__free_page(p).unwrap();
     }
-    let n = b.zones[Zone::Normal as usize].pool_len[0];
+    let n = b.zones[Zone::Normal as usize].pcp_len[0];
     assert!(n > 0);
     b.check().unwrap();
-    let head = b.zones[Zone::Normal as usize].pool[0];
+    let head = b.zones[Zone::Normal as usize].pcp[0];
     let second = b.map[head as usize].next;
-    // A pooled head that lost its mark, a wrong back link, a wrong count, a cycle.
+    // A cached head that lost its mark, a list cut short, a wrong count, a cycle.
     let saved = b.map[second as usize];
     b.map[second as usize].count = 0;
     assert!(b.check().is_err());
     b.map[second as usize] = saved;
-    b.map[second as usize].prev = NIL;
+    b.map[second as usize].next = NIL;
     assert!(b.check().is_err());
     b.map[second as usize] = saved;
-    b.zones[Zone::Normal as usize].pool_len[0] = n - 1;
+    b.zones[Zone::Normal as usize].pcp_len[0] = n - 1;
     assert!(b.check().is_err());
-    b.zones[Zone::Normal as usize].pool_len[0] = n;
+    b.zones[Zone::Normal as usize].pcp_len[0] = n + 1;
+    assert!(b.check().is_err());
+    b.zones[Zone::Normal as usize].pcp_len[0] = n;
     b.map[second as usize].next = head;
     assert!(b.check().is_err());
     b.map[second as usize] = saved;
