@@ -18,7 +18,7 @@ use core::panic::Location;
 use super::slow::mark_live;
 use super::{pack, CacheId, Slab, GRANULE_SHIFT};
 use crate::buddy::BulkError;
-use crate::{Gfp, MmError, PageProvider, PhysMem, NIL, PAGE_SHIFT};
+use crate::{Gfp, MmError, PageProvider, PhysMem, PAGE_SHIFT};
 
 impl Slab {
     /// Linux `kmem_cache_alloc_bulk(cache, gfp, size, p)`: fills all of `out` with
@@ -120,19 +120,20 @@ impl Slab {
         }
         let c = &self.caches[ix as usize];
         let (off, mask, batched) = (mem.direct_offset(), c.mask, c.cap != 0);
-        // The pending run: `run` objects of slab `run_head`, bits already clear.
-        let (mut run_head, mut run) = (NIL, 0u32);
+        // The pending run: `run` objects of the slab at physical address `base`
+        // (1: none), bits already clear.
+        let (mut base, mut run) = (1u64, 0u32);
         while i < objs.len() {
             let v = objs[i];
             if batched {
-                if let Some(phys) = clear_live(pages, v, ix, off) {
-                    let head = ((phys & !mask) >> PAGE_SHIFT) as u32;
-                    if head != run_head {
+                if let Some(phys) = clear_live(pages, v, ix, off, mask, base) {
+                    let b = phys & !mask;
+                    if b != base {
                         if run != 0 {
-                            self.put_back_n(pages, ix, run_head, run)
+                            self.put_back_n(pages, ix, (base >> PAGE_SHIFT) as u32, run)
                                 .map_err(|err| BulkError { done: i, err })?;
                         }
-                        (run_head, run) = (head, 0);
+                        (base, run) = (b, 0);
                     }
                     run += 1;
                     i += 1;
@@ -142,16 +143,16 @@ impl Slab {
             // Not a live object of this cache (or no magazine): the complete
             // path, after the pending run (so that it sees the slabs as they are).
             if run != 0 {
-                self.put_back_n(pages, ix, run_head, run)
+                self.put_back_n(pages, ix, (base >> PAGE_SHIFT) as u32, run)
                     .map_err(|err| BulkError { done: i, err })?;
-                (run_head, run) = (NIL, 0);
+                (base, run) = (1, 0);
             }
             self.free_checked(mem, pages, v, ix, site)
                 .map_err(|err| BulkError { done: i, err })?;
             i += 1;
         }
         if run != 0 {
-            self.put_back_n(pages, ix, run_head, run)
+            self.put_back_n(pages, ix, (base >> PAGE_SHIFT) as u32, run)
                 .map_err(|err| BulkError { done: i, err })?;
         }
         Ok(())
@@ -161,12 +162,24 @@ impl Slab {
 /// The checks of the free fast path without the magazine: if `virt` (direct map
 /// at `off`) is the start of a live object of cache `ix` (its frame belongs to
 /// `ix` and its liveness bit is set), clears its bit and returns its physical
-/// address; otherwise changes nothing.
+/// address; otherwise changes nothing. `known`: the physical address of a slab
+/// of `ix` that cannot go away meanwhile (the pending run's); an object inside
+/// it (`phys & !mask == known`) needs no `struct Page` read.
 #[inline(always)]
-fn clear_live<P: PageProvider>(pages: &mut P, virt: u64, ix: u8, off: u64) -> Option<u64> {
+fn clear_live<P: PageProvider>(
+    pages: &mut P,
+    virt: u64,
+    ix: u8,
+    off: u64,
+    mask: u64,
+    known: u64,
+) -> Option<u64> {
+    let phys = virt.wrapping_sub(off);
     // As in `free_fast`: a pointer that is not 32-aligned fails the bounds checks.
-    let g = virt.wrapping_sub(off).rotate_right(GRANULE_SHIFT);
-    if pages.slab_cache_at((g >> (PAGE_SHIFT - GRANULE_SHIFT)) as usize)? != ix {
+    let g = phys.rotate_right(GRANULE_SHIFT);
+    if phys & !mask != known
+        && pages.slab_cache_at((g >> (PAGE_SHIFT - GRANULE_SHIFT)) as usize)? != ix
+    {
         return None;
     }
     let word = pages.slab_bits_mut().get_mut((g >> 6) as usize)?;
@@ -175,5 +188,5 @@ fn clear_live<P: PageProvider>(pages: &mut P, virt: u64, ix: u8, off: u64) -> Op
         return None;
     }
     *word &= (!1u64).rotate_left(bit);
-    Some(virt.wrapping_sub(off))
+    Some(phys)
 }

@@ -48,6 +48,56 @@ fn fill_up(dst: &mut [u64], lo: u64, stride: u64) {
     }
 }
 
+/// Sets the liveness bits of the `n` objects at `phys`, `phys + stride` ...
+/// (`phys` a multiple of `stride`): word by word for power-of-two strides up to
+/// a word's 2 KiB (the bits repeat every `stride / 32`), else one by one.
+#[inline]
+fn mark_run_live(bits: &mut [u64], phys: u64, n: usize, stride: u64) {
+    if n == 0 {
+        return;
+    }
+    if !(stride.is_power_of_two() && stride <= 1 << super::WORD_SHIFT) {
+        for i in 0..n as u64 {
+            set_bit(bits, phys + i * stride);
+        }
+        return;
+    }
+    let step = stride >> GRANULE_SHIFT;
+    let mut pattern = 0u64;
+    let mut b = 0;
+    while b < 64 {
+        pattern |= 1 << b;
+        b += step;
+    }
+    let g0 = phys >> GRANULE_SHIFT;
+    // The last object's granule.
+    let g1 = g0 + (n as u64 - 1) * step;
+    let lo = !0u64 << (g0 & 63);
+    let hi = !0u64 >> (63 - (g1 & 63));
+    if let Some(ws) = bits.get_mut((g0 >> 6) as usize..=(g1 >> 6) as usize) {
+        match ws {
+            [one] => *one |= pattern & lo & hi,
+            [first, mid @ .., last] => {
+                *first |= pattern & lo;
+                for x in mid {
+                    *x |= pattern;
+                }
+                *last |= pattern & hi;
+            }
+            [] => {}
+        }
+    }
+}
+
+/// Sets the liveness bit of the object at `phys`.
+#[inline(always)]
+fn set_bit(bits: &mut [u64], phys: u64) {
+    let (w, b) = bit_of(phys);
+    if let Some(x) = bits.get_mut(w) {
+        *x |= b;
+    }
+}
+
 /// Sets the liveness bits of the objects at virtual addresses `objs` (direct map
 /// at `off`).
 #[inline]
@@ -272,7 +322,7 @@ impl Slab {
                 Some(ref mut o) => {
                     let d = &mut o[got..got + t];
                     fill_up(d, base, stride);
-                    mark_live(pages.slab_bits_mut(), d, off);
+                    mark_run_live(pages.slab_bits_mut(), base - off, t, stride);
                 }
                 None => {
                     // mag[want - got - 1] is the slab's first slot, downwards.
