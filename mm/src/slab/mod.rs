@@ -48,7 +48,8 @@
 //! - Magazine empty on allocation: refill it with up to half its capacity, written
 //!   straight in its final order (lowest address on top): every available object
 //!   of a partial slab in one bitmap scan, slab after slab; if there is no partial
-//!   slab, new slabs (up to 32 KiB of them, so small slabs fill more of it), whose
+//!   slab, new slabs (one, or up to 32 KiB of them if a slab holds at most an
+//!   eighth of the refill: kmalloc-512 ... kmalloc-2k), whose
 //!   objects come from the stride without a scan and which join the partial list
 //!   only if some objects are left over. Magazine full on free: the older half
 //!   goes back to its slabs in runs (consecutive objects of one slab: one count

@@ -6,11 +6,21 @@ use core::panic::Location;
 use super::{bit_of, is_live, page_mut, set_live, Loc, Slab, GRANULE_SHIFT, MODE_DEBUG};
 use crate::{Gfp, MmError, PageProvider, PageState, Pfn, PhysMem, NIL, PAGE_SHIFT};
 
-/// Most bytes of new slabs one magazine refill makes (always at least one slab):
-/// a refill of a cache with small slabs (kmalloc-1k: 8 objects in 8 KiB) fills
-/// the magazine from several, so its cost is shared by that many objects; caches
-/// with 32 KiB slabs still grow one at a time.
+/// Most bytes of new slabs one magazine refill makes when one slab holds at most
+/// an eighth of the refill (kmalloc-512 ... kmalloc-2k: 8 objects per slab), so
+/// that its cost is shared by more objects; other caches (and those with 32 KiB
+/// slabs) grow one slab per refill.
 pub(super) const REFILL_GROW_BYTES: u64 = 32 << 10;
+
+/// How many new slabs a refill of `target` objects of a cache with slabs of
+/// `objs` objects and `slab_bytes` bytes may make ([`REFILL_GROW_BYTES`]).
+fn refill_slabs(target: usize, objs: u32, slab_bytes: u64) -> usize {
+    if objs as usize * 8 <= target {
+        (REFILL_GROW_BYTES / slab_bytes).max(1) as usize
+    } else {
+        1
+    }
+}
 
 /// Writes `hi`, `hi - stride`, `hi - 2 * stride` ... to `dst` (four per step).
 #[inline]
@@ -212,7 +222,7 @@ impl Slab {
     /// Refills the empty magazine of cache `ix` with up to half its capacity,
     /// written in its final order (lowest address on top: a run of allocations
     /// goes up through a slab): the available objects of the partial slabs, or, if
-    /// there are none, fresh slabs (up to [`REFILL_GROW_BYTES`] of them). Every
+    /// there are none, new slabs (several if they are small: [`refill_slabs`]). Every
     /// clear bit of a slab's slots is then an available object (the magazine is
     /// empty).
     pub(super) fn refill<M: PhysMem, P: PageProvider>(
@@ -227,7 +237,7 @@ impl Slab {
         let mut target = (c.cap / 2).clamp(1, super::MAG);
         if c.partial.head == NIL {
             // New slabs only: no more than they hold (no moving down after).
-            let slabs = (REFILL_GROW_BYTES / c.lay.slab_bytes()).max(1) as usize;
+            let slabs = refill_slabs(target, c.objs, c.lay.slab_bytes());
             target = target.min(slabs * c.objs as usize);
         }
         let got = self.take_objects(mem, pages, ix, gfp, None, target)?;
@@ -243,8 +253,8 @@ impl Slab {
     /// and writes their virtual addresses, lowest first, to `out[..]` (bits set:
     /// the objects are live) or, with `out = None`, downwards from `mag[want - 1]`
     /// (bits left clear). Partial slabs first, then new slabs: for a refill only
-    /// if there was no partial slab, at most [`REFILL_GROW_BYTES`]; for `out`, as
-    /// many as needed. A new slab is never scanned: its slots are written from
+    /// if there was no partial slab (`refill` then sizes `want` to the slabs it
+    /// may make, [`refill_slabs`]); for `out`, as many as needed. A new slab is never scanned: its slots are written from
     /// the stride, and it joins the partial list only if some remain. Returns how
     /// many were taken (>= 1), or the error of the first source when none was.
     pub(super) fn take_objects<M: PhysMem, P: PageProvider>(
@@ -305,15 +315,13 @@ impl Slab {
             return Err(MmError::Invalid("slab: partial slabs without free slots"));
         }
         // New slabs.
-        let slab_bytes = self.caches[ix as usize].lay.slab_bytes();
-        let mut grown = 0u64;
-        while got < want && (live || grown == 0 || grown + slab_bytes <= REFILL_GROW_BYTES) {
+        // New slabs until `want` (a refill's is sized to the slabs it may make).
+        while got < want {
             let head = match self.grow_taken(mem, pages, ix, gfp) {
                 Ok(h) => h,
                 Err(e) if got == 0 => return Err(e),
                 Err(_) => break,
             };
-            grown += slab_bytes;
             let c = &mut self.caches[ix as usize];
             let (stride, objs) = (c.stride as u64, c.objs as usize);
             let t = objs.min(want - got);
