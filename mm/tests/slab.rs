@@ -1270,7 +1270,7 @@ fn run_model(ops: Vec<Op>, debug: bool) {
                         // A freed object.
                         3 => stale,
                         // Not in the direct map.
-                        _ => Some(0x1000 + (r as u64 % 0x10_0000 & !31)),
+                        _ => Some(0x1000 + ((r as u64 % 0x10_0000) & !31)),
                     };
                     if let Some(x) = entry {
                         batch.insert(at, x);
