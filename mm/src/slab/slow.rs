@@ -73,12 +73,7 @@ fn mark_run_live(bits: &mut [u64], phys: u64, n: usize, stride: u64) {
         return;
     }
     let step = stride >> GRANULE_SHIFT;
-    let mut pattern = 0u64;
-    let mut b = 0;
-    while b < 64 {
-        pattern |= 1 << b;
-        b += step;
-    }
+    let pattern = slot_pattern(step);
     let g0 = phys >> GRANULE_SHIFT;
     // The last object's granule.
     let g1 = g0 + (n as u64 - 1) * step;
@@ -96,6 +91,18 @@ fn mark_run_live(bits: &mut [u64], phys: u64, n: usize, stride: u64) {
             }
             [] => {}
         }
+    }
+}
+
+/// The bits of a bitmap word that start slots `step` granules apart (a power of
+/// two, 1..=64): bit 0, `step`, `2 * step`... (`!0 / (2^step - 1)` repeats a 1
+/// every `step` bits).
+#[inline(always)]
+const fn slot_pattern(step: u64) -> u64 {
+    if step >= 64 {
+        1
+    } else {
+        u64::MAX / ((1u64 << step) - 1)
     }
 }
 
@@ -693,12 +700,7 @@ fn scan_slab(bits: &[u64], head: u32, stride: u64, objs: u32, max: u32, mut f: i
     if stride.is_power_of_two() && stride <= 1 << super::WORD_SHIFT {
         // Word by word: the slots' bits repeat every stride / 32 bits.
         let step = stride >> super::GRANULE_SHIFT;
-        let mut pattern = 0u64;
-        let mut b = 0;
-        while b < 64 {
-            pattern |= 1 << b;
-            b += step;
-        }
+        let pattern = slot_pattern(step);
         let (w0, _) = bit_of(base);
         let words = (end - base).div_ceil(1 << super::WORD_SHIFT) as usize;
         for (w, &word) in bits.iter().skip(w0).take(words).enumerate() {
@@ -727,5 +729,47 @@ fn scan_slab(bits: &[u64], head: u32, stride: u64, objs: u32, max: u32, mut f: i
             left -= 1;
         }
         p += stride;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_pattern_repeats_every_step() {
+        for step in [1u64, 2, 4, 8, 16, 32, 64] {
+            let mut want = 0u64;
+            let mut b = 0;
+            while b < 64 {
+                want |= 1 << b;
+                b += step;
+            }
+            assert_eq!(slot_pattern(step), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn mark_run_live_sets_exactly_the_run() {
+        // Power-of-two strides (word by word) and others (one by one), runs
+        // starting at any slot of an 8-page block and crossing words.
+        for stride in [32u64, 64, 128, 256, 1024, 2048, 4096, 96, 3008] {
+            let slots = (8 * 4096 / stride) as usize;
+            for first in [0usize, 1, 3, slots / 2, slots - 1] {
+                for n in [1usize, 2, 5, slots - first] {
+                    if first + n > slots {
+                        continue;
+                    }
+                    let base = 0x10_0000 + first as u64 * stride;
+                    let mut bits = vec![0u64; 1024];
+                    mark_run_live(&mut bits, base, n, stride);
+                    let mut want = vec![0u64; 1024];
+                    for i in 0..n as u64 {
+                        set_bit(&mut want, base + i * stride);
+                    }
+                    assert_eq!(bits, want, "stride {stride} first {first} n {n}");
+                }
+            }
+        }
     }
 }
