@@ -809,16 +809,126 @@ fn constructor_runs_once_per_object_and_state_survives_free() {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Alloc { size: usize, dma: bool, zero: bool },
-    CacheAlloc { which: usize },
-    Free { pick: usize },
-    FreeInterior { pick: usize, off: u64 },
-    FreeStale { pick: usize },
-    FreeForeign { addr: u64 },
-    Burst { size: usize, n: usize },
-    FreeMany { pick: usize, n: usize },
+    Alloc {
+        size: usize,
+        dma: bool,
+        zero: bool,
+    },
+    CacheAlloc {
+        which: usize,
+    },
+    Free {
+        pick: usize,
+    },
+    FreeInterior {
+        pick: usize,
+        off: u64,
+    },
+    FreeStale {
+        pick: usize,
+    },
+    FreeForeign {
+        addr: u64,
+    },
+    Burst {
+        size: usize,
+        n: usize,
+    },
+    FreeMany {
+        pick: usize,
+        n: usize,
+    },
+    /// `kmem_cache_alloc_bulk` of `n` objects of target cache `which`
+    /// (`BATCH_TARGETS`); `budget`: page allocations allowed (out of memory).
+    BulkAlloc {
+        which: usize,
+        n: usize,
+        zero: bool,
+        budget: Option<usize>,
+    },
+    /// `kmem_cache_free_bulk` of up to `n` live objects of target cache `which`,
+    /// in order `order`, with misuse `bad` (kind, position) put in.
+    BulkFree {
+        which: usize,
+        n: usize,
+        order: u8,
+        pick: usize,
+        bad: Option<(u8, usize)>,
+    },
+    /// Frees up to `n` live objects, one call each, in order `order`.
+    FreeOrdered {
+        n: usize,
+        order: u8,
+        pick: usize,
+    },
     Validate,
     Shrink,
+}
+
+/// The caches batch operations work on: the model's three `kmem_cache`s (0..=2),
+/// then kmalloc-32, kmalloc-64, kmalloc-1k, kmalloc-4k (by request size).
+const BATCH_TARGETS: usize = 7;
+const BATCH_KMALLOC: [usize; 4] = [32, 64, 1024, 4096];
+
+fn op_batch() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0..BATCH_TARGETS, 1usize..700, any::<bool>(), prop::option::weighted(0.1, 0usize..6))
+            .prop_map(|(which, n, zero, budget)| Op::BulkAlloc { which, n, zero: zero && n % 5 == 0, budget }),
+        3 => (0..BATCH_TARGETS, 1usize..700, 0u8..4, any::<usize>(),
+              prop::option::weighted(0.3, (0u8..5, any::<usize>())))
+            .prop_map(|(which, n, order, pick, bad)| Op::BulkFree { which, n, order, pick, bad }),
+        2 => (1usize..600, 0u8..4, any::<usize>()).prop_map(|(n, order, pick)| Op::FreeOrdered { n, order, pick }),
+        2 => (0usize..8, 100usize..600).prop_map(|(lg, n)| Op::Burst { size: 32 << lg, n }),
+        2 => (0usize..14, any::<bool>(), any::<bool>(), 0usize..100).prop_map(|(lg, dma, zero, jitter)| {
+            let hi = 32usize << lg.min(13);
+            let size = (hi / 2 + jitter * hi / 200).clamp(1, hi);
+            Op::Alloc { size, dma: dma && lg < 5, zero }
+        }),
+        1 => (0usize..3).prop_map(|which| Op::CacheAlloc { which }),
+        2 => any::<usize>().prop_map(|pick| Op::Free { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::FreeStale { pick }),
+        1 => Just(Op::Validate),
+        1 => Just(Op::Shrink),
+    ]
+}
+
+/// `n` of `keys` in one of four orders: ascending, descending, a stride through
+/// them, a pseudo-random shuffle (`pick` seeds the last two).
+fn ordered(mut keys: Vec<u64>, n: usize, order: u8, pick: usize) -> Vec<u64> {
+    let len = keys.len();
+    if len == 0 {
+        return keys;
+    }
+    match order {
+        0 => {}
+        1 => keys.reverse(),
+        2 => {
+            let step = [7919usize, 257, 31, 3][pick % 4];
+            let mut seen = vec![false; len];
+            let mut out = Vec::with_capacity(len);
+            let mut i = pick % len;
+            for _ in 0..len {
+                while seen[i] {
+                    i = (i + 1) % len;
+                }
+                seen[i] = true;
+                out.push(keys[i]);
+                i = (i + step) % len;
+            }
+            keys = out;
+        }
+        _ => {
+            let mut r = pick as u64 | 1;
+            for i in (1..len).rev() {
+                r ^= r << 13;
+                r ^= r >> 7;
+                r ^= r << 17;
+                keys.swap(i, (r % (i as u64 + 1)) as usize);
+            }
+        }
+    }
+    keys.truncate(n);
+    keys
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -853,6 +963,48 @@ struct Live {
     size: usize,
     cache: Option<CacheId>,
     fill: u8,
+    /// The cache the object belongs to (for kmalloc objects: their kmalloc cache).
+    kc: CacheId,
+}
+
+/// The cache and object size of batch target `which` (`BATCH_TARGETS`).
+fn batch_target(
+    e: &Env,
+    caches: &[CacheId; 3],
+    sizes: &[usize; 3],
+    which: usize,
+) -> (CacheId, usize) {
+    if which < 3 {
+        (caches[which], sizes[which])
+    } else {
+        let size = BATCH_KMALLOC[which - 3];
+        (e.slab.kmalloc_cache(size, false).unwrap(), size)
+    }
+}
+
+/// Statistics agree with the model and with the page provider: objects in use
+/// per cache, slabs (every page the provider lent is in a slab), bytes.
+fn check_stats(e: &Env, live: &BTreeMap<u64, Live>) {
+    let mut per: BTreeMap<u8, u64> = BTreeMap::new();
+    for l in live.values() {
+        *per.entry(l.kc.index()).or_default() += 1;
+    }
+    let mut slab_pages = 0u64;
+    let mut slabs = 0u64;
+    for i in e.slab.caches() {
+        let want = per.get(&i.id.index()).copied().unwrap_or(0);
+        assert_eq!(i.active_objs, want, "objects in use of {:?}", i.name);
+        assert_eq!(i.num_objs, i.num_slabs * i.objs_per_slab as u64);
+        assert!(i.active_slabs <= i.num_slabs && i.partial_slabs <= i.num_slabs);
+        slab_pages += i.num_slabs * i.pages_per_slab as u64;
+        slabs += i.num_slabs;
+    }
+    let lent: u64 = e.pages.blocks.values().map(|&o| 1u64 << o).sum();
+    assert_eq!(slab_pages, lent, "pages in slabs vs pages lent");
+    let t = e.slab.totals();
+    assert_eq!(t.slabs, slabs);
+    assert_eq!(t.slab_bytes, lent * PAGE_SIZE as u64);
+    assert_eq!(t.cache_free, t.slab_bytes - t.cache_used);
 }
 
 fn run_model(ops: Vec<Op>, debug: bool) {
@@ -902,12 +1054,14 @@ fn run_model(ops: Vec<Op>, debug: bool) {
                 check_no_overlap(&live, v, class as u64);
                 seq = seq.wrapping_add(1);
                 e.write(v, &vec![seq; size]);
+                let kc = e.slab.kmalloc_cache(size, dma).unwrap();
                 live.insert(
                     v,
                     Live {
                         size,
                         cache: None,
                         fill: seq,
+                        kc,
                     },
                 );
             }
@@ -925,6 +1079,7 @@ fn run_model(ops: Vec<Op>, debug: bool) {
                         size,
                         cache: Some(caches[which]),
                         fill: seq,
+                        kc: caches[which],
                     },
                 );
             }
@@ -998,12 +1153,14 @@ fn run_model(ops: Vec<Op>, debug: bool) {
                     check_no_overlap(&live, v, size as u64);
                     seq = seq.wrapping_add(1);
                     e.write(v, &vec![seq; size]);
+                    let kc = e.slab.kmalloc_cache(size, false).unwrap();
                     live.insert(
                         v,
                         Live {
                             size,
                             cache: None,
                             fill: seq,
+                            kc,
                         },
                     );
                 }
@@ -1026,11 +1183,154 @@ fn run_model(ops: Vec<Op>, debug: bool) {
                     freed.push(v);
                 }
             }
+            Op::BulkAlloc {
+                which,
+                n,
+                zero,
+                budget,
+            } => {
+                let (c, size) = batch_target(&e, &caches, &sizes, which);
+                let gfp = if zero { Gfp::ZERO } else { Gfp::KERNEL };
+                let mut out = vec![0u64; n];
+                e.pages.budget = budget;
+                let before = e.slab.totals().objects;
+                let r = e
+                    .slab
+                    .kmem_cache_alloc_bulk(&mut e.mem, &mut e.pages, c, gfp, &mut out);
+                e.pages.budget = None;
+                match r {
+                    Ok(got) => assert_eq!(got, n),
+                    Err(err) => {
+                        // All or nothing.
+                        assert_eq!(err, MmError::OutOfMemory);
+                        assert!(budget.is_some(), "bulk alloc failed without a budget");
+                        assert_eq!(e.slab.totals().objects, before);
+                        continue;
+                    }
+                }
+                let class = if which < 3 { size } else { class_of(size) };
+                let mut sorted = out.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), n, "bulk alloc handed out an object twice");
+                for &v in &out {
+                    if which >= 3 {
+                        assert_eq!(v % class as u64, 0);
+                    }
+                    if zero {
+                        assert!(e.read(v, size).iter().all(|&b| b == 0));
+                    }
+                    check_no_overlap(&live, v, size as u64);
+                    assert_eq!(
+                        e.slab.ksize(&e.mem, &e.pages, v),
+                        Ok(e.info(c).obj_size as usize)
+                    );
+                    seq = seq.wrapping_add(1);
+                    e.write(v, &vec![seq; size]);
+                    let cache = if which < 3 { Some(c) } else { None };
+                    live.insert(
+                        v,
+                        Live {
+                            size,
+                            cache,
+                            fill: seq,
+                            kc: c,
+                        },
+                    );
+                }
+            }
+            Op::BulkFree {
+                which,
+                n,
+                order,
+                pick,
+                bad,
+            } => {
+                let (c, _) = batch_target(&e, &caches, &sizes, which);
+                let keys: Vec<u64> = live
+                    .iter()
+                    .filter(|(_, l)| l.kc == c)
+                    .map(|(&v, _)| v)
+                    .collect();
+                let mut batch = ordered(keys, n, order, pick);
+                // A misuse at position `at`: what it is, and the errors allowed.
+                let mut bad_at = None;
+                if let Some((kind, r)) = bad {
+                    let at = r % (batch.len() + 1);
+                    let other = live.iter().find(|(v, l)| l.kc != c && !batch.contains(v));
+                    let outside = live.keys().find(|v| !batch.contains(v)).copied();
+                    let stale = freed.iter().rev().find(|v| !live.contains_key(v)).copied();
+                    let entry = match kind {
+                        // An earlier entry again.
+                        0 if at > 0 => Some(batch[r % at]),
+                        // An interior pointer of a live object.
+                        1 => outside.map(|v| v + 8),
+                        // A live object of another cache.
+                        2 => other.map(|(&v, _)| v),
+                        // A freed object.
+                        3 => stale,
+                        // Not in the direct map.
+                        _ => Some(0x1000 + ((r as u64 % 0x10_0000) & !31)),
+                    };
+                    if let Some(x) = entry {
+                        batch.insert(at, x);
+                        bad_at = Some((at, x));
+                    }
+                }
+                for v in batch.iter().filter(|v| live.contains_key(v)) {
+                    let l = &live[v];
+                    assert!(e.read(*v, l.size).iter().all(|&b| b == l.fill));
+                }
+                let snap_objects = e.slab.totals().objects;
+                let r = e
+                    .slab
+                    .kmem_cache_free_bulk(&mut e.mem, &mut e.pages, c, &batch);
+                let done = match (r, bad_at) {
+                    (Ok(()), None) => batch.len(),
+                    (Err(err), Some((at, x))) => {
+                        assert_eq!(err.done, at, "{err:?} for {x:#x} at {at}");
+                        assert!(
+                            matches!(
+                                err.err,
+                                MmError::ObjectDoubleFree(y) | MmError::InvalidFree(y) | MmError::WrongCache(y)
+                                    if y == x
+                            ),
+                            "{err:?}"
+                        );
+                        at
+                    }
+                    (r, b) => panic!("bulk free {r:?} with misuse {b:?}"),
+                };
+                for &v in &batch[..done] {
+                    live.remove(&v).unwrap();
+                    freed.push(v);
+                }
+                assert_eq!(e.slab.totals().objects, snap_objects - done as u64);
+                // The rest is untouched: still live, contents intact.
+                for &v in batch[done..].iter().filter(|v| live.contains_key(v)) {
+                    let l = &live[&v];
+                    assert!(e.slab.ksize(&e.mem, &e.pages, v).is_ok());
+                    assert!(e.read(v, l.size).iter().all(|&b| b == l.fill));
+                }
+            }
+            Op::FreeOrdered { n, order, pick } => {
+                let keys: Vec<u64> = live.keys().copied().collect();
+                for v in ordered(keys, n, order, pick) {
+                    let l = live.remove(&v).unwrap();
+                    assert!(e.read(v, l.size).iter().all(|&b| b == l.fill));
+                    match l.cache {
+                        None => e.kfree(v).unwrap(),
+                        Some(c) => e.cfree(c, v).unwrap(),
+                    }
+                    freed.push(v);
+                }
+            }
             Op::Validate => assert_eq!(e.validate_all(), 0),
             Op::Shrink => e.shrink_all(),
         }
         // Stats agree with the model.
         assert_eq!(e.slab.totals().objects, live.len() as u64);
+        check_stats(&e, &live);
     }
     assert_eq!(e.validate_all(), 0);
     for (v, l) in std::mem::take(&mut live) {
@@ -1072,6 +1372,22 @@ proptest! {
 
     #[test]
     fn model_debug(ops in proptest::collection::vec(op(), 1..250)) {
+        run_model(ops, true);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Batches of up to several hundred objects (single and bulk calls, freed in
+    /// orders that span many slabs, misuse inside bulk frees) against the model.
+    #[test]
+    fn model_batches(ops in proptest::collection::vec(op_batch(), 1..60)) {
+        run_model(ops, false);
+    }
+
+    #[test]
+    fn model_batches_debug(ops in proptest::collection::vec(op_batch(), 1..30)) {
         run_model(ops, true);
     }
 }
@@ -1926,6 +2242,283 @@ fn failslab_interval_and_times_count_every_call() {
         e.kfree(v).unwrap();
     }
     e.slab.set_failslab(&mut e.mem, &mut e.pages, None).unwrap();
+    e.shrink_all();
+    assert_eq!(e.pages.outstanding(), 0);
+}
+
+// ----------------------------------------------------------------------------
+// Batched slow paths: magazine flush and refill, bulk calls
+// ----------------------------------------------------------------------------
+
+/// Every page lent by the provider is in a slab, as the statistics say.
+fn check_stats_pages(e: &Env) {
+    let lent: u64 = e.pages.blocks.values().map(|&o| 1u64 << o).sum();
+    assert_eq!(e.slab.totals().slab_bytes, lent * PAGE_SIZE as u64);
+}
+
+/// The slab (head PFN) of object `v` of a cache with 2^`order`-page slabs.
+fn slab_of(e: &Env, v: u64, order: u32) -> u32 {
+    (e.phys(v) >> 12) as u32 & !((1 << order) - 1)
+}
+
+#[test]
+fn batched_flush_spans_slabs_and_releases_one_mid_run() {
+    // kmalloc-128: 32 objects per order-0 slab, magazine of 128, flushes of 64.
+    let mut e = Env::new(8192);
+    let k = e.slab.kmalloc_cache(128, false).unwrap();
+    let objs: Vec<u64> = (0..256)
+        .map(|_| e.kmalloc(128, Gfp::KERNEL).unwrap())
+        .collect();
+    // Refills come from new slabs, each written lowest address first.
+    let mut by_slab: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for &v in &objs {
+        by_slab.entry(slab_of(&e, v, 0)).or_default().push(v);
+    }
+    assert_eq!(by_slab.len(), 8);
+    assert!(by_slab.values().all(|s| s.len() == 32));
+    assert!(
+        objs.windows(2).filter(|w| w[1] < w[0]).count() <= 4,
+        "not ascending"
+    );
+    assert_eq!(e.info(k).partial_slabs, 0);
+    let slabs: Vec<Vec<u64>> = by_slab.into_values().collect();
+    // Half of slab 2 goes back first (into the magazine, then flushed by shrink):
+    // slab 2 is partial with 16 available objects.
+    for &v in &slabs[2][..16] {
+        e.kfree(v).unwrap();
+    }
+    e.slab
+        .kmem_cache_shrink(&mut e.mem, &mut e.pages, k)
+        .unwrap();
+    assert_eq!((e.info(k).num_slabs, e.info(k).partial_slabs), (8, 1));
+    // The magazine gets slabs 0 and 1 whole (64 objects), then slab 2's other half
+    // and all of slab 3 (48): 112 objects, magazine not yet full.
+    let order: Vec<u64> = slabs[0]
+        .iter()
+        .chain(&slabs[1])
+        .chain(&slabs[2][16..])
+        .chain(&slabs[3])
+        .copied()
+        .collect();
+    for &v in &order {
+        e.kfree(v).unwrap();
+    }
+    assert_eq!(e.info(k).num_slabs, 8);
+    assert_eq!(e.info(k).active_objs, 256 - 16 - 112);
+    // 16 more fill the magazine (128); the next free flushes its oldest 64 in
+    // one pass: the run of slab 0 makes it the spare, the run of slab 1 frees it
+    // entirely mid-flush and it goes back.
+    let rest: Vec<u64> = slabs[4..].iter().flatten().copied().collect();
+    for &v in &rest[..16] {
+        e.kfree(v).unwrap();
+    }
+    assert_eq!(e.info(k).num_slabs, 8);
+    e.kfree(rest[16]).unwrap();
+    let i = e.info(k);
+    assert_eq!((i.num_slabs, i.active_slabs, i.partial_slabs), (7, 6, 2));
+    assert_eq!(e.pages.outstanding(), 7);
+    assert_eq!(e.validate_all(), 0);
+    // Shrinking flushes the other 65 in one pass: slab 2 completed (back), slab 3
+    // (back), 17 of slab 4 (partial); then the spare goes too.
+    assert_eq!(
+        e.slab
+            .kmem_cache_shrink(&mut e.mem, &mut e.pages, k)
+            .unwrap(),
+        3
+    );
+    let i = e.info(k);
+    assert_eq!(
+        (i.num_slabs, i.partial_slabs, i.active_objs),
+        (4, 1, 128 - 17)
+    );
+    assert_eq!(e.validate_all(), 0);
+    check_stats_pages(&e);
+    // Freed objects are refused, with the error their slab's state gives.
+    assert_eq!(e.kfree(slabs[1][5]), Err(MmError::InvalidFree(slabs[1][5])));
+    assert_eq!(e.kfree(rest[4]), Err(MmError::ObjectDoubleFree(rest[4])));
+    for &v in &rest[17..] {
+        e.kfree(v).unwrap();
+    }
+    assert_eq!(e.info(k).active_objs, 0);
+    e.shrink_all();
+    assert_eq!(e.pages.outstanding(), 0);
+    assert_eq!(e.slab.totals(), SlabTotals::default());
+}
+
+#[test]
+fn refill_from_fresh_and_partial_slabs() {
+    let mut e = Env::new(8192);
+    // kmalloc-1k: 8 objects per order-1 slab; one refill makes 4 new slabs (32 KiB)
+    // and takes all their objects, so none is on the partial list.
+    let k1 = e.slab.kmalloc_cache(1024, false).unwrap();
+    let a = e.kmalloc(1024, Gfp::KERNEL).unwrap();
+    let i = e.info(k1);
+    assert_eq!((i.num_slabs, i.partial_slabs, i.active_objs), (4, 0, 1));
+    assert_eq!(e.pages.outstanding(), 4);
+    let mut got = vec![a];
+    for _ in 0..31 {
+        got.push(e.kmalloc(1024, Gfp::KERNEL).unwrap());
+    }
+    // Lowest address first through each slab, slab after slab.
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(got, sorted);
+    assert_eq!(e.info(k1).num_slabs, 4);
+    assert_eq!(e.validate_all(), 0);
+    // kmalloc-32: 128 objects per slab, refills of 64: the new slab is half taken
+    // and waits on the partial list; the next refill scans it for the other half.
+    let k32 = e.slab.kmalloc_cache(32, false).unwrap();
+    let first: Vec<u64> = (0..64)
+        .map(|_| e.kmalloc(32, Gfp::KERNEL).unwrap())
+        .collect();
+    let i = e.info(k32);
+    assert_eq!((i.num_slabs, i.partial_slabs, i.active_objs), (1, 1, 64));
+    let second: Vec<u64> = (0..64)
+        .map(|_| e.kmalloc(32, Gfp::KERNEL).unwrap())
+        .collect();
+    let i = e.info(k32);
+    assert_eq!((i.num_slabs, i.partial_slabs, i.active_objs), (1, 0, 128));
+    assert!(first.windows(2).all(|w| w[1] == w[0] + 32));
+    assert!(second.windows(2).all(|w| w[1] == w[0] + 32));
+    assert_eq!(second[0], first[63] + 32);
+    // Holes freed and flushed back are found again by the next refill's scan.
+    for &v in first.iter().step_by(3) {
+        e.kfree(v).unwrap();
+    }
+    e.slab
+        .kmem_cache_shrink(&mut e.mem, &mut e.pages, k32)
+        .unwrap();
+    let holes: Vec<u64> = first.iter().step_by(3).copied().collect();
+    let mut again: Vec<u64> = (0..holes.len())
+        .map(|_| e.kmalloc(32, Gfp::KERNEL).unwrap())
+        .collect();
+    assert_eq!(
+        again, holes,
+        "refill takes the available objects, lowest first"
+    );
+    again.extend(
+        first
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(_, &v)| v),
+    );
+    again.extend(&second);
+    again.extend(&got);
+    for v in again {
+        e.kfree(v).unwrap();
+    }
+    e.shrink_all();
+    assert_eq!(e.pages.outstanding(), 0);
+}
+
+#[test]
+fn bulk_free_stops_at_a_misuse_in_the_middle_of_runs() {
+    let mut e = Env::new(8192);
+    let k = e.slab.kmalloc_cache(64, false).unwrap();
+    let other = e.create("bulk_other", 64, 0, SlabFlags::NONE);
+    let mut objs = vec![0u64; 600];
+    assert_eq!(
+        e.slab
+            .kmem_cache_alloc_bulk(&mut e.mem, &mut e.pages, k, Gfp::KERNEL, &mut objs),
+        Ok(600)
+    );
+    let foreign = e.calloc(other).unwrap();
+    assert_eq!(e.info(k).active_objs, 600);
+    // 150 per batch: the first 128 fill the magazine, the others go to their
+    // slabs in runs (pending when the misuse comes); then the misuse, then 50.
+    for (bad, err) in [
+        // Freed earlier in this batch, in a pending run.
+        (objs[140], MmError::ObjectDoubleFree(objs[140])),
+        // Interior pointer of a live object.
+        (objs[450] + 40, MmError::InvalidFree(objs[450] + 40)),
+        // Live object of another cache.
+        (foreign, MmError::WrongCache(foreign)),
+    ] {
+        let start = 600 - e.info(k).active_objs as usize;
+        let mut batch: Vec<u64> = objs[start..start + 150].to_vec();
+        batch.push(bad);
+        batch.extend_from_slice(&objs[start + 150..start + 200]);
+        let r = e
+            .slab
+            .kmem_cache_free_bulk(&mut e.mem, &mut e.pages, k, &batch);
+        assert_eq!(r, Err(mm::buddy::BulkError { done: 150, err }));
+        // The 150 before it are freed, it and the ones after are untouched.
+        assert_eq!(e.info(k).active_objs as usize, 600 - start - 150);
+        for &v in &batch[151..] {
+            assert_eq!(e.slab.ksize(&e.mem, &e.pages, v), Ok(64));
+        }
+        assert_eq!(e.slab.ksize(&e.mem, &e.pages, foreign), Ok(64));
+        assert_eq!(e.validate_all(), 0);
+        check_stats_pages(&e);
+    }
+    assert_eq!(e.slab.errors_total(), 0);
+    // The rest in one call, in reverse order (runs of one slab downwards).
+    let rest: Vec<u64> = objs[600 - e.info(k).active_objs as usize..]
+        .iter()
+        .rev()
+        .copied()
+        .collect();
+    e.slab
+        .kmem_cache_free_bulk(&mut e.mem, &mut e.pages, k, &rest)
+        .unwrap();
+    e.cfree(other, foreign).unwrap();
+    assert_eq!(e.info(k).active_objs, 0);
+    e.shrink_all();
+    assert_eq!(e.pages.outstanding(), 0);
+}
+
+#[test]
+fn bulk_alloc_takes_from_partial_slabs_and_is_all_or_nothing() {
+    let mut e = Env::new(8192);
+    let c = e.create("bulk_partial", 200, 0, SlabFlags::NONE);
+    let mut objs = vec![0u64; 500];
+    e.slab
+        .kmem_cache_alloc_bulk(&mut e.mem, &mut e.pages, c, Gfp::KERNEL, &mut objs)
+        .unwrap();
+    let slabs = e.info(c).num_slabs;
+    // Every other object back: the slabs are all partial.
+    let (odd, even): (Vec<u64>, Vec<u64>) = objs.iter().partition(|&&v| (v / 224) % 2 == 1);
+    e.slab
+        .kmem_cache_free_bulk(&mut e.mem, &mut e.pages, c, &odd)
+        .unwrap();
+    e.slab
+        .kmem_cache_shrink(&mut e.mem, &mut e.pages, c)
+        .unwrap();
+    assert_eq!(e.validate_all(), 0);
+    // Taking as many again needs no new slab: they come from the partial slabs
+    // (the freed ones and the never used end of the last slab).
+    let mut again = vec![0u64; odd.len()];
+    e.slab
+        .kmem_cache_alloc_bulk(&mut e.mem, &mut e.pages, c, Gfp::KERNEL, &mut again)
+        .unwrap();
+    assert_eq!(e.info(c).num_slabs, slabs);
+    let mut a = again.clone();
+    a.sort_unstable();
+    a.dedup();
+    assert_eq!(a.len(), odd.len());
+    assert!(again.iter().all(|v| !even.contains(v)));
+    assert_eq!(e.info(c).active_objs as usize, even.len() + again.len());
+    assert_eq!(e.validate_all(), 0);
+    // Out of memory half way: nothing is allocated.
+    let live = e.info(c).active_objs;
+    e.pages.budget = Some(2);
+    let mut big = vec![0u64; 400];
+    assert_eq!(
+        e.slab
+            .kmem_cache_alloc_bulk(&mut e.mem, &mut e.pages, c, Gfp::KERNEL, &mut big),
+        Err(MmError::OutOfMemory)
+    );
+    e.pages.budget = None;
+    assert_eq!(e.info(c).active_objs, live);
+    assert_eq!(e.validate_all(), 0);
+    let all: Vec<u64> = even.into_iter().chain(again).collect();
+    e.slab
+        .kmem_cache_free_bulk(&mut e.mem, &mut e.pages, c, &all)
+        .unwrap();
+    e.slab
+        .kmem_cache_destroy(&mut e.mem, &mut e.pages, c)
+        .unwrap();
     e.shrink_all();
     assert_eq!(e.pages.outstanding(), 0);
 }

@@ -36,7 +36,8 @@
 //!   the cache's FIFO partial list (`Page::next`/`prev`).
 //!
 //! The invariant that ties them together: **a magazine is only refilled when it is
-//! empty**, so at that moment every clear bit of a slab's object slots is an
+//! empty** (and bulk allocation only takes from slabs once it has emptied the
+//! magazine), so at that moment every clear bit of a slab's object slots is an
 //! available object, and refilling scans the bitmap of a partial slab for them.
 //!
 //! - kmalloc (fast path): pop the magazine, set the object's bit.
@@ -44,10 +45,20 @@
 //!   its frame's `Page::slab_cache` must name a kmalloc cache whose magazine has
 //!   room (`kmem_cache_free`: the given cache), and its bit must be set. Clear the
 //!   bit, push the object. Nothing is changed unless every check passes.
-//! - Magazine empty on allocation: refill it with up to half its capacity from
-//!   partial slabs (or one new slab). Magazine full on free: the older half goes
-//!   back to its slabs (available counts, partial list; a slab whose objects are
-//!   all available is given back, except one spare per cache).
+//! - Magazine empty on allocation: refill it with up to half its capacity, written
+//!   straight in its final order (lowest address on top): every available object
+//!   of a partial slab in one bitmap scan, slab after slab; if there is no partial
+//!   slab, new slabs (one, or up to 32 KiB of them if a slab holds at most an
+//!   eighth of the refill: kmalloc-512 ... kmalloc-2k), whose
+//!   objects come from the stride without a scan and which join the partial list
+//!   only if some objects are left over. Magazine full on free: the older half
+//!   goes back to its slabs in runs (consecutive objects of one slab: one count
+//!   update, one partial-list and one give-back decision per run); a slab whose
+//!   objects are all available is given back, except one spare per cache.
+//! - Bulk calls ([`Slab::kmem_cache_alloc_bulk`], [`Slab::kmem_cache_free_bulk`])
+//!   use the magazine, then the same batched paths straight between the caller's
+//!   array and the slabs; every object freed passes the fast path's checks or
+//!   goes through the complete single-object path.
 //! - Statistics cost nothing on these paths: objects in use = slab objects -
 //!   available objects - magazine objects.
 //!

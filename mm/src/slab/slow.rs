@@ -3,8 +3,129 @@
 
 use core::panic::Location;
 
-use super::{bit_of, is_live, page_mut, set_live, Loc, Slab, MODE_DEBUG};
-use crate::{Gfp, MmError, PageProvider, PageState, Pfn, PhysMem, NIL};
+use super::{bit_of, is_live, page_mut, set_live, Loc, Slab, GRANULE_SHIFT, MODE_DEBUG};
+use crate::{Gfp, MmError, PageProvider, PageState, Pfn, PhysMem, NIL, PAGE_SHIFT};
+
+/// Most bytes of new slabs one magazine refill makes when one slab holds at most
+/// an eighth of the refill (kmalloc-512 ... kmalloc-2k: 8 objects per slab), so
+/// that its cost is shared by more objects; other caches (and those with 32 KiB
+/// slabs) grow one slab per refill.
+pub(super) const REFILL_GROW_BYTES: u64 = 32 << 10;
+
+/// How many new slabs a refill of `target` objects of a cache with slabs of
+/// `objs` objects and `slab_bytes` bytes may make ([`REFILL_GROW_BYTES`]).
+fn refill_slabs(target: usize, objs: u32, slab_bytes: u64) -> usize {
+    if objs as usize * 8 <= target {
+        (REFILL_GROW_BYTES / slab_bytes).max(1) as usize
+    } else {
+        1
+    }
+}
+
+/// Writes `hi`, `hi - stride`, `hi - 2 * stride` ... to `dst` (four per step).
+#[inline]
+fn fill_down(dst: &mut [u64], hi: u64, stride: u64) {
+    let mut v = hi;
+    let mut quads = dst.chunks_exact_mut(4);
+    for q in &mut quads {
+        q[0] = v;
+        q[1] = v - stride;
+        q[2] = v - 2 * stride;
+        q[3] = v - 3 * stride;
+        v = v.wrapping_sub(4 * stride);
+    }
+    for x in quads.into_remainder() {
+        *x = v;
+        v = v.wrapping_sub(stride);
+    }
+}
+
+/// Writes `lo`, `lo + stride`, `lo + 2 * stride` ... to `dst` (four per step).
+#[inline]
+fn fill_up(dst: &mut [u64], lo: u64, stride: u64) {
+    let mut v = lo;
+    let mut quads = dst.chunks_exact_mut(4);
+    for q in &mut quads {
+        q[0] = v;
+        q[1] = v + stride;
+        q[2] = v + 2 * stride;
+        q[3] = v + 3 * stride;
+        v += 4 * stride;
+    }
+    for x in quads.into_remainder() {
+        *x = v;
+        v += stride;
+    }
+}
+
+/// Sets the liveness bits of the `n` objects at `phys`, `phys + stride` ...
+/// (`phys` a multiple of `stride`): word by word for power-of-two strides up to
+/// a word's 2 KiB (the bits repeat every `stride / 32`), else one by one.
+#[inline]
+fn mark_run_live(bits: &mut [u64], phys: u64, n: usize, stride: u64) {
+    if n == 0 {
+        return;
+    }
+    if !(stride.is_power_of_two() && stride <= 1 << super::WORD_SHIFT) {
+        for i in 0..n as u64 {
+            set_bit(bits, phys + i * stride);
+        }
+        return;
+    }
+    let step = stride >> GRANULE_SHIFT;
+    let pattern = slot_pattern(step);
+    let g0 = phys >> GRANULE_SHIFT;
+    // The last object's granule.
+    let g1 = g0 + (n as u64 - 1) * step;
+    let lo = !0u64 << (g0 & 63);
+    let hi = !0u64 >> (63 - (g1 & 63));
+    if let Some(ws) = bits.get_mut((g0 >> 6) as usize..=(g1 >> 6) as usize) {
+        match ws {
+            [one] => *one |= pattern & lo & hi,
+            [first, mid @ .., last] => {
+                *first |= pattern & lo;
+                for x in mid {
+                    *x |= pattern;
+                }
+                *last |= pattern & hi;
+            }
+            [] => {}
+        }
+    }
+}
+
+/// The bits of a bitmap word that start slots `step` granules apart (a power of
+/// two, 1..=64): bit 0, `step`, `2 * step`... (`!0 / (2^step - 1)` repeats a 1
+/// every `step` bits).
+#[inline(always)]
+const fn slot_pattern(step: u64) -> u64 {
+    if step >= 64 {
+        1
+    } else {
+        u64::MAX / ((1u64 << step) - 1)
+    }
+}
+
+/// Sets the liveness bit of the object at `phys`.
+#[inline(always)]
+fn set_bit(bits: &mut [u64], phys: u64) {
+    let (w, b) = bit_of(phys);
+    if let Some(x) = bits.get_mut(w) {
+        *x |= b;
+    }
+}
+
+/// Sets the liveness bits of the objects at virtual addresses `objs` (direct map
+/// at `off`).
+#[inline]
+pub(super) fn mark_live(bits: &mut [u64], objs: &[u64], off: u64) {
+    for &v in objs {
+        let g = v.wrapping_sub(off) >> GRANULE_SHIFT;
+        if let Some(w) = bits.get_mut((g >> 6) as usize) {
+            *w |= 1 << (g & 63);
+        }
+    }
+}
 
 impl Slab {
     /// [`alloc_slow`](Self::alloc_slow) with cache number, requested size and gfp
@@ -105,10 +226,13 @@ impl Slab {
         Ok(phys)
     }
 
-    /// Refills the empty magazine of cache `ix` with up to half its capacity from
-    /// the partial slabs, growing one slab only if there are none. Every clear bit
-    /// of a slab's slots is then an available object (the magazine is empty).
-    fn refill<M: PhysMem, P: PageProvider>(
+    /// Refills the empty magazine of cache `ix` with up to half its capacity,
+    /// written in its final order (lowest address on top: a run of allocations
+    /// goes up through a slab): the available objects of the partial slabs, or, if
+    /// there are none, new slabs (several if they are small: [`refill_slabs`]). Every
+    /// clear bit of a slab's slots is then an available object (the magazine is
+    /// empty).
+    pub(super) fn refill<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
         pages: &mut P,
@@ -117,42 +241,124 @@ impl Slab {
     ) -> Result<(), MmError> {
         let c = &self.caches[ix as usize];
         debug_assert_eq!(c.n, 0);
-        let target = (c.cap / 2).max(1);
+        let mut target = (c.cap / 2).clamp(1, super::MAG);
+        if c.partial.head == NIL {
+            // New slabs only: no more than they hold (no moving down after).
+            let slabs = refill_slabs(target, c.objs, c.lay.slab_bytes());
+            target = target.min(slabs * c.objs as usize);
+        }
+        let got = self.take_objects(mem, pages, ix, gfp, None, target)?;
+        let c = &mut self.caches[ix as usize];
+        if got < target {
+            c.mag.copy_within(target - got..target, 0);
+        }
+        c.n = got;
+        Ok(())
+    }
+
+    /// Takes up to `want` available objects of cache `ix` (its magazine empty)
+    /// and writes their virtual addresses, lowest first, to `out[..]` (bits set:
+    /// the objects are live) or, with `out = None`, downwards from `mag[want - 1]`
+    /// (bits left clear). Partial slabs first, then new slabs: for a refill only
+    /// if there was no partial slab (`refill` then sizes `want` to the slabs it
+    /// may make, [`refill_slabs`]); for `out`, as many as needed. A new slab is never scanned: its slots are written from
+    /// the stride, and it joins the partial list only if some remain. Returns how
+    /// many were taken (>= 1), or the error of the first source when none was.
+    pub(super) fn take_objects<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &mut M,
+        pages: &mut P,
+        ix: u8,
+        gfp: Gfp,
+        mut out: Option<&mut [u64]>,
+        want: usize,
+    ) -> Result<usize, MmError> {
         let off = mem.direct_offset();
-        let mut head = self.partial_head(mem, pages, ix, gfp)?;
-        loop {
+        let live = out.is_some();
+        let mut got = 0usize;
+        let had_partial = self.caches[ix as usize].partial.head != NIL;
+        // Partial slabs: every available object of each, in one scan.
+        while got < want {
             let c = &mut self.caches[ix as usize];
-            let before = c.n;
+            let head = c.partial.head;
+            if head == NIL {
+                break;
+            }
+            let avail = page_mut(pages, head)?.count;
+            let max = avail.min((want - got) as u32);
             let (stride, objs) = (c.stride as u64, c.objs);
-            scan_slab(
-                pages.slab_bits(),
-                head,
-                stride,
-                objs,
-                (target - before) as u32,
-                |p| {
-                    c.mag[c.n % super::MAG] = p + off;
-                    c.n += 1;
-                },
-            );
-            let k = c.n - before;
+            let dst: &mut [u64] = match out {
+                Some(ref mut o) => o,
+                None => &mut c.mag,
+            };
+            let mut k = 0usize;
+            scan_slab(pages.slab_bits(), head, stride, objs, max, |p| {
+                let i = got + k;
+                let slot = if live {
+                    Some(i)
+                } else {
+                    want.checked_sub(i + 1)
+                };
+                if let Some(d) = slot.and_then(|s| dst.get_mut(s)) {
+                    *d = p + off;
+                }
+                k += 1;
+            });
             if k == 0 {
                 // A partial slab without a free slot: its count is wrong.
                 break;
             }
-            self.took(pages, ix, head, k as u32)?;
-            head = self.caches[ix as usize].partial.head;
-            if self.caches[ix as usize].n >= target || head == NIL {
-                break;
+            if live {
+                let d = &dst[got..got + k];
+                mark_live(pages.slab_bits_mut(), d, off);
             }
+            self.took(pages, ix, head, k as u32)?;
+            got += k;
         }
-        let c = &mut self.caches[ix as usize];
-        if c.n == 0 {
+        if got != 0 && (!live || got == want) {
+            return Ok(got);
+        }
+        if had_partial && !live {
             return Err(MmError::Invalid("slab: partial slabs without free slots"));
         }
-        // Lowest address on top: a run of allocations goes up through a slab.
-        c.mag[..c.n].reverse();
-        Ok(())
+        // New slabs.
+        // New slabs until `want` (a refill's is sized to the slabs it may make).
+        while got < want {
+            let head = match self.grow_taken(mem, pages, ix, gfp) {
+                Ok(h) => h,
+                Err(e) if got == 0 => return Err(e),
+                Err(_) => break,
+            };
+            let c = &mut self.caches[ix as usize];
+            let (stride, objs) = (c.stride as u64, c.objs as usize);
+            let t = objs.min(want - got);
+            let base = Pfn(head).phys() + off;
+            match out {
+                Some(ref mut o) => {
+                    let d = &mut o[got..got + t];
+                    fill_up(d, base, stride);
+                    mark_run_live(pages.slab_bits_mut(), base - off, t, stride);
+                }
+                None => {
+                    // mag[want - got - 1] is the slab's first slot, downwards.
+                    let top = want - got;
+                    fill_down(
+                        &mut c.mag[top - t..top],
+                        base + (t as u64 - 1) * stride,
+                        stride,
+                    );
+                }
+            }
+            got += t;
+            if t < objs {
+                let left = (objs - t) as u32;
+                page_mut(pages, head)?.count = left;
+                let c = &mut self.caches[ix as usize];
+                c.avail += left as u64;
+                c.partial.push(pages, head)?;
+            }
+        }
+        Ok(got)
     }
 
     /// Calls `f(phys)` for up to `max` free slots (clear liveness bit) of slab
@@ -201,41 +407,64 @@ impl Slab {
     }
 
     /// Makes object `phys` (its bit already clear, not in the magazine) available
-    /// in its slab: the slab joins the partial list on its first available object;
-    /// a slab whose objects are all available becomes the cache's spare, or goes
-    /// back to the page provider if there is one already.
+    /// in its slab ([`put_back_n`](Self::put_back_n)).
     pub(super) fn put_back<P: PageProvider>(
         &mut self,
         pages: &mut P,
         ix: u8,
         phys: u64,
     ) -> Result<(), MmError> {
+        let head = ((phys & !self.caches[ix as usize].mask) >> PAGE_SHIFT) as u32;
+        self.put_back_n(pages, ix, head, 1)
+    }
+
+    /// Makes `k` objects of slab `head` (their bits already clear, not in the
+    /// magazine) available in it: one count update; the slab joins the partial
+    /// list on its first available objects; a slab whose objects are all available
+    /// becomes the cache's spare, or goes back to the page provider if there is
+    /// one already.
+    pub(super) fn put_back_n<P: PageProvider>(
+        &mut self,
+        pages: &mut P,
+        ix: u8,
+        head: u32,
+        k: u32,
+    ) -> Result<(), MmError> {
         let c = &mut self.caches[ix as usize];
-        let head = ((phys & !c.mask) >> 12) as u32;
         let p = page_mut(pages, head)?;
         let before = p.count;
-        p.count = before + 1;
-        c.avail += 1;
+        let after = before + k;
+        if after > c.objs {
+            return Err(MmError::Invalid("slab: more available objects than slots"));
+        }
+        if after == c.objs && (c.spare != NIL || c.lay.order > 3) {
+            // Every object available and a spare already kept: straight back to
+            // the provider (never onto the partial list).
+            if before != 0 {
+                c.partial.unlink(pages, head)?;
+                c.avail -= before as u64;
+            } else if c.mode == MODE_DEBUG {
+                c.full.unlink(pages, head)?;
+            }
+            return self.release_slab(pages, ix, head);
+        }
+        p.count = after;
+        c.avail += k as u64;
         if before == 0 {
             if c.mode == MODE_DEBUG {
                 c.full.unlink(pages, head)?;
             }
             c.partial.push(pages, head)?;
         }
-        if before + 1 == c.objs {
-            if c.spare == NIL && c.lay.order <= 3 {
-                c.spare = head;
-                return Ok(());
-            }
-            c.partial.unlink(pages, head)?;
-            c.avail -= c.objs as u64;
-            return self.release_slab(pages, ix, head);
+        if after == c.objs {
+            c.spare = head;
         }
         Ok(())
     }
 
     /// Moves the `k` oldest objects of the magazine of cache `ix` back to their
-    /// slabs.
+    /// slabs: each run of consecutive objects of one slab is one
+    /// [`put_back_n`](Self::put_back_n).
     pub(super) fn flush<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -244,10 +473,36 @@ impl Slab {
         k: usize,
     ) -> Result<(), MmError> {
         let off = mem.direct_offset();
-        let k = k.min(self.caches[ix as usize].n);
-        for i in 0..k {
-            let v = self.caches[ix as usize].mag[i];
-            self.put_back(pages, ix, v.wrapping_sub(off))?;
+        let c = &self.caches[ix as usize];
+        let k = k.min(c.n);
+        let order = c.lay.order;
+        // With a slab-aligned direct-map offset, two objects are in one slab
+        // exactly when their virtual addresses agree above the slab mask.
+        let chunks = off & c.mask == 0;
+        let mut i = 0;
+        while i < k {
+            let c = &self.caches[ix as usize];
+            let (mag, mask) = (&c.mag[..k], c.mask);
+            let first = mag[i];
+            let mut j = i + 1;
+            if chunks {
+                while let Some(m) = mag.get(j..j + 4) {
+                    if ((m[0] ^ first) | (m[1] ^ first) | (m[2] ^ first) | (m[3] ^ first)) & !mask
+                        != 0
+                    {
+                        break;
+                    }
+                    j += 4;
+                }
+            }
+            let key = first.wrapping_sub(off) & !mask;
+            while j < k && mag[j].wrapping_sub(off) & !mask == key {
+                j += 1;
+            }
+            let head = (key >> PAGE_SHIFT) as u32;
+            debug_assert_eq!(head & ((1 << order) - 1), 0);
+            self.put_back_n(pages, ix, head, (j - i) as u32)?;
+            i = j;
         }
         let c = &mut self.caches[ix as usize];
         c.mag.copy_within(k..c.n, 0);
@@ -255,9 +510,7 @@ impl Slab {
         Ok(())
     }
 
-    /// A new slab for cache `ix` (on the partial list, every object available):
-    /// pages set up, debug slots and constructors run. Only `Gfp::MEMALLOC` of
-    /// `gfp` matters: the zones are the cache's.
+    /// A new slab for cache `ix` (on the partial list, every object available).
     fn grow<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -265,42 +518,61 @@ impl Slab {
         ix: u8,
         gfp: Gfp,
     ) -> Result<u32, MmError> {
+        let head = self.grow_taken(mem, pages, ix, gfp)?;
+        let c = &mut self.caches[ix as usize];
+        let objs = c.objs;
+        c.avail += objs as u64;
+        page_mut(pages, head)?.count = objs;
+        c.partial.push(pages, head)?;
+        Ok(head)
+    }
+
+    /// A new slab for cache `ix` whose objects are all taken (count 0, on no
+    /// list; their bits clear): pages set up, debug slots and constructors run.
+    /// Only `Gfp::MEMALLOC` of `gfp` matters: the zones are the cache's.
+    fn grow_taken<M: PhysMem, P: PageProvider>(
+        &mut self,
+        mem: &mut M,
+        pages: &mut P,
+        ix: u8,
+        gfp: Gfp,
+    ) -> Result<u32, MmError> {
         let c = &self.caches[ix as usize];
-        let (l, dma, mode, ctor) = (c.lay, c.dma, c.mode, c.ctor);
+        let (order, dma, mode, ctor) = (c.lay.order, c.dma, c.mode, c.ctor);
         let zones = if dma { Gfp::DMA } else { Gfp::KERNEL };
-        let head = pages.alloc_slab_block(l.order, zones | Gfp(gfp.0 & Gfp::MEMALLOC.0))?;
+        let head = pages.alloc_slab_block(order, zones | Gfp(gfp.0 & Gfp::MEMALLOC.0))?;
         let phys = head.phys();
         let Some(virt) = mem.virt_of(phys) else {
-            pages.free_slab_block(head, l.order)?;
+            pages.free_slab_block(head, order)?;
             return Err(MmError::OutOfMemory);
         };
-        for i in 0..1u32 << l.order {
+        // Head: cache, no available object, no links. Tails: state, head, cache
+        // (their other fields are not read).
+        let p = page_mut(pages, head.0)?;
+        p.slab_cache = ix;
+        p.count = 0;
+        p.next = NIL;
+        p.prev = NIL;
+        for i in 1..1u32 << order {
             let p = page_mut(pages, head.0 + i)?;
             p.slab_cache = ix;
-            p.prev = NIL;
-            p.count = 0;
-            if i == 0 {
-                p.next = NIL;
-                p.count = l.objs;
-            } else {
-                p.set_state(PageState::Tail);
-                p.next = head.0;
-            }
+            p.set_state(PageState::Tail);
+            p.next = head.0;
         }
-        let c = &mut self.caches[ix as usize];
-        c.nr_slabs += 1;
-        c.avail += l.objs as u64;
-        c.partial.push(pages, head.0)?;
-        for i in 0..l.objs as u64 {
-            let off = i * l.stride as u64;
-            if mode == MODE_DEBUG {
-                self.debug_make_free(mem, ix, phys + off);
-                if l.track_off != 0 {
-                    mem.fill(phys + off + l.track_off as u64, 32, 0);
+        self.caches[ix as usize].nr_slabs += 1;
+        if mode == MODE_DEBUG || ctor.is_some() {
+            let l = self.caches[ix as usize].lay;
+            for i in 0..l.objs as u64 {
+                let off = i * l.stride as u64;
+                if mode == MODE_DEBUG {
+                    self.debug_make_free(mem, ix, phys + off);
+                    if l.track_off != 0 {
+                        mem.fill(phys + off + l.track_off as u64, 32, 0);
+                    }
                 }
-            }
-            if let Some(f) = ctor {
-                f(mem, virt + off, phys + off, l.obj_size as usize);
+                if let Some(f) = ctor {
+                    f(mem, virt + off, phys + off, l.obj_size as usize);
+                }
             }
         }
         Ok(head.0)
@@ -344,7 +616,8 @@ impl Slab {
     }
 
     /// Gives a slab (off every list, every object available) back to the page
-    /// provider.
+    /// provider. Only what must change is written: the head's fields and every
+    /// page's cache number (0 before the block goes back).
     pub(super) fn release_slab<P: PageProvider>(
         &mut self,
         pages: &mut P,
@@ -356,14 +629,13 @@ impl Slab {
         if c.spare == head {
             c.spare = NIL;
         }
-        for i in 0..1u32 << order {
-            let p = page_mut(pages, head + i)?;
-            p.slab_cache = 0;
-            p.count = 0;
-            p.prev = NIL;
-            if i == 0 {
-                p.next = NIL;
-            }
+        let p = page_mut(pages, head)?;
+        p.slab_cache = 0;
+        p.count = 0;
+        p.next = NIL;
+        p.prev = NIL;
+        for i in 1..1u32 << order {
+            page_mut(pages, head + i)?.slab_cache = 0;
         }
         c.nr_slabs -= 1;
         pages.free_slab_block(Pfn(head), order)
@@ -428,12 +700,7 @@ fn scan_slab(bits: &[u64], head: u32, stride: u64, objs: u32, max: u32, mut f: i
     if stride.is_power_of_two() && stride <= 1 << super::WORD_SHIFT {
         // Word by word: the slots' bits repeat every stride / 32 bits.
         let step = stride >> super::GRANULE_SHIFT;
-        let mut pattern = 0u64;
-        let mut b = 0;
-        while b < 64 {
-            pattern |= 1 << b;
-            b += step;
-        }
+        let pattern = slot_pattern(step);
         let (w0, _) = bit_of(base);
         let words = (end - base).div_ceil(1 << super::WORD_SHIFT) as usize;
         for (w, &word) in bits.iter().skip(w0).take(words).enumerate() {
@@ -462,5 +729,47 @@ fn scan_slab(bits: &[u64], head: u32, stride: u64, objs: u32, max: u32, mut f: i
             left -= 1;
         }
         p += stride;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_pattern_repeats_every_step() {
+        for step in [1u64, 2, 4, 8, 16, 32, 64] {
+            let mut want = 0u64;
+            let mut b = 0;
+            while b < 64 {
+                want |= 1 << b;
+                b += step;
+            }
+            assert_eq!(slot_pattern(step), want, "step {step}");
+        }
+    }
+
+    #[test]
+    fn mark_run_live_sets_exactly_the_run() {
+        // Power-of-two strides (word by word) and others (one by one), runs
+        // starting at any slot of an 8-page block and crossing words.
+        for stride in [32u64, 64, 128, 256, 1024, 2048, 4096, 96, 3008] {
+            let slots = (8 * 4096 / stride) as usize;
+            for first in [0usize, 1, 3, slots / 2, slots - 1] {
+                for n in [1usize, 2, 5, slots - first] {
+                    if first + n > slots {
+                        continue;
+                    }
+                    let base = 0x10_0000 + first as u64 * stride;
+                    let mut bits = vec![0u64; 1024];
+                    mark_run_live(&mut bits, base, n, stride);
+                    let mut want = vec![0u64; 1024];
+                    for i in 0..n as u64 {
+                        set_bit(&mut want, base + i * stride);
+                    }
+                    assert_eq!(bits, want, "stride {stride} first {first} n {n}");
+                }
+            }
+        }
     }
 }
