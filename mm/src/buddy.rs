@@ -77,6 +77,15 @@
 //!   retries once. Cached pages count as free in every statistic except the free-list block
 //!   counts (`buddyinfo`, as in Linux where pcp pages are not in /proc/buddyinfo).
 //!   Set `PCP_MAX_ORDER = 0` for an order-0 cache only.
+//! - Slab blocks ([`PageProvider`], `buddy/provider.rs`) share the block caches:
+//!   `alloc_slab_block` pops the first zone's list when its first block lies under
+//!   the slab bitmap (the bound is computed once, in
+//!   [`Buddy::attach_slab_bits`]) and writes the zone's `Slab` head template;
+//!   `free_slab_block` checks the head (state `Slab`, the order), writes the zone's
+//!   tail template over the tails and pushes the head. Anything else (a larger
+//!   order, an empty or uncovered list, a full list, an armed `fail_page_alloc`,
+//!   every misuse) takes the checked path, which walks the zonelist at the
+//!   watermarks like any gfp request.
 //! - Watermarks ([`Buddy::setup_watermarks`], Linux's formula) are checked where
 //!   frames leave the free lists: the cache refill and the slow path. A refill stops
 //!   at the watermark, so the frames in the block caches are always above it and the
@@ -128,6 +137,8 @@ mod check;
 mod freelists;
 mod pool;
 mod provider;
+#[cfg(test)]
+mod slab_block_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -227,6 +238,9 @@ struct ZoneData {
     /// (with `next` set): no wait for the old contents.
     alloc_tmpl: [Page; PCP_ORDERS],
     cached_tmpl: [Page; PCP_ORDERS],
+    /// Per cached order: a fresh slab block head (state `Slab`, `slab_cache` 0,
+    /// `next`/`prev` NIL), written whole by the slab block fast path.
+    slab_tmpl: [Page; PCP_ORDERS],
 }
 
 impl ZoneData {
@@ -261,6 +275,11 @@ impl ZoneData {
                 let mut p = tmpl(zone, PageState::Cached);
                 p.set_order(o as u32);
                 p.count = POOLED;
+                p
+            }),
+            slab_tmpl: core::array::from_fn(|o| {
+                let mut p = tmpl(zone, PageState::Slab);
+                p.set_order(o as u32);
                 p
             }),
             lo,
@@ -402,6 +421,9 @@ pub struct Buddy<'a> {
     /// The slab liveness bitmap (see [`PageProvider::slab_bits`]); slab blocks are
     /// only handed out where it covers them.
     slab_bits: &'a mut [u64],
+    /// Frames `[0, slab_covered)` the slab bitmap covers (at most the mem_map),
+    /// computed when it is attached: a slab block lies below it.
+    slab_covered: u32,
     /// `fail_page_alloc` (see [`set_fail_page_alloc`](Self::set_fail_page_alloc)).
     fail: FaultAttr,
 }
@@ -488,6 +510,7 @@ impl<'a> Buddy<'a> {
             nr_ram: 0,
             shared: 0,
             slab_bits: &mut [],
+            slab_covered: 0,
             fail: FaultAttr::OFF,
         })
     }
@@ -498,6 +521,8 @@ impl<'a> Buddy<'a> {
     /// from the frames it covers, so a buddy allocator without one has no slabs.
     pub fn attach_slab_bits(&mut self, bits: &'a mut [u64]) {
         bits.fill(0);
+        let words = Buddy::slab_bits_words(1);
+        self.slab_covered = (bits.len() / words).min(self.map.len()) as u32;
         self.slab_bits = bits;
     }
 
