@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! buddy_work <allocator> <order> <iterations> [pairs | batch | batch B [seq|rev|rand] | bulk B [seq|rev|rand]]
-//!   allocator: memkern | memkern-zone | bsa-frame | bsa-heap | talc | rlsf
+//!   allocator: memkern | memkern-zone | memkern-slab | bsa-frame | bsa-heap | talc | rlsf
+//!     (memkern-slab: the slab's page provider, `alloc_slab_block(order, GFP_KERNEL)` /
+//!     `free_slab_block`, with a slab bitmap over the whole mem_map)
 //!   pairs (default): <iterations> times alloc one block of 2^order pages, free it
 //!   batch: <iterations> times alloc 64 blocks, free them in reverse order
 //!   batch B o: <iterations> times alloc B blocks by single calls, free them one call
@@ -31,7 +33,7 @@ use std::hint::black_box;
 use std::ptr::NonNull;
 
 use mm::buddy::Buddy;
-use mm::{Gfp, Page, PageFlags, Pfn, Zone};
+use mm::{Gfp, Page, PageFlags, PageProvider, Pfn, Zone};
 
 /// Arena size shared by every allocator.
 pub const ARENA: usize = 64 << 20;
@@ -109,6 +111,33 @@ impl PageAlloc for MemkernZone {
              .0
             .free_pages_count(Pfn(block as u32), 1 << order)
             .unwrap()
+    }
+}
+
+/// memkern as the slab allocator's page provider (`PageProvider::alloc_slab_block` /
+/// `free_slab_block`, what a slab grow / release costs in the buddy allocator), with
+/// a slab liveness bitmap over the whole mem_map.
+pub struct MemkernSlab(pub Memkern);
+
+impl MemkernSlab {
+    pub fn with_arena(bytes: usize) -> MemkernSlab {
+        let mut m = Memkern::with_arena(bytes);
+        let words = Buddy::slab_bits_words(m.0.max_pfn().0);
+        m.0.attach_slab_bits(vec![0u64; words].leak());
+        MemkernSlab(m)
+    }
+}
+
+impl PageAlloc for MemkernSlab {
+    #[inline(always)]
+    fn alloc(&mut self, order: u32) -> usize {
+        PageProvider::alloc_slab_block(&mut self.0 .0, order, Gfp::KERNEL)
+            .unwrap()
+            .index()
+    }
+    #[inline(always)]
+    fn free(&mut self, block: usize, order: u32) {
+        PageProvider::free_slab_block(&mut self.0 .0, Pfn(block as u32), order).unwrap()
     }
 }
 
@@ -340,9 +369,10 @@ pub fn bulk(b: &mut Buddy<'static>, rounds: u64, v: &mut [Pfn], perm: &[u32]) {
 }
 
 /// The allocators by command-line name.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     "memkern",
     "memkern-zone",
+    "memkern-slab",
     "bsa-frame",
     "bsa-heap",
     "talc",
@@ -423,6 +453,7 @@ fn main() {
             _ => run(Memkern::with_arena(bytes), order, n, mode),
         },
         "memkern-zone" => run(MemkernZone(Memkern::with_arena(bytes)), order, n, mode),
+        "memkern-slab" => run(MemkernSlab::with_arena(bytes), order, n, mode),
         "bsa-frame" => run(BsaFrame::with_arena(bytes), order, n, mode),
         "bsa-heap" => run(BsaHeap::with_arena(bytes), order, n, mode),
         "talc" => run(Talc::with_arena(bytes), order, n, mode),
