@@ -4,7 +4,8 @@
 //! allocator and the ratio of memkern to the best peer, and a second one the page
 //! batches (B = 64, 1,024, 65,536 blocks of order 0 and 3, freed in allocation order,
 //! in reverse and at random; memkern by single calls and by the bulk APIs) in ns per
-//! object with the ratios to the best peer.
+//! object with the ratios to the best peer. A third table compares the slab's page
+//! provider (`alloc_slab_block`/`free_slab_block`) with page pairs of the same order.
 //!
 //! `cargo bench -p mm --bench buddy` (full run), or `-- --quick` style criterion
 //! arguments. Instruction counts: see `examples/buddy_work.rs`.
@@ -20,7 +21,7 @@ mod work;
 
 use mm::buddy::Buddy;
 use mm::{Page, PageFlags, Pfn, Zone};
-use work::{BsaFrame, BsaHeap, Memkern, MemkernZone, Order, PageAlloc, Rlsf, Talc};
+use work::{BsaFrame, BsaHeap, Memkern, MemkernSlab, MemkernZone, Order, PageAlloc, Rlsf, Talc};
 
 const PEERS: [&str; 4] = ["bsa-frame", "bsa-heap", "talc", "rlsf"];
 
@@ -97,6 +98,27 @@ fn summary(n: u64) {
             peers[3],
             ours / best,
             PEERS[bi]
+        );
+    }
+}
+
+/// The slab's page provider against the page API: ns per
+/// `alloc_slab_block`+`free_slab_block` pair and per `alloc_pages`+`__free_pages`
+/// pair of the same order, and their ratio (1.0: a slab grow/release costs the
+/// buddy allocator what a page pair does).
+fn slab_summary(n: u64) {
+    println!();
+    println!("slab blocks: ns per pair (best of 7 rounds of {n} pairs):");
+    println!(
+        "{:>6} {:>12} {:>12} {:>12}",
+        "order", "slab block", "pages", "slab/pages"
+    );
+    for order in 0u32..=3 {
+        let slab = ns_per_pair(&mut MemkernSlab::with_arena(work::ARENA), order, n);
+        let pages = ns_per_pair(&mut Memkern::new(), order, n);
+        println!(
+            "{order:>6} {slab:>12.2} {pages:>12.2} {:>12.2}",
+            slab / pages
         );
     }
 }
@@ -245,6 +267,7 @@ fn main() {
     c.final_summary();
     // `cargo test --benches` runs this once without --bench: keep that short.
     summary(if bench_mode { 2_000_000 } else { 1000 });
+    slab_summary(if bench_mode { 2_000_000 } else { 1000 });
     if bench_mode {
         batch_summary(&[64, 1024, 65_536], 1 << 20);
     } else {
