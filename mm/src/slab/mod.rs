@@ -45,14 +45,15 @@
 //!   its frame's `Page::slab_cache` must name a kmalloc cache whose magazine has
 //!   room (`kmem_cache_free`: the given cache), and its bit must be set. Clear the
 //!   bit, push the object. Nothing is changed unless every check passes.
-//! - Magazine empty on allocation: refill it with up to half its capacity, written
-//!   straight in its final order (lowest address on top): every available object
-//!   of a partial slab in one bitmap scan, slab after slab; if there is no partial
-//!   slab, new slabs (as many as the refill fills, up to 64 KiB of them:
-//!   kmalloc-1k ... kmalloc-32k get two 32 KiB slabs), whose objects come from the
-//!   stride without a scan and which join the partial list only if some objects
-//!   are left over (a partial slab's bitmap words whose slots are all free are
-//!   written from the stride too). Magazine full on free: the older half
+//! - Magazine empty on allocation: refill it, written straight in its final order
+//!   (lowest address on top): up to half its capacity of the available objects of
+//!   the partial slabs, each slab's in one bitmap scan (bitmap words whose slots
+//!   are all free are written from the stride), slab after slab; if there is no
+//!   partial slab, whole new slabs, whose objects come from the stride without a
+//!   scan: as many as half the magazine holds, up to 64 KiB of them (kmalloc-1k
+//!   ... kmalloc-32k: two 32 KiB slabs), or one slab of more than half the
+//!   magazine if all of it holds the slab (kmalloc-32 ... 256: 128 objects).
+//!   Magazine full on free: the older half
 //!   goes back to its slabs in runs (consecutive objects of one slab: one count
 //!   update, one partial-list and one give-back decision per run); a slab whose
 //!   objects are all available is given back, except one spare per cache.

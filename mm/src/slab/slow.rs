@@ -225,9 +225,11 @@ impl Slab {
     /// Refills the empty magazine of cache `ix` with up to half its capacity,
     /// written in its final order (lowest address on top: a run of allocations
     /// goes up through a slab): the available objects of the partial slabs, or, if
-    /// there are none, new slabs (as many as it fills, up to 64 KiB: [`refill_slabs`]). Every
-    /// clear bit of a slab's slots is then an available object (the magazine is
-    /// empty).
+    /// there are none, whole new slabs (as many as half the magazine holds, up to
+    /// 64 KiB: [`refill_slabs`]; or one slab holding more than half the magazine
+    /// if the whole magazine holds it, so that the refill never leaves a new slab
+    /// partial to be scanned later). Every clear bit of a slab's slots is then an
+    /// available object (the magazine is empty).
     pub(super) fn refill<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -242,6 +244,10 @@ impl Slab {
             // New slabs only: no more than they hold (no moving down after).
             let slabs = refill_slabs(target, c.objs, c.lay.slab_bytes());
             target = target.min(slabs * c.objs as usize);
+            // A slab of more than half the magazine: the whole slab, if it fits.
+            if c.objs as usize > target && c.objs as usize <= c.cap {
+                target = c.objs as usize;
+            }
         }
         let got = self.take_objects(mem, pages, ix, gfp, None, target)?;
         let c = &mut self.caches[ix as usize];
