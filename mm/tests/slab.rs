@@ -237,7 +237,7 @@ impl Env {
                 .map
                 .iter()
                 .zip(&self.pages.used)
-                .map(|(p, &u)| if u { Ok(p.clone()) } else { Err(p.state()) })
+                .map(|(p, &u)| if u { Ok(*p) } else { Err(p.state()) })
                 .collect(),
         )
     }
