@@ -212,7 +212,17 @@ impl Env {
             .unwrap();
     }
     /// Allocator state (error counters excluded: misuse of debug caches is reported).
-    fn snapshot(&self) -> (Vec<CacheInfo>, SlabTotals, BTreeMap<u32, u32>, Vec<Page>) {
+    /// Caches, totals, blocks out and the `struct Page` of every page in use (a
+    /// free page's fields beyond its state are the page provider's).
+    #[allow(clippy::type_complexity)]
+    fn snapshot(
+        &self,
+    ) -> (
+        Vec<CacheInfo>,
+        SlabTotals,
+        BTreeMap<u32, u32>,
+        Vec<Result<Page, PageState>>,
+    ) {
         (
             self.slab
                 .caches()
@@ -223,7 +233,12 @@ impl Env {
                 .collect(),
             self.slab.totals(),
             self.pages.blocks.clone(),
-            self.pages.map.clone(),
+            self.pages
+                .map
+                .iter()
+                .zip(&self.pages.used)
+                .map(|(p, &u)| if u { Ok(*p) } else { Err(p.state()) })
+                .collect(),
         )
     }
     fn info(&self, c: CacheId) -> CacheInfo {
@@ -435,14 +450,14 @@ fn double_free_detected_in_magazine_and_in_slabs() {
     assert_eq!(e.slab.totals().objects, 0);
     e.shrink_all();
     assert_eq!(e.pages.outstanding(), 0);
-    // kmalloc-64: 64 objects per page, no slot reserved for metadata.
+    // kmalloc-64: 128 objects per 2-page slab, no slot reserved for metadata.
     let objs: Vec<u64> = (0..130)
         .map(|_| e.kmalloc(64, Gfp::KERNEL).unwrap())
         .collect();
     assert_eq!(
         e.info(e.slab.kmalloc_cache(64, false).unwrap())
             .objs_per_slab,
-        64
+        128
     );
     for &i in &[0usize, 1, 70, 129] {
         e.kfree(objs[i]).unwrap();
@@ -588,7 +603,9 @@ fn kfree_finds_owner_through_tail_pages() {
     for v in objs {
         e.kfree(v).unwrap();
     }
-    assert_eq!(e.pages.outstanding(), 1, "one empty slab kept as reserve");
+    // The refill made two slabs (64 KiB): the other one's objects are still in
+    // the magazine; this one is empty and kept as the spare.
+    assert_eq!(e.pages.outstanding(), 2, "one empty slab kept as reserve");
     e.shrink_all();
     assert_eq!(e.pages.outstanding(), 0);
     // Big classes (slabs above 32 KiB) have no magazine and keep no empty slab.
@@ -609,14 +626,14 @@ fn empty_slabs_go_back_and_stats_follow() {
         .collect();
     let i = e.info(k);
     assert_eq!(i.active_objs, 1000);
-    assert_eq!(i.objs_per_slab, 32);
-    assert_eq!(i.pages_per_slab, 1);
-    assert_eq!(i.num_slabs, 32); // ceil(1000 / 32)
-    assert_eq!(i.num_objs, 32 * 32);
+    assert_eq!(i.objs_per_slab, 128);
+    assert_eq!(i.pages_per_slab, 4);
+    assert_eq!(i.num_slabs, 8); // ceil(1000 / 128)
+    assert_eq!(i.num_objs, 8 * 128);
     let t = e.slab.totals();
     assert_eq!(t.cache_used, 1000 * 128);
     assert_eq!(t.cache_free, 24 * 128);
-    assert_eq!(t.slab_bytes, 32 * 4096);
+    assert_eq!(t.slab_bytes, 8 * 4 * 4096);
     for v in objs.iter().step_by(2) {
         e.kfree(*v).unwrap();
     }
@@ -628,15 +645,15 @@ fn empty_slabs_go_back_and_stats_follow() {
     let i = e.info(k);
     assert_eq!(i.active_objs, 0);
     // The magazine keeps at most 128 objects, the last freed (odd objects from
-    // about 745 on: slabs 23..=31), plus one spare slab; the rest went back.
-    assert!(i.num_slabs <= 10, "{} slabs kept", i.num_slabs);
+    // about 745 on: slabs 5..=7), plus one spare slab; the rest went back.
+    assert!(i.num_slabs <= 4, "{} slabs kept", i.num_slabs);
     e.shrink_all();
     assert_eq!(e.slab.totals(), SlabTotals::default());
     assert_eq!(e.pages.outstanding(), 0);
     let mut s = String::new();
     e.slab.write_slabinfo(&mut s).unwrap();
     assert!(s.starts_with("slabinfo - version: 2.1\n# name"));
-    assert!(s.contains("\nkmalloc-128            0      0    128   32    1 : tunables    0    0    0 : slabdata      0      0      0\n"), "{s}");
+    assert!(s.contains("\nkmalloc-128            0      0    128  128    4 : tunables    0    0    0 : slabdata      0      0      0\n"), "{s}");
     assert!(s.contains("\ndma-kmalloc-1M "));
 }
 
@@ -1731,11 +1748,11 @@ fn slub_debug_parsing() {
 fn nondebug_metadata_is_out_of_reach_of_overflows() {
     let mut e = Env::new(8192);
     let c = e.create("victim", 64, 0, SlabFlags::NONE);
-    // Two full slabs of 64 objects; then some free in their slab, one in the
+    // Two full slabs of 128 objects; then some free in their slab, one in the
     // magazine.
-    let objs: Vec<u64> = (0..128).map(|_| e.calloc(c).unwrap()).collect();
-    assert_eq!(e.info(c).objs_per_slab, 64);
-    for &i in &[3usize, 4, 70] {
+    let objs: Vec<u64> = (0..256).map(|_| e.calloc(c).unwrap()).collect();
+    assert_eq!(e.info(c).objs_per_slab, 128);
+    for &i in &[3usize, 4, 170] {
         e.cfree(c, objs[i]).unwrap();
     }
     e.slab
@@ -1752,17 +1769,17 @@ fn nondebug_metadata_is_out_of_reach_of_overflows() {
     }
     // Nothing the allocator relies on was there: no error, exact answers.
     assert_eq!(e.validate_all(), 0);
-    for &i in &[3usize, 4, 5, 70] {
+    for &i in &[3usize, 4, 5, 170] {
         assert_eq!(e.cfree(c, objs[i]), Err(MmError::ObjectDoubleFree(objs[i])));
     }
     let again: Vec<u64> = (0..4).map(|_| e.calloc(c).unwrap()).collect();
-    let mut want = vec![objs[3], objs[4], objs[5], objs[70]];
+    let mut want = vec![objs[3], objs[4], objs[5], objs[170]];
     let mut got = again.clone();
     want.sort();
     got.sort();
     assert_eq!(got, want, "the freed objects come back, nothing else");
     for (i, &v) in objs.iter().enumerate() {
-        if ![3usize, 4, 5, 70].contains(&i) {
+        if ![3usize, 4, 5, 170].contains(&i) {
             e.cfree(c, v).unwrap();
         }
     }
@@ -1778,7 +1795,9 @@ fn nondebug_metadata_is_out_of_reach_of_overflows() {
 fn validate_checks_available_counts_against_the_bitmap() {
     let mut e = Env::new(8192);
     let c = e.create("counted", 128, 0, SlabFlags::NONE);
-    let objs: Vec<u64> = (0..32).map(|_| e.calloc(c).unwrap()).collect();
+    // One full slab (128 objects, two refills).
+    let objs: Vec<u64> = (0..128).map(|_| e.calloc(c).unwrap()).collect();
+    assert_eq!(e.info(c).objs_per_slab, 128);
     for &v in &objs[..3] {
         e.cfree(c, v).unwrap();
     }
@@ -1855,9 +1874,10 @@ fn mempool_falls_back_to_reserve_and_refills_it() {
         )
         .unwrap();
     assert_eq!((pool.min_nr(), pool.curr_nr()), (4, 4));
-    // The 4 reserve elements filled half a slab; fill the rest, then forbid new slabs.
+    // The 4 reserve elements came from the first refill (two slabs of 8 objects,
+    // into the magazine); take the other 12, then forbid new slabs.
     let mut got = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..12 {
         got.push(
             e.slab
                 .mempool_alloc(&mut e.mem, &mut e.pages, &mut pool, Gfp::KERNEL)
@@ -1880,10 +1900,10 @@ fn mempool_falls_back_to_reserve_and_refills_it() {
             .mempool_alloc(&mut e.mem, &mut e.pages, &mut pool, Gfp::KERNEL),
         Err(MmError::OutOfMemory)
     );
-    assert_eq!(pool.outstanding(), 8);
+    assert_eq!(pool.outstanding(), 16);
     assert_eq!(
         e.slab.mempool_destroy(&mut e.mem, &mut e.pages, &mut pool),
-        Err(MmError::CacheBusy { live: 8 })
+        Err(MmError::CacheBusy { live: 16 })
     );
     // Misuse.
     let other = e.slab.kmalloc_cache(64, false).unwrap();
@@ -2263,16 +2283,17 @@ fn slab_of(e: &Env, v: u64, order: u32) -> u32 {
 
 #[test]
 fn batched_flush_spans_slabs_and_releases_one_mid_run() {
-    // kmalloc-128: 32 objects per order-0 slab, magazine of 128, flushes of 64.
+    // kmalloc-1k: 32 objects per order-3 slab, magazine of 128, refills of two
+    // new slabs (64 objects), flushes of 64.
     let mut e = Env::new(8192);
-    let k = e.slab.kmalloc_cache(128, false).unwrap();
+    let k = e.slab.kmalloc_cache(1024, false).unwrap();
     let objs: Vec<u64> = (0..256)
-        .map(|_| e.kmalloc(128, Gfp::KERNEL).unwrap())
+        .map(|_| e.kmalloc(1024, Gfp::KERNEL).unwrap())
         .collect();
     // Refills come from new slabs, each written lowest address first.
     let mut by_slab: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
     for &v in &objs {
-        by_slab.entry(slab_of(&e, v, 0)).or_default().push(v);
+        by_slab.entry(slab_of(&e, v, 3)).or_default().push(v);
     }
     assert_eq!(by_slab.len(), 8);
     assert!(by_slab.values().all(|s| s.len() == 32));
@@ -2348,31 +2369,33 @@ fn batched_flush_spans_slabs_and_releases_one_mid_run() {
 #[test]
 fn refill_from_fresh_and_partial_slabs() {
     let mut e = Env::new(8192);
-    // kmalloc-1k: 8 objects per order-1 slab; one refill makes 4 new slabs (32 KiB)
-    // and takes all their objects, so none is on the partial list.
+    // kmalloc-1k: 32 objects per order-3 slab; one refill (64 objects) makes 2
+    // new slabs (64 KiB) and takes all their objects, so none is on the partial list.
     let k1 = e.slab.kmalloc_cache(1024, false).unwrap();
     let a = e.kmalloc(1024, Gfp::KERNEL).unwrap();
     let i = e.info(k1);
-    assert_eq!((i.num_slabs, i.partial_slabs, i.active_objs), (4, 0, 1));
-    assert_eq!(e.pages.outstanding(), 4);
+    assert_eq!((i.num_slabs, i.partial_slabs, i.active_objs), (2, 0, 1));
+    assert_eq!(e.pages.outstanding(), 2);
     let mut got = vec![a];
-    for _ in 0..31 {
+    for _ in 0..63 {
         got.push(e.kmalloc(1024, Gfp::KERNEL).unwrap());
     }
     // Lowest address first through each slab, slab after slab.
     let mut sorted = got.clone();
     sorted.sort_unstable();
     assert_eq!(got, sorted);
-    assert_eq!(e.info(k1).num_slabs, 4);
+    assert_eq!(e.info(k1).num_slabs, 2);
     assert_eq!(e.validate_all(), 0);
-    // kmalloc-32: 128 objects per slab, refills of 64: the new slab is half taken
-    // and waits on the partial list; the next refill scans it for the other half.
+    // kmalloc-32: 128 objects per slab, more than a refill's usual 64 but within
+    // the magazine's 128: a refill from new slabs takes the new slab whole, so it
+    // is not on the partial list and the next 127 allocations need no refill.
     let k32 = e.slab.kmalloc_cache(32, false).unwrap();
     let first: Vec<u64> = (0..64)
         .map(|_| e.kmalloc(32, Gfp::KERNEL).unwrap())
         .collect();
     let i = e.info(k32);
-    assert_eq!((i.num_slabs, i.partial_slabs, i.active_objs), (1, 1, 64));
+    assert_eq!((i.num_slabs, i.partial_slabs, i.active_objs), (1, 0, 64));
+    assert_eq!(i.num_objs - i.active_objs, 64, "the rest in the magazine");
     let second: Vec<u64> = (0..64)
         .map(|_| e.kmalloc(32, Gfp::KERNEL).unwrap())
         .collect();

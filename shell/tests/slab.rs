@@ -621,11 +621,11 @@ fn caches_are_created_used_and_destroyed() {
     );
     assert_eq!(
         row("dev"),
-        "dev                  104    128    64      1     32     1   1 -    dma,hw,panic"
+        "dev                  104    128    64      1    128     1   4 -    dma,hw,panic"
     );
     assert_eq!(
         row("dbg"),
-        "dbg                   64     96     8      0      0     0   1 ZP   -"
+        "dbg                   64     96     8      0      0     0   2 ZP   -"
     );
     assert!(caches.iter().all(|l| l.len() <= 80));
     assert_eq!(caches.len(), 1 + 32 + 4);
@@ -704,15 +704,15 @@ fn slabinfo_is_exactly_proc_slabinfo() {
     };
     assert_eq!(
         line("kmalloc-128"),
-        "kmalloc-128            2     32    128   32    1 : tunables    0    0    0 : slabdata      1      1      0"
+        "kmalloc-128            2    128    128  128    4 : tunables    0    0    0 : slabdata      1      1      0"
     );
     assert_eq!(
         line("kmalloc-256"),
-        "kmalloc-256            3     16    256   16    1 : tunables    0    0    0 : slabdata      1      1      0"
+        "kmalloc-256            3    128    256  128    8 : tunables    0    0    0 : slabdata      1      1      0"
     );
     assert_eq!(
         line("dma-kmalloc-8k"),
-        "dma-kmalloc-8k         1      4   8192    4    8 : tunables    0    0    0 : slabdata      1      1      0"
+        "dma-kmalloc-8k         1      8   8192    4    8 : tunables    0    0    0 : slabdata      2      2      0"
     );
     assert_eq!(
         line("foo"),

@@ -83,28 +83,55 @@ const fn align_up(x: u32, a: u32) -> u32 {
     (x + a - 1) & !(a - 1)
 }
 
-/// Picks the slab order for `stride`: the smallest order giving at least 8 objects
-/// (or any order >= 3, i.e. 32 KiB, for big objects) with at most 1/8 of the slab
-/// wasted; if none qualifies, the smallest order that holds one object.
+/// Largest order [`choose_order`] prefers (32 KiB slabs, Linux's `slub_max_order`).
+pub const PREFERRED_MAX_ORDER: u32 = 3;
+
+/// Objects in a slab of 2^`order` pages with slots of `stride` bytes (at most
+/// [`MAX_OBJS_PER_SLAB`]), and whether at most 1/8 of the slab is wasted.
+const fn fit(stride: u32, order: u32) -> (u32, bool) {
+    let bytes = (PAGE_SIZE as u64) << order;
+    let mut n = bytes / stride as u64;
+    if n > MAX_OBJS_PER_SLAB as u64 {
+        n = MAX_OBJS_PER_SLAB as u64;
+    }
+    let waste = bytes - n * stride as u64;
+    (n as u32, n > 0 && waste * 8 <= bytes)
+}
+
+/// Picks the slab order for `stride`: the most objects per slab (at most 128)
+/// with at most 1/8 of the slab wasted among orders 0..=3 (up to 32 KiB), the
+/// smallest such order on a tie. Every per-slab cost (making and giving back a
+/// slab, the page allocator's round trip, partial-list moves) is shared by that
+/// many objects. Objects that do not fit an order-3 slab that way get the
+/// smallest larger order with at most 1/8 waste; if none qualifies, the smallest
+/// order that holds one object.
 const fn choose_order(stride: u32) -> Option<(u32, u32)> {
-    let mut order = 0;
+    let mut best: Option<(u32, u32)> = None;
+    // The smallest order that holds one object.
     let mut fallback: Option<(u32, u32)> = None;
+    let mut order = 0;
     while order <= MAX_ORDER {
-        let bytes = (PAGE_SIZE as u64) << order;
-        let mut n = bytes / stride as u64;
-        if n > MAX_OBJS_PER_SLAB as u64 {
-            n = MAX_OBJS_PER_SLAB as u64;
+        let (n, ok) = fit(stride, order);
+        if n > 0 && fallback.is_none() {
+            fallback = Some((order, n));
         }
-        if n > 0 {
-            let waste = bytes - n * stride as u64;
-            if (n >= 8 || order >= 3) && waste * 8 <= bytes {
-                return Some((order, n as u32));
+        if order <= PREFERRED_MAX_ORDER {
+            let better = match best {
+                None => true,
+                Some((_, m)) => n > m,
+            };
+            if ok && better {
+                best = Some((order, n));
             }
-            if fallback.is_none() {
-                fallback = Some((order, n as u32));
-            }
+        } else if best.is_some() {
+            return best;
+        } else if ok {
+            return Some((order, n));
         }
         order += 1;
+    }
+    if best.is_some() {
+        return best;
     }
     fallback
 }
@@ -214,9 +241,9 @@ mod tests {
         let l = compute(32, 32, none).unwrap();
         assert_eq!((l.order, l.objs, l.usable()), (0, 128, 128));
         let l = compute(64, 64, none).unwrap();
-        assert_eq!((l.order, l.objs), (0, 64));
+        assert_eq!((l.order, l.objs), (1, 128));
         let l = compute(128, 128, none).unwrap();
-        assert_eq!((l.order, l.objs), (0, 32));
+        assert_eq!((l.order, l.objs), (2, 128));
         // Strides are multiples of 32 (one liveness bit per slot).
         for (size, align, stride) in [(8, 8, 32), (40, 8, 64), (100, 8, 128), (96, 32, 96)] {
             assert_eq!(compute(size, align, none).unwrap().stride, stride);
@@ -239,6 +266,73 @@ mod tests {
                 assert_eq!(exact, i < l.objs as u64 && i * l.stride as u64 == off);
             }
         }
+    }
+
+    #[test]
+    fn kmalloc_geometry() {
+        // (order, objects per slab) of kmalloc-32 ... kmalloc-1M: the most objects
+        // (<= 128) up to order 3, then one object per slab.
+        let want = [
+            (0, 128),
+            (1, 128),
+            (2, 128),
+            (3, 128),
+            (3, 64),
+            (3, 32),
+            (3, 16),
+            (3, 8),
+            (3, 4),
+            (3, 2),
+            (3, 1),
+            (4, 1),
+            (5, 1),
+            (6, 1),
+            (7, 1),
+            (8, 1),
+        ];
+        for (k, &w) in want.iter().enumerate() {
+            let s = class_size(k);
+            let l = compute(s, s, DebugFlags::NONE).unwrap();
+            assert_eq!((l.order, l.objs), w, "kmalloc-{s}");
+            assert_eq!(
+                l.slab_bytes(),
+                l.objs as u64 * l.stride as u64,
+                "kmalloc-{s} waste"
+            );
+        }
+    }
+
+    #[test]
+    fn orders_bound_waste() {
+        // Odd strides: at most 1/8 wasted, and no order up to 3 with at most 1/8
+        // waste holds more objects.
+        for stride in (32..=20_000u32).step_by(32) {
+            let l = compute(stride, 8, DebugFlags::NONE).unwrap();
+            let bytes = l.slab_bytes();
+            let waste = bytes - l.objs as u64 * stride as u64;
+            assert!(waste * 8 <= bytes, "stride {stride}: {l:?}");
+            assert!(l.objs <= MAX_OBJS_PER_SLAB);
+            if l.order <= PREFERRED_MAX_ORDER {
+                for o in 0..=PREFERRED_MAX_ORDER {
+                    let (n, ok) = fit(stride, o);
+                    assert!(
+                        !ok || n < l.objs || (n == l.objs && o >= l.order),
+                        "stride {stride} order {o}"
+                    );
+                }
+            } else {
+                assert!(
+                    (0..=PREFERRED_MAX_ORDER).all(|o| !fit(stride, o).1),
+                    "stride {stride}"
+                );
+            }
+        }
+        // 160 B: order 3 would hold 128 but waste 3/8; order 2 holds 102.
+        let l = compute(160, 32, DebugFlags::NONE).unwrap();
+        assert_eq!((l.order, l.objs), (2, 102));
+        // 20,000 B: no order up to 3 within 1/8; order 4 holds 3.
+        let l = compute(20_000, 8, DebugFlags::NONE).unwrap();
+        assert_eq!((l.order, l.objs), (4, 3));
     }
 
     #[test]

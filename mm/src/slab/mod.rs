@@ -45,13 +45,15 @@
 //!   its frame's `Page::slab_cache` must name a kmalloc cache whose magazine has
 //!   room (`kmem_cache_free`: the given cache), and its bit must be set. Clear the
 //!   bit, push the object. Nothing is changed unless every check passes.
-//! - Magazine empty on allocation: refill it with up to half its capacity, written
-//!   straight in its final order (lowest address on top): every available object
-//!   of a partial slab in one bitmap scan, slab after slab; if there is no partial
-//!   slab, new slabs (one, or up to 32 KiB of them if a slab holds at most an
-//!   eighth of the refill: kmalloc-512 ... kmalloc-2k), whose
-//!   objects come from the stride without a scan and which join the partial list
-//!   only if some objects are left over. Magazine full on free: the older half
+//! - Magazine empty on allocation: refill it, written straight in its final order
+//!   (lowest address on top): up to half its capacity of the available objects of
+//!   the partial slabs, each slab's in one bitmap scan (bitmap words whose slots
+//!   are all free are written from the stride), slab after slab; if there is no
+//!   partial slab, whole new slabs, whose objects come from the stride without a
+//!   scan: as many as half the magazine holds, up to 64 KiB of them (kmalloc-1k
+//!   ... kmalloc-32k: two 32 KiB slabs), or one slab of more than half the
+//!   magazine if all of it holds the slab (kmalloc-32 ... 256: 128 objects).
+//!   Magazine full on free: the older half
 //!   goes back to its slabs in runs (consecutive objects of one slab: one count
 //!   update, one partial-list and one give-back decision per run); a slab whose
 //!   objects are all available is given back, except one spare per cache.
@@ -73,9 +75,13 @@
 //! 0` exactly on the pages of live slabs (set on every page when a slab is made,
 //! cleared before its block goes back); a liveness bit is only set inside a slab.
 //!
-//! Slab sizes: the smallest order giving >= 8 objects (or >= 32 KiB) with <= 1/8
-//! waste, at most 128 slots (kmalloc-32..512: order 0; 1k: 1; 2k: 2; 4k..32k: 3;
-//! 64k: 4 ... 1M: 8).
+//! Slab sizes: the most objects per slab (at most 128 slots) with <= 1/8 waste
+//! among orders 0..=3 (up to 32 KiB, like Linux's `slub_max_order`), the smallest
+//! such order on a tie; bigger objects the smallest order with <= 1/8 waste. Every
+//! per-slab cost (making and giving back a slab, the page allocator's round trip,
+//! partial-list moves) is shared by that many objects. kmalloc-32: order 0, 128
+//! objects; 64: order 1, 128; 128: order 2, 128; 256: order 3, 128; 512: 3, 64;
+//! 1k: 3, 32; 2k: 3, 16; 4k: 3, 8; 8k..32k: 3, 4..1; 64k: 4 ... 1M: 8.
 //!
 //! # Misuse
 //!

@@ -6,20 +6,16 @@ use core::panic::Location;
 use super::{bit_of, is_live, page_mut, set_live, Loc, Slab, GRANULE_SHIFT, MODE_DEBUG};
 use crate::{Gfp, MmError, PageProvider, PageState, Pfn, PhysMem, NIL, PAGE_SHIFT};
 
-/// Most bytes of new slabs one magazine refill makes when one slab holds at most
-/// an eighth of the refill (kmalloc-512 ... kmalloc-2k: 8 objects per slab), so
-/// that its cost is shared by more objects; other caches (and those with 32 KiB
-/// slabs) grow one slab per refill.
-pub(super) const REFILL_GROW_BYTES: u64 = 32 << 10;
+/// Most bytes of new slabs one magazine refill makes.
+pub(super) const REFILL_GROW_BYTES: u64 = 64 << 10;
 
 /// How many new slabs a refill of `target` objects of a cache with slabs of
-/// `objs` objects and `slab_bytes` bytes may make ([`REFILL_GROW_BYTES`]).
+/// `objs` objects and `slab_bytes` bytes may make: as many as the refill fills,
+/// up to [`REFILL_GROW_BYTES`], at least one.
 fn refill_slabs(target: usize, objs: u32, slab_bytes: u64) -> usize {
-    if objs as usize * 8 <= target {
-        (REFILL_GROW_BYTES / slab_bytes).max(1) as usize
-    } else {
-        1
-    }
+    (target / objs as usize)
+        .min((REFILL_GROW_BYTES / slab_bytes) as usize)
+        .max(1)
 }
 
 /// Writes `hi`, `hi - stride`, `hi - 2 * stride` ... to `dst` (four per step).
@@ -229,9 +225,11 @@ impl Slab {
     /// Refills the empty magazine of cache `ix` with up to half its capacity,
     /// written in its final order (lowest address on top: a run of allocations
     /// goes up through a slab): the available objects of the partial slabs, or, if
-    /// there are none, new slabs (several if they are small: [`refill_slabs`]). Every
-    /// clear bit of a slab's slots is then an available object (the magazine is
-    /// empty).
+    /// there are none, whole new slabs (as many as half the magazine holds, up to
+    /// 64 KiB: [`refill_slabs`]; or one slab holding more than half the magazine
+    /// if the whole magazine holds it, so that the refill never leaves a new slab
+    /// partial to be scanned later). Every clear bit of a slab's slots is then an
+    /// available object (the magazine is empty).
     pub(super) fn refill<M: PhysMem, P: PageProvider>(
         &mut self,
         mem: &mut M,
@@ -246,6 +244,10 @@ impl Slab {
             // New slabs only: no more than they hold (no moving down after).
             let slabs = refill_slabs(target, c.objs, c.lay.slab_bytes());
             target = target.min(slabs * c.objs as usize);
+            // A slab of more than half the magazine: the whole slab, if it fits.
+            if c.objs as usize > target && c.objs as usize <= c.cap {
+                target = c.objs as usize;
+            }
         }
         let got = self.take_objects(mem, pages, ix, gfp, None, target)?;
         let c = &mut self.caches[ix as usize];
@@ -287,30 +289,25 @@ impl Slab {
             let avail = page_mut(pages, head)?.count;
             let max = avail.min((want - got) as u32);
             let (stride, objs) = (c.stride as u64, c.objs);
-            let dst: &mut [u64] = match out {
-                Some(ref mut o) => o,
-                None => &mut c.mag,
-            };
-            let mut k = 0usize;
-            scan_slab(pages.slab_bits(), head, stride, objs, max, |p| {
-                let i = got + k;
-                let slot = if live {
-                    Some(i)
-                } else {
-                    want.checked_sub(i + 1)
-                };
-                if let Some(d) = slot.and_then(|s| dst.get_mut(s)) {
-                    *d = p + off;
+            let bits = pages.slab_bits();
+            // Into `out[got..]` upwards, or `mag[..want - got]` from its top down.
+            let k = match out {
+                Some(ref mut o) => {
+                    let d = &mut o[got..got + max as usize];
+                    scan_into(bits, head, stride, objs, d, off, false)
                 }
-                k += 1;
-            });
+                None => {
+                    let top = want - got;
+                    let d = &mut c.mag[top - max as usize..top];
+                    scan_into(bits, head, stride, objs, d, off, true)
+                }
+            };
             if k == 0 {
                 // A partial slab without a free slot: its count is wrong.
                 break;
             }
-            if live {
-                let d = &dst[got..got + k];
-                mark_live(pages.slab_bits_mut(), d, off);
+            if let Some(ref o) = out {
+                mark_live(pages.slab_bits_mut(), &o[got..got + k], off);
             }
             self.took(pages, ix, head, k as u32)?;
             got += k;
@@ -691,6 +688,97 @@ impl Slab {
     }
 }
 
+/// Writes the virtual addresses (direct map at `off`) of up to `dst.len()` free
+/// slots (clear liveness bit) of the slab at PFN `head` with `objs` slots of
+/// `stride` bytes, lowest first, to `dst` upwards from `dst[0]` or, with `down`,
+/// downwards from its last entry. Returns how many were written. A bitmap word
+/// whose slots are all free is written from the stride, without a bit scan (the
+/// free tail of a new slab, a slab given back in one run).
+#[inline]
+fn scan_into(
+    bits: &[u64],
+    head: u32,
+    stride: u64,
+    objs: u32,
+    dst: &mut [u64],
+    off: u64,
+    down: bool,
+) -> usize {
+    let max = dst.len();
+    if max == 0 {
+        return 0;
+    }
+    let base = Pfn(head).phys();
+    let end = base + objs as u64 * stride;
+    let mut k = 0usize;
+    let put = |dst: &mut [u64], k: usize, v: u64| {
+        let i = if down { max - 1 - k } else { k };
+        if let Some(d) = dst.get_mut(i) {
+            *d = v;
+        }
+    };
+    if !(stride.is_power_of_two() && stride <= 1 << super::WORD_SHIFT) {
+        let mut p = base;
+        while p < end && k < max {
+            let (w, b) = bit_of(p);
+            if bits.get(w).is_some_and(|&x| x & b == 0) {
+                put(dst, k, p + off);
+                k += 1;
+            }
+            p += stride;
+        }
+        return k;
+    }
+    // Word by word: the slots' bits repeat every stride / 32 bits. Words
+    // `..full` hold `per_word` slots each, a last partial word `last_n`.
+    let step = stride >> GRANULE_SHIFT;
+    let pattern = slot_pattern(step);
+    let per_word = (64 / step) as usize;
+    let (w0, _) = bit_of(base);
+    let full = objs as usize / per_word;
+    let last_n = objs as usize % per_word;
+    let words = full + (last_n != 0) as usize;
+    let Some(ws) = bits.get(w0..w0 + words) else {
+        return 0;
+    };
+    for (w, &word) in ws.iter().enumerate() {
+        let (slots, n) = if w < full {
+            (pattern, per_word)
+        } else {
+            (pattern & !(!0u64 << (last_n as u64 * step)), last_n)
+        };
+        let mut free = !word & slots;
+        if free == 0 {
+            continue;
+        }
+        let wbase = base + ((w as u64) << super::WORD_SHIFT) + off;
+        if free == slots {
+            let n = n.min(max - k);
+            if down {
+                fill_down(
+                    &mut dst[max - k - n..max - k],
+                    wbase + (n as u64 - 1) * stride,
+                    stride,
+                );
+            } else {
+                fill_up(&mut dst[k..k + n], wbase, stride);
+            }
+            k += n;
+        } else {
+            while free != 0 && k < max {
+                let p = wbase + ((free.trailing_zeros() as u64) << GRANULE_SHIFT);
+                free &= free - 1;
+                put(dst, k, p);
+                k += 1;
+            }
+        }
+        if k == max {
+            break;
+        }
+    }
+    k
+}
+
 /// Calls `f(phys)` for up to `max` free slots (clear liveness bit) of the slab at
 /// PFN `head` with `objs` slots of `stride` bytes, lowest first.
 fn scan_slab(bits: &[u64], head: u32, stride: u64, objs: u32, max: u32, mut f: impl FnMut(u64)) {
@@ -768,6 +856,68 @@ mod tests {
                         set_bit(&mut want, base + i * stride);
                     }
                     assert_eq!(bits, want, "stride {stride} first {first} n {n}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn scan_into_matches_scan_slab() {
+        // Free slots written upwards or downwards, whole free words from the
+        // stride, partial words bit by bit, capped at the destination's length;
+        // the same slots as the closure scan, lowest first.
+        let off = 0xffff_8000_0000_0000u64;
+        for (stride, objs) in [
+            (32u64, 128u32),
+            (64, 128),
+            (128, 128),
+            (256, 128),
+            (1024, 32),
+            (2048, 16),
+            (4096, 8),
+            (96, 42),
+            (64, 100),
+            (3008, 10),
+        ] {
+            for seed in 0u64..12 {
+                let mut bits = vec![0u64; 1024];
+                let head = 0x100u32;
+                let base = Pfn(head).phys();
+                // Live objects: none, all, or a pattern from the seed.
+                for i in 0..objs as u64 {
+                    let live = match seed {
+                        0 => false,
+                        1 => true,
+                        2 => i < objs as u64 / 2,
+                        _ => (i * 7 + seed).wrapping_mul(0x9e37_79b9) >> 7 & 3 == 0,
+                    };
+                    if live {
+                        set_bit(&mut bits, base + i * stride);
+                    }
+                }
+                for max in [0usize, 1, 5, 31, 33, 64, 200] {
+                    let mut want = Vec::new();
+                    scan_slab(&bits, head, stride, objs, max as u32, |p| {
+                        want.push(p + off)
+                    });
+                    for down in [false, true] {
+                        let mut dst = vec![0u64; max];
+                        let k = scan_into(&bits, head, stride, objs, &mut dst, off, down);
+                        let got: Vec<u64> = if down {
+                            dst[max - k..].iter().rev().copied().collect()
+                        } else {
+                            dst[..k].to_vec()
+                        };
+                        assert_eq!(
+                            got, want,
+                            "stride {stride} seed {seed} max {max} down {down}"
+                        );
+                        if down {
+                            assert!(dst[..max - k].iter().all(|&x| x == 0));
+                        } else {
+                            assert!(dst[k..].iter().all(|&x| x == 0));
+                        }
+                    }
                 }
             }
         }

@@ -1156,7 +1156,7 @@ mod tests {
         }
         assert_eq!(got, want);
         assert!(got.contains(
-            "\nkmalloc-128            0      0    128   32    1 : tunables    0    0    0 \
+            "\nkmalloc-128            0      0    128  128    4 : tunables    0    0    0 \
              : slabdata      0      0      0\n"
         ));
     }
