@@ -13,7 +13,8 @@ the first round (which splits the blocks the caches then hold) cancel out.
     python3 mm/benches/callgrind_batches.py --quick   # B <= 1,024 and 10,000 only
 
 Needs valgrind. Runs as many valgrind processes as there are CPUs (--jobs N).
-A peer that does not finish within --timeout seconds is shown as "t/o".
+A peer that does not finish within --timeout seconds is shown as "t/o", one
+whose run fails (a panic, an exhausted arena) as "fail", with its error on stderr.
 """
 
 import argparse
@@ -31,6 +32,9 @@ PAGE_PEERS = ["bsa-heap", "rlsf", "talc", "bsa-frame"]
 SLAB_PEERS = ["talc", "rlsf", "linked_list", "buddy_system", "slabmalloc"]
 
 
+FAILED = float("nan")
+
+
 def ir(cmd, timeout):
     """Instructions executed by `cmd` under callgrind, or None on timeout."""
     try:
@@ -44,7 +48,9 @@ def ir(cmd, timeout):
         return None
     m = re.search(r"refs:\s+([\d,]+)", out.stderr)
     if out.returncode != 0 or not m:
-        sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}")
+        tail = "\n".join([l for l in out.stderr.splitlines() if not l.startswith("==")][-5:])
+        print(f"\nfailed: {' '.join(cmd)}\n{tail}", file=sys.stderr)
+        return FAILED
     return int(m.group(1).replace(",", ""))
 
 
@@ -54,7 +60,7 @@ def per_object(make_cmd, lo, objects, timeout):
     b = ir(make_cmd(2 * lo), timeout) if a is not None else None
     if a is None or b is None:
         return None
-    return (b - a) / (lo * objects)
+    return (b - a) / (lo * objects)  # NaN if a run failed
 
 
 def rounds_for(objects):
@@ -112,11 +118,13 @@ def slab_jobs(sizes):
 
 
 def fmt(x):
-    return "t/o" if x is None else f"{x:.0f}"
+    if x is None:
+        return "t/o"
+    return "fail" if x != x else f"{x:.1f}"
 
 
 def ratio(x, best):
-    return "–" if x is None or best is None else f"{x / best:.2f}"
+    return "–" if x is None or best is None or x != x else f"{x / best:.3f}"
 
 
 def table(rows, label, peers, res, title):
@@ -126,7 +134,7 @@ def table(rows, label, peers, res, title):
     print("|" + "---|" * len(head))
     for row in rows:
         vals = {who: res.get((row, who)) for who in ["memkern", "bulk"] + peers}
-        got = [(vals[p], p) for p in peers if vals[p] is not None]
+        got = [(vals[p], p) for p in peers if vals[p] is not None and vals[p] == vals[p]]
         best, best_who = min(got) if got else (None, "–")
         cells = [f"{x:,}" if isinstance(x, int) and x > 999 else str(x) for x in row]
         cells += [fmt(vals["memkern"]), "–" if (row, "bulk") not in res else fmt(vals["bulk"])]
@@ -140,7 +148,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small batches only")
     ap.add_argument("--only", choices=["pages", "slab"], help="one table only")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--timeout", type=float, default=900.0, help="seconds per valgrind run")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per valgrind run")
     ap.add_argument("--no-build", action="store_true", help="use the examples as built")
     args = ap.parse_args()
     if not args.no_build:
