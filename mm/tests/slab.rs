@@ -644,9 +644,12 @@ fn empty_slabs_go_back_and_stats_follow() {
     }
     let i = e.info(k);
     assert_eq!(i.active_objs, 0);
-    // The magazine keeps at most 128 objects, the last freed (odd objects from
-    // about 745 on: slabs 5..=7), plus one spare slab; the rest went back.
-    assert!(i.num_slabs <= 4, "{} slabs kept", i.num_slabs);
+    // The magazine (256) keeps the last freed: it started with slab 7's 24
+    // objects never handed out, and four flushes of the oldest 192 leave it
+    // holding the odd objects from 489 on (slabs 3..=7), plus one spare slab;
+    // the rest went back.
+    assert_eq!(mm::slab::MAG, 256);
+    assert_eq!(i.num_slabs, 6, "{} slabs kept", i.num_slabs);
     e.shrink_all();
     assert_eq!(e.slab.totals(), SlabTotals::default());
     assert_eq!(e.pages.outstanding(), 0);
@@ -2283,11 +2286,12 @@ fn slab_of(e: &Env, v: u64, order: u32) -> u32 {
 
 #[test]
 fn batched_flush_spans_slabs_and_releases_one_mid_run() {
-    // kmalloc-1k: 32 objects per order-3 slab, magazine of 128, refills of two
-    // new slabs (64 objects), flushes of 64.
+    // kmalloc-1k: 32 objects per order-3 slab, magazine of 256, refills of two
+    // new slabs (64 objects), flushes of the oldest 192 (three quarters).
+    assert_eq!(mm::slab::MAG, 256);
     let mut e = Env::new(8192);
     let k = e.slab.kmalloc_cache(1024, false).unwrap();
-    let objs: Vec<u64> = (0..256)
+    let objs: Vec<u64> = (0..512)
         .map(|_| e.kmalloc(1024, Gfp::KERNEL).unwrap())
         .collect();
     // Refills come from new slabs, each written lowest address first.
@@ -2295,10 +2299,10 @@ fn batched_flush_spans_slabs_and_releases_one_mid_run() {
     for &v in &objs {
         by_slab.entry(slab_of(&e, v, 3)).or_default().push(v);
     }
-    assert_eq!(by_slab.len(), 8);
+    assert_eq!(by_slab.len(), 16);
     assert!(by_slab.values().all(|s| s.len() == 32));
     assert!(
-        objs.windows(2).filter(|w| w[1] < w[0]).count() <= 4,
+        objs.windows(2).filter(|w| w[1] < w[0]).count() <= 8,
         "not ascending"
     );
     assert_eq!(e.info(k).partial_slabs, 0);
@@ -2311,7 +2315,7 @@ fn batched_flush_spans_slabs_and_releases_one_mid_run() {
     e.slab
         .kmem_cache_shrink(&mut e.mem, &mut e.pages, k)
         .unwrap();
-    assert_eq!((e.info(k).num_slabs, e.info(k).partial_slabs), (8, 1));
+    assert_eq!((e.info(k).num_slabs, e.info(k).partial_slabs), (16, 1));
     // The magazine gets slabs 0 and 1 whole (64 objects), then slab 2's other half
     // and all of slab 3 (48): 112 objects, magazine not yet full.
     let order: Vec<u64> = slabs[0]
@@ -2324,23 +2328,25 @@ fn batched_flush_spans_slabs_and_releases_one_mid_run() {
     for &v in &order {
         e.kfree(v).unwrap();
     }
-    assert_eq!(e.info(k).num_slabs, 8);
-    assert_eq!(e.info(k).active_objs, 256 - 16 - 112);
-    // 16 more fill the magazine (128); the next free flushes its oldest 64 in
-    // one pass: the run of slab 0 makes it the spare, the run of slab 1 frees it
-    // entirely mid-flush and it goes back.
+    assert_eq!(e.info(k).num_slabs, 16);
+    assert_eq!(e.info(k).active_objs, 512 - 16 - 112);
+    // 144 more fill the magazine (256): slabs 4 to 7 and half of slab 8.
     let rest: Vec<u64> = slabs[4..].iter().flatten().copied().collect();
-    for &v in &rest[..16] {
+    for &v in &rest[..144] {
         e.kfree(v).unwrap();
     }
-    assert_eq!(e.info(k).num_slabs, 8);
-    e.kfree(rest[16]).unwrap();
+    assert_eq!(e.info(k).num_slabs, 16);
+    // The next free flushes the oldest 192 in one pass: the run of slab 0 makes
+    // it the spare; the runs of slab 1, of slab 2's other half, of slabs 3, 4
+    // and 5 each free a slab entirely mid-flush, and it goes back; 16 of slab 6
+    // leave it partial.
+    e.kfree(rest[144]).unwrap();
     let i = e.info(k);
-    assert_eq!((i.num_slabs, i.active_slabs, i.partial_slabs), (7, 6, 2));
-    assert_eq!(e.pages.outstanding(), 7);
+    assert_eq!((i.num_slabs, i.active_slabs, i.partial_slabs), (11, 10, 2));
+    assert_eq!(e.pages.outstanding(), 11);
     assert_eq!(e.validate_all(), 0);
-    // Shrinking flushes the other 65 in one pass: slab 2 completed (back), slab 3
-    // (back), 17 of slab 4 (partial); then the spare goes too.
+    // Shrinking flushes the other 65 in one pass: slab 6 completed (back), slab 7
+    // (back), 17 of slab 8 (partial); then the spare goes too.
     assert_eq!(
         e.slab
             .kmem_cache_shrink(&mut e.mem, &mut e.pages, k)
@@ -2350,14 +2356,17 @@ fn batched_flush_spans_slabs_and_releases_one_mid_run() {
     let i = e.info(k);
     assert_eq!(
         (i.num_slabs, i.partial_slabs, i.active_objs),
-        (4, 1, 128 - 17)
+        (8, 1, 384 - 145)
     );
     assert_eq!(e.validate_all(), 0);
     check_stats_pages(&e);
     // Freed objects are refused, with the error their slab's state gives.
     assert_eq!(e.kfree(slabs[1][5]), Err(MmError::InvalidFree(slabs[1][5])));
-    assert_eq!(e.kfree(rest[4]), Err(MmError::ObjectDoubleFree(rest[4])));
-    for &v in &rest[17..] {
+    assert_eq!(
+        e.kfree(rest[130]),
+        Err(MmError::ObjectDoubleFree(rest[130]))
+    );
+    for &v in &rest[145..] {
         e.kfree(v).unwrap();
     }
     assert_eq!(e.info(k).active_objs, 0);

@@ -50,11 +50,11 @@
 //!   the partial slabs, each slab's in one bitmap scan (bitmap words whose slots
 //!   are all free are written from the stride), slab after slab; if there is no
 //!   partial slab, whole new slabs, whose objects come from the stride without a
-//!   scan: as many as half the magazine holds, up to 64 KiB of them (kmalloc-1k
-//!   ... kmalloc-32k: two 32 KiB slabs), or one slab of more than half the
-//!   magazine if all of it holds the slab (kmalloc-32 ... 256: 128 objects).
-//!   Magazine full on free: the older half
-//!   goes back to its slabs in runs (consecutive objects of one slab: one count
+//!   scan: as many as half the magazine holds, up to 64 KiB of them (kmalloc-32
+//!   ... 256: one slab of 128 objects; kmalloc-1k ... kmalloc-32k: two 32 KiB
+//!   slabs), or one slab of more than half the magazine if all of it holds the
+//!   slab. Magazine full on free: the oldest three quarters
+//!   go back to their slabs in runs (consecutive objects of one slab: one count
 //!   update, one partial-list and one give-back decision per run); a slab whose
 //!   objects are all available is given back, except one spare per cache.
 //! - Bulk calls ([`Slab::kmem_cache_alloc_bulk`], [`Slab::kmem_cache_free_bulk`])
@@ -167,8 +167,12 @@ const KIND_CACHE: u8 = 2;
 const MODE_FAST: u8 = 0;
 const MODE_DEBUG: u8 = 1;
 
-/// Entries of a cache's magazine.
-pub const MAG: usize = 128;
+/// Entries of a cache's magazine. 256 rather than 128: a batch far beyond the
+/// magazine then pays its refill and flush calls half as often (kmalloc of
+/// 10,000 64 B objects: 84.6 -> 81.3 instructions per object, W1 59 -> 58), for
+/// 1 KiB more per cache in `Slab` (255 KiB in all); flushing three quarters instead of half
+/// moves less of the magazine down (80.3).
+pub const MAG: usize = 256;
 const _: () = assert!(MAG.is_power_of_two());
 /// Most bytes of objects one magazine holds.
 const MAG_BYTES: u64 = 256 << 10;

@@ -602,7 +602,7 @@ impl Slab {
             return self.put_back(pages, ix, loc.phys);
         }
         if c.n >= c.cap {
-            let half = (c.cap / 2).max(1);
+            let half = (c.cap - c.cap / 4).max(1);
             self.flush(mem, pages, ix, half)?;
         }
         set_live(pages, loc.phys, false);
